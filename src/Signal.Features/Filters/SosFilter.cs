@@ -1,0 +1,73 @@
+namespace Signal.Features.Filters;
+
+/// <summary>
+/// A cascade of second-order sections run on a stream of samples, in transposed direct form II
+/// with double-precision state (the structure of <c>scipy.signal.sosfilt</c>), so streaming in
+/// chunks gives exactly the output of one call on the whole signal.
+/// </summary>
+/// <remarks>Holds one channel's state: one instance per stream and channel, not thread-safe. Allocates nothing per sample.</remarks>
+public sealed class SosFilter
+{
+    private readonly Biquad[] _sections;
+    private readonly double[] _z1;
+    private readonly double[] _z2;
+
+    /// <summary>Creates a filter from its sections, with zero initial state.</summary>
+    /// <param name="sections">The sections in cascade order (at least one).</param>
+    public SosFilter(IReadOnlyList<Biquad> sections)
+    {
+        ArgumentNullException.ThrowIfNull(sections);
+        if (sections.Count == 0)
+        {
+            ThrowHelper.Argument(nameof(sections), "A filter needs at least one section.");
+        }
+
+        _sections = [.. sections];
+        _z1 = new double[_sections.Length];
+        _z2 = new double[_sections.Length];
+    }
+
+    /// <summary>The sections in cascade order.</summary>
+    public IReadOnlyList<Biquad> Sections => _sections;
+
+    /// <summary>Clears the state, as at the start of a new stream.</summary>
+    public void Reset()
+    {
+        Array.Clear(_z1);
+        Array.Clear(_z2);
+    }
+
+    /// <summary>Filters one sample.</summary>
+    /// <param name="x">The input sample.</param>
+    /// <returns>The output sample.</returns>
+    public double Process(double x)
+    {
+        for (int s = 0; s < _sections.Length; s++)
+        {
+            ref readonly Biquad q = ref _sections[s];
+            double y = (q.B0 * x) + _z1[s];
+            _z1[s] = (q.B1 * x) - (q.A1 * y) + _z2[s];
+            _z2[s] = (q.B2 * x) - (q.A2 * y);
+            x = y;
+        }
+
+        return x;
+    }
+
+    /// <summary>Filters samples in place; <paramref name="stride"/> &gt; 1 filters one channel of interleaved data.</summary>
+    /// <param name="samples">The samples, overwritten with the filter's output.</param>
+    /// <param name="offset">The index of the first sample of this channel.</param>
+    /// <param name="stride">The distance between consecutive samples of this channel (the channel count).</param>
+    public void Process(Span<float> samples, int offset = 0, int stride = 1)
+    {
+        if (stride < 1)
+        {
+            ThrowHelper.OutOfRange(nameof(stride), stride, "The stride must be at least 1.");
+        }
+
+        for (int i = offset; i < samples.Length; i += stride)
+        {
+            samples[i] = (float)Process(samples[i]);
+        }
+    }
+}

@@ -1,0 +1,365 @@
+using System.Numerics.Tensors;
+using Signal.Features.Fft;
+using Signal.Features.Filters;
+using Signal.Features.Framing;
+using Signal.Features.Spectra;
+using Signal.Features.Statistics;
+
+namespace Signal.Features.Pipeline;
+
+/// <summary>
+/// One stream's feature state: pre-filters, framer, previous spectrum (flux), delta history and
+/// scratch. Samples pushed in chunks of any size give exactly the rows of one offline call.
+/// </summary>
+/// <remarks>
+/// <para>Not thread-safe: one instance per stream, used by one thread at a time. After construction
+/// <see cref="Process"/> and <see cref="ExtractFrame"/> allocate nothing.</para>
+/// <para>Non-finite samples: with the spec's <c>nonFinite: "reject"</c> (the default) a chunk holding
+/// NaN or ±∞ is refused whole with a <see cref="NonFiniteSampleException"/> that names the sample and
+/// channel, and nothing of it is consumed (earlier chunks stay accepted); with <c>"hold"</c> each is
+/// replaced by the channel's previous sample (0 at the start) and counted in <see cref="NonFiniteSamples"/>.</para>
+/// </remarks>
+public sealed class FeatureExtractor
+{
+    private readonly FeaturePipeline _pipeline;
+    private readonly Framer _framer;
+    private readonly RealFft? _fft;
+    private readonly SosFilter[][] _filters;      // [channel][filter]
+    private readonly float[] _lastSample;         // per channel, for the hold policy
+    private readonly bool _hold;
+    private readonly float[] _staging;            // filtered / repaired copy of incoming samples
+    private readonly float[] _frame;
+    private readonly float[] _re, _im, _power, _scratch;
+    private readonly float[][] _previousPower;    // per channel, for the flux
+    private readonly float[][] _mel;              // per mel bank
+    private readonly float[][] _mfcc;             // per DCT
+    private readonly DeltaFilter?[][] _deltas;    // [channel][op]
+    private bool _hasPrevious;
+
+    internal FeatureExtractor(FeaturePipeline pipeline)
+    {
+        _pipeline = pipeline;
+        FeatureSpec spec = pipeline.Spec;
+        _framer = new Framer(new FramerOptions(spec.FrameLength, spec.Hop, spec.Channels, spec.RemoveDc));
+        _frame = new float[pipeline.FrameSize];
+        _staging = new float[pipeline.FrameSize];
+        _hold = spec.NonFinite == "hold";
+        _lastSample = new float[spec.Channels];
+        _filters = new SosFilter[spec.Channels][];
+        for (int c = 0; c < spec.Channels; c++)
+        {
+            _filters[c] = [.. spec.Filters.Select(f => new SosFilter(f.CreateSections(spec.SampleRate)))];
+        }
+
+        int bins = (pipeline.FftLength / 2) + 1;
+        if (pipeline.NeedsSpectrum)
+        {
+            _fft = new RealFft(pipeline.FftLength);
+        }
+
+        _re = new float[bins];
+        _im = new float[bins];
+        _power = new float[bins];
+        _scratch = new float[Math.Max(bins, pipeline.MelBanks.Select(m => m.Bands).DefaultIfEmpty(0).Max())];
+        _previousPower = new float[spec.Channels][];
+        for (int c = 0; c < spec.Channels; c++)
+        {
+            _previousPower[c] = pipeline.NeedsFlux ? new float[bins] : [];
+        }
+
+        _mel = [.. pipeline.MelBanks.Select(m => new float[m.Bands])];
+        _mfcc = [.. pipeline.Dcts.Select(d => new float[d.Coefficients])];
+        _deltas = new DeltaFilter?[spec.Channels][];
+        for (int c = 0; c < spec.Channels; c++)
+        {
+            _deltas[c] = [.. pipeline.Ops.Select(op => op.Name == "mfcc_delta" ? new DeltaFilter(op.Count, op.DeltaWidth) : null)];
+        }
+    }
+
+    /// <summary>The pipeline this stream belongs to.</summary>
+    public FeaturePipeline Pipeline => _pipeline;
+
+    /// <summary>Rows emitted since creation or the last <see cref="Reset"/>.</summary>
+    public long FramesEmitted { get; private set; }
+
+    /// <summary>Non-finite samples replaced under the <c>hold</c> policy.</summary>
+    public long NonFiniteSamples { get; private set; }
+
+    /// <summary>
+    /// Pushes interleaved samples and writes one row of <see cref="FeaturePipeline.OutputLength"/> features
+    /// per completed frame into <paramref name="destination"/>. Stops early when <paramref name="destination"/>
+    /// has no room for the next row; call again with the rest of the samples.
+    /// </summary>
+    /// <param name="interleaved">Whole multichannel samples, <c>[s0c0, s0c1, .., s1c0, ..]</c>.</param>
+    /// <param name="destination">Room for rows, row after row.</param>
+    /// <param name="consumed">The number of floats of <paramref name="interleaved"/> consumed.</param>
+    /// <returns>The number of rows written.</returns>
+    /// <exception cref="NonFiniteSampleException">A sample is NaN or infinite under the <c>reject</c> policy; nothing of this chunk was consumed.</exception>
+    public int Process(ReadOnlySpan<float> interleaved, Span<float> destination, out int consumed)
+    {
+        int channels = _pipeline.Spec.Channels;
+        if (interleaved.Length % channels != 0)
+        {
+            ThrowHelper.Argument(nameof(interleaved), $"'interleaved' holds {interleaved.Length} floats, not a whole number of {channels}-channel samples.");
+        }
+
+        if (!_hold && !TensorPrimitives.IsFiniteAll(interleaved))
+        {
+            int bad = IndexOfNonFinite(interleaved);
+            throw new NonFiniteSampleException(bad / channels, bad % channels, interleaved[bad]);
+        }
+
+        int rowLength = _pipeline.OutputLength;
+        bool direct = !_hold && _pipeline.Spec.Filters.Count == 0;
+        int rows = 0;
+        consumed = 0;
+        while (true)
+        {
+            if (_framer.IsFrameReady)
+            {
+                if (destination.Length < (rows + 1) * rowLength)
+                {
+                    break;
+                }
+
+                _framer.ReadFrame(_frame);
+                ExtractFrame(_frame, destination.Slice(rows * rowLength, rowLength));
+                rows++;
+                continue;
+            }
+
+            if (consumed == interleaved.Length)
+            {
+                break;
+            }
+
+            int take = Math.Min(_framer.SamplesNeeded * channels, interleaved.Length - consumed);
+            ReadOnlySpan<float> chunk = interleaved.Slice(consumed, take);
+            if (!direct)
+            {
+                Span<float> staged = _staging.AsSpan(0, take);
+                chunk.CopyTo(staged);
+                Condition(staged, channels);
+                chunk = staged;
+            }
+
+            consumed += _framer.Append(chunk);
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// Computes the features of one complete frame (channel-major, <see cref="FeaturePipeline.FrameSize"/> floats),
+    /// bypassing the framer and pre-filters; the stream's flux and delta state advance by one frame.
+    /// </summary>
+    /// <param name="frame">The frame: <c>frame[c·FrameLength + i]</c> is sample i of channel c.</param>
+    /// <param name="features">Receives <see cref="FeaturePipeline.OutputLength"/> values.</param>
+    public void ExtractFrame(ReadOnlySpan<float> frame, Span<float> features)
+    {
+        FeatureSpec spec = _pipeline.Spec;
+        if (frame.Length != _pipeline.FrameSize)
+        {
+            ThrowHelper.ArgumentLength(nameof(frame), _pipeline.FrameSize, frame.Length);
+        }
+
+        if (features.Length < _pipeline.OutputLength)
+        {
+            ThrowHelper.ArgumentTooShort(nameof(features), _pipeline.OutputLength, features.Length);
+        }
+
+        int per = _pipeline.FeaturesPerChannel;
+        for (int c = 0; c < spec.Channels; c++)
+        {
+            ExtractChannel(c, frame.Slice(c * spec.FrameLength, spec.FrameLength), features.Slice(c * per, per));
+        }
+
+        _hasPrevious = true;
+        if (_pipeline.NormMean is { } mean)
+        {
+            Span<float> row = features[.._pipeline.OutputLength];
+            TensorPrimitives.Subtract(row, mean, row);
+            TensorPrimitives.Multiply(row, _pipeline.NormScale!, row);
+        }
+
+        FramesEmitted++;
+    }
+
+    /// <summary>Forgets all stream state (buffered samples, filter memory, flux and delta history), as after a gap.</summary>
+    public void Reset()
+    {
+        _framer.Reset();
+        foreach (SosFilter[] channel in _filters)
+        {
+            foreach (SosFilter filter in channel)
+            {
+                filter.Reset();
+            }
+        }
+
+        foreach (DeltaFilter?[] channel in _deltas)
+        {
+            foreach (DeltaFilter? delta in channel)
+            {
+                delta?.Reset();
+            }
+        }
+
+        Array.Clear(_lastSample);
+        _hasPrevious = false;
+        FramesEmitted = 0;
+    }
+
+    private void ExtractChannel(int channel, ReadOnlySpan<float> x, Span<float> output)
+    {
+        FeaturePipeline p = _pipeline;
+        TimeStatistics time = p.NeedsTime ? TimeStatistics.Compute(x) : default;
+        SpectralStatistics spectral = default;
+        if (p.NeedsSpectrum)
+        {
+            _fft!.Forward(x, p.Window, _re, _im);
+            Spectrum.Power(_re, _im, _power);
+            if (p.NeedsSpectralStatistics)
+            {
+                ReadOnlySpan<float> previous = p.NeedsFlux && _hasPrevious ? _previousPower[channel] : default;
+                spectral = p.Analyzer.Compute(_power, previous, _scratch, p.NeedsLogs);
+            }
+
+            if (p.NeedsFlux)
+            {
+                _power.CopyTo(_previousPower[channel]);
+            }
+
+            for (int m = 0; m < _mel.Length; m++)
+            {
+                p.MelBanks[m].Apply(_power, _mel[m]);
+            }
+
+            for (int d = 0; d < _mfcc.Length; d++)
+            {
+                float[] mel = _mel[p.DctMel[d]];
+                Spectrum.LogPower(mel, _scratch, p.LogFloor);
+                p.Dcts[d].Transform(_scratch.AsSpan(0, mel.Length), _mfcc[d]);
+            }
+        }
+
+        FeatureOp[] ops = p.Ops;
+        for (int i = 0; i < ops.Length; i++)
+        {
+            FeatureOp op = ops[i];
+            Span<float> dst = output.Slice(op.Offset, op.Count);
+            switch (op.Name)
+            {
+                case "mean": dst[0] = time.Mean; break;
+                case "rms": dst[0] = time.Rms; break;
+                case "std": dst[0] = time.Std; break;
+                case "peak_to_peak": dst[0] = time.PeakToPeak; break;
+                case "crest_factor": dst[0] = time.CrestFactor; break;
+                case "skewness": dst[0] = time.Skewness; break;
+                case "kurtosis": dst[0] = time.Kurtosis; break;
+                case "zcr": dst[0] = time.ZeroCrossingRate; break;
+                case "spectral_centroid": dst[0] = spectral.Centroid; break;
+                case "spectral_bandwidth": dst[0] = spectral.Bandwidth; break;
+                case "spectral_rolloff": dst[0] = spectral.Rolloff; break;
+                case "spectral_flatness": dst[0] = spectral.Flatness; break;
+                case "spectral_entropy": dst[0] = spectral.Entropy; break;
+                case "spectral_flux": dst[0] = spectral.Flux; break;
+                case "peak_frequency": dst[0] = spectral.PeakFrequency; break;
+                case "peak_magnitude": dst[0] = spectral.PeakMagnitude; break;
+                case "dominant_band":
+                    {
+                        LinearBands bands = p.Bands[op.Bands];
+                        Span<float> energies = _scratch.AsSpan(0, bands.Bands);
+                        bands.Apply(_power, energies);
+                        dst[0] = TensorPrimitives.IndexOfMax(energies);
+                        break;
+                    }
+
+                case "band_energy": p.Bands[op.Bands].Apply(_power, dst); break;
+                case "mel":
+                    if (op.Log)
+                    {
+                        Spectrum.LogPower(_mel[op.Mel], dst, p.LogFloor);
+                    }
+                    else
+                    {
+                        _mel[op.Mel].CopyTo(dst);
+                    }
+
+                    break;
+                case "mfcc": _mfcc[op.Mfcc].CopyTo(dst); break;
+                case "mfcc_delta": _deltas[channel][i]!.Process(_mfcc[op.Mfcc], dst); break;
+                case "power": _power.CopyTo(dst); break;
+                case "log_power": Spectrum.LogPower(_power, dst, p.LogFloor); break;
+                default: throw new InvalidOperationException($"Feature '{op.Name}' has no implementation."); // unreachable: the spec validated
+            }
+        }
+    }
+
+    /// <summary>Repairs non-finite samples (hold policy) and runs the pre-filters, in place.</summary>
+    private void Condition(Span<float> staged, int channels)
+    {
+        for (int c = 0; c < channels; c++)
+        {
+            if (_hold)
+            {
+                float last = _lastSample[c];
+                for (int i = c; i < staged.Length; i += channels)
+                {
+                    if (!float.IsFinite(staged[i]))
+                    {
+                        staged[i] = last;
+                        NonFiniteSamples++;
+                    }
+
+                    last = staged[i];
+                }
+
+                _lastSample[c] = last;
+            }
+
+            foreach (SosFilter filter in _filters[c])
+            {
+                filter.Process(staged, c, channels);
+            }
+        }
+    }
+
+    private static int IndexOfNonFinite(ReadOnlySpan<float> values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+}
+
+/// <summary>A NaN or infinite sample refused by a stream under the <c>reject</c> policy.</summary>
+public sealed class NonFiniteSampleException : ArgumentException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="sampleIndex">The index of the multichannel sample within the refused chunk.</param>
+    /// <param name="channel">The channel of the bad value.</param>
+    /// <param name="value">The bad value.</param>
+    public NonFiniteSampleException(int sampleIndex, int channel, float value)
+        : base($"Sample {sampleIndex} of the chunk, channel {channel}, is {value}; the chunk was refused whole (set nonFinite to \"hold\" to repair such samples instead).", "interleaved")
+    {
+        SampleIndex = sampleIndex;
+        Channel = channel;
+        Value = value;
+    }
+
+    /// <summary>The index of the multichannel sample within the refused chunk.</summary>
+    public int SampleIndex { get; }
+
+    /// <summary>The channel of the bad value.</summary>
+    public int Channel { get; }
+
+    /// <summary>The bad value.</summary>
+    public float Value { get; }
+}

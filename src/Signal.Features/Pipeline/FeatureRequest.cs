@@ -1,0 +1,241 @@
+using System.Globalization;
+using Signal.Features.Spectra;
+
+namespace Signal.Features.Pipeline;
+
+/// <summary>
+/// One feature of a <see cref="FeatureSpec"/> with its parameters. Each is computed per channel.
+/// </summary>
+/// <remarks>
+/// <para>Time domain (on the raw, un-windowed frame; one column each): <c>mean</c>, <c>rms</c>, <c>std</c>,
+/// <c>peak_to_peak</c>, <c>crest_factor</c>, <c>skewness</c>, <c>kurtosis</c>, <c>zcr</c>.</para>
+/// <para>Spectral (on the power spectrum of the windowed frame; one column each): <c>spectral_centroid</c> (Hz),
+/// <c>spectral_bandwidth</c> (Hz), <c>spectral_rolloff</c> (Hz; <see cref="Fraction"/>, default 0.85),
+/// <c>spectral_flatness</c>, <c>spectral_entropy</c>, <c>spectral_flux</c>, <c>peak_frequency</c> (Hz),
+/// <c>peak_magnitude</c>, <c>dominant_band</c> (index of the strongest of the <see cref="Edges"/> bands).</para>
+/// <para>Vectors: <c>band_energy</c> (power summed over the <see cref="Edges"/> bands: <c>band_energy_0..</c>),
+/// <c>mel</c> (<see cref="Count"/> bands, default 128: <c>mel_0..</c>; mel power, or dB with <see cref="Log"/>),
+/// <c>mfcc</c> (<see cref="Count"/> coefficients, default 20: <c>mfcc_0..</c>), <c>mfcc_delta</c>
+/// (regression deltas of those MFCC: <c>mfcc_delta_0..</c>, lagging N = <see cref="DeltaWidth"/> frames),
+/// <c>power</c> and <c>log_power</c> (every bin: <c>power_0..power_{N/2}</c>).</para>
+/// <para>Mel defaults are librosa's: Slaney scale, Slaney area normalisation, 0 Hz to Nyquist. MFCC is the
+/// orthonormal DCT-II of <c>10·log10(max(mel power, logFloor))</c> with no top-dB clipping; its mel bank has
+/// <see cref="MelBands"/> bands, by default the count of a <c>mel</c> feature in the same spec, else 128.</para>
+/// </remarks>
+public sealed record FeatureRequest
+{
+    private static readonly string[] s_scalarNames =
+    [
+        "mean", "rms", "std", "peak_to_peak", "crest_factor", "skewness", "kurtosis", "zcr",
+        "spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "spectral_flatness", "spectral_entropy",
+        "spectral_flux", "peak_frequency", "peak_magnitude", "dominant_band",
+    ];
+
+    private static readonly string[] s_vectorNames = ["band_energy", "mel", "mfcc", "mfcc_delta", "power", "log_power"];
+
+    /// <summary>The feature's name (see the remarks for the list).</summary>
+    public string Name { get; init; } = string.Empty;
+
+    /// <summary>The number of outputs of <c>mel</c> (bands), <c>mfcc</c> and <c>mfcc_delta</c> (coefficients).</summary>
+    public int? Count { get; init; }
+
+    /// <summary>The fraction of total power for <c>spectral_rolloff</c> (default 0.85).</summary>
+    public double? Fraction { get; init; }
+
+    /// <summary>Band edges in Hz for <c>band_energy</c> and <c>dominant_band</c>: increasing, within 0..Nyquist.</summary>
+    public IReadOnlyList<double>? Edges { get; init; }
+
+    /// <summary>Mel bands under <c>mfcc</c>/<c>mfcc_delta</c> (default: the spec's <c>mel</c> count, else 128).</summary>
+    public int? MelBands { get; init; }
+
+    /// <summary>Mel scale: <c>slaney</c> (default) or <c>htk</c>.</summary>
+    public string? Scale { get; init; }
+
+    /// <summary>Mel filter normalisation: <c>slaney</c> (default) or <c>none</c>.</summary>
+    public string? Norm { get; init; }
+
+    /// <summary>Lowest mel filter edge in Hz (default 0).</summary>
+    public double? MinFrequency { get; init; }
+
+    /// <summary>Highest mel filter edge in Hz (default Nyquist).</summary>
+    public double? MaxFrequency { get; init; }
+
+    /// <summary>MFCC lifter L (default 0, none): coefficient k is scaled by 1 + (L/2)·sin(π(k+1)/L).</summary>
+    public int? Lifter { get; init; }
+
+    /// <summary>For <c>mel</c>: output 10·log10(max(mel power, logFloor)) instead of mel power (default false).</summary>
+    public bool? Log { get; init; }
+
+    /// <summary>For <c>mfcc_delta</c>: N, frames on each side of the regression (default 2).</summary>
+    public int? DeltaWidth { get; init; }
+
+    /// <summary>Every feature name this version knows.</summary>
+    public static IReadOnlyList<string> KnownNames { get; } = [.. s_scalarNames, .. s_vectorNames];
+
+    /// <summary>
+    /// Parses the command-line form: comma-separated names with an optional <c>:</c> argument, e.g.
+    /// <c>rms,zcr,spectral_centroid,mel:40,mfcc:13,spectral_rolloff:0.9,band_energy:0/500/1000/6000</c>.
+    /// The argument is the count (mel, mfcc, mfcc_delta), the fraction (spectral_rolloff) or
+    /// '/'-separated edges in Hz (band_energy, dominant_band).
+    /// </summary>
+    /// <param name="list">The list.</param>
+    /// <returns>The requests, not yet validated.</returns>
+    /// <exception cref="FeatureSpecException">An item does not parse; the message names it.</exception>
+    public static IReadOnlyList<FeatureRequest> ParseList(string list)
+    {
+        ArgumentNullException.ThrowIfNull(list);
+        var result = new List<FeatureRequest>();
+        string[] items = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        for (int i = 0; i < items.Length; i++)
+        {
+            string path = $"features[{i}]";
+            int colon = items[i].IndexOf(':', StringComparison.Ordinal);
+            string name = (colon < 0 ? items[i] : items[i][..colon]).ToLowerInvariant();
+            string? arg = colon < 0 ? null : items[i][(colon + 1)..];
+            var request = new FeatureRequest { Name = name };
+            if (arg is not null)
+            {
+                request = name switch
+                {
+                    "mel" or "mfcc" or "mfcc_delta" => request with { Count = ParseInt(arg, path + ".count") },
+                    "spectral_rolloff" => request with { Fraction = ParseDouble(arg, path + ".fraction") },
+                    "band_energy" or "dominant_band" => request with
+                    {
+                        Edges = [.. arg.Split('/').Select((e, j) => ParseDouble(e, $"{path}.edges[{j}]"))],
+                    },
+                    _ => throw new FeatureSpecException(path, $"'{name}' takes no ':' argument."),
+                };
+            }
+
+            result.Add(request);
+        }
+
+        return result;
+    }
+
+    /// <summary>The output column names of this feature for one channel (before the channel suffix).</summary>
+    /// <param name="spec">The spec it belongs to.</param>
+    /// <returns>The names.</returns>
+    public IEnumerable<string> ColumnNames(FeatureSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        int n = OutputCount(spec);
+        string prefix = Name switch
+        {
+            "band_energy" => "band_energy_",
+            "log_power" => "log_power_",
+            _ => Name + "_",
+        };
+        return n == 1 && s_scalarNames.Contains(Name)
+            ? [Name]
+            : Enumerable.Range(0, n).Select(i => prefix + i.ToString(CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>The number of output columns of this feature for one channel.</summary>
+    /// <param name="spec">The spec it belongs to.</param>
+    /// <returns>The count.</returns>
+    public int OutputCount(FeatureSpec spec) => Name switch
+    {
+        "band_energy" => (Edges?.Count ?? 1) - 1,
+        "mel" => Count ?? 128,
+        "mfcc" or "mfcc_delta" => Count ?? 20,
+        "power" or "log_power" => (spec.FftLength / 2) + 1,
+        _ => 1,
+    };
+
+    /// <summary>The mel bank options behind <c>mel</c>, <c>mfcc</c> and <c>mfcc_delta</c>.</summary>
+    /// <param name="spec">The spec it belongs to.</param>
+    /// <returns>The options.</returns>
+    public MelFilterBankOptions MelOptions(FeatureSpec spec)
+    {
+        int bands = Name == "mel" ? Count ?? 128 : MelBands ?? spec.Features.FirstOrDefault(f => f.Name == "mel")?.Count ?? 128;
+        return new MelFilterBankOptions(
+            spec.SampleRate, spec.FftLength, bands, MinFrequency ?? 0, MaxFrequency,
+            string.Equals(Scale, "htk", StringComparison.OrdinalIgnoreCase) ? MelScale.Htk : MelScale.Slaney,
+            string.Equals(Norm, "none", StringComparison.OrdinalIgnoreCase) ? MelNorm.None : MelNorm.Slaney);
+    }
+
+    internal void Validate(string path, FeatureSpec spec)
+    {
+        if (!KnownNames.Contains(Name))
+        {
+            throw new FeatureSpecException(path + ".name", $"'{Name}' is not a feature; known features: {string.Join(", ", KnownNames)}.");
+        }
+
+        if (Name is "band_energy" or "dominant_band")
+        {
+            if (Edges is null)
+            {
+                throw new FeatureSpecException(path + ".edges", $"'{Name}' needs band edges in Hz, e.g. [0, 500, 1000, {spec.SampleRate / 2}].");
+            }
+
+            string? problem = LinearBands.Validate(spec.SampleRate, Edges);
+            if (problem is not null)
+            {
+                throw new FeatureSpecException(path + ".edges", problem);
+            }
+        }
+
+        if (Fraction is { } f && !(f > 0 && f <= 1))
+        {
+            throw new FeatureSpecException(path + ".fraction", $"must lie in (0, 1] (got {f}).");
+        }
+
+        if (Name is "mel" or "mfcc" or "mfcc_delta")
+        {
+            if (Count is < 1 or > 1024)
+            {
+                throw new FeatureSpecException(path + ".count", $"must be 1 to 1024 (got {Count}).");
+            }
+
+            if (Scale is not (null or "slaney" or "htk"))
+            {
+                throw new FeatureSpecException(path + ".scale", $"'{Scale}' is not a mel scale; use slaney or htk.");
+            }
+
+            if (Norm is not (null or "slaney" or "none"))
+            {
+                throw new FeatureSpecException(path + ".norm", $"'{Norm}' is not a mel normalisation; use slaney or none.");
+            }
+
+            MelFilterBankOptions mel = MelOptions(spec);
+            double nyquist = spec.SampleRate / 2;
+            if (mel.MaxFrequency is { } max && !(max > 0 && max <= nyquist))
+            {
+                throw new FeatureSpecException(path + ".maxFrequency", $"must lie in (0, {nyquist}] Hz, the Nyquist frequency (got {max}).");
+            }
+
+            if (!(mel.MinFrequency >= 0 && mel.MinFrequency < (mel.MaxFrequency ?? nyquist)))
+            {
+                throw new FeatureSpecException(path + ".minFrequency", $"must be at least 0 and below the highest mel frequency (got {mel.MinFrequency}).");
+            }
+
+            if (Name != "mel" && mel.Bands < (Count ?? 20))
+            {
+                throw new FeatureSpecException(path + ".count", $"asks for {Count ?? 20} coefficients from only {mel.Bands} mel bands.");
+            }
+        }
+
+        if (Lifter is < 0)
+        {
+            throw new FeatureSpecException(path + ".lifter", $"must be 0 (none) or positive (got {Lifter}).");
+        }
+
+        if (DeltaWidth is < 1 or > 16)
+        {
+            throw new FeatureSpecException(path + ".deltaWidth", $"must be 1 to 16 frames (got {DeltaWidth}).");
+        }
+    }
+
+    private static int ParseInt(string text, string path) =>
+        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value)
+            ? value
+            : throw new FeatureSpecException(path, $"'{text}' is not a whole number.");
+
+    private static double ParseDouble(string text, string path) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+            ? value
+            : throw new FeatureSpecException(path, $"'{text}' is not a number.");
+
+    internal bool IsSpectral => Name is not ("mean" or "rms" or "std" or "peak_to_peak" or "crest_factor" or "skewness" or "kurtosis" or "zcr");
+}

@@ -1,0 +1,278 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Signal.Features.Filters;
+using Signal.Features.Spectra;
+using Signal.Features.Windows;
+
+namespace Signal.Features.Pipeline;
+
+/// <summary>
+/// A JSON-serialisable description of a whole feature pipeline: sample rate, channels, framing,
+/// window, pre-filters, the features with their parameters, and the normalisation statistics.
+/// <see cref="FeaturePipeline"/> compiles it; <see cref="Validate"/> refuses a bad spec with a
+/// message that names the field.
+/// </summary>
+/// <example>
+/// <code language="json">
+/// { "sampleRate": 12000, "channels": 1, "frameLength": 1024, "hop": 512, "window": "hann",
+///   "filters": [ { "design": "butterworth", "mode": "highpass", "order": 4, "frequency": 10 } ],
+///   "features": [ { "name": "rms" }, { "name": "mel", "count": 40 }, { "name": "mfcc", "count": 13 } ] }
+/// </code>
+/// </example>
+public sealed record FeatureSpec
+{
+    /// <summary>Samples per second of each channel (Hz). Required.</summary>
+    public double SampleRate { get; init; }
+
+    /// <summary>Channels per sample (default 1).</summary>
+    public int Channels { get; init; } = 1;
+
+    /// <summary>Names of the channels used as column suffixes (default <c>ch0</c>, <c>ch1</c>, ...); as many as <see cref="Channels"/> when given.</summary>
+    public IReadOnlyList<string>? ChannelNames { get; init; }
+
+    /// <summary>Samples per frame (default 1024). A length that is not a power of two is zero-padded to the next one for the FFT.</summary>
+    public int FrameLength { get; init; } = 1024;
+
+    /// <summary>Samples between frame starts (default 512); at most <see cref="FrameLength"/>.</summary>
+    public int Hop { get; init; } = 512;
+
+    /// <summary>The window before the FFT: <c>hann</c> (default, periodic), <c>hamming</c>, <c>blackman</c>, <c>rectangular</c>.</summary>
+    public string Window { get; init; } = "hann";
+
+    /// <summary>Use the symmetric window form instead of the periodic one (default false).</summary>
+    public bool SymmetricWindow { get; init; }
+
+    /// <summary>Subtract each frame's mean per channel before any feature (default false).</summary>
+    public bool RemoveDc { get; init; }
+
+    /// <summary>The floor applied before every logarithm (default 1e-10, librosa's <c>amin</c>).</summary>
+    public double LogFloor { get; init; } = Spectrum.DefaultFloor;
+
+    /// <summary>What to do with NaN or infinite samples: <c>reject</c> (default: throw, consume nothing of the chunk) or <c>hold</c> (replace with the channel's previous sample and count).</summary>
+    public string NonFinite { get; init; } = "reject";
+
+    /// <summary>Filters run on the sample stream before framing, in order.</summary>
+    public IReadOnlyList<FilterSpec> Filters { get; init; } = [];
+
+    /// <summary>The features, in output column order. At least one.</summary>
+    public IReadOnlyList<FeatureRequest> Features { get; init; } = [];
+
+    /// <summary>Z-score statistics applied to the output vector, learned from data; null for raw features.</summary>
+    public NormalizationStats? Normalization { get; init; }
+
+    /// <summary>Reads a spec from JSON (names are camelCase; comments and trailing commas are allowed).</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <returns>The spec, not yet validated.</returns>
+    /// <exception cref="FeatureSpecException">The JSON is malformed; the message names the path.</exception>
+    public static FeatureSpec FromJson(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, FeatureSpecJsonContext.Default.FeatureSpec)
+                ?? throw new FeatureSpecException("$", "the spec is empty (null).");
+        }
+        catch (JsonException ex)
+        {
+            throw new FeatureSpecException(ex.Path ?? "$", ex.Message, ex);
+        }
+    }
+
+    /// <summary>Writes the spec as indented JSON.</summary>
+    /// <returns>The JSON text.</returns>
+    public string ToJson() => JsonSerializer.Serialize(this, FeatureSpecJsonContext.Default.FeatureSpec);
+
+    /// <summary>Checks every field; throws on the first problem.</summary>
+    /// <exception cref="FeatureSpecException">A field is invalid; <see cref="FeatureSpecException.Field"/> names it.</exception>
+    public void Validate()
+    {
+        if (!(SampleRate > 0) || !double.IsFinite(SampleRate))
+        {
+            throw new FeatureSpecException("sampleRate", $"must be a number of Hz greater than zero (got {SampleRate}).");
+        }
+
+        if (Channels < 1 || Channels > 1024)
+        {
+            throw new FeatureSpecException("channels", $"must be 1 to 1024 (got {Channels}).");
+        }
+
+        if (ChannelNames is not null)
+        {
+            if (ChannelNames.Count != Channels)
+            {
+                throw new FeatureSpecException("channelNames", $"names {ChannelNames.Count} channels but the spec has {Channels}.");
+            }
+
+            for (int i = 0; i < ChannelNames.Count; i++)
+            {
+                if (string.IsNullOrWhiteSpace(ChannelNames[i]) || ChannelNames.Take(i).Contains(ChannelNames[i]))
+                {
+                    throw new FeatureSpecException($"channelNames[{i}]", "must be a non-empty name that no other channel has.");
+                }
+            }
+        }
+
+        if (FrameLength < 1 || FrameLength > Fft.RealFft.MaxLength)
+        {
+            throw new FeatureSpecException("frameLength", $"must be 1 to {Fft.RealFft.MaxLength} samples (got {FrameLength}).");
+        }
+
+        if (Hop < 1 || Hop > FrameLength)
+        {
+            throw new FeatureSpecException("hop", $"must be 1 to frameLength ({FrameLength}) samples (got {Hop}); a hop above the frame length would skip samples.");
+        }
+
+        if (!Windows.Window.TryParse(Window, out _))
+        {
+            throw new FeatureSpecException("window", $"'{Window}' is not a window; use hann, hamming, blackman or rectangular.");
+        }
+
+        if (!(LogFloor > 0) || !double.IsFinite(LogFloor))
+        {
+            throw new FeatureSpecException("logFloor", $"must be a number greater than zero (got {LogFloor}).");
+        }
+
+        if (NonFinite is not ("reject" or "hold"))
+        {
+            throw new FeatureSpecException("nonFinite", $"'{NonFinite}' is not a policy; use reject or hold.");
+        }
+
+        for (int i = 0; i < Filters.Count; i++)
+        {
+            Filters[i].Validate($"filters[{i}]", SampleRate);
+        }
+
+        if (Features.Count == 0)
+        {
+            throw new FeatureSpecException("features", "lists no feature; name at least one (for example rms or mfcc).");
+        }
+
+        for (int i = 0; i < Features.Count; i++)
+        {
+            Features[i].Validate($"features[{i}]", this);
+        }
+    }
+
+    /// <summary>The FFT length used: the frame length rounded up to a supported power of two.</summary>
+    [JsonIgnore]
+    public int FftLength => Fft.RealFft.NextSupportedLength(FrameLength);
+
+    /// <summary>The window kind named by <see cref="Window"/>.</summary>
+    [JsonIgnore]
+    public WindowKind WindowKind => Windows.Window.TryParse(Window, out WindowKind kind) ? kind : WindowKind.Hann;
+
+    /// <summary>The suffix of channel <paramref name="channel"/>'s columns: empty for a single channel, else <c>_name</c>.</summary>
+    /// <param name="channel">The channel index.</param>
+    /// <returns>The suffix.</returns>
+    public string ChannelSuffix(int channel) =>
+        Channels == 1 ? string.Empty : "_" + (ChannelNames?[channel] ?? "ch" + channel.ToString(CultureInfo.InvariantCulture));
+}
+
+/// <summary>A filter run on each channel's sample stream before framing.</summary>
+public sealed record FilterSpec
+{
+    /// <summary><c>butterworth</c> (low/high-pass of any order) or <c>biquad</c> (Audio EQ Cookbook section).</summary>
+    public string Design { get; init; } = "butterworth";
+
+    /// <summary><c>lowpass</c>, <c>highpass</c>, <c>bandpass</c> (biquad only) or <c>notch</c> (biquad only).</summary>
+    public string Mode { get; init; } = "lowpass";
+
+    /// <summary>Butterworth order, 1 to 16 (default 4).</summary>
+    public int Order { get; init; } = 4;
+
+    /// <summary>Cut-off or centre frequency in Hz, strictly between 0 and the Nyquist frequency.</summary>
+    public double Frequency { get; init; }
+
+    /// <summary>Quality factor of a biquad (default 1/√2).</summary>
+    public double Q { get; init; } = 1 / Math.Sqrt(2);
+
+    /// <summary>The filter mode named by <see cref="Mode"/>, or null when unknown.</summary>
+    [JsonIgnore]
+    public FilterMode? FilterMode => Mode.ToLowerInvariant() switch
+    {
+        "lowpass" or "low-pass" or "low" => Filters.FilterMode.LowPass,
+        "highpass" or "high-pass" or "high" => Filters.FilterMode.HighPass,
+        "bandpass" or "band-pass" or "band" => Filters.FilterMode.BandPass,
+        "notch" or "bandstop" or "band-stop" => Filters.FilterMode.Notch,
+        _ => null,
+    };
+
+    /// <summary>Designs the filter's sections.</summary>
+    /// <param name="sampleRate">Samples per second.</param>
+    /// <returns>The sections, in cascade order.</returns>
+    public Biquad[] CreateSections(double sampleRate) => Design == "butterworth"
+        ? Biquad.Butterworth(FilterMode!.Value, Order, Frequency, sampleRate)
+        : [Biquad.Design(FilterMode!.Value, Frequency, Q, sampleRate)];
+
+    internal void Validate(string path, double sampleRate)
+    {
+        if (Design is not ("butterworth" or "biquad"))
+        {
+            throw new FeatureSpecException(path + ".design", $"'{Design}' is not a filter design; use butterworth or biquad.");
+        }
+
+        if (FilterMode is not { } mode)
+        {
+            throw new FeatureSpecException(path + ".mode", $"'{Mode}' is not a filter mode; use lowpass, highpass, bandpass or notch.");
+        }
+
+        if (Design == "butterworth" && mode is not (Filters.FilterMode.LowPass or Filters.FilterMode.HighPass))
+        {
+            throw new FeatureSpecException(path + ".mode", "a butterworth filter is lowpass or highpass; use a biquad for bandpass or notch.");
+        }
+
+        if (Design == "butterworth" && Order is < 1 or > 16)
+        {
+            throw new FeatureSpecException(path + ".order", $"must be 1 to 16 (got {Order}).");
+        }
+
+        if (!(Frequency > 0 && Frequency < sampleRate / 2))
+        {
+            throw new FeatureSpecException(path + ".frequency", $"must lie strictly between 0 and the Nyquist frequency {sampleRate / 2} Hz (got {Frequency}).");
+        }
+
+        if (!(Q > 0) || !double.IsFinite(Q))
+        {
+            throw new FeatureSpecException(path + ".q", $"must be a number greater than zero (got {Q}).");
+        }
+    }
+}
+
+/// <summary>Z-score statistics per output column: <c>y = (x - mean) / std</c>.</summary>
+public sealed record NormalizationStats
+{
+    /// <summary>The mean of each column.</summary>
+    public IReadOnlyList<float> Mean { get; init; } = [];
+
+    /// <summary>The standard deviation of each column; a column with std below 1e-12 is only centred.</summary>
+    public IReadOnlyList<float> Std { get; init; } = [];
+}
+
+/// <summary>A spec field that does not validate; <see cref="Field"/> is its JSON path.</summary>
+public sealed class FeatureSpecException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="field">The JSON path of the field at fault, for example <c>features[2].count</c>.</param>
+    /// <param name="problem">What is wrong with it.</param>
+    /// <param name="inner">The underlying exception, if any.</param>
+    public FeatureSpecException(string field, string problem, Exception? inner = null)
+        : base($"Feature spec field '{field}': {problem}", inner)
+    {
+        Field = field;
+    }
+
+    /// <summary>The JSON path of the field at fault.</summary>
+    public string Field { get; }
+}
+
+/// <summary>Source-generated JSON metadata for the spec types (trimming- and AOT-safe).</summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    WriteIndented = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    ReadCommentHandling = JsonCommentHandling.Skip,
+    AllowTrailingCommas = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+[JsonSerializable(typeof(FeatureSpec))]
+internal sealed partial class FeatureSpecJsonContext : JsonSerializerContext;

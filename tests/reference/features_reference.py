@@ -1,0 +1,272 @@
+"""Golden vectors for Signal.Features, computed with numpy/scipy.
+
+Run with Debian's interpreter (the first python3 on PATH may lack numpy/scipy):
+
+    command -p python3 tests/reference/features_reference.py
+
+Writes tests/reference/golden/features/*.json. The files are committed; the C#
+tests read them and never need Python. librosa is not installed here, so its
+mel and MFCC formulas are written out below from its documented definitions
+(librosa.filters.mel, librosa.feature.mfcc, librosa.feature.spectral_*).
+Inputs are drawn as float32 and stored exactly; expected values are float64.
+"""
+
+import json
+import os
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+import scipy.stats
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "features")
+RNG = np.random.default_rng(20261121)
+
+
+def f32(values):
+    return np.asarray(values, dtype=np.float32)
+
+
+def dump(name, payload):
+    os.makedirs(OUT, exist_ok=True)
+
+    def conv(v):
+        if isinstance(v, np.ndarray):
+            return v.astype(np.float64).tolist()
+        if isinstance(v, (np.floating, np.integer)):
+            return v.item()
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        return v
+
+    with open(os.path.join(OUT, name + ".json"), "w") as fh:
+        json.dump(conv(payload), fh, separators=(",", ":"))
+
+
+def test_signal(n, rate, seed_offset=0):
+    """Two tones, a chirp and noise: broadband enough to exercise every bin."""
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(1000 + seed_offset)
+    x = (0.8 * np.sin(2 * np.pi * 440.0 * t)
+         + 0.3 * np.sin(2 * np.pi * 1870.0 * t + 0.3)
+         + 0.2 * scipy.signal.chirp(t, 50.0, t[-1] if n > 1 else 1.0, rate / 3)
+         + 0.05 * rng.standard_normal(n)
+         + 0.1)
+    return f32(x)
+
+
+# ---------------------------------------------------------------- FFT
+def gen_fft():
+    cases = []
+    for n in [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]:
+        x = f32(RNG.standard_normal(n))
+        spec = np.fft.rfft(x.astype(np.float64))
+        cases.append({"n": n, "input": x, "real": spec.real, "imag": spec.imag})
+    dump("fft", {"cases": cases})
+
+
+# ---------------------------------------------------------------- windows
+def gen_windows():
+    cases = []
+    for kind in ["boxcar", "hann", "hamming", "blackman"]:
+        for n in [1, 2, 16, 17, 1024]:
+            for symmetric in [False, True]:
+                w = scipy.signal.get_window(kind, n, fftbins=not symmetric)
+                cases.append({"kind": {"boxcar": "rectangular"}.get(kind, kind),
+                              "n": n, "symmetric": symmetric, "values": w})
+    dump("windows", {"cases": cases})
+
+
+# ---------------------------------------------------------------- mel (librosa.filters.mel written out)
+def hz_to_mel(f, htk):
+    f = np.asanyarray(f, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-30) / min_log_hz) / logstep, mels)
+
+
+def mel_to_hz(m, htk):
+    m = np.asanyarray(m, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    f_sp = 200.0 / 3
+    freqs = f_sp * m
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), freqs)
+
+
+def mel_filters(sr, n_fft, n_mels, fmin, fmax, htk, norm):
+    fftfreqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin, htk), hz_to_mel(fmax, htk), n_mels + 2), htk)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    weights = np.zeros((n_mels, 1 + n_fft // 2))
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    if norm == "slaney":
+        enorm = 2.0 / (mel_f[2: n_mels + 2] - mel_f[:n_mels])
+        weights *= enorm[:, np.newaxis]
+    return weights
+
+
+def gen_mel():
+    cases = []
+    for sr, n_fft, n_mels, fmin, fmax, htk, norm in [
+        (12000, 1024, 40, 0.0, 6000.0, False, "slaney"),
+        (16000, 512, 26, 20.0, 4000.0, True, "none"),
+        (22050, 2048, 128, 0.0, 11025.0, False, "slaney"),
+        (8000, 256, 20, 100.0, 3500.0, True, "slaney"),
+        (12000, 1024, 40, 0.0, 6000.0, False, "none"),
+    ]:
+        cases.append({"rate": sr, "n": n_fft, "bands": n_mels, "fmin": fmin, "fmax": fmax,
+                      "scale": "htk" if htk else "slaney", "norm": norm,
+                      "weights": mel_filters(sr, n_fft, n_mels, fmin, fmax, htk, norm)})
+    dump("mel", {"cases": cases})
+
+
+# ---------------------------------------------------------------- per-frame features
+def frames_of(x, frame, hop):
+    count = 0 if len(x) < frame else 1 + (len(x) - frame) // hop
+    return np.stack([x[i * hop: i * hop + frame] for i in range(count)]) if count else np.zeros((0, frame))
+
+
+def time_stats(fr):
+    fr = fr.astype(np.float64)
+    mean = fr.mean()
+    rms = np.sqrt(np.mean(fr ** 2))
+    std = fr.std()
+    ptp = fr.max() - fr.min()
+    crest = np.max(np.abs(fr)) / rms if rms > 0 else 0.0
+    skew = scipy.stats.skew(fr) if std > 0 else 0.0
+    kurt = scipy.stats.kurtosis(fr) if std > 0 else 0.0
+    signs = fr >= 0  # librosa's zero_pos=True: zero counts as positive
+    zcr = np.count_nonzero(signs[1:] != signs[:-1]) / (len(fr) - 1) if len(fr) > 1 else 0.0
+    return {"mean": mean, "rms": rms, "std": std, "peak_to_peak": ptp, "crest_factor": crest,
+            "skewness": skew, "kurtosis": kurt, "zcr": zcr}
+
+
+def spectral_stats(power, prev_power, sr, n_fft, rolloff_pct, band_edges):
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    total = power.sum()
+    if total > 0:
+        centroid = np.sum(freqs * power) / total
+        bandwidth = np.sqrt(np.sum(power * (freqs - centroid) ** 2) / total)
+        cumulative = np.cumsum(power)
+        rolloff = freqs[np.nonzero(cumulative >= rolloff_pct * total)[0][0]]
+        p = power / total
+        nz = p[p > 0]
+        entropy = -np.sum(nz * np.log(nz)) / np.log(len(power))
+    else:
+        centroid = bandwidth = rolloff = 0.0
+        entropy = 0.0
+    floored = np.maximum(power, 1e-10)
+    flatness = np.exp(np.mean(np.log(floored))) / np.mean(floored)
+    flux = 0.0 if prev_power is None else np.sqrt(np.sum((power - prev_power) ** 2))
+    peak = int(np.argmax(power))
+    energies = []
+    for lo, hi in zip(band_edges[:-1], band_edges[1:]):
+        mask = (freqs >= lo) & (freqs < hi)
+        energies.append(power[mask].sum())
+    return {"spectral_centroid": centroid, "spectral_bandwidth": bandwidth, "spectral_rolloff": rolloff,
+            "spectral_flatness": flatness, "spectral_entropy": entropy, "spectral_flux": flux,
+            "peak_frequency": freqs[peak], "peak_magnitude": np.sqrt(power[peak]),
+            "dominant_band": float(np.argmax(energies)), "band_energy": np.asarray(energies)}
+
+
+def lifter(mfcc, L):
+    if L <= 0:
+        return mfcc
+    n = np.arange(mfcc.shape[-1])
+    return mfcc * (1 + (L / 2.0) * np.sin(np.pi * (n + 1) / L))
+
+
+def gen_frames():
+    sr, n_fft, hop, n_mels, n_mfcc = 12000, 1024, 384, 40, 13
+    x = test_signal(12000, sr)
+    # a silent stretch: features of an all-zero frame must stay finite
+    x[6000:7300] = 0.0
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True)
+    fr = frames_of(x.astype(np.float64), n_fft, hop)
+    mel_w = mel_filters(sr, n_fft, n_mels, 0.0, sr / 2, False, "slaney")
+    edges = [0.0, 500.0, 1000.0, 2000.0, 4000.0, 6000.0]
+    rows = []
+    prev = None
+    mfccs = []
+    for f in fr:
+        spec = np.fft.rfft(f * window)
+        power = spec.real ** 2 + spec.imag ** 2
+        row = time_stats(f)
+        row.update(spectral_stats(power, prev, sr, n_fft, 0.85, edges))
+        mel = mel_w @ power
+        log_mel = 10.0 * np.log10(np.maximum(mel, 1e-10))
+        mfcc = scipy.fft.dct(log_mel, type=2, norm="ortho")[:n_mfcc]
+        row["mel"] = mel
+        row["log_power"] = 10.0 * np.log10(np.maximum(power, 1e-10))
+        row["mfcc"] = mfcc
+        row["mfcc_lifter22"] = lifter(mfcc, 22)
+        mfccs.append(mfcc)
+        prev = power
+        rows.append(row)
+    mfccs = np.asarray(mfccs)
+    # Regression deltas (HTK / savgol polyorder 1) with edge replication, width 2*2+1.
+    deltas = scipy.signal.savgol_filter(mfccs, 5, 1, deriv=1, axis=0, mode="nearest")
+    dump("frames", {"rate": sr, "frame": n_fft, "hop": hop, "mel_bands": n_mels, "mfcc": n_mfcc,
+                    "band_edges": edges, "rolloff": 0.85, "signal": x, "rows": rows,
+                    "mfcc_delta_n2": deltas})
+
+
+# ---------------------------------------------------------------- filters
+def rbj(kind, f0, q, fs):
+    """Audio EQ Cookbook (R. Bristow-Johnson) biquads, normalised to a0 = 1."""
+    w0 = 2 * np.pi * f0 / fs
+    alpha = np.sin(w0) / (2 * q)
+    c = np.cos(w0)
+    if kind == "lowpass":
+        b = [(1 - c) / 2, 1 - c, (1 - c) / 2]
+    elif kind == "highpass":
+        b = [(1 + c) / 2, -(1 + c), (1 + c) / 2]
+    elif kind == "bandpass":
+        b = [alpha, 0.0, -alpha]
+    elif kind == "notch":
+        b = [1.0, -2 * c, 1.0]
+    else:
+        raise ValueError(kind)
+    a = [1 + alpha, -2 * c, 1 - alpha]
+    return np.asarray(b) / a[0], np.asarray(a) / a[0]
+
+
+def gen_filters():
+    fs = 1000.0
+    x = test_signal(3000, fs, seed_offset=7)
+    cases = []
+    for btype, order, cutoff in [("lowpass", 4, 100.0), ("highpass", 3, 50.0), ("lowpass", 1, 200.0),
+                                 ("highpass", 8, 20.0), ("lowpass", 5, 333.0)]:
+        sos = scipy.signal.butter(order, cutoff, btype, fs=fs, output="sos")
+        cases.append({"design": "butterworth", "mode": btype, "order": order, "frequency": cutoff, "q": 0.0,
+                      "output": scipy.signal.sosfilt(sos, x.astype(np.float64))})
+    for kind, f0, q in [("lowpass", 120.0, 0.7071067811865476), ("highpass", 30.0, 2.0),
+                        ("bandpass", 250.0, 5.0), ("notch", 60.0, 30.0)]:
+        b, a = rbj(kind, f0, q, fs)
+        cases.append({"design": "biquad", "mode": kind, "order": 2, "frequency": f0, "q": q,
+                      "output": scipy.signal.lfilter(b, a, x.astype(np.float64))})
+    dump("filters", {"rate": fs, "signal": x, "cases": cases})
+
+
+if __name__ == "__main__":
+    gen_fft()
+    gen_windows()
+    gen_mel()
+    gen_frames()
+    gen_filters()
+    print("golden files written to", OUT)
