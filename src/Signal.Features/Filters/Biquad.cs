@@ -82,7 +82,8 @@ public readonly record struct Biquad(double B0, double B1, double B2, double A1,
     /// <summary>
     /// A Butterworth low- or high-pass filter of order N as cascaded sections, the same filter as
     /// <c>scipy.signal.butter(N, frequency, mode, fs=sampleRate, output='sos')</c>: ⌊N/2⌋ Cookbook sections with
-    /// <c>Q_k = 1 / (2·cos(π(2k+1)/(2N)))</c>, and one first-order section when N is odd.
+    /// <c>Q_k = 1 / (2·cos ψ_k)</c> where <c>ψ_k = π(N-2k-1)/(2N)</c> is the angle of the k-th analog pole pair from the
+    /// negative real axis, and one first-order section (the real pole) when N is odd.
     /// </summary>
     /// <param name="mode"><see cref="FilterMode.LowPass"/> or <see cref="FilterMode.HighPass"/>.</param>
     /// <param name="order">The order N, 1 to 16.</param>
@@ -104,7 +105,7 @@ public readonly record struct Biquad(double B0, double B1, double B2, double A1,
         var sections = new Biquad[(order + 1) / 2];
         for (int k = 0; k < order / 2; k++)
         {
-            double q = 1.0 / (2.0 * Math.Cos(Math.PI * ((2 * k) + 1) / (2.0 * order)));
+            double q = 1.0 / (2.0 * Math.Cos(Math.PI * (order - (2 * k) - 1) / (2.0 * order)));
             sections[k] = Design(mode, frequency, q, sampleRate);
         }
 
