@@ -103,7 +103,8 @@ public sealed class FeatureExtractor
             ThrowHelper.Argument(nameof(interleaved), $"'interleaved' holds {interleaved.Length} floats, not a whole number of {channels}-channel samples.");
         }
 
-        if (!_hold && !TensorPrimitives.IsFiniteAll(interleaved))
+        // IsFiniteAll is false for an empty span, hence the length check.
+        if (!_hold && !interleaved.IsEmpty && !TensorPrimitives.IsFiniteAll(interleaved))
         {
             int bad = IndexOfNonFinite(interleaved);
             throw new NonFiniteSampleException(bad / channels, bad % channels, interleaved[bad]);

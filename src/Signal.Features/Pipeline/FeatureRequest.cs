@@ -34,40 +34,40 @@ public sealed record FeatureRequest
     private static readonly string[] s_vectorNames = ["band_energy", "mel", "mfcc", "mfcc_delta", "power", "log_power"];
 
     /// <summary>The feature's name (see the remarks for the list).</summary>
-    public string Name { get; init; } = string.Empty;
+    public string Name { get; set; } = string.Empty;
 
     /// <summary>The number of outputs of <c>mel</c> (bands), <c>mfcc</c> and <c>mfcc_delta</c> (coefficients).</summary>
-    public int? Count { get; init; }
+    public int? Count { get; set; }
 
     /// <summary>The fraction of total power for <c>spectral_rolloff</c> (default 0.85).</summary>
-    public double? Fraction { get; init; }
+    public double? Fraction { get; set; }
 
     /// <summary>Band edges in Hz for <c>band_energy</c> and <c>dominant_band</c>: increasing, within 0..Nyquist.</summary>
-    public IReadOnlyList<double>? Edges { get; init; }
+    public IReadOnlyList<double>? Edges { get; set; }
 
     /// <summary>Mel bands under <c>mfcc</c>/<c>mfcc_delta</c> (default: the spec's <c>mel</c> count, else 128).</summary>
-    public int? MelBands { get; init; }
+    public int? MelBands { get; set; }
 
     /// <summary>Mel scale: <c>slaney</c> (default) or <c>htk</c>.</summary>
-    public string? Scale { get; init; }
+    public string? Scale { get; set; }
 
     /// <summary>Mel filter normalisation: <c>slaney</c> (default) or <c>none</c>.</summary>
-    public string? Norm { get; init; }
+    public string? Norm { get; set; }
 
     /// <summary>Lowest mel filter edge in Hz (default 0).</summary>
-    public double? MinFrequency { get; init; }
+    public double? MinFrequency { get; set; }
 
     /// <summary>Highest mel filter edge in Hz (default Nyquist).</summary>
-    public double? MaxFrequency { get; init; }
+    public double? MaxFrequency { get; set; }
 
     /// <summary>MFCC lifter L (default 0, none): coefficient k is scaled by 1 + (L/2)·sin(π(k+1)/L).</summary>
-    public int? Lifter { get; init; }
+    public int? Lifter { get; set; }
 
     /// <summary>For <c>mel</c>: output 10·log10(max(mel power, logFloor)) instead of mel power (default false).</summary>
-    public bool? Log { get; init; }
+    public bool? Log { get; set; }
 
     /// <summary>For <c>mfcc_delta</c>: N, frames on each side of the regression (default 2).</summary>
-    public int? DeltaWidth { get; init; }
+    public int? DeltaWidth { get; set; }
 
     /// <summary>Every feature name this version knows.</summary>
     public static IReadOnlyList<string> KnownNames { get; } = [.. s_scalarNames, .. s_vectorNames];

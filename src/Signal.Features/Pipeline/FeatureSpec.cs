@@ -20,46 +20,50 @@ namespace Signal.Features.Pipeline;
 ///   "features": [ { "name": "rms" }, { "name": "mel", "count": 40 }, { "name": "mfcc", "count": 13 } ] }
 /// </code>
 /// </example>
+/// <remarks>
+/// Properties are settable rather than init-only: System.Text.Json's source generator resets init-only
+/// properties missing from the JSON to default(T), which would lose the documented defaults.
+/// </remarks>
 public sealed record FeatureSpec
 {
     /// <summary>Samples per second of each channel (Hz). Required.</summary>
-    public double SampleRate { get; init; }
+    public double SampleRate { get; set; }
 
     /// <summary>Channels per sample (default 1).</summary>
-    public int Channels { get; init; } = 1;
+    public int Channels { get; set; } = 1;
 
     /// <summary>Names of the channels used as column suffixes (default <c>ch0</c>, <c>ch1</c>, ...); as many as <see cref="Channels"/> when given.</summary>
-    public IReadOnlyList<string>? ChannelNames { get; init; }
+    public IReadOnlyList<string>? ChannelNames { get; set; }
 
     /// <summary>Samples per frame (default 1024). A length that is not a power of two is zero-padded to the next one for the FFT.</summary>
-    public int FrameLength { get; init; } = 1024;
+    public int FrameLength { get; set; } = 1024;
 
     /// <summary>Samples between frame starts (default 512); at most <see cref="FrameLength"/>.</summary>
-    public int Hop { get; init; } = 512;
+    public int Hop { get; set; } = 512;
 
     /// <summary>The window before the FFT: <c>hann</c> (default, periodic), <c>hamming</c>, <c>blackman</c>, <c>rectangular</c>.</summary>
-    public string Window { get; init; } = "hann";
+    public string Window { get; set; } = "hann";
 
     /// <summary>Use the symmetric window form instead of the periodic one (default false).</summary>
-    public bool SymmetricWindow { get; init; }
+    public bool SymmetricWindow { get; set; }
 
     /// <summary>Subtract each frame's mean per channel before any feature (default false).</summary>
-    public bool RemoveDc { get; init; }
+    public bool RemoveDc { get; set; }
 
     /// <summary>The floor applied before every logarithm (default 1e-10, librosa's <c>amin</c>).</summary>
-    public double LogFloor { get; init; } = Spectrum.DefaultFloor;
+    public double LogFloor { get; set; } = Spectrum.DefaultFloor;
 
     /// <summary>What to do with NaN or infinite samples: <c>reject</c> (default: throw, consume nothing of the chunk) or <c>hold</c> (replace with the channel's previous sample and count).</summary>
-    public string NonFinite { get; init; } = "reject";
+    public string NonFinite { get; set; } = "reject";
 
     /// <summary>Filters run on the sample stream before framing, in order.</summary>
-    public IReadOnlyList<FilterSpec> Filters { get; init; } = [];
+    public IReadOnlyList<FilterSpec> Filters { get; set; } = [];
 
     /// <summary>The features, in output column order. At least one.</summary>
-    public IReadOnlyList<FeatureRequest> Features { get; init; } = [];
+    public IReadOnlyList<FeatureRequest> Features { get; set; } = [];
 
     /// <summary>Z-score statistics applied to the output vector, learned from data; null for raw features.</summary>
-    public NormalizationStats? Normalization { get; init; }
+    public NormalizationStats? Normalization { get; set; }
 
     /// <summary>Reads a spec from JSON (names are camelCase; comments and trailing commas are allowed).</summary>
     /// <param name="json">The JSON text.</param>
@@ -172,19 +176,19 @@ public sealed record FeatureSpec
 public sealed record FilterSpec
 {
     /// <summary><c>butterworth</c> (low/high-pass of any order) or <c>biquad</c> (Audio EQ Cookbook section).</summary>
-    public string Design { get; init; } = "butterworth";
+    public string Design { get; set; } = "butterworth";
 
     /// <summary><c>lowpass</c>, <c>highpass</c>, <c>bandpass</c> (biquad only) or <c>notch</c> (biquad only).</summary>
-    public string Mode { get; init; } = "lowpass";
+    public string Mode { get; set; } = "lowpass";
 
     /// <summary>Butterworth order, 1 to 16 (default 4).</summary>
-    public int Order { get; init; } = 4;
+    public int Order { get; set; } = 4;
 
     /// <summary>Cut-off or centre frequency in Hz, strictly between 0 and the Nyquist frequency.</summary>
-    public double Frequency { get; init; }
+    public double Frequency { get; set; }
 
     /// <summary>Quality factor of a biquad (default 1/√2).</summary>
-    public double Q { get; init; } = 1 / Math.Sqrt(2);
+    public double Q { get; set; } = 1 / Math.Sqrt(2);
 
     /// <summary>The filter mode named by <see cref="Mode"/>, or null when unknown.</summary>
     [JsonIgnore]
@@ -242,10 +246,10 @@ public sealed record FilterSpec
 public sealed record NormalizationStats
 {
     /// <summary>The mean of each column.</summary>
-    public IReadOnlyList<float> Mean { get; init; } = [];
+    public IReadOnlyList<float> Mean { get; set; } = [];
 
     /// <summary>The standard deviation of each column; a column with std below 1e-12 is only centred.</summary>
-    public IReadOnlyList<float> Std { get; init; } = [];
+    public IReadOnlyList<float> Std { get; set; } = [];
 }
 
 /// <summary>A spec field that does not validate; <see cref="Field"/> is its JSON path.</summary>
