@@ -1,0 +1,18 @@
+using System.CommandLine;
+using Signal.Edge.Commands;
+
+namespace Signal.Edge;
+
+/// <summary>The <c>signal-edge</c> command line.</summary>
+public static class Program
+{
+    /// <summary>Runs the command line.</summary>
+    /// <param name="args">The arguments.</param>
+    /// <returns>The exit code: 0 on success, 1 on a usage or input error.</returns>
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("Signal: real-time sensor signal classification. Run a command with --help for its options.");
+        root.Subcommands.Add(FeaturesCommand.Create());
+        return root.Parse(args).Invoke();
+    }
+}
