@@ -32,48 +32,48 @@ internal static class FftKernels
     {
         int m = re.Length;
         int n = 0;
-        if (input.Length == 2 * m)
+        // Vector loops cover the pairs fully inside the input; the scalar loop does the rest and the zero padding.
+        int whole = input.Length;
+        ref float x = ref MemoryMarshal.GetReference(input);
+        ref float w = ref MemoryMarshal.GetReference(window);
+        ref float r = ref MemoryMarshal.GetReference(re);
+        ref float i = ref MemoryMarshal.GetReference(im);
+        bool windowed = !window.IsEmpty;
+        if (Use256)
         {
-            ref float x = ref MemoryMarshal.GetReference(input);
-            ref float w = ref MemoryMarshal.GetReference(window);
-            ref float r = ref MemoryMarshal.GetReference(re);
-            ref float i = ref MemoryMarshal.GetReference(im);
-            bool windowed = !window.IsEmpty;
-            if (Use256 && m >= 8)
+            for (; n + 8 <= m && (2 * n) + 16 <= whole; n += 8)
             {
-                for (; n + 8 <= m; n += 8)
+                Vector256<float> v0 = Vector256.LoadUnsafe(ref x, (nuint)(2 * n));
+                Vector256<float> v1 = Vector256.LoadUnsafe(ref x, (nuint)((2 * n) + 8));
+                if (windowed)
                 {
-                    Vector256<float> v0 = Vector256.LoadUnsafe(ref x, (nuint)(2 * n));
-                    Vector256<float> v1 = Vector256.LoadUnsafe(ref x, (nuint)((2 * n) + 8));
-                    if (windowed)
-                    {
-                        v0 *= Vector256.LoadUnsafe(ref w, (nuint)(2 * n));
-                        v1 *= Vector256.LoadUnsafe(ref w, (nuint)((2 * n) + 8));
-                    }
-
-                    Unzip(v0, v1, out Vector256<float> even, out Vector256<float> odd);
-                    even.StoreUnsafe(ref r, (nuint)n);
-                    odd.StoreUnsafe(ref i, (nuint)n);
+                    v0 *= Vector256.LoadUnsafe(ref w, (nuint)(2 * n));
+                    v1 *= Vector256.LoadUnsafe(ref w, (nuint)((2 * n) + 8));
                 }
-            }
-            else if (Use128 && m >= 4)
-            {
-                for (; n + 4 <= m; n += 4)
-                {
-                    Vector128<float> v0 = Vector128.LoadUnsafe(ref x, (nuint)(2 * n));
-                    Vector128<float> v1 = Vector128.LoadUnsafe(ref x, (nuint)((2 * n) + 4));
-                    if (windowed)
-                    {
-                        v0 *= Vector128.LoadUnsafe(ref w, (nuint)(2 * n));
-                        v1 *= Vector128.LoadUnsafe(ref w, (nuint)((2 * n) + 4));
-                    }
 
-                    Unzip(v0, v1, out Vector128<float> even, out Vector128<float> odd);
-                    even.StoreUnsafe(ref r, (nuint)n);
-                    odd.StoreUnsafe(ref i, (nuint)n);
-                }
+                Unzip(v0, v1, out Vector256<float> even, out Vector256<float> odd);
+                even.StoreUnsafe(ref r, (nuint)n);
+                odd.StoreUnsafe(ref i, (nuint)n);
             }
         }
+        else if (Use128)
+        {
+            for (; n + 4 <= m && (2 * n) + 8 <= whole; n += 4)
+            {
+                Vector128<float> v0 = Vector128.LoadUnsafe(ref x, (nuint)(2 * n));
+                Vector128<float> v1 = Vector128.LoadUnsafe(ref x, (nuint)((2 * n) + 4));
+                if (windowed)
+                {
+                    v0 *= Vector128.LoadUnsafe(ref w, (nuint)(2 * n));
+                    v1 *= Vector128.LoadUnsafe(ref w, (nuint)((2 * n) + 4));
+                }
+
+                Unzip(v0, v1, out Vector128<float> even, out Vector128<float> odd);
+                even.StoreUnsafe(ref r, (nuint)n);
+                odd.StoreUnsafe(ref i, (nuint)n);
+            }
+        }
+
 
         for (; n < m; n++)
         {
