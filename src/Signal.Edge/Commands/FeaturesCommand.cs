@@ -48,7 +48,8 @@ internal static class FeaturesCommand
             }
             catch (Exception ex) when (ex is FeatureSpecException or InvalidDataException or IOException or ArgumentException or UnauthorizedAccessException)
             {
-                AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {ex.Message}");
+                // Errors go to standard error, plain, so scripts and logs read them as they are.
+                Console.Error.WriteLine($"error: {ex.Message}");
                 return 1;
             }
         });
