@@ -7,6 +7,12 @@ namespace Signal.Features.Tests;
 [Collection(nameof(ScalarSwitch))]
 public sealed class FftTests
 {
+    /// <summary>Random frames of every supported length, values in [-10, 10].</summary>
+    private static readonly Gen<(int, float[])> s_frames =
+        from log2 in Gen.Choose(4, 13)
+        from values in Gen.ArrayOf(Gen.Choose(-10000, 10000).Select(v => v / 1000f), 1 << log2)
+        select (1 << log2, values);
+
     public static TheoryData<int> GoldenLengths => [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
     [Theory]
@@ -84,11 +90,7 @@ public sealed class FftTests
     [Fact]
     public void Round_trip_restores_the_signal()
     {
-        Gen<(int, float[])> gen =
-            from log2 in Gen.Choose(4, 13)
-            from values in Gen.ArrayOf(Gen.Choose(-10000, 10000).Select(v => v / 1000f), 1 << log2)
-            select (1 << log2, values);
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(60), Prop.ForAll(gen.ToArbitrary(), t =>
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(60), Prop.ForAll(s_frames.ToArbitrary(), t =>
         {
             (int n, float[] x) = t;
             var fft = new RealFft(n);
@@ -103,11 +105,7 @@ public sealed class FftTests
     [Fact]
     public void Parseval_holds()
     {
-        Gen<(int, float[])> gen =
-            from log2 in Gen.Choose(4, 13)
-            from values in Gen.ArrayOf(Gen.Choose(-10000, 10000).Select(v => v / 1000f), 1 << log2)
-            select (1 << log2, values);
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(60), Prop.ForAll(gen.ToArbitrary(), t =>
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(60), Prop.ForAll(s_frames.ToArbitrary(), t =>
         {
             (int n, float[] x) = t;
             var fft = new RealFft(n);
