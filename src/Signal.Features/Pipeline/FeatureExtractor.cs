@@ -72,7 +72,7 @@ public sealed class FeatureExtractor
         _deltas = new DeltaFilter?[spec.Channels][];
         for (int c = 0; c < spec.Channels; c++)
         {
-            _deltas[c] = [.. pipeline.Ops.Select(op => op.Name == "mfcc_delta" ? new DeltaFilter(op.Count, op.DeltaWidth) : null)];
+            _deltas[c] = [.. pipeline.Ops.Select(op => op.Kind == FeatureKind.MfccDelta ? new DeltaFilter(op.Count, op.DeltaWidth) : null)];
         }
     }
 
@@ -249,25 +249,25 @@ public sealed class FeatureExtractor
         {
             FeatureOp op = ops[i];
             Span<float> dst = output.Slice(op.Offset, op.Count);
-            switch (op.Name)
+            switch (op.Kind)
             {
-                case "mean": dst[0] = time.Mean; break;
-                case "rms": dst[0] = time.Rms; break;
-                case "std": dst[0] = time.Std; break;
-                case "peak_to_peak": dst[0] = time.PeakToPeak; break;
-                case "crest_factor": dst[0] = time.CrestFactor; break;
-                case "skewness": dst[0] = time.Skewness; break;
-                case "kurtosis": dst[0] = time.Kurtosis; break;
-                case "zcr": dst[0] = time.ZeroCrossingRate; break;
-                case "spectral_centroid": dst[0] = spectral.Centroid; break;
-                case "spectral_bandwidth": dst[0] = spectral.Bandwidth; break;
-                case "spectral_rolloff": dst[0] = spectral.Rolloff; break;
-                case "spectral_flatness": dst[0] = spectral.Flatness; break;
-                case "spectral_entropy": dst[0] = spectral.Entropy; break;
-                case "spectral_flux": dst[0] = spectral.Flux; break;
-                case "peak_frequency": dst[0] = spectral.PeakFrequency; break;
-                case "peak_magnitude": dst[0] = spectral.PeakMagnitude; break;
-                case "dominant_band":
+                case FeatureKind.Mean: dst[0] = time.Mean; break;
+                case FeatureKind.Rms: dst[0] = time.Rms; break;
+                case FeatureKind.Std: dst[0] = time.Std; break;
+                case FeatureKind.PeakToPeak: dst[0] = time.PeakToPeak; break;
+                case FeatureKind.CrestFactor: dst[0] = time.CrestFactor; break;
+                case FeatureKind.Skewness: dst[0] = time.Skewness; break;
+                case FeatureKind.Kurtosis: dst[0] = time.Kurtosis; break;
+                case FeatureKind.Zcr: dst[0] = time.ZeroCrossingRate; break;
+                case FeatureKind.SpectralCentroid: dst[0] = spectral.Centroid; break;
+                case FeatureKind.SpectralBandwidth: dst[0] = spectral.Bandwidth; break;
+                case FeatureKind.SpectralRolloff: dst[0] = spectral.Rolloff; break;
+                case FeatureKind.SpectralFlatness: dst[0] = spectral.Flatness; break;
+                case FeatureKind.SpectralEntropy: dst[0] = spectral.Entropy; break;
+                case FeatureKind.SpectralFlux: dst[0] = spectral.Flux; break;
+                case FeatureKind.PeakFrequency: dst[0] = spectral.PeakFrequency; break;
+                case FeatureKind.PeakMagnitude: dst[0] = spectral.PeakMagnitude; break;
+                case FeatureKind.DominantBand:
                     {
                         LinearBands bands = p.Bands[op.Bands];
                         Span<float> energies = _scratch.AsSpan(0, bands.Bands);
@@ -276,8 +276,8 @@ public sealed class FeatureExtractor
                         break;
                     }
 
-                case "band_energy": p.Bands[op.Bands].Apply(_power, dst); break;
-                case "mel":
+                case FeatureKind.BandEnergy: p.Bands[op.Bands].Apply(_power, dst); break;
+                case FeatureKind.Mel:
                     if (op.Log)
                     {
                         Spectrum.LogPower(_mel[op.Mel], dst, p.LogFloor);
@@ -288,10 +288,10 @@ public sealed class FeatureExtractor
                     }
 
                     break;
-                case "mfcc": _mfcc[op.Mfcc].CopyTo(dst); break;
-                case "mfcc_delta": _deltas[channel][i]!.Process(_mfcc[op.Mfcc], dst); break;
-                case "power": _power.CopyTo(dst); break;
-                case "log_power": Spectrum.LogPower(_power, dst, p.LogFloor); break;
+                case FeatureKind.Mfcc: _mfcc[op.Mfcc].CopyTo(dst); break;
+                case FeatureKind.MfccDelta: _deltas[channel][i]!.Process(_mfcc[op.Mfcc], dst); break;
+                case FeatureKind.Power: _power.CopyTo(dst); break;
+                case FeatureKind.LogPower: Spectrum.LogPower(_power, dst, p.LogFloor); break;
                 default: throw new InvalidOperationException($"Feature '{op.Name}' has no implementation."); // unreachable: the spec validated
             }
         }

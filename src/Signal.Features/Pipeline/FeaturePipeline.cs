@@ -38,7 +38,7 @@ public sealed class FeaturePipeline
         foreach (FeatureRequest request in spec.Features)
         {
             int count = request.OutputCount(spec);
-            var op = new FeatureOp(request.Name, offset, count);
+            var op = new FeatureOp(request.Name, FeatureOp.KindOf(request.Name), offset, count);
             if (request.Name is "mel" or "mfcc" or "mfcc_delta")
             {
                 MelFilterBankOptions mel = request.MelOptions(spec);
@@ -191,8 +191,37 @@ public sealed class FeaturePipeline
 }
 
 /// <summary>One compiled feature: where its columns go in a channel's block and which shared tables it reads.</summary>
-internal sealed record FeatureOp(string Name, int Offset, int Count)
+internal sealed record FeatureOp(string Name, FeatureKind Kind, int Offset, int Count)
 {
+    /// <summary>Resolves a validated feature name once, so the per-frame loop switches on an enum, not a string.</summary>
+    public static FeatureKind KindOf(string name) => name switch
+    {
+        "mean" => FeatureKind.Mean,
+        "rms" => FeatureKind.Rms,
+        "std" => FeatureKind.Std,
+        "peak_to_peak" => FeatureKind.PeakToPeak,
+        "crest_factor" => FeatureKind.CrestFactor,
+        "skewness" => FeatureKind.Skewness,
+        "kurtosis" => FeatureKind.Kurtosis,
+        "zcr" => FeatureKind.Zcr,
+        "spectral_centroid" => FeatureKind.SpectralCentroid,
+        "spectral_bandwidth" => FeatureKind.SpectralBandwidth,
+        "spectral_rolloff" => FeatureKind.SpectralRolloff,
+        "spectral_flatness" => FeatureKind.SpectralFlatness,
+        "spectral_entropy" => FeatureKind.SpectralEntropy,
+        "spectral_flux" => FeatureKind.SpectralFlux,
+        "peak_frequency" => FeatureKind.PeakFrequency,
+        "peak_magnitude" => FeatureKind.PeakMagnitude,
+        "dominant_band" => FeatureKind.DominantBand,
+        "band_energy" => FeatureKind.BandEnergy,
+        "mel" => FeatureKind.Mel,
+        "mfcc" => FeatureKind.Mfcc,
+        "mfcc_delta" => FeatureKind.MfccDelta,
+        "power" => FeatureKind.Power,
+        "log_power" => FeatureKind.LogPower,
+        _ => throw new FeatureSpecException("features", $"'{name}' is not a feature."),
+    };
+
     public int Mel { get; init; } = -1;
 
     public int Mfcc { get; init; } = -1;
@@ -202,4 +231,32 @@ internal sealed record FeatureOp(string Name, int Offset, int Count)
     public bool Log { get; init; }
 
     public int DeltaWidth { get; init; } = 2;
+}
+
+/// <summary>The compiled form of a feature name (see <see cref="FeatureRequest"/> for each one's meaning).</summary>
+internal enum FeatureKind
+{
+    Mean,
+    Rms,
+    Std,
+    PeakToPeak,
+    CrestFactor,
+    Skewness,
+    Kurtosis,
+    Zcr,
+    SpectralCentroid,
+    SpectralBandwidth,
+    SpectralRolloff,
+    SpectralFlatness,
+    SpectralEntropy,
+    SpectralFlux,
+    PeakFrequency,
+    PeakMagnitude,
+    DominantBand,
+    BandEnergy,
+    Mel,
+    Mfcc,
+    MfccDelta,
+    Power,
+    LogPower,
 }
