@@ -1,0 +1,289 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Signal.Models.Networks;
+
+/// <summary>The kind of recurrent cell of a layer.</summary>
+public enum CellKind
+{
+    /// <summary>Long short-term memory, PyTorch conventions: gates i, f, g, o.</summary>
+    [JsonStringEnumMemberName("lstm")]
+    Lstm,
+
+    /// <summary>Gated recurrent unit, PyTorch conventions: gates r, z, n, reset applied after the hidden product.</summary>
+    [JsonStringEnumMemberName("gru")]
+    Gru,
+
+    /// <summary>Plain (Elman) recurrent layer: h = act(W_ih·x + b_ih + W_hh·h + b_hh).</summary>
+    [JsonStringEnumMemberName("rnn")]
+    Rnn,
+}
+
+/// <summary>One recurrent layer of a <see cref="ModelArchitecture"/>.</summary>
+public sealed class LayerArchitecture
+{
+    /// <summary>The cell kind. Default LSTM.</summary>
+    public CellKind Kind { get; set; } = CellKind.Lstm;
+
+    /// <summary>Hidden units per direction (PyTorch's <c>hidden_size</c>).</summary>
+    public int HiddenSize { get; set; }
+
+    /// <summary>LSTM only: the size the hidden state is projected to (PyTorch's <c>proj_size</c>, MATLAB's lstmProjectedLayer); 0 for none.</summary>
+    public int ProjectionSize { get; set; }
+
+    /// <summary>Run a second, reversed direction and concatenate (offline classification only; the streaming path refuses it).</summary>
+    public bool Bidirectional { get; set; }
+
+    /// <summary>Layer normalisation of this layer's input (tensors <c>{NormPrefix}.weight</c> and <c>.bias</c>).</summary>
+    public bool LayerNorm { get; set; }
+
+    /// <summary>Plain RNN only: <c>tanh</c> (default) or <c>relu</c>.</summary>
+    public string Nonlinearity { get; set; } = "tanh";
+
+    /// <summary>Whether the layer has bias tensors (PyTorch's <c>bias</c>). Default true.</summary>
+    public bool Bias { get; set; } = true;
+
+    /// <summary>
+    /// Prefix of the layer's tensor names; default <c>layers.{i}</c>. Names are PyTorch's:
+    /// <c>{Prefix}.weight_ih_l{Index}</c>, <c>weight_hh</c>, <c>bias_ih</c>, <c>bias_hh</c>, <c>weight_hr</c>,
+    /// with <c>_reverse</c> appended for the second direction. A stacked <c>nn.LSTM</c> called <c>lstm</c>
+    /// maps to prefix <c>lstm</c> with indices 0, 1, …
+    /// </summary>
+    public string? Prefix { get; set; }
+
+    /// <summary>The <c>_l{Index}</c> suffix of the tensor names. Default 0.</summary>
+    public int Index { get; set; }
+
+    /// <summary>Prefix of the layer-norm tensors; default <c>norms.{i}</c>.</summary>
+    public string? NormPrefix { get; set; }
+
+    /// <summary>Size of the recurrent hidden state h of one direction (the projection size when projected).</summary>
+    [JsonIgnore]
+    public int StateSize => ProjectionSize > 0 ? ProjectionSize : HiddenSize;
+
+    /// <summary>Size of the layer's output per step: <see cref="StateSize"/> times the number of directions.</summary>
+    [JsonIgnore]
+    public int OutputSize => StateSize * (Bidirectional ? 2 : 1);
+
+    /// <summary>Gate blocks per hidden unit: 4 (LSTM), 3 (GRU), 1 (RNN).</summary>
+    [JsonIgnore]
+    public int GateCount => Kind switch { CellKind.Lstm => 4, CellKind.Gru => 3, _ => 1 };
+
+    /// <summary>True for a ReLU plain RNN.</summary>
+    [JsonIgnore]
+    public bool IsRelu => Kind == CellKind.Rnn && Nonlinearity == "relu";
+}
+
+/// <summary>
+/// What a model is: input size, recurrent layers (mixed kinds allowed), a classification head and an
+/// optional forecasting head. Stored as JSON in the model file's <c>signal.architecture</c> metadata.
+/// </summary>
+public sealed class ModelArchitecture
+{
+    /// <summary>Size of one step's input vector.</summary>
+    public int InputSize { get; set; }
+
+    /// <summary>The recurrent layers, input to output.</summary>
+    public IList<LayerArchitecture> Layers { get; set; } = [];
+
+    /// <summary>Number of classes of the dense softmax head (tensors <c>{HeadPrefix}.weight</c>, <c>.bias</c>); 0 for none.</summary>
+    public int Classes { get; set; }
+
+    /// <summary>Size of the forecasting head's output (the next input vector; tensors <c>{ForecastPrefix}.weight</c>, <c>.bias</c>); 0 for none.</summary>
+    public int ForecastSize { get; set; }
+
+    /// <summary>Prefix of the classification head's tensors. Default <c>head</c>.</summary>
+    public string HeadPrefix { get; set; } = "head";
+
+    /// <summary>Prefix of the forecasting head's tensors. Default <c>forecast</c>.</summary>
+    public string ForecastPrefix { get; set; } = "forecast";
+
+    /// <summary>ε of the layer normalisations. Default 1e-5 (PyTorch's).</summary>
+    public float LayerNormEpsilon { get; set; } = 1e-5f;
+
+    /// <summary>True when no layer is bidirectional, so the model can be stepped one input at a time.</summary>
+    [JsonIgnore]
+    public bool IsStreamable => Layers.All(l => !l.Bidirectional);
+
+    /// <summary>Size of the last layer's output (the heads' input).</summary>
+    [JsonIgnore]
+    public int FeatureSize => Layers.Count == 0 ? InputSize : Layers[^1].OutputSize;
+
+    /// <summary>Input size of layer <paramref name="index"/>.</summary>
+    /// <param name="index">The layer.</param>
+    /// <returns>The model input size for layer 0, otherwise the previous layer's output size.</returns>
+    public int LayerInputSize(int index) => index == 0 ? InputSize : Layers[index - 1].OutputSize;
+
+    /// <summary>The tensor-name prefix of layer <paramref name="index"/>.</summary>
+    /// <param name="index">The layer.</param>
+    /// <returns><see cref="LayerArchitecture.Prefix"/> or <c>layers.{index}</c>.</returns>
+    public string LayerPrefix(int index) => Layers[index].Prefix ?? $"layers.{index}";
+
+    /// <summary>The layer-norm tensor prefix of layer <paramref name="index"/>.</summary>
+    /// <param name="index">The layer.</param>
+    /// <returns><see cref="LayerArchitecture.NormPrefix"/> or <c>norms.{index}</c>.</returns>
+    public string NormPrefix(int index) => Layers[index].NormPrefix ?? $"norms.{index}";
+
+    /// <summary>Checks every field; throws <see cref="ModelFormatException"/> naming the first bad one.</summary>
+    public void Validate()
+    {
+        if (InputSize <= 0 || InputSize > 1 << 20)
+        {
+            throw new ModelFormatException($"architecture field 'inputSize' must be 1 to {1 << 20} (got {InputSize}).");
+        }
+
+        if (Layers.Count == 0 || Layers.Count > 64)
+        {
+            throw new ModelFormatException($"architecture field 'layers' must list 1 to 64 recurrent layers (got {Layers.Count}).");
+        }
+
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            LayerArchitecture layer = Layers[i] ?? throw new ModelFormatException($"architecture field 'layers[{i}]' is null.");
+            if (!Enum.IsDefined(layer.Kind))
+            {
+                throw new ModelFormatException($"architecture field 'layers[{i}].kind' is not a known cell kind; use lstm, gru or rnn.");
+            }
+
+            if (layer.HiddenSize <= 0 || layer.HiddenSize > 1 << 16)
+            {
+                throw new ModelFormatException($"architecture field 'layers[{i}].hiddenSize' must be 1 to {1 << 16} (got {layer.HiddenSize}).");
+            }
+
+            if (layer.ProjectionSize < 0 || layer.ProjectionSize >= layer.HiddenSize && layer.ProjectionSize != 0)
+            {
+                throw new ModelFormatException($"architecture field 'layers[{i}].projectionSize' must be 0 or smaller than hiddenSize {layer.HiddenSize} (got {layer.ProjectionSize}).");
+            }
+
+            if (layer.ProjectionSize > 0 && layer.Kind != CellKind.Lstm)
+            {
+                throw new ModelFormatException($"architecture field 'layers[{i}].projectionSize' is for LSTM layers only (layer is {layer.Kind}).");
+            }
+
+            if (layer.Nonlinearity is not ("tanh" or "relu"))
+            {
+                throw new ModelFormatException($"architecture field 'layers[{i}].nonlinearity' must be tanh or relu (got '{layer.Nonlinearity}').");
+            }
+
+            if (layer.Index < 0)
+            {
+                throw new ModelFormatException($"architecture field 'layers[{i}].index' must not be negative (got {layer.Index}).");
+            }
+        }
+
+        if (Classes < 0 || Classes > 1 << 16)
+        {
+            throw new ModelFormatException($"architecture field 'classes' must be 0 to {1 << 16} (got {Classes}).");
+        }
+
+        if (ForecastSize < 0 || ForecastSize > 1 << 20)
+        {
+            throw new ModelFormatException($"architecture field 'forecastSize' must be 0 to {1 << 20} (got {ForecastSize}).");
+        }
+
+        if (Classes == 0 && ForecastSize == 0)
+        {
+            throw new ModelFormatException("architecture has neither a classification head ('classes') nor a forecasting head ('forecastSize').");
+        }
+
+        if (!(LayerNormEpsilon > 0) || !float.IsFinite(LayerNormEpsilon))
+        {
+            throw new ModelFormatException($"architecture field 'layerNormEpsilon' must be a positive number (got {LayerNormEpsilon}).");
+        }
+    }
+
+    /// <summary>The architecture as JSON (the model file's <c>signal.architecture</c>).</summary>
+    /// <returns>Indented JSON.</returns>
+    public string ToJson() => JsonSerializer.Serialize(this, ModelJsonContext.Default.ModelArchitecture);
+
+    /// <summary>Reads and validates an architecture from JSON.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <returns>The validated architecture.</returns>
+    public static ModelArchitecture FromJson(string json)
+    {
+        ModelArchitecture? architecture;
+        try
+        {
+            architecture = JsonSerializer.Deserialize(json, ModelJsonContext.Default.ModelArchitecture);
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException($"architecture is not valid: {e.Message}", e);
+        }
+
+        if (architecture is null)
+        {
+            throw new ModelFormatException("architecture is null.");
+        }
+
+        architecture.Validate();
+        return architecture;
+    }
+
+    /// <summary>
+    /// A stable 64-bit fingerprint of what the recurrent state depends on (layer kinds and sizes), so a
+    /// checkpointed state is only restored into a network it fits.
+    /// </summary>
+    /// <returns>FNV-1a over the state-relevant fields.</returns>
+    public ulong StateFingerprint()
+    {
+        ulong hash = 14695981039346656037UL;
+        void Mix(int value)
+        {
+            for (int b = 0; b < 4; b++)
+            {
+                hash ^= (byte)(value >> (8 * b));
+                hash *= 1099511628211UL;
+            }
+        }
+
+        Mix(Layers.Count);
+        foreach (LayerArchitecture layer in Layers)
+        {
+            Mix((int)layer.Kind);
+            Mix(layer.HiddenSize);
+            Mix(layer.ProjectionSize);
+            Mix(layer.Bidirectional ? 1 : 0);
+        }
+
+        return hash;
+    }
+}
+
+/// <summary>A model file, architecture or tensor set that cannot be used; the message names the problem.</summary>
+public sealed class ModelFormatException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public ModelFormatException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message naming the problem.</summary>
+    /// <param name="message">What is wrong.</param>
+    public ModelFormatException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and the underlying error.</summary>
+    /// <param name="message">What is wrong.</param>
+    /// <param name="inner">The underlying error.</param>
+    public ModelFormatException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}
+
+/// <summary>Source-generated JSON metadata for the model types (trimming- and AOT-safe).</summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    WriteIndented = false,
+    ReadCommentHandling = JsonCommentHandling.Skip,
+    AllowTrailingCommas = true,
+    UseStringEnumConverter = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ModelArchitecture))]
+[JsonSerializable(typeof(string[]))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
+internal sealed partial class ModelJsonContext : JsonSerializerContext;

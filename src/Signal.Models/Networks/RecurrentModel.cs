@@ -1,0 +1,605 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Signal.Models.Files;
+using Signal.Models.Kernels;
+
+namespace Signal.Models.Networks;
+
+/// <summary>
+/// A recurrent network ready to run: layers with packed weights, a softmax classification head and an
+/// optional forecasting head. Immutable and safe to share between threads; each stream's memory lives in
+/// its own <see cref="RecurrentState"/>.
+/// </summary>
+/// <remarks>
+/// Streams advance one input vector at a time with <see cref="Step"/> (one stream) or a
+/// <see cref="BatchStepper"/> (many streams in one batched step, same results). Whole sequences,
+/// bidirectional models included, go through <see cref="Predict(ReadOnlySpan{float}, int, Span{float}, Span{float})"/>.
+/// Tensors keep PyTorch's names and gate order (see <see cref="LayerArchitecture.Prefix"/>).
+/// </remarks>
+public sealed class RecurrentModel
+{
+    /// <summary>Metadata key of the architecture JSON.</summary>
+    public const string ArchitectureKey = "signal.architecture";
+
+    /// <summary>Metadata key of the class labels (a JSON array of strings).</summary>
+    public const string LabelsKey = "signal.labels";
+
+    /// <summary>Metadata key of the format version.</summary>
+    public const string FormatKey = "signal.format";
+
+    private readonly Layer[] _layers;
+    private readonly PackedMatrix? _head;
+    private readonly PackedMatrix? _forecast;
+    private readonly int[] _hiddenOffsets;
+    private readonly int[] _cellOffsets;
+
+    private RecurrentModel(ModelArchitecture architecture, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyList<string> labels, IReadOnlyDictionary<string, string> metadata, KernelPath path)
+    {
+        Architecture = architecture;
+        Tensors = tensors;
+        Labels = labels;
+        Metadata = metadata;
+        Path = path;
+        _layers = new Layer[architecture.Layers.Count];
+        _hiddenOffsets = new int[_layers.Length];
+        _cellOffsets = new int[_layers.Length];
+        int stateSize = 0;
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            _layers[i] = BuildLayer(i);
+            _hiddenOffsets[i] = stateSize;
+            stateSize += _layers[i].Forward.StateSize;
+            _cellOffsets[i] = stateSize;
+            stateSize += _layers[i].Forward.CellSize;
+        }
+
+        StateSize = stateSize;
+        Fingerprint = architecture.StateFingerprint();
+        int features = architecture.FeatureSize;
+        if (architecture.Classes > 0)
+        {
+            Tensor w = Require(architecture.HeadPrefix + ".weight", "the classification head", architecture.Classes, features);
+            Tensor b = Require(architecture.HeadPrefix + ".bias", "the classification head", architecture.Classes);
+            _head = new PackedMatrix(w.Data, architecture.Classes, features, b.Data, path);
+        }
+
+        if (architecture.ForecastSize > 0)
+        {
+            Tensor w = Require(architecture.ForecastPrefix + ".weight", "the forecasting head", architecture.ForecastSize, features);
+            Tensor b = Require(architecture.ForecastPrefix + ".bias", "the forecasting head", architecture.ForecastSize);
+            _forecast = new PackedMatrix(w.Data, architecture.ForecastSize, features, b.Data, path);
+        }
+    }
+
+    /// <summary>The architecture.</summary>
+    public ModelArchitecture Architecture { get; }
+
+    /// <summary>All tensors by name, PyTorch layout (what <see cref="Save(Stream)"/> writes).</summary>
+    public IReadOnlyDictionary<string, Tensor> Tensors { get; }
+
+    /// <summary>Class labels, one per output of the classification head.</summary>
+    public IReadOnlyList<string> Labels { get; }
+
+    /// <summary>Other metadata carried through the model file (feature spec, normalisation, thresholds, provenance…).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>Size of one step's input vector.</summary>
+    public int InputSize => Architecture.InputSize;
+
+    /// <summary>Number of classes (0 without a classification head).</summary>
+    public int ClassCount => Architecture.Classes;
+
+    /// <summary>Size of the forecast (0 without a forecasting head).</summary>
+    public int ForecastSize => Architecture.ForecastSize;
+
+    /// <summary>Floats in one stream's <see cref="RecurrentState"/>.</summary>
+    public int StateSize { get; }
+
+    /// <summary>Identifies the state layout (see <see cref="ModelArchitecture.StateFingerprint"/>).</summary>
+    public ulong Fingerprint { get; }
+
+    /// <summary>Multiply-adds of one step of one stream, heads included (FLOPs are twice this).</summary>
+    public long MultiplyAddsPerStep => _layers.Sum(l => l.Forward.MultiplyAdds + (l.Backward?.MultiplyAdds ?? 0))
+        + ((long)(_head?.Rows ?? 0) * (_head?.Columns ?? 0)) + ((long)(_forecast?.Rows ?? 0) * (_forecast?.Columns ?? 0));
+
+    internal KernelPath Path { get; }
+
+    internal int LayerCount => _layers.Length;
+
+    /// <summary>
+    /// Builds a model from an architecture and PyTorch-named tensors, validating both.
+    /// </summary>
+    /// <param name="architecture">The architecture (validated here).</param>
+    /// <param name="tensors">The tensors by name; extra tensors are kept and saved.</param>
+    /// <param name="labels">Class labels; default <c>class0</c>, <c>class1</c>, …</param>
+    /// <param name="metadata">Other metadata to carry.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="ModelFormatException">A field, tensor, shape or value is wrong; the message names it.</exception>
+    public static RecurrentModel Create(ModelArchitecture architecture, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyList<string>? labels = null, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(architecture);
+        ArgumentNullException.ThrowIfNull(tensors);
+        architecture.Validate();
+        labels ??= [.. Enumerable.Range(0, architecture.Classes).Select(i => $"class{i}")];
+        if (labels.Count != architecture.Classes)
+        {
+            throw new ModelFormatException($"the model has {architecture.Classes} classes but {labels.Count} labels were given.");
+        }
+
+        var extra = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (metadata is not null)
+        {
+            foreach (KeyValuePair<string, string> pair in metadata)
+            {
+                if (pair.Key is not (ArchitectureKey or LabelsKey or FormatKey))
+                {
+                    extra[pair.Key] = pair.Value;
+                }
+            }
+        }
+
+        return new RecurrentModel(architecture, tensors, labels, extra, Kernels.Kernels.Default);
+    }
+
+    /// <summary>A model with PyTorch's default initialisation (uniform ±1/√fan), for tests, benchmarks and training.</summary>
+    /// <param name="architecture">The architecture.</param>
+    /// <param name="seed">Random seed.</param>
+    /// <param name="labels">Optional labels.</param>
+    /// <returns>The model.</returns>
+    public static RecurrentModel CreateRandom(ModelArchitecture architecture, int seed, IReadOnlyList<string>? labels = null)
+    {
+        ArgumentNullException.ThrowIfNull(architecture);
+        architecture.Validate();
+        var random = new Random(seed);
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (TensorRequirement t in RequiredTensors(architecture))
+        {
+            float[] data = new float[t.Shape.Aggregate(1, (a, b) => a * b)];
+            for (int i = 0; i < data.Length; i++)
+            {
+                data[i] = t.Bound == 0 ? t.Fill : (float)(((random.NextDouble() * 2) - 1) * t.Bound);
+            }
+
+            tensors[t.Name] = new Tensor(t.Name, t.Shape, data);
+        }
+
+        return Create(architecture, tensors, labels);
+    }
+
+    /// <summary>Loads a model file (safetensors layout).</summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="ModelFormatException">The file is not a usable model; the message names the problem.</exception>
+    public static RecurrentModel Load(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            throw new FileNotFoundException($"model file '{path}' does not exist.", path);
+        }
+
+        if (info.Length > int.MaxValue)
+        {
+            throw new ModelFormatException($"model file '{path}' is {info.Length} bytes; at most 2 GB is supported.");
+        }
+
+        try
+        {
+            return Load(File.ReadAllBytes(path));
+        }
+        catch (ModelFormatException e)
+        {
+            throw new ModelFormatException($"model file '{path}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>Loads a model from the bytes of a model file.</summary>
+    /// <param name="file">The file's content.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="ModelFormatException">The bytes are not a usable model.</exception>
+    public static RecurrentModel Load(ReadOnlySpan<byte> file)
+    {
+        (Dictionary<string, Tensor> tensors, Dictionary<string, string> metadata) = SafeTensorsFile.Read(file);
+        ModelArchitecture architecture = metadata.TryGetValue(ArchitectureKey, out string? json)
+            ? ModelArchitecture.FromJson(json)
+            : ArchitectureInference.FromTensors(tensors);
+        IReadOnlyList<string>? labels = metadata.TryGetValue(LabelsKey, out string? labelJson)
+            ? SafeTensorsFile.FromJsonArray(LabelsKey, labelJson)
+            : null;
+        return Create(architecture, tensors, labels, metadata);
+    }
+
+    /// <summary>Writes the model file (safetensors layout, F32, metadata with architecture and labels).</summary>
+    /// <param name="destination">Where to write.</param>
+    public void Save(Stream destination)
+    {
+        var metadata = new Dictionary<string, string>(Metadata, StringComparer.Ordinal)
+        {
+            [FormatKey] = "1",
+            [ArchitectureKey] = Architecture.ToJson(),
+            [LabelsKey] = SafeTensorsFile.ToJsonArray(Labels),
+        };
+        SafeTensorsFile.Write(destination, Tensors.Values, metadata);
+    }
+
+    /// <summary>Writes the model file atomically (to a temporary file, then renamed).</summary>
+    /// <param name="path">The file.</param>
+    public void Save(string path)
+    {
+        string temporary = path + ".tmp";
+        using (FileStream stream = File.Create(temporary))
+        {
+            Save(stream);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <summary>A copy of this model with more metadata (existing keys are replaced).</summary>
+    /// <param name="metadata">Entries to add.</param>
+    /// <returns>The new model (weights shared).</returns>
+    public RecurrentModel WithMetadata(IReadOnlyDictionary<string, string> metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        var merged = new Dictionary<string, string>(Metadata, StringComparer.Ordinal);
+        foreach (KeyValuePair<string, string> pair in metadata)
+        {
+            merged[pair.Key] = pair.Value;
+        }
+
+        return Create(Architecture, Tensors, Labels, merged);
+    }
+
+    /// <summary>A zeroed state for one stream.</summary>
+    /// <returns>The state.</returns>
+    /// <exception cref="NotSupportedException">The model has a bidirectional layer (it needs whole sequences).</exception>
+    public RecurrentState CreateState()
+    {
+        EnsureStreamable();
+        return new RecurrentState(this);
+    }
+
+    /// <summary>
+    /// Advances one stream by one input vector: updates <paramref name="state"/> and writes the class
+    /// probabilities (and the forecast of the next input, when the model has that head). Allocates nothing.
+    /// </summary>
+    /// <param name="state">The stream's state (from <see cref="CreateState"/>); not to be stepped from two threads at once.</param>
+    /// <param name="input">The step's input, <see cref="InputSize"/> values.</param>
+    /// <param name="probabilities"><see cref="ClassCount"/> values, or empty to skip the head.</param>
+    /// <param name="forecast"><see cref="ForecastSize"/> values, or empty to skip the head.</param>
+    public void Step(RecurrentState state, ReadOnlySpan<float> input, Span<float> probabilities, Span<float> forecast = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        CheckStepArguments(1, input, probabilities, forecast);
+        CheckState(state);
+        Workspace workspace = state.SingleWorkspace ??= new Workspace(this, 1);
+        StepRows(new ReadOnlySpan<RecurrentState>(in state), input, probabilities, forecast, workspace);
+    }
+
+    /// <summary>
+    /// Runs whole sequences offline (bidirectional layers allowed) from zero state: one row of class
+    /// probabilities and one forecast per step.
+    /// </summary>
+    /// <param name="sequence"><paramref name="steps"/> × <see cref="InputSize"/> values, step-major.</param>
+    /// <param name="steps">Number of steps.</param>
+    /// <param name="probabilities"><paramref name="steps"/> × <see cref="ClassCount"/> values, or empty.</param>
+    /// <param name="forecasts"><paramref name="steps"/> × <see cref="ForecastSize"/> values, or empty.</param>
+    public void Predict(ReadOnlySpan<float> sequence, int steps, Span<float> probabilities, Span<float> forecasts = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(steps);
+        CheckStepArguments(steps, sequence, probabilities, forecasts);
+        float[] x = sequence[..(steps * InputSize)].ToArray();
+        int width = InputSize;
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            Layer layer = _layers[l];
+            float[] y = new float[steps * layer.OutputSize];
+            RunDirection(layer, layer.Forward, x, width, steps, y, 0, reverse: false);
+            if (layer.Backward is not null)
+            {
+                RunDirection(layer, layer.Backward, x, width, steps, y, layer.Forward.StateSize, reverse: true);
+            }
+
+            x = y;
+            width = layer.OutputSize;
+        }
+
+        var heads = new Workspace(this, 1, headsOnly: true);
+        for (int t = 0; t < steps; t++)
+        {
+            ApplyHeads(x.AsSpan(t * width, width), width, 1, heads,
+                probabilities.IsEmpty ? default : probabilities.Slice(t * ClassCount, ClassCount),
+                forecasts.IsEmpty ? default : forecasts.Slice(t * ForecastSize, ForecastSize));
+        }
+    }
+
+    /// <summary>Offline prediction returning the probabilities (see <see cref="Predict(ReadOnlySpan{float}, int, Span{float}, Span{float})"/>).</summary>
+    /// <param name="sequence">Step-major inputs.</param>
+    /// <param name="steps">Number of steps.</param>
+    /// <returns><paramref name="steps"/> × <see cref="ClassCount"/> probabilities.</returns>
+    public float[] Predict(ReadOnlySpan<float> sequence, int steps)
+    {
+        float[] probabilities = new float[steps * ClassCount];
+        Predict(sequence, steps, probabilities);
+        return probabilities;
+    }
+
+    internal void EnsureStreamable()
+    {
+        if (!Architecture.IsStreamable)
+        {
+            throw new NotSupportedException(
+                "this model has a bidirectional layer, which needs the whole sequence; it cannot be stepped one input at a time. " +
+                "Use it for offline classification (Predict, signal-edge eval) or retrain it unidirectional for the live engine.");
+        }
+    }
+
+    internal void CheckState(RecurrentState state)
+    {
+        if (state.Fingerprint != Fingerprint || state.Values.Length != StateSize)
+        {
+            throw new ArgumentException("the state was made for a model of another architecture; create it with this model's CreateState().", nameof(state));
+        }
+    }
+
+    internal void CheckStepArguments(int rows, ReadOnlySpan<float> inputs, Span<float> probabilities, Span<float> forecasts)
+    {
+        if (inputs.Length < rows * InputSize)
+        {
+            ThrowHelper.Argument(nameof(inputs), $"inputs hold {inputs.Length} values; {rows} step(s) of {InputSize} need {rows * InputSize}.");
+        }
+
+        if (!probabilities.IsEmpty && (ClassCount == 0 || probabilities.Length < rows * ClassCount))
+        {
+            ThrowHelper.Argument(nameof(probabilities), ClassCount == 0
+                ? "the model has no classification head; pass an empty span."
+                : $"probabilities hold {probabilities.Length} values; {rows} × {ClassCount} classes are needed.");
+        }
+
+        if (!forecasts.IsEmpty && (ForecastSize == 0 || forecasts.Length < rows * ForecastSize))
+        {
+            ThrowHelper.Argument(nameof(forecasts), ForecastSize == 0
+                ? "the model has no forecasting head; pass an empty span."
+                : $"forecasts hold {forecasts.Length} values; {rows} × {ForecastSize} are needed.");
+        }
+
+        ReadOnlySpan<float> used = inputs[..(rows * InputSize)];
+        if (!float.IsFinite(TensorPrimitives.Sum(used)))
+        {
+            int bad = used.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+            if (bad >= 0)
+            {
+                ThrowHelper.Argument(nameof(inputs), $"input of step {bad / InputSize}, column {bad % InputSize} is {used[bad]}; inputs must be finite (no state was changed).");
+            }
+        }
+    }
+
+    /// <summary>The batched step of <paramref name="states"/>.Length streams, rows of the workspace from 0.</summary>
+    internal void StepRows(ReadOnlySpan<RecurrentState> states, ReadOnlySpan<float> inputs, Span<float> probabilities, Span<float> forecasts, Workspace ws)
+    {
+        int rows = states.Length;
+        ReadOnlySpan<float> x = inputs;
+        int ldx = InputSize;
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            Layer layer = _layers[l];
+            Cell cell = layer.Forward;
+            CellBuffers b = ws.Cells[l];
+            int lda = cell.InputStride;
+            int inSize = cell.InputSize;
+            int hs = cell.StateSize;
+            int cs = cell.CellSize;
+            for (int r = 0; r < rows; r++)
+            {
+                Span<float> row = b.A.AsSpan(r * lda, lda);
+                ReadOnlySpan<float> xr = x.Slice(r * ldx, inSize);
+                if (layer.Gamma is null)
+                {
+                    xr.CopyTo(row);
+                }
+                else
+                {
+                    Kernels.Kernels.LayerNorm(xr, layer.Gamma, layer.Beta!, Architecture.LayerNormEpsilon, row);
+                }
+
+                float[] values = states[r].Values;
+                values.AsSpan(_hiddenOffsets[l], hs).CopyTo(row[inSize..]);
+                if (cs > 0)
+                {
+                    values.AsSpan(_cellOffsets[l], cs).CopyTo(b.C.AsSpan(r * cs, cs));
+                }
+            }
+
+            cell.Step(b, rows, Path);
+            int os = cell.OutputStride;
+            for (int r = 0; r < rows; r++)
+            {
+                float[] values = states[r].Values;
+                b.Out.AsSpan(r * os, hs).CopyTo(values.AsSpan(_hiddenOffsets[l], hs));
+                if (cs > 0)
+                {
+                    b.C.AsSpan(r * cs, cs).CopyTo(values.AsSpan(_cellOffsets[l], cs));
+                }
+            }
+
+            x = b.Out;
+            ldx = os;
+        }
+
+        ApplyHeads(x, ldx, rows, ws, probabilities, forecasts);
+    }
+
+    private void ApplyHeads(ReadOnlySpan<float> x, int ldx, int rows, Workspace ws, Span<float> probabilities, Span<float> forecasts)
+    {
+        if (_head is not null && !probabilities.IsEmpty)
+        {
+            int ld = _head.PaddedRows;
+            Kernels.Kernels.Gemm(x, ldx, rows, _head, ws.Logits, ld, Path);
+            for (int r = 0; r < rows; r++)
+            {
+                Kernels.Kernels.Softmax(ws.Logits.AsSpan(r * ld, ClassCount), probabilities.Slice(r * ClassCount, ClassCount));
+            }
+        }
+
+        if (_forecast is not null && !forecasts.IsEmpty)
+        {
+            int ld = _forecast.PaddedRows;
+            Kernels.Kernels.Gemm(x, ldx, rows, _forecast, ws.Forecast, ld, Path);
+            for (int r = 0; r < rows; r++)
+            {
+                ws.Forecast.AsSpan(r * ld, ForecastSize).CopyTo(forecasts.Slice(r * ForecastSize, ForecastSize));
+            }
+        }
+    }
+
+    private void RunDirection(Layer layer, Cell cell, float[] x, int ldx, int steps, float[] y, int offset, bool reverse)
+    {
+        var b = new CellBuffers(cell, 1);
+        int inSize = cell.InputSize;
+        int hs = cell.StateSize;
+        float[] h = new float[hs];
+        for (int s = 0; s < steps; s++)
+        {
+            int t = reverse ? steps - 1 - s : s;
+            ReadOnlySpan<float> xr = x.AsSpan(t * ldx, inSize);
+            if (layer.Gamma is null)
+            {
+                xr.CopyTo(b.A);
+            }
+            else
+            {
+                Kernels.Kernels.LayerNorm(xr, layer.Gamma, layer.Beta!, Architecture.LayerNormEpsilon, b.A);
+            }
+
+            h.CopyTo(b.A.AsSpan(inSize));
+            cell.Step(b, 1, Path);
+            b.Out.AsSpan(0, hs).CopyTo(h);
+            h.CopyTo(y.AsSpan((t * layer.OutputSize) + offset, hs));
+        }
+    }
+
+    private Layer BuildLayer(int index)
+    {
+        LayerArchitecture a = Architecture.Layers[index];
+        int input = Architecture.LayerInputSize(index);
+        Cell Direction(string suffix)
+        {
+            string p = $"{Architecture.LayerPrefix(index)}.";
+            string l = $"_l{a.Index}{suffix}";
+            string who = $"layer {index} ({a.Kind.ToString().ToUpperInvariant()}, input {input}, hidden {a.HiddenSize})";
+            int gates = a.GateCount * a.HiddenSize;
+            Tensor wih = Require($"{p}weight_ih{l}", who, gates, input);
+            Tensor whh = Require($"{p}weight_hh{l}", who, gates, a.StateSize);
+            Tensor? bih = a.Bias ? Require($"{p}bias_ih{l}", who, gates) : null;
+            Tensor? bhh = a.Bias ? Require($"{p}bias_hh{l}", who, gates) : null;
+            Tensor? whr = a.ProjectionSize > 0 ? Require($"{p}weight_hr{l}", who, a.ProjectionSize, a.HiddenSize) : null;
+            return new Cell(a, input, wih, whh, bih, bhh, whr, Path);
+        }
+
+        float[]? gamma = null, beta = null;
+        if (a.LayerNorm)
+        {
+            string who = $"layer {index}'s layer norm";
+            gamma = Require($"{Architecture.NormPrefix(index)}.weight", who, input).Data;
+            beta = Require($"{Architecture.NormPrefix(index)}.bias", who, input).Data;
+        }
+
+        return new Layer(Direction(string.Empty), a.Bidirectional ? Direction("_reverse") : null, gamma, beta, input, a.OutputSize);
+    }
+
+    private Tensor Require(string name, string who, params int[] shape)
+    {
+        if (!Tensors.TryGetValue(name, out Tensor? tensor))
+        {
+            throw new ModelFormatException($"tensor '{name}' is missing; {who} needs it with shape {Tensor.FormatShape(shape)}.");
+        }
+
+        if (!tensor.Shape.SequenceEqual(shape))
+        {
+            throw new ModelFormatException($"tensor '{name}' has shape {Tensor.FormatShape(tensor.Shape)}; {who} needs {Tensor.FormatShape(shape)}.");
+        }
+
+        int bad = tensor.Data.AsSpan().IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+        if (bad >= 0)
+        {
+            throw new ModelFormatException($"tensor '{name}' holds {tensor.Data[bad]} at index {bad}; weights must be finite.");
+        }
+
+        return tensor;
+    }
+
+    /// <summary>Every tensor an architecture needs, with its shape and PyTorch's default init bound.</summary>
+    internal static IEnumerable<TensorRequirement> RequiredTensors(ModelArchitecture a)
+    {
+        for (int i = 0; i < a.Layers.Count; i++)
+        {
+            LayerArchitecture layer = a.Layers[i];
+            int input = a.LayerInputSize(i);
+            int gates = layer.GateCount * layer.HiddenSize;
+            float bound = 1f / MathF.Sqrt(layer.HiddenSize);
+            foreach (string suffix in layer.Bidirectional ? new[] { string.Empty, "_reverse" } : [string.Empty])
+            {
+                string p = $"{a.LayerPrefix(i)}.";
+                string l = $"_l{layer.Index}{suffix}";
+                yield return new($"{p}weight_ih{l}", bound, [gates, input]);
+                yield return new($"{p}weight_hh{l}", bound, [gates, layer.StateSize]);
+                if (layer.Bias)
+                {
+                    yield return new($"{p}bias_ih{l}", bound, [gates]);
+                    yield return new($"{p}bias_hh{l}", bound, [gates]);
+                }
+
+                if (layer.ProjectionSize > 0)
+                {
+                    yield return new($"{p}weight_hr{l}", bound, [layer.ProjectionSize, layer.HiddenSize]);
+                }
+            }
+
+            if (layer.LayerNorm)
+            {
+                yield return new($"{a.NormPrefix(i)}.weight", 0f, [input]) { Fill = 1f };
+                yield return new($"{a.NormPrefix(i)}.bias", 0f, [input]);
+            }
+        }
+
+        float headBound = 1f / MathF.Sqrt(a.FeatureSize);
+        if (a.Classes > 0)
+        {
+            yield return new($"{a.HeadPrefix}.weight", headBound, [a.Classes, a.FeatureSize]);
+            yield return new($"{a.HeadPrefix}.bias", headBound, [a.Classes]);
+        }
+
+        if (a.ForecastSize > 0)
+        {
+            yield return new($"{a.ForecastPrefix}.weight", headBound, [a.ForecastSize, a.FeatureSize]);
+            yield return new($"{a.ForecastPrefix}.bias", headBound, [a.ForecastSize]);
+        }
+    }
+
+    internal sealed record TensorRequirement(string Name, float Bound, int[] Shape)
+    {
+        public float Fill { get; init; }
+    }
+
+    private sealed record Layer(Cell Forward, Cell? Backward, float[]? Gamma, float[]? Beta, int InputSize, int OutputSize);
+
+    /// <summary>Scratch for stepping up to <see cref="Rows"/> streams; one per thread.</summary>
+    internal sealed class Workspace
+    {
+        public Workspace(RecurrentModel model, int rows, bool headsOnly = false)
+        {
+            Rows = rows;
+            Cells = headsOnly ? [] : [.. model._layers.Select(l => new CellBuffers(l.Forward, rows))];
+            Logits = new float[rows * (model._head?.PaddedRows ?? 0)];
+            Forecast = new float[rows * (model._forecast?.PaddedRows ?? 0)];
+        }
+
+        public int Rows { get; }
+
+        public CellBuffers[] Cells { get; }
+
+        public float[] Logits { get; }
+
+        public float[] Forecast { get; }
+    }
+}
