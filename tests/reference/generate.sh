@@ -5,3 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 command -p python3 features_reference.py
 command -p python3 recordings_reference.py
+command -p python3 models_reference.py
