@@ -68,6 +68,9 @@ public sealed class RecurrentModel
             Tensor b = Require(architecture.ForecastPrefix + ".bias", "the forecasting head", architecture.ForecastSize);
             _forecast = new PackedMatrix(w.Data, architecture.ForecastSize, features, b.Data, path);
         }
+
+        MultiplyAddsPerStep = _layers.Sum(l => l.Forward.MultiplyAdds + (l.Backward?.MultiplyAdds ?? 0))
+            + ((long)(_head?.Rows ?? 0) * (_head?.Columns ?? 0)) + ((long)(_forecast?.Rows ?? 0) * (_forecast?.Columns ?? 0));
     }
 
     /// <summary>The architecture.</summary>
@@ -98,8 +101,7 @@ public sealed class RecurrentModel
     public ulong Fingerprint { get; }
 
     /// <summary>Multiply-adds of one step of one stream, heads included (FLOPs are twice this).</summary>
-    public long MultiplyAddsPerStep => _layers.Sum(l => l.Forward.MultiplyAdds + (l.Backward?.MultiplyAdds ?? 0))
-        + ((long)(_head?.Rows ?? 0) * (_head?.Columns ?? 0)) + ((long)(_forecast?.Rows ?? 0) * (_forecast?.Columns ?? 0));
+    public long MultiplyAddsPerStep { get; }
 
     internal KernelPath Path { get; }
 

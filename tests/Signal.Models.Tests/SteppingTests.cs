@@ -1,0 +1,125 @@
+using Signal.Models.Networks;
+
+namespace Signal.Models.Tests;
+
+public sealed class SteppingTests
+{
+    private static ModelArchitecture Architecture(CellKind kind, int input = 12, int hidden = 24, int layers = 2, int projection = 0, int forecast = 0) => new()
+    {
+        InputSize = input,
+        Classes = 5,
+        ForecastSize = forecast,
+        Layers = [.. Enumerable.Range(0, layers).Select(i => new LayerArchitecture { Kind = kind, HiddenSize = hidden, ProjectionSize = projection, LayerNorm = i == 1 })],
+    };
+
+    public static TheoryData<CellKind, int> Kinds => new() { { CellKind.Lstm, 0 }, { CellKind.Lstm, 7 }, { CellKind.Gru, 0 }, { CellKind.Rnn, 0 } };
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void A_batched_step_equals_stepping_each_stream_alone(CellKind kind, int projection)
+    {
+        RecurrentModel model = RecurrentModel.CreateRandom(Architecture(kind, projection: projection, forecast: 12), seed: 3);
+        const int streams = 37;
+        var random = new Random(5);
+        RecurrentState[] alone = [.. Enumerable.Range(0, streams).Select(_ => model.CreateState())];
+        RecurrentState[] batched = [.. Enumerable.Range(0, streams).Select(_ => model.CreateState())];
+        using var stepper = new BatchStepper(model, streams, threads: 2) { ParallelMinimumMultiplyAdds = 0 };
+        float[] inputs = new float[streams * 12];
+        float[] p1 = new float[5], f1 = new float[12];
+        float[] pb = new float[streams * 5], fb = new float[streams * 12];
+        for (int step = 0; step < 40; step++)
+        {
+            // Batches of every size from 1 to all streams, members in a random order.
+            int size = 1 + (step % streams);
+            int[] members = [.. Enumerable.Range(0, streams).OrderBy(_ => random.Next()).Take(size)];
+            RecurrentState[] chosen = [.. members.Select(m => batched[m])];
+            for (int j = 0; j < size * 12; j++)
+            {
+                inputs[j] = (float)random.NextDouble() - 0.5f;
+            }
+
+            stepper.Step(chosen, inputs.AsSpan(0, size * 12), pb.AsSpan(0, size * 5), fb.AsSpan(0, size * 12));
+            for (int i = 0; i < size; i++)
+            {
+                model.Step(alone[members[i]], inputs.AsSpan(i * 12, 12), p1, f1);
+                Assert.Equal(p1, pb.AsSpan(i * 5, 5).ToArray());
+                Assert.Equal(f1, fb.AsSpan(i * 12, 12).ToArray());
+                Assert.Equal(alone[members[i]].AsSpan().ToArray(), batched[members[i]].AsSpan().ToArray());
+            }
+        }
+    }
+
+    [Fact]
+    public void A_stream_may_appear_only_once_in_a_batched_step_and_nothing_changes_when_refused()
+    {
+        RecurrentModel model = RecurrentModel.CreateRandom(Architecture(CellKind.Lstm), seed: 1);
+        using var stepper = new BatchStepper(model, 8);
+        RecurrentState a = model.CreateState(), b = model.CreateState();
+        float[] inputs = [.. Enumerable.Range(0, 3 * 12).Select(i => i * 0.01f)];
+        var e = Assert.Throws<ArgumentException>(() => stepper.Step([a, b, a], inputs, new float[15]));
+        Assert.Contains("appears twice", e.Message, StringComparison.Ordinal);
+        Assert.All(a.AsSpan().ToArray().Concat(b.AsSpan().ToArray()), v => Assert.Equal(0f, v));
+
+        inputs[14] = float.NaN;
+        var nan = Assert.Throws<ArgumentException>(() => stepper.Step([a, b], inputs.AsSpan(0, 24), new float[10]));
+        Assert.Contains("step 1, column 2", nan.Message, StringComparison.Ordinal);
+        Assert.All(b.AsSpan().ToArray(), v => Assert.Equal(0f, v));
+        Assert.Throws<ArgumentException>(() => stepper.Step(new RecurrentState[9], new float[9 * 12], default));
+    }
+
+    [Fact]
+    public void Stepping_allocates_nothing_alone_or_batched()
+    {
+        RecurrentModel model = RecurrentModel.CreateRandom(Architecture(CellKind.Lstm, input: 40, hidden: 64), seed: 2);
+        RecurrentState state = model.CreateState();
+        float[] input = new float[40], probabilities = new float[5];
+        model.Step(state, input, probabilities);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            model.Step(state, input, probabilities);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+
+        using var stepper = new BatchStepper(model, 256, threads: 2);
+        RecurrentState[] states = [.. Enumerable.Range(0, 256).Select(_ => model.CreateState())];
+        float[] inputs = new float[256 * 40], outputs = new float[256 * 5];
+        stepper.Step(states, inputs, outputs);
+        before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 20; i++)
+        {
+            stepper.Step(states.AsSpan(0, 3), inputs.AsSpan(0, 120), outputs.AsSpan(0, 15));
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 20; i++)
+        {
+            stepper.Step(states, inputs, outputs);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void A_state_round_trips_through_bytes_and_is_refused_by_another_architecture()
+    {
+        RecurrentModel model = RecurrentModel.CreateRandom(Architecture(CellKind.Lstm), seed: 4);
+        RecurrentState state = model.CreateState();
+        float[] probabilities = new float[5];
+        model.Step(state, [.. Enumerable.Range(0, 12).Select(i => (float)i)], probabilities);
+        byte[] bytes = state.ToBytes();
+        RecurrentState restored = RecurrentState.FromBytes(model, bytes);
+        Assert.Equal(state.AsSpan().ToArray(), restored.AsSpan().ToArray());
+        Assert.Contains(state.AsSpan().ToArray(), v => v != 0f);
+
+        RecurrentModel other = RecurrentModel.CreateRandom(Architecture(CellKind.Gru), seed: 4);
+        Assert.Contains("another architecture", Assert.Throws<FormatException>(() => RecurrentState.FromBytes(other, bytes)).Message, StringComparison.Ordinal);
+        Assert.Throws<FormatException>(() => RecurrentState.FromBytes(model, bytes.AsSpan(0, bytes.Length - 1)));
+        Assert.Throws<ArgumentException>(() => other.Step(state, new float[12], new float[5]));
+
+        restored.Reset();
+        Assert.All(restored.AsSpan().ToArray(), v => Assert.Equal(0f, v));
+    }
+}
