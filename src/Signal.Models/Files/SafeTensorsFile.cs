@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 using System.Text.Json;
 using Signal.Models.Networks;
 
@@ -48,6 +47,11 @@ public static class SafeTensorsFile
         ReadOnlySpan<byte> data = file[(8 + (int)headerLength)..];
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new ModelFormatException("header is not valid UTF-8 text; the file is corrupt or not a safetensors model file.");
+        }
+
         JsonDocument document;
         try
         {
@@ -263,6 +267,4 @@ public static class SafeTensorsFile
             throw new ModelFormatException($"metadata '{key}' is not a JSON array of strings: {e.Message}", e);
         }
     }
-
-    internal static int Utf8Length(string s) => Encoding.UTF8.GetByteCount(s);
 }
