@@ -13,6 +13,9 @@ public static class Program
     {
         var root = new RootCommand("Signal: real-time sensor signal classification. Run a command with --help for its options.");
         root.Subcommands.Add(FeaturesCommand.Create());
+        root.Subcommands.Add(ModelCommands.CreateImport());
+        root.Subcommands.Add(ModelCommands.CreateInfer());
+        root.Subcommands.Add(ModelCommands.CreateBench());
         return root.Parse(args).Invoke();
     }
 }

@@ -1,0 +1,242 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Signal.Models.Diagnostics;
+using Signal.Models.Networks;
+using Signal.Models.Onnx;
+using Spectre.Console;
+
+namespace Signal.Edge.Commands;
+
+/// <summary><c>signal-edge import</c>, <c>infer</c> and <c>bench models</c>: the model file from the command line.</summary>
+internal static class ModelCommands
+{
+    public static Command CreateImport()
+    {
+        var onnx = new Option<FileInfo>("--onnx") { Description = "The ONNX model (from torch.onnx.export, tf2onnx or MATLAB's exportONNXNetwork).", Required = true };
+        var output = new Option<FileInfo>("--out", "-o") { Description = "The model file to write (.sigm).", Required = true };
+        var labels = new Option<string?>("--labels") { Description = "Class labels, comma-separated, in output order (default class0, class1, …)." };
+        var command = new Command("import", """
+            Imports a recurrent classifier from ONNX (LSTM/GRU/RNN layers, a dense head, optional softmax) into a
+            Signal model file. Shape glue around the recurrent ops is folded; unsupported ops are named.
+
+            Example:
+              signal-edge import --onnx lstm.onnx --out lstm.sigm --labels normal,inner_race,outer_race,ball
+            """)
+        {
+            onnx, output, labels,
+        };
+        command.SetAction(parse => Guard(() =>
+        {
+            FileInfo source = parse.GetValue(onnx)!;
+            if (!source.Exists)
+            {
+                throw new FileNotFoundException($"ONNX file '{source.FullName}' does not exist.");
+            }
+
+            string[]? names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            RecurrentModel probe = OnnxImporter.Import(source.FullName);
+            if (names is not null && names.Length != probe.ClassCount)
+            {
+                throw new ArgumentException($"--labels names {names.Length} classes but the model has {probe.ClassCount}.");
+            }
+
+            RecurrentModel model = names is null ? probe : OnnxImporter.Import(source.FullName, names);
+            FileInfo destination = parse.GetValue(output)!;
+            model.Save(destination.FullName);
+            Describe(model, $"Imported {source.Name}");
+            AnsiConsole.MarkupLineInterpolated($"Wrote [green]{destination.FullName}[/].");
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command CreateInfer()
+    {
+        var modelOption = new Option<FileInfo>("--model", "-m") { Description = "The model file (.sigm).", Required = true };
+        var input = new Option<FileInfo>("--input", "-i") { Description = "The input sequence: CSV, one row per step, one column per input (a header row is allowed).", Required = true };
+        var output = new Option<FileInfo>("--output", "-o") { Description = "The CSV to write: step, then one probability column per class label.", DefaultValueFactory = _ => new FileInfo("probabilities.csv") };
+        var offline = new Option<bool>("--offline") { Description = "Run the whole sequence at once (needed for bidirectional models) instead of stepping it as the live engine does." };
+        var command = new Command("infer", """
+            Steps a model over a sequence of input vectors with the same streaming path the live engine uses and
+            writes the class probabilities of every step.
+
+            Example:
+              signal-edge infer --model lstm.sigm --input sequence.csv --output probabilities.csv
+            """)
+        {
+            modelOption, input, output, offline,
+        };
+        command.SetAction(parse => Guard(() =>
+        {
+            RecurrentModel model = RecurrentModel.Load(parse.GetValue(modelOption)!.FullName);
+            if (model.ClassCount == 0)
+            {
+                throw new ArgumentException("the model has no classification head (it only forecasts); nothing to infer.");
+            }
+
+            FileInfo source = parse.GetValue(input)!;
+            float[] sequence = ReadSequence(source.FullName, model.InputSize, out int steps);
+            float[] probabilities = new float[steps * model.ClassCount];
+            if (parse.GetValue(offline))
+            {
+                model.Predict(sequence, steps, probabilities);
+            }
+            else
+            {
+                RecurrentState state = model.CreateState();
+                for (int t = 0; t < steps; t++)
+                {
+                    model.Step(state, sequence.AsSpan(t * model.InputSize, model.InputSize), probabilities.AsSpan(t * model.ClassCount, model.ClassCount));
+                }
+            }
+
+            FileInfo destination = parse.GetValue(output)!;
+            var text = new StringBuilder("step," + string.Join(",", model.Labels.Select(Quote)) + "\n");
+            for (int t = 0; t < steps; t++)
+            {
+                text.Append(t.ToString(CultureInfo.InvariantCulture));
+                for (int c = 0; c < model.ClassCount; c++)
+                {
+                    text.Append(',').Append(probabilities[(t * model.ClassCount) + c].ToString("R", CultureInfo.InvariantCulture));
+                }
+
+                text.Append('\n');
+            }
+
+            File.WriteAllText(destination.FullName, text.ToString());
+            AnsiConsole.MarkupLineInterpolated($"{steps:N0} steps of {model.InputSize} inputs → {model.ClassCount} class probabilities per step. Wrote [green]{destination.FullName}[/].");
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command CreateBench()
+    {
+        var json = new Option<bool>("--json") { Description = "Print the results as JSON only." };
+        var seconds = new Option<double>("--seconds") { Description = "Measuring time per case.", DefaultValueFactory = _ => 1.0 };
+        var models = new Command("models", """
+            Measures the recurrent step: one LSTM stream (I=40, H=64) and batches of 1,024 streams (LSTM and GRU,
+            H=128 and 64) on one and two cores, each as a fraction of this machine's FMA peak measured in the same run.
+            """)
+        {
+            json, seconds,
+        };
+        models.SetAction(parse => Guard(() =>
+        {
+            bool asJson = parse.GetValue(json);
+            (double peak, string width, IReadOnlyList<BenchmarkCase> cases) = asJson
+                ? ModelBenchmark.Run(parse.GetValue(seconds))
+                : ModelBenchmark.Run(parse.GetValue(seconds), name => AnsiConsole.MarkupLineInterpolated($"[grey]measuring {name}…[/]"));
+            var report = new BenchReport(
+                Environment.ProcessorCount, System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString(),
+                System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription, width, peak / 1e9, cases);
+            if (asJson)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(report, EdgeJsonContext.Default.BenchReport));
+                return 0;
+            }
+
+            AnsiConsole.MarkupLineInterpolated($"FMA peak of one core ({width}): [bold]{peak / 1e9:F1} GFLOP/s[/]");
+            var table = new Table().AddColumns("case", "µs/step", "GFLOP/s", "of peak", "B alloc/step");
+            foreach (BenchmarkCase c in cases)
+            {
+                table.AddRow(c.Name, c.MicrosecondsPerStep.ToString("F3", CultureInfo.InvariantCulture), c.GigaflopsPerSecond.ToString("F1", CultureInfo.InvariantCulture),
+                    c.FractionOfPeak.ToString("P0", CultureInfo.InvariantCulture), c.AllocatedBytesPerStep.ToString("F0", CultureInfo.InvariantCulture));
+            }
+
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return new Command("bench", "Benchmarks on this machine.") { models };
+    }
+
+    private static int Guard(Func<int> run)
+    {
+        try
+        {
+            return run();
+        }
+        catch (Exception ex) when (ex is ModelFormatException or OnnxImportException or InvalidDataException or IOException or ArgumentException or UnauthorizedAccessException or NotSupportedException or FormatException)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private static void Describe(RecurrentModel model, string title)
+    {
+        AnsiConsole.MarkupLineInterpolated($"[bold]{title}[/]: input {model.InputSize}, {model.ClassCount} classes ({string.Join(", ", model.Labels)})");
+        for (int i = 0; i < model.Architecture.Layers.Count; i++)
+        {
+            LayerArchitecture l = model.Architecture.Layers[i];
+            AnsiConsole.MarkupLineInterpolated($"  layer {i}: {l.Kind.ToString().ToUpperInvariant()} hidden {l.HiddenSize}{(l.Bidirectional ? ", bidirectional" : string.Empty)}{(l.ProjectionSize > 0 ? $", projection {l.ProjectionSize}" : string.Empty)}");
+        }
+    }
+
+    private static string Quote(string label) => label.Contains(',', StringComparison.Ordinal) || label.Contains('"', StringComparison.Ordinal)
+        ? "\"" + label.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""
+        : label;
+
+    /// <summary>Reads a CSV of numbers (optional header), checking every row has <paramref name="columns"/> finite values.</summary>
+    internal static float[] ReadSequence(string path, int columns, out int steps)
+    {
+        var values = new List<float>();
+        steps = 0;
+        int lineNumber = 0;
+        foreach (string raw in File.ReadLines(path))
+        {
+            lineNumber++;
+            string line = raw.Trim();
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            string[] cells = line.Split(',');
+            bool numeric = float.TryParse(cells[0], NumberStyles.Float, CultureInfo.InvariantCulture, out _);
+            if (!numeric && steps == 0 && values.Count == 0)
+            {
+                continue; // header
+            }
+
+            if (cells.Length != columns)
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: {cells.Length} columns; the model takes {columns} inputs per step.");
+            }
+
+            foreach (string cell in cells)
+            {
+                if (!float.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) || !float.IsFinite(v))
+                {
+                    throw new InvalidDataException($"{path}, line {lineNumber}: '{cell}' is not a finite number.");
+                }
+
+                values.Add(v);
+            }
+
+            steps++;
+        }
+
+        if (steps == 0)
+        {
+            throw new InvalidDataException($"{path} holds no rows of numbers.");
+        }
+
+        return [.. values];
+    }
+}
+
+/// <summary>The JSON of <c>signal-edge bench models</c>.</summary>
+/// <param name="Processors">Logical processors.</param>
+/// <param name="Architecture">Process architecture.</param>
+/// <param name="Runtime">.NET runtime.</param>
+/// <param name="KernelPath">Vector width the kernels used.</param>
+/// <param name="FmaPeakGflops">Measured single-core FMA peak at that width.</param>
+/// <param name="Cases">The measured cases.</param>
+internal sealed record BenchReport(int Processors, string Architecture, string Runtime, string KernelPath, double FmaPeakGflops, IReadOnlyList<BenchmarkCase> Cases);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(BenchReport))]
+internal sealed partial class EdgeJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
