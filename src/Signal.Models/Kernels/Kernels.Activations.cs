@@ -12,13 +12,40 @@ internal static partial class Kernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Tanh(float x) => MathF.Tanh(x);
 
+    /// <summary>
+    /// eˣ for x clamped to [−40, 40] (Cephes' expf scheme: x = n·ln2 + r, |r| ≤ ln2/2, degree-6 polynomial for eʳ,
+    /// 2ⁿ built in the exponent bits), relative error about 2 ulp. The clamp keeps products of two such
+    /// exponentials finite, which the fused gates rely on; at ±40 sigmoid and tanh are already 0 or ±1 in float.
+    /// The runtime's Vector.Exp is accurate to the last bit but computes in double, several times slower.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TV ExpClamped<TOps, TV>(TV x)
+        where TOps : IVectorOps<TV>
+        where TV : struct
+    {
+        x = TOps.Max(TOps.Min(x, TOps.Broadcast(40f)), TOps.Broadcast(-40f));
+        // t = x·log₂e + 1.5·2²³ rounds x·log₂e to the nearest integer n and leaves n in t's low mantissa bits.
+        TV t = TOps.MultiplyAdd(x, TOps.Broadcast(1.44269504088896341f), TOps.Broadcast(12582912f));
+        TV n = TOps.Subtract(t, TOps.Broadcast(12582912f));
+        TV r = TOps.MultiplyAdd(n, TOps.Broadcast(-0.693359375f), x);
+        r = TOps.MultiplyAdd(n, TOps.Broadcast(2.12194440e-4f), r);
+        TV p = TOps.Broadcast(1.9875691500E-4f);
+        p = TOps.MultiplyAdd(p, r, TOps.Broadcast(1.3981999507E-3f));
+        p = TOps.MultiplyAdd(p, r, TOps.Broadcast(8.3334519073E-3f));
+        p = TOps.MultiplyAdd(p, r, TOps.Broadcast(4.1665795894E-2f));
+        p = TOps.MultiplyAdd(p, r, TOps.Broadcast(1.6666665459E-1f));
+        p = TOps.MultiplyAdd(p, r, TOps.Broadcast(5.0000001201E-1f));
+        p = TOps.MultiplyAdd(p, TOps.Multiply(r, r), TOps.Add(r, TOps.Broadcast(1f)));
+        return TOps.Multiply(p, TOps.Pow2FromRounded(t));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV Sigmoid<TOps, TV>(TV x)
         where TOps : IVectorOps<TV>
         where TV : struct
     {
         TV one = TOps.Broadcast(1f);
-        return TOps.Divide(one, TOps.Add(one, TOps.Exp(TOps.Subtract(TOps.Broadcast(0f), x))));
+        return TOps.Divide(one, TOps.Add(one, ExpClamped<TOps, TV>(TOps.Subtract(TOps.Broadcast(0f), x))));
     }
 
     /// <summary>tanh(x) = 1 − 2 / (e²ˣ + 1): exact limits ±1 (e²ˣ overflows to ∞ or underflows to 0), absolute error below 1e-6.</summary>
@@ -28,7 +55,7 @@ internal static partial class Kernels
         where TV : struct
     {
         TV one = TOps.Broadcast(1f);
-        TV e = TOps.Exp(TOps.Add(x, x));
+        TV e = ExpClamped<TOps, TV>(TOps.Add(x, x));
         return TOps.Subtract(one, TOps.Divide(TOps.Broadcast(2f), TOps.Add(e, one)));
     }
 

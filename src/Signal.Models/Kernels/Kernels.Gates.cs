@@ -9,9 +9,9 @@ internal static partial class Kernels
     /// <summary>
     /// The LSTM cell update after the gate product, fused (PyTorch conventions, gate blocks i, f, g, o of
     /// <paramref name="hidden"/> each in <paramref name="gates"/>): i = σ, f = σ, g = tanh, o = σ;
-    /// c ← f·c + i·g (in place); h = o·tanh(c).
+    /// c ← f·c + i·g (in place); h = o·tanh(c). <paramref name="gates"/> is scratch: it is overwritten.
     /// </summary>
-    internal static void LstmGates(ReadOnlySpan<float> gates, Span<float> c, Span<float> h, int hidden, KernelPath path)
+    internal static void LstmGates(Span<float> gates, Span<float> c, Span<float> h, int hidden, KernelPath path)
     {
         if (gates.Length < 4 * hidden || c.Length < hidden || h.Length < hidden)
         {
@@ -40,35 +40,73 @@ internal static partial class Kernels
         }
     }
 
+    /// <summary>
+    /// Vector part of the LSTM update. The gate buffer is scratch: pass 1 replaces the gates by the
+    /// exponentials the update needs (e⁻ⁱ, e⁻ᶠ, e²ᵍ, e⁻ᵒ), one small loop per block so each loop inlines a
+    /// single exponential (one loop with five overflows the JIT's inlining budget and runs at a third of
+    /// the speed); pass 2 combines them with one more exponential for tanh(c).
+    /// </summary>
     private static int LstmGates<TOps, TV>(ref float g, ref float c, ref float h, int hidden)
         where TOps : IVectorOps<TV>
         where TV : struct
     {
         int n = TOps.Count;
-        int j = 0;
-        nuint hs = (nuint)hidden;
-        for (; j + n <= hidden; j += n)
+        int vectorized = hidden - (hidden % n);
+        if (vectorized == 0)
         {
-            nuint o = (nuint)j;
-            TV i = Sigmoid<TOps, TV>(TOps.Load(ref g, o));
-            TV f = Sigmoid<TOps, TV>(TOps.Load(ref g, hs + o));
-            TV gg = Tanh<TOps, TV>(TOps.Load(ref g, (2 * hs) + o));
-            TV og = Sigmoid<TOps, TV>(TOps.Load(ref g, (3 * hs) + o));
-            TV cn = TOps.Add(TOps.Multiply(f, TOps.Load(ref c, o)), TOps.Multiply(i, gg));
-            TOps.Store(cn, ref c, o);
-            TOps.Store(TOps.Multiply(og, Tanh<TOps, TV>(cn)), ref h, o);
+            return 0;
         }
 
-        return j;
+        ExpScaled<TOps, TV>(ref g, vectorized, -1f);
+        ExpScaled<TOps, TV>(ref Unsafe.Add(ref g, hidden), vectorized, -1f);
+        ExpScaled<TOps, TV>(ref Unsafe.Add(ref g, 2 * hidden), vectorized, 2f);
+        ExpScaled<TOps, TV>(ref Unsafe.Add(ref g, 3 * hidden), vectorized, -1f);
+        LstmCombine<TOps, TV>(ref g, ref c, ref h, hidden, vectorized);
+        return vectorized;
+    }
+
+    /// <summary>x[i] ← e^(scale·x[i]) for the first <paramref name="count"/> values (a multiple of the vector width).</summary>
+    private static void ExpScaled<TOps, TV>(ref float x, int count, float scale)
+        where TOps : IVectorOps<TV>
+        where TV : struct
+    {
+        TV s = TOps.Broadcast(scale);
+        for (int j = 0; j < count; j += TOps.Count)
+        {
+            TOps.Store(ExpClamped<TOps, TV>(TOps.Multiply(s, TOps.Load(ref x, (nuint)j))), ref x, (nuint)j);
+        }
+    }
+
+    private static void LstmCombine<TOps, TV>(ref float g, ref float c, ref float h, int hidden, int count)
+        where TOps : IVectorOps<TV>
+        where TV : struct
+    {
+        TV one = TOps.Broadcast(1f);
+        nuint hs = (nuint)hidden;
+        for (int j = 0; j < count; j += TOps.Count)
+        {
+            // σ(a)·tanh(b) = (e²ᵇ − 1) / ((1 + e⁻ᵃ)(e²ᵇ + 1)): one division per product instead of two.
+            nuint o = (nuint)j;
+            TV ei = TOps.Load(ref g, o);
+            TV ef = TOps.Load(ref g, hs + o);
+            TV eg = TOps.Load(ref g, (2 * hs) + o);
+            TV eo = TOps.Load(ref g, (3 * hs) + o);
+            TV ig = TOps.Multiply(TOps.Subtract(eg, one), TOps.Reciprocal(TOps.Multiply(TOps.Add(one, ei), TOps.Add(eg, one))));
+            TV cn = TOps.MultiplyAdd(TOps.Load(ref c, o), TOps.Reciprocal(TOps.Add(one, ef)), ig);
+            TOps.Store(cn, ref c, o);
+            TV ec = ExpClamped<TOps, TV>(TOps.Add(cn, cn));
+            TOps.Store(TOps.Multiply(TOps.Subtract(ec, one), TOps.Reciprocal(TOps.Multiply(TOps.Add(one, eo), TOps.Add(ec, one)))), ref h, o);
+        }
     }
 
     /// <summary>
     /// The GRU update, fused (PyTorch conventions, gate blocks r, z, n): <paramref name="inputGates"/> =
     /// W_ih·x + b_ih and <paramref name="hiddenGates"/> = W_hh·h + b_hh; r = σ(·), z = σ(·),
     /// n = tanh(x_n + r·h_n) (reset applied after the hidden product), h' = (1 − z)·n + z·h.
-    /// <paramref name="previous"/> and <paramref name="next"/> may be the same span.
+    /// <paramref name="previous"/> and <paramref name="next"/> may be the same span. <paramref name="inputGates"/> is
+    /// scratch: it is overwritten.
     /// </summary>
-    internal static void GruGates(ReadOnlySpan<float> inputGates, ReadOnlySpan<float> hiddenGates, ReadOnlySpan<float> previous, Span<float> next, int hidden, KernelPath path)
+    internal static void GruGates(Span<float> inputGates, ReadOnlySpan<float> hiddenGates, ReadOnlySpan<float> previous, Span<float> next, int hidden, KernelPath path)
     {
         if (inputGates.Length < 3 * hidden || hiddenGates.Length < 3 * hidden || previous.Length < hidden || next.Length < hidden)
         {
@@ -95,23 +133,62 @@ internal static partial class Kernels
         }
     }
 
+    /// <summary>Vector part of the GRU update; <paramref name="gi"/> is scratch (pass 1 stores r and e⁻ᶻ there).</summary>
     private static int GruGates<TOps, TV>(ref float gi, ref float gh, ref float hp, ref float hn, int hidden)
         where TOps : IVectorOps<TV>
         where TV : struct
     {
-        int n = TOps.Count;
-        int j = 0;
-        nuint hs = (nuint)hidden;
-        for (; j + n <= hidden; j += n)
+        int vectorized = hidden - (hidden % TOps.Count);
+        if (vectorized == 0)
         {
-            nuint o = (nuint)j;
-            TV r = Sigmoid<TOps, TV>(TOps.Add(TOps.Load(ref gi, o), TOps.Load(ref gh, o)));
-            TV z = Sigmoid<TOps, TV>(TOps.Add(TOps.Load(ref gi, hs + o), TOps.Load(ref gh, hs + o)));
-            TV nn = Tanh<TOps, TV>(TOps.Add(TOps.Load(ref gi, (2 * hs) + o), TOps.Multiply(r, TOps.Load(ref gh, (2 * hs) + o))));
-            TOps.Store(TOps.Add(nn, TOps.Multiply(z, TOps.Subtract(TOps.Load(ref hp, o), nn))), ref hn, o);
+            return 0;
         }
 
-        return j;
+        GruResetAndUpdate<TOps, TV>(ref gi, ref gh, hidden, vectorized);
+        GruCombine<TOps, TV>(ref gi, ref gh, ref hp, ref hn, hidden, vectorized);
+        return vectorized;
+    }
+
+    private static void GruResetAndUpdate<TOps, TV>(ref float gi, ref float gh, int hidden, int count)
+        where TOps : IVectorOps<TV>
+        where TV : struct
+    {
+        TV one = TOps.Broadcast(1f);
+        TV zero = TOps.Broadcast(0f);
+        nuint hs = (nuint)hidden;
+        for (int j = 0; j < count; j += TOps.Count)
+        {
+            nuint o = (nuint)j;
+            TV er = ExpClamped<TOps, TV>(TOps.Subtract(zero, TOps.Add(TOps.Load(ref gi, o), TOps.Load(ref gh, o))));
+            TOps.Store(TOps.Reciprocal(TOps.Add(one, er)), ref gi, o);
+        }
+
+        for (int j = 0; j < count; j += TOps.Count)
+        {
+            nuint o = hs + (nuint)j;
+            TOps.Store(ExpClamped<TOps, TV>(TOps.Subtract(zero, TOps.Add(TOps.Load(ref gi, o), TOps.Load(ref gh, o)))), ref gi, o);
+        }
+    }
+
+    private static void GruCombine<TOps, TV>(ref float gi, ref float gh, ref float hp, ref float hn, int hidden, int count)
+        where TOps : IVectorOps<TV>
+        where TV : struct
+    {
+        TV one = TOps.Broadcast(1f);
+        nuint hs = (nuint)hidden;
+        for (int j = 0; j < count; j += TOps.Count)
+        {
+            // h' = (1 − z)·n + z·h with n = (E − 1)/(E + 1), E = e^(2·(x_n + r·h_n)), 1 − z = e⁻ᶻ/(1 + e⁻ᶻ):
+            // h' = ((E − 1)·e⁻ᶻ + h·(E + 1)) / ((E + 1)(1 + e⁻ᶻ)), one division.
+            nuint o = (nuint)j;
+            TV r = TOps.Load(ref gi, o);
+            TV ez = TOps.Load(ref gi, hs + o);
+            TV a = TOps.MultiplyAdd(r, TOps.Load(ref gh, (2 * hs) + o), TOps.Load(ref gi, (2 * hs) + o));
+            TV e = ExpClamped<TOps, TV>(TOps.Add(a, a));
+            TV ep1 = TOps.Add(e, one);
+            TV numerator = TOps.MultiplyAdd(TOps.Subtract(e, one), ez, TOps.Multiply(TOps.Load(ref hp, o), ep1));
+            TOps.Store(TOps.Multiply(numerator, TOps.Reciprocal(TOps.Multiply(ep1, TOps.Add(one, ez)))), ref hn, o);
+        }
     }
 
     /// <summary>The plain RNN update: h = tanh(pre) or max(0, pre).</summary>

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
 
 namespace Signal.Models.Kernels;
 
@@ -32,6 +34,17 @@ internal interface IVectorOps<TV>
     static abstract TV Max(TV a, TV b);
 
     static abstract TV Exp(TV a);
+
+    /// <summary>Round to nearest integer (ties to even).</summary>
+    static abstract TV Round(TV a);
+
+    /// <summary>2ⁿ from t = n + 1.5·2²³ (n integral, |n| ≤ 127): the exponent bits are (bits(t) + 127) &lt;&lt; 23.</summary>
+    static abstract TV Pow2FromRounded(TV t);
+
+    static abstract TV Min(TV a, TV b);
+
+    /// <summary>1/a to about 2⁻²² relative: a hardware estimate refined by one Newton step where the ISA has one, else a division.</summary>
+    static abstract TV Reciprocal(TV a);
 }
 
 internal readonly struct Ops128 : IVectorOps<Vector128<float>>
@@ -67,6 +80,34 @@ internal readonly struct Ops128 : IVectorOps<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Exp(Vector128<float> a) => Vector128.Exp(a);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Round(Vector128<float> a) => Vector128.Round(a);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Pow2FromRounded(Vector128<float> t) => Vector128.ShiftLeft(t.AsInt32() + Vector128.Create(127), 23).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Min(Vector128<float> a, Vector128<float> b) => Vector128.Min(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Reciprocal(Vector128<float> a)
+    {
+        if (AdvSimd.Arm64.IsSupported)
+        {
+            Vector128<float> x = AdvSimd.ReciprocalEstimate(a);
+            x = AdvSimd.Multiply(x, AdvSimd.ReciprocalStep(a, x));
+            return AdvSimd.Multiply(x, AdvSimd.ReciprocalStep(a, x));
+        }
+
+        if (Avx512F.VL.IsSupported)
+        {
+            Vector128<float> x = Avx512F.VL.Reciprocal14(a);
+            return x * (Vector128.Create(2f) - (a * x));
+        }
+
+        return Vector128.Create(1f) / a;
+    }
 }
 
 internal readonly struct Ops256 : IVectorOps<Vector256<float>>
@@ -102,6 +143,27 @@ internal readonly struct Ops256 : IVectorOps<Vector256<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Exp(Vector256<float> a) => Vector256.Exp(a);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Round(Vector256<float> a) => Vector256.Round(a);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Pow2FromRounded(Vector256<float> t) => Vector256.ShiftLeft(t.AsInt32() + Vector256.Create(127), 23).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.Min(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Reciprocal(Vector256<float> a)
+    {
+        if (Avx512F.VL.IsSupported)
+        {
+            Vector256<float> x = Avx512F.VL.Reciprocal14(a);
+            return x * (Vector256.Create(2f) - (a * x));
+        }
+
+        return Vector256.Create(1f) / a;
+    }
 }
 
 internal readonly struct Ops512 : IVectorOps<Vector512<float>>
@@ -137,4 +199,25 @@ internal readonly struct Ops512 : IVectorOps<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> a) => Vector512.Exp(a);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Round(Vector512<float> a) => Vector512.Round(a);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Pow2FromRounded(Vector512<float> t) => Vector512.ShiftLeft(t.AsInt32() + Vector512.Create(127), 23).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.Min(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Reciprocal(Vector512<float> a)
+    {
+        if (Avx512F.IsSupported)
+        {
+            Vector512<float> x = Avx512F.Reciprocal14(a);
+            return x * (Vector512.Create(2f) - (a * x));
+        }
+
+        return Vector512.Create(1f) / a;
+    }
 }

@@ -85,41 +85,59 @@ internal sealed class Cell
     /// </summary>
     public void Step(CellBuffers b, int rows, KernelPath path)
     {
+        // Tiles of rows keep each tile's gate pre-activations in L2 between the product and the activations.
+        for (int start = 0; start < rows; start += RowTile)
+        {
+            StepTile(b, start, Math.Min(RowTile, rows - start), path);
+        }
+    }
+
+    /// <summary>Rows per tile: a multiple of the 6-row register block.</summary>
+    private const int RowTile = 96;
+
+    private void StepTile(CellBuffers b, int start, int rows, KernelPath path)
+    {
         int lda = InputStride;
         int gs = Main.PaddedRows;
         int os = OutputStride;
         int h = Hidden;
+        Span<float> a = b.A.AsSpan(start * lda);
+        Span<float> g = b.G.AsSpan(start * gs);
+        Span<float> output = b.Out.AsSpan(start * os);
         switch (Kind)
         {
             case CellKind.Lstm:
-                Kernels.Kernels.Gemm(b.A, lda, rows, Main, b.G, gs, path);
+                Kernels.Kernels.Gemm(a, lda, rows, Main, g, gs, path);
+                Span<float> c = b.C.AsSpan(start * h);
+                Span<float> ht = b.Ht.AsSpan(Projection is null ? 0 : start * h);
                 for (int r = 0; r < rows; r++)
                 {
-                    Span<float> hOut = Projection is null ? b.Out.AsSpan(r * os, h) : b.Ht.AsSpan(r * h, h);
-                    Kernels.Kernels.LstmGates(b.G.AsSpan(r * gs, 4 * h), b.C.AsSpan(r * h, h), hOut, h, path);
+                    Span<float> hOut = Projection is null ? output.Slice(r * os, h) : ht.Slice(r * h, h);
+                    Kernels.Kernels.LstmGates(g.Slice(r * gs, 4 * h), c.Slice(r * h, h), hOut, h, path);
                 }
 
                 if (Projection is not null)
                 {
-                    Kernels.Kernels.Gemm(b.Ht, h, rows, Projection, b.Out, os, path);
+                    Kernels.Kernels.Gemm(ht, h, rows, Projection, output, os, path);
                 }
 
                 break;
             case CellKind.Gru:
                 int gs2 = Recurrent!.PaddedRows;
-                Kernels.Kernels.Gemm(b.A, lda, rows, Main, b.G, gs, path);
-                Kernels.Kernels.Gemm(b.A.AsSpan(InputSize), lda, rows, Recurrent, b.G2, gs2, path);
+                Span<float> g2 = b.G2.AsSpan(start * gs2);
+                Kernels.Kernels.Gemm(a, lda, rows, Main, g, gs, path);
+                Kernels.Kernels.Gemm(a[InputSize..], lda, rows, Recurrent, g2, gs2, path);
                 for (int r = 0; r < rows; r++)
                 {
-                    Kernels.Kernels.GruGates(b.G.AsSpan(r * gs, 3 * h), b.G2.AsSpan(r * gs2, 3 * h), b.A.AsSpan((r * lda) + InputSize, h), b.Out.AsSpan(r * os, h), h, path);
+                    Kernels.Kernels.GruGates(g.Slice(r * gs, 3 * h), g2.Slice(r * gs2, 3 * h), a.Slice((r * lda) + InputSize, h), output.Slice(r * os, h), h, path);
                 }
 
                 break;
             default:
-                Kernels.Kernels.Gemm(b.A, lda, rows, Main, b.G, gs, path);
+                Kernels.Kernels.Gemm(a, lda, rows, Main, g, gs, path);
                 for (int r = 0; r < rows; r++)
                 {
-                    Kernels.Kernels.RnnActivation(b.G.AsSpan(r * gs, h), b.Out.AsSpan(r * os, h), Relu, path);
+                    Kernels.Kernels.RnnActivation(g.Slice(r * gs, h), output.Slice(r * os, h), Relu, path);
                 }
 
                 break;
