@@ -76,16 +76,17 @@ internal static class ModelCommands
                 throw new ArgumentException("the model has no classification head (it only forecasts); nothing to infer.");
             }
 
+            bool whole = parse.GetValue(offline);
+            RecurrentState? state = whole ? null : model.CreateState(); // refuses a bidirectional model before any work
             FileInfo source = parse.GetValue(input)!;
             float[] sequence = ReadSequence(source.FullName, model.InputSize, out int steps);
             float[] probabilities = new float[steps * model.ClassCount];
-            if (parse.GetValue(offline))
+            if (state is null)
             {
                 model.Predict(sequence, steps, probabilities);
             }
             else
             {
-                RecurrentState state = model.CreateState();
                 for (int t = 0; t < steps; t++)
                 {
                     model.Step(state, sequence.AsSpan(t * model.InputSize, model.InputSize), probabilities.AsSpan(t * model.ClassCount, model.ClassCount));
