@@ -8,6 +8,29 @@ internal static class Profile
 {
     public static void Run()
     {
+        var model = Signal.Models.Networks.RecurrentModel.CreateRandom(new Signal.Models.Networks.ModelArchitecture
+        {
+            InputSize = 40, Classes = 4, Layers = [new Signal.Models.Networks.LayerArchitecture { HiddenSize = 64 }],
+        }, 1);
+        var state = model.CreateState();
+        float[] x = new float[40], p = new float[4];
+        foreach (bool head in new[] { true, false, true, false })
+        {
+            double bestStep = double.MaxValue;
+            for (int round = 0; round < 30; round++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                for (int i = 0; i < 20000; i++)
+                {
+                    model.Step(state, x, head ? p : default);
+                }
+
+                bestStep = Math.Min(bestStep, Stopwatch.GetElapsedTime(start).TotalSeconds / 20000);
+            }
+
+            Console.WriteLine($"single step head={head}: {bestStep * 1e9:F0} ns");
+        }
+
         foreach (KernelPath path in new[] { KernelPath.Vector256, KernelPath.Vector512 })
         {
             const int rows = 1024, h = 128;

@@ -21,13 +21,23 @@ internal static partial class Kernels
         ref float g = ref MemoryMarshal.GetReference(gates);
         ref float cr = ref MemoryMarshal.GetReference(c);
         ref float hr = ref MemoryMarshal.GetReference(h);
-        int j = path switch
+        // The widest path takes whole vectors, narrower ones the rest, and the scalar path what is left (at most 3).
+        int j = 0;
+        if (path == KernelPath.Vector512 && IsSupported(path))
         {
-            KernelPath.Vector512 when IsSupported(path) => LstmGates<Ops512, Vector512<float>>(ref g, ref cr, ref hr, hidden),
-            KernelPath.Vector256 when IsSupported(path) => LstmGates<Ops256, Vector256<float>>(ref g, ref cr, ref hr, hidden),
-            KernelPath.Vector128 when IsSupported(path) => LstmGates<Ops128, Vector128<float>>(ref g, ref cr, ref hr, hidden),
-            _ => 0,
-        };
+            j += LstmGates<Ops512, Vector512<float>>(ref g, ref cr, ref hr, hidden, hidden);
+        }
+
+        if (path >= KernelPath.Vector256 && IsSupported(KernelPath.Vector256))
+        {
+            j += LstmGates<Ops256, Vector256<float>>(ref Unsafe.Add(ref g, j), ref Unsafe.Add(ref cr, j), ref Unsafe.Add(ref hr, j), hidden, hidden - j);
+        }
+
+        if (path >= KernelPath.Vector128 && IsSupported(KernelPath.Vector128))
+        {
+            j += LstmGates<Ops128, Vector128<float>>(ref Unsafe.Add(ref g, j), ref Unsafe.Add(ref cr, j), ref Unsafe.Add(ref hr, j), hidden, hidden - j);
+        }
+
         for (; j < hidden; j++)
         {
             float i = Sigmoid(gates[j]);
@@ -46,12 +56,11 @@ internal static partial class Kernels
     /// single exponential (one loop with five overflows the JIT's inlining budget and runs at a third of
     /// the speed); pass 2 combines them with one more exponential for tanh(c).
     /// </summary>
-    private static int LstmGates<TOps, TV>(ref float g, ref float c, ref float h, int hidden)
+    private static int LstmGates<TOps, TV>(ref float g, ref float c, ref float h, int hidden, int count)
         where TOps : IVectorOps<TV>
         where TV : struct
     {
-        int n = TOps.Count;
-        int vectorized = hidden - (hidden % n);
+        int vectorized = count - (count % TOps.Count);
         if (vectorized == 0)
         {
             return 0;
@@ -117,13 +126,22 @@ internal static partial class Kernels
         ref float gh = ref MemoryMarshal.GetReference(hiddenGates);
         ref float hp = ref MemoryMarshal.GetReference(previous);
         ref float hn = ref MemoryMarshal.GetReference(next);
-        int j = path switch
+        int j = 0;
+        if (path == KernelPath.Vector512 && IsSupported(path))
         {
-            KernelPath.Vector512 when IsSupported(path) => GruGates<Ops512, Vector512<float>>(ref gi, ref gh, ref hp, ref hn, hidden),
-            KernelPath.Vector256 when IsSupported(path) => GruGates<Ops256, Vector256<float>>(ref gi, ref gh, ref hp, ref hn, hidden),
-            KernelPath.Vector128 when IsSupported(path) => GruGates<Ops128, Vector128<float>>(ref gi, ref gh, ref hp, ref hn, hidden),
-            _ => 0,
-        };
+            j += GruGates<Ops512, Vector512<float>>(ref gi, ref gh, ref hp, ref hn, hidden, hidden);
+        }
+
+        if (path >= KernelPath.Vector256 && IsSupported(KernelPath.Vector256))
+        {
+            j += GruGates<Ops256, Vector256<float>>(ref Unsafe.Add(ref gi, j), ref Unsafe.Add(ref gh, j), ref Unsafe.Add(ref hp, j), ref Unsafe.Add(ref hn, j), hidden, hidden - j);
+        }
+
+        if (path >= KernelPath.Vector128 && IsSupported(KernelPath.Vector128))
+        {
+            j += GruGates<Ops128, Vector128<float>>(ref Unsafe.Add(ref gi, j), ref Unsafe.Add(ref gh, j), ref Unsafe.Add(ref hp, j), ref Unsafe.Add(ref hn, j), hidden, hidden - j);
+        }
+
         for (; j < hidden; j++)
         {
             float r = Sigmoid(inputGates[j] + hiddenGates[j]);
@@ -134,11 +152,11 @@ internal static partial class Kernels
     }
 
     /// <summary>Vector part of the GRU update; <paramref name="gi"/> is scratch (pass 1 stores r and e⁻ᶻ there).</summary>
-    private static int GruGates<TOps, TV>(ref float gi, ref float gh, ref float hp, ref float hn, int hidden)
+    private static int GruGates<TOps, TV>(ref float gi, ref float gh, ref float hp, ref float hn, int hidden, int count)
         where TOps : IVectorOps<TV>
         where TV : struct
     {
-        int vectorized = hidden - (hidden % TOps.Count);
+        int vectorized = count - (count % TOps.Count);
         if (vectorized == 0)
         {
             return 0;
