@@ -1,85 +1,51 @@
 using System.Diagnostics;
 using Signal.Models.Kernels;
+using Signal.Models.Networks;
 
 namespace Signal.Benchmarks;
 
-/// <summary>Quick component timings while tuning kernels: <c>dotnet run -c Release -- profile</c>.</summary>
+/// <summary>Component timings while tuning kernels: <c>dotnet run -c Release --project tests/Signal.Benchmarks -- profile</c>.</summary>
 internal static class Profile
 {
     public static void Run()
     {
-        var model = Signal.Models.Networks.RecurrentModel.CreateRandom(new Signal.Models.Networks.ModelArchitecture
+        const int rows = 1024, input = 40, hidden = 128;
+        RecurrentModel model = RecurrentModel.CreateRandom(new ModelArchitecture
         {
-            InputSize = 40, Classes = 4, Layers = [new Signal.Models.Networks.LayerArchitecture { HiddenSize = 64 }],
+            InputSize = input, Classes = 4, Layers = [new LayerArchitecture { HiddenSize = hidden }],
         }, 1);
-        var state = model.CreateState();
-        float[] x = new float[40], p = new float[4];
-        foreach (bool head in new[] { true, false, true, false })
+        RecurrentState[] states = [.. Enumerable.Range(0, rows).Select(_ => model.CreateState())];
+        float[] x = [.. Enumerable.Range(0, rows * input).Select(i => MathF.Sin(i))];
+        float[] p = new float[rows * 4];
+        var ws = new RecurrentModel.Workspace(model, rows);
+        CellBuffers b = ws.Cells[0];
+        var cell = new Cell(model.Architecture.Layers[0], input, model.Tensors["layers.0.weight_ih_l0"], model.Tensors["layers.0.weight_hh_l0"],
+            model.Tensors["layers.0.bias_ih_l0"], model.Tensors["layers.0.bias_hh_l0"], null, model.Path);
+        Time("full step", () => model.StepRows(states, x, p, default, ws));
+        Time("full step, no head", () => model.StepRows(states, x, default, default, ws));
+        Time("cell step (gemm + gates)", () => cell.Step(b, rows, model.Path));
+        Time("gemm only", () => Kernels.Gemm(b.A, cell.InputStride, rows, cell.Main, b.G, cell.Main.PaddedRows, model.Path));
+        Time("gates only", () =>
         {
-            double bestStep = double.MaxValue;
-            for (int round = 0; round < 30; round++)
+            int gs = cell.Main.PaddedRows;
+            for (int r = 0; r < rows; r++)
             {
-                long start = Stopwatch.GetTimestamp();
-                for (int i = 0; i < 20000; i++)
-                {
-                    model.Step(state, x, head ? p : default);
-                }
-
-                bestStep = Math.Min(bestStep, Stopwatch.GetElapsedTime(start).TotalSeconds / 20000);
+                Kernels.LstmGates(b.G.AsSpan(r * gs, 4 * hidden), b.C.AsSpan(r * hidden, hidden), b.Out.AsSpan(r * hidden, hidden), hidden, model.Path);
             }
+        });
+    }
 
-            Console.WriteLine($"single step head={head}: {bestStep * 1e9:F0} ns");
+    private static void Time(string name, Action action)
+    {
+        action();
+        double best = double.MaxValue;
+        for (int round = 0; round < 200; round++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            action();
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
 
-        foreach (KernelPath path in new[] { KernelPath.Vector256, KernelPath.Vector512 })
-        {
-            const int rows = 1024, h = 128;
-            float[] g = [.. Enumerable.Range(0, rows * 4 * h).Select(i => (float)Math.Sin(i))];
-            float[] c = new float[rows * h], hh = new float[rows * h];
-            double best = double.MaxValue;
-            for (int round = 0; round < 20; round++)
-            {
-                long start = Stopwatch.GetTimestamp();
-                for (int r = 0; r < rows; r++)
-                {
-                    Kernels.LstmGates(g.AsSpan(r * 4 * h, 4 * h), c.AsSpan(r * h, h), hh.AsSpan(r * h, h), h, path);
-                }
-
-                best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
-            }
-
-            Console.WriteLine($"{path} lstm gates 1024x128: {best * 1e6:F1} µs");
-        }
-
-        foreach (KernelPath path in new[] { KernelPath.Vector256, KernelPath.Vector512 })
-        {
-            if (!Kernels.IsSupported(path))
-            {
-                continue;
-            }
-
-            foreach ((int rows, int k, int n) in new[] { (1024, 168, 512), (1024, 104, 256), (1, 104, 256) })
-            {
-                var random = new Random(1);
-                float[] w = [.. Enumerable.Range(0, n * k).Select(_ => (float)random.NextDouble())];
-                var packed = new PackedMatrix(w, n, k, new float[n], path);
-                float[] a = [.. Enumerable.Range(0, rows * k).Select(_ => (float)random.NextDouble())];
-                float[] c = new float[rows * packed.PaddedRows];
-                int reps = Math.Max(1, 20_000_000 / (rows * k * n / 100));
-                double best = double.MaxValue;
-                for (int round = 0; round < 10; round++)
-                {
-                    long start = Stopwatch.GetTimestamp();
-                    for (int i = 0; i < reps; i++)
-                    {
-                        Kernels.Gemm(a, k, rows, packed, c, packed.PaddedRows, path);
-                    }
-
-                    best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds / reps);
-                }
-
-                Console.WriteLine($"{path} gemm rows={rows} K={k} N={n}: {best * 1e6:F2} µs, {2.0 * rows * k * n / best / 1e9:F1} GFLOP/s");
-            }
-        }
+        Console.WriteLine($"{name,-28} {best * 1e6,9:F1} µs");
     }
 }

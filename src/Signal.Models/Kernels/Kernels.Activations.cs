@@ -70,6 +70,32 @@ internal static partial class Kernels
             return;
         }
 
+        if (logits.Length <= 16)
+        {
+            // A handful of classes: a plain loop beats five TensorPrimitives calls' fixed costs.
+            float top = logits[0];
+            for (int i = 1; i < logits.Length; i++)
+            {
+                top = MathF.Max(top, logits[i]);
+            }
+
+            float total = 0;
+            for (int i = 0; i < logits.Length; i++)
+            {
+                float e = MathF.Exp(logits[i] - top);
+                probabilities[i] = e;
+                total += e;
+            }
+
+            float inverse = 1f / total;
+            for (int i = 0; i < logits.Length; i++)
+            {
+                probabilities[i] *= inverse;
+            }
+
+            return;
+        }
+
         float max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
         System.Numerics.Tensors.TensorPrimitives.Subtract(logits, max, probabilities);
         System.Numerics.Tensors.TensorPrimitives.Exp(probabilities[..logits.Length], probabilities);

@@ -31,6 +31,7 @@ internal interface IVectorOps<TV>
 
     static abstract TV Divide(TV a, TV b);
 
+    /// <summary>Maximum with the hardware's NaN and signed-zero rules (inputs here are finite).</summary>
     static abstract TV Max(TV a, TV b);
 
     static abstract TV Exp(TV a);
@@ -42,6 +43,9 @@ internal interface IVectorOps<TV>
     static abstract TV Pow2FromRounded(TV t);
 
     static abstract TV Min(TV a, TV b);
+
+    /// <summary>Sum of the lanes.</summary>
+    static abstract float Sum(TV a);
 
     /// <summary>1/a to about 2⁻²² relative: a hardware estimate refined by one Newton step where the ISA has one, else a division.</summary>
     static abstract TV Reciprocal(TV a);
@@ -76,7 +80,7 @@ internal readonly struct Ops128 : IVectorOps<Vector128<float>>
     public static Vector128<float> Divide(Vector128<float> a, Vector128<float> b) => a / b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.Max(a, b);
+    public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.MaxNative(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Exp(Vector128<float> a) => Vector128.Exp(a);
@@ -88,7 +92,10 @@ internal readonly struct Ops128 : IVectorOps<Vector128<float>>
     public static Vector128<float> Pow2FromRounded(Vector128<float> t) => Vector128.ShiftLeft(t.AsInt32() + Vector128.Create(127), 23).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Min(Vector128<float> a, Vector128<float> b) => Vector128.Min(a, b);
+    public static Vector128<float> Min(Vector128<float> a, Vector128<float> b) => Vector128.MinNative(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector128<float> a) => Vector128.Sum(a);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Reciprocal(Vector128<float> a)
@@ -139,7 +146,7 @@ internal readonly struct Ops256 : IVectorOps<Vector256<float>>
     public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => a / b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
+    public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.MaxNative(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Exp(Vector256<float> a) => Vector256.Exp(a);
@@ -151,7 +158,10 @@ internal readonly struct Ops256 : IVectorOps<Vector256<float>>
     public static Vector256<float> Pow2FromRounded(Vector256<float> t) => Vector256.ShiftLeft(t.AsInt32() + Vector256.Create(127), 23).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.Min(a, b);
+    public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.MinNative(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector256<float> a) => Vector256.Sum(a);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Reciprocal(Vector256<float> a)
@@ -195,7 +205,7 @@ internal readonly struct Ops512 : IVectorOps<Vector512<float>>
     public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
+    public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.MaxNative(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> a) => Vector512.Exp(a);
@@ -207,7 +217,10 @@ internal readonly struct Ops512 : IVectorOps<Vector512<float>>
     public static Vector512<float> Pow2FromRounded(Vector512<float> t) => Vector512.ShiftLeft(t.AsInt32() + Vector512.Create(127), 23).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.Min(a, b);
+    public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.MinNative(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector512<float> a) => Vector512.Sum(a);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Reciprocal(Vector512<float> a)

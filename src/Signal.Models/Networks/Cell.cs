@@ -110,10 +110,13 @@ internal sealed class Cell
                 Kernels.Kernels.Gemm(a, lda, rows, Main, g, gs, path);
                 Span<float> c = b.C.AsSpan(start * h);
                 Span<float> ht = b.Ht.AsSpan(Projection is null ? 0 : start * h);
+                float[]?[] owners = b.CellOwners;
                 for (int r = 0; r < rows; r++)
                 {
                     Span<float> hOut = Projection is null ? output.Slice(r * os, h) : ht.Slice(r * h, h);
-                    Kernels.Kernels.LstmGates(g.Slice(r * gs, 4 * h), c.Slice(r * h, h), hOut, h, path);
+                    // The batched path updates each stream's c where it lives instead of copying it in and out.
+                    Span<float> cr = owners[start + r] is { } owner ? owner.AsSpan(b.CellOffset, h) : c.Slice(r * h, h);
+                    Kernels.Kernels.LstmGates(g.Slice(r * gs, 4 * h), cr, hOut, h, path);
                 }
 
                 if (Projection is not null)
@@ -157,6 +160,7 @@ internal sealed class CellBuffers
         G2 = new float[rows * (cell.Recurrent?.PaddedRows ?? 0)];
         Ht = new float[cell.Projection is null ? 0 : rows * cell.Hidden];
         Out = new float[rows * cell.OutputStride];
+        CellOwners = new float[]?[rows];
     }
 
     public int Rows { get; }
@@ -178,4 +182,10 @@ internal sealed class CellBuffers
 
     /// <summary>New hidden states, one row per stream (row stride <see cref="Cell.OutputStride"/>).</summary>
     public float[] Out { get; }
+
+    /// <summary>Per row, the array holding that stream's c at <see cref="CellOffset"/>, or null to use <see cref="C"/>.</summary>
+    public float[]?[] CellOwners { get; }
+
+    /// <summary>Offset of c inside <see cref="CellOwners"/>' arrays.</summary>
+    public int CellOffset { get; set; }
 }

@@ -29,6 +29,9 @@ public sealed class RecurrentModel
     private readonly Layer[] _layers;
     private readonly PackedMatrix? _head;
     private readonly PackedMatrix? _forecast;
+
+    /// <summary>The head's row-major weights when it is narrow enough for per-class dot products.</summary>
+    private readonly float[]? _headWeights;
     private readonly int[] _hiddenOffsets;
     private readonly int[] _cellOffsets;
 
@@ -59,14 +62,15 @@ public sealed class RecurrentModel
         {
             Tensor w = Require(architecture.HeadPrefix + ".weight", "the classification head", architecture.Classes, features);
             Tensor b = Require(architecture.HeadPrefix + ".bias", "the classification head", architecture.Classes);
-            _head = new PackedMatrix(w.Data, architecture.Classes, features, b.Data, path);
+            _head = new PackedMatrix(w.Data, architecture.Classes, features, b.Data, NarrowestPath(path, architecture.Classes));
+            _headWeights = architecture.Classes <= 8 && features >= 16 ? w.Data : null;
         }
 
         if (architecture.ForecastSize > 0)
         {
             Tensor w = Require(architecture.ForecastPrefix + ".weight", "the forecasting head", architecture.ForecastSize, features);
             Tensor b = Require(architecture.ForecastPrefix + ".bias", "the forecasting head", architecture.ForecastSize);
-            _forecast = new PackedMatrix(w.Data, architecture.ForecastSize, features, b.Data, path);
+            _forecast = new PackedMatrix(w.Data, architecture.ForecastSize, features, b.Data, NarrowestPath(path, architecture.ForecastSize));
         }
 
         MultiplyAddsPerStep = _layers.Sum(l => l.Forward.MultiplyAdds + (l.Backward?.MultiplyAdds ?? 0))
@@ -406,22 +410,17 @@ public sealed class RecurrentModel
 
                 float[] values = states[r].Values;
                 values.AsSpan(_hiddenOffsets[l], hs).CopyTo(row[inSize..]);
-                if (cs > 0)
-                {
-                    values.AsSpan(_cellOffsets[l], cs).CopyTo(b.C.AsSpan(r * cs, cs));
-                }
+                b.CellOwners[r] = cs > 0 ? values : null;
             }
+
+            b.CellOffset = _cellOffsets[l];
 
             cell.Step(b, rows, Path);
             int os = cell.OutputStride;
             for (int r = 0; r < rows; r++)
             {
-                float[] values = states[r].Values;
-                b.Out.AsSpan(r * os, hs).CopyTo(values.AsSpan(_hiddenOffsets[l], hs));
-                if (cs > 0)
-                {
-                    b.C.AsSpan(r * cs, cs).CopyTo(values.AsSpan(_cellOffsets[l], cs));
-                }
+                b.Out.AsSpan(r * os, hs).CopyTo(states[r].Values.AsSpan(_hiddenOffsets[l], hs));
+                b.CellOwners[r] = null;
             }
 
             x = b.Out;
@@ -436,7 +435,16 @@ public sealed class RecurrentModel
         if (_head is not null && !probabilities.IsEmpty)
         {
             int ld = _head.PaddedRows;
-            Kernels.Kernels.Gemm(x, ldx, rows, _head, ws.Logits, ld, Path);
+            if (_headWeights is not null)
+            {
+                Kernels.Kernels.DotRows(x, ldx, rows, _headWeights, ClassCount, Architecture.FeatureSize, _head.Bias, ws.Logits, ld, Path);
+            }
+            else
+            {
+                Kernels.Kernels.Gemm(x, ldx, rows, _head, ws.Logits, ld, _head.Path);
+            }
+
+
             for (int r = 0; r < rows; r++)
             {
                 Kernels.Kernels.Softmax(ws.Logits.AsSpan(r * ld, ClassCount), probabilities.Slice(r * ClassCount, ClassCount));
@@ -446,7 +454,7 @@ public sealed class RecurrentModel
         if (_forecast is not null && !forecasts.IsEmpty)
         {
             int ld = _forecast.PaddedRows;
-            Kernels.Kernels.Gemm(x, ldx, rows, _forecast, ws.Forecast, ld, Path);
+            Kernels.Kernels.Gemm(x, ldx, rows, _forecast, ws.Forecast, ld, _forecast.Path);
             for (int r = 0; r < rows; r++)
             {
                 ws.Forecast.AsSpan(r * ld, ForecastSize).CopyTo(forecasts.Slice(r * ForecastSize, ForecastSize));
@@ -528,6 +536,23 @@ public sealed class RecurrentModel
         }
 
         return tensor;
+    }
+
+    /// <summary>
+    /// The narrowest vector path (no wider than <paramref name="path"/>) whose panel holds <paramref name="outputs"/>:
+    /// a head of four classes on a 32-wide Vector512 panel would compute eight times the outputs it needs.
+    /// </summary>
+    private static KernelPath NarrowestPath(KernelPath path, int outputs)
+    {
+        foreach (KernelPath candidate in new[] { KernelPath.Vector128, KernelPath.Vector256 })
+        {
+            if (candidate < path && Kernels.Kernels.IsSupported(candidate) && Kernels.Kernels.PanelWidth(candidate) >= outputs)
+            {
+                return candidate;
+            }
+        }
+
+        return path;
     }
 
     /// <summary>Every tensor an architecture needs, with its shape and PyTorch's default init bound.</summary>
