@@ -21,16 +21,19 @@ internal static class Profile
         CellBuffers b = ws.Cells[0];
         var cell = new Cell(model.Architecture.Layers[0], input, model.Tensors["layers.0.weight_ih_l0"], model.Tensors["layers.0.weight_hh_l0"],
             model.Tensors["layers.0.bias_ih_l0"], model.Tensors["layers.0.bias_hh_l0"], null, model.Path);
+        using var stepper = new BatchStepper(model, rows, threads: 1);
+        Time("stepper.Step", () => stepper.Step(states, x, p));
         Time("full step", () => model.StepRows(states, x, p, default, ws));
         Time("full step, no head", () => model.StepRows(states, x, default, default, ws));
         Time("cell step (gemm + gates)", () => cell.Step(b, rows, model.Path));
-        Time("gemm only", () => Kernels.Gemm(b.A, cell.InputStride, rows, cell.Main, b.G, cell.Main.PaddedRows, model.Path));
+        float[] gates = new float[rows * cell.Main.PaddedRows];
+        Time("gemm only", () => Kernels.Gemm(b.A, cell.InputStride, rows, cell.Main, gates, cell.Main.PaddedRows, model.Path));
         Time("gates only", () =>
         {
             int gs = cell.Main.PaddedRows;
             for (int r = 0; r < rows; r++)
             {
-                Kernels.LstmGates(b.G.AsSpan(r * gs, 4 * hidden), b.C.AsSpan(r * hidden, hidden), b.Out.AsSpan(r * hidden, hidden), hidden, model.Path);
+                Kernels.LstmGates(gates.AsSpan(r * gs, 4 * hidden), b.C.AsSpan(r * hidden, hidden), b.Out.AsSpan(r * hidden, hidden), hidden, model.Path);
             }
         });
     }

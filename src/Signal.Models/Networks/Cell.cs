@@ -93,7 +93,7 @@ internal sealed class Cell
     }
 
     /// <summary>Rows per tile: a multiple of the 6-row register block.</summary>
-    private const int RowTile = 96;
+    internal const int RowTile = 96;
 
     private void StepTile(CellBuffers b, int start, int rows, KernelPath path)
     {
@@ -102,14 +102,14 @@ internal sealed class Cell
         int os = OutputStride;
         int h = Hidden;
         Span<float> a = b.A.AsSpan(start * lda);
-        Span<float> g = b.G.AsSpan(start * gs);
+        Span<float> g = b.G; // tile-local: gate pre-activations never leave L2
         Span<float> output = b.Out.AsSpan(start * os);
         switch (Kind)
         {
             case CellKind.Lstm:
                 Kernels.Kernels.Gemm(a, lda, rows, Main, g, gs, path);
                 Span<float> c = b.C.AsSpan(start * h);
-                Span<float> ht = b.Ht.AsSpan(Projection is null ? 0 : start * h);
+                Span<float> ht = b.Ht;
                 float[]?[] owners = b.CellOwners;
                 for (int r = 0; r < rows; r++)
                 {
@@ -127,7 +127,7 @@ internal sealed class Cell
                 break;
             case CellKind.Gru:
                 int gs2 = Recurrent!.PaddedRows;
-                Span<float> g2 = b.G2.AsSpan(start * gs2);
+                Span<float> g2 = b.G2;
                 Kernels.Kernels.Gemm(a, lda, rows, Main, g, gs, path);
                 Kernels.Kernels.Gemm(a[InputSize..], lda, rows, Recurrent, g2, gs2, path);
                 for (int r = 0; r < rows; r++)
@@ -156,9 +156,10 @@ internal sealed class CellBuffers
         Rows = rows;
         A = new float[rows * cell.InputStride];
         C = new float[rows * cell.CellSize];
-        G = new float[rows * cell.Main.PaddedRows];
-        G2 = new float[rows * (cell.Recurrent?.PaddedRows ?? 0)];
-        Ht = new float[cell.Projection is null ? 0 : rows * cell.Hidden];
+        int tile = Math.Min(rows, Cell.RowTile);
+        G = new float[tile * cell.Main.PaddedRows];
+        G2 = new float[tile * (cell.Recurrent?.PaddedRows ?? 0)];
+        Ht = new float[cell.Projection is null ? 0 : tile * cell.Hidden];
         Out = new float[rows * cell.OutputStride];
         CellOwners = new float[]?[rows];
     }
@@ -171,7 +172,7 @@ internal sealed class CellBuffers
     /// <summary>LSTM cell states, one row per stream.</summary>
     public float[] C { get; }
 
-    /// <summary>Gate pre-activations (W_ih for GRU).</summary>
+    /// <summary>Gate pre-activations (W_ih for GRU), for one tile of rows.</summary>
     public float[] G { get; }
 
     /// <summary>GRU hidden-product gates.</summary>
