@@ -6,3 +6,4 @@ cd "$(dirname "$0")"
 command -p python3 features_reference.py
 command -p python3 recordings_reference.py
 command -p python3 models_reference.py
+command -p python3 training_reference.py

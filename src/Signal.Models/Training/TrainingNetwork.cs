@@ -1,0 +1,472 @@
+using Signal.Models.Files;
+using Signal.Models.Networks;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
+namespace Signal.Models.Training;
+
+/// <summary>One trainable tensor: its values (PyTorch layout and name) and its gradient.</summary>
+/// <param name="Name">The tensor's name.</param>
+/// <param name="Shape">Its dimensions.</param>
+/// <param name="Value">Its values, updated in place by the optimiser.</param>
+/// <param name="Gradient">Its accumulated gradient.</param>
+public sealed record Parameter(string Name, int[] Shape, float[] Value, float[] Gradient);
+
+/// <summary>Where the classification loss is taken.</summary>
+public enum LossKind
+{
+    /// <summary>Cross-entropy at the last valid step of each sequence (a label per sequence).</summary>
+    LastStep,
+
+    /// <summary>Cross-entropy at every valid step (streaming labels: the live engine may answer at any step).</summary>
+    EveryStep,
+}
+
+/// <summary>
+/// A batch of variable-length sequences, padded to <see cref="Steps"/>: inputs [count × steps × inputSize],
+/// one length and one label per sequence. Steps past a sequence's length are never computed, so padding
+/// cannot leak into the states, the loss or the gradients.
+/// </summary>
+/// <param name="Inputs">Padded inputs, sequence-major then step-major.</param>
+/// <param name="Count">Sequences.</param>
+/// <param name="Steps">Padded length.</param>
+/// <param name="InputSize">Inputs per step.</param>
+/// <param name="Lengths">Valid steps of each sequence (1..Steps).</param>
+/// <param name="Labels">Class of each sequence.</param>
+public sealed record SequenceBatch(float[] Inputs, int Count, int Steps, int InputSize, int[] Lengths, int[] Labels);
+
+/// <summary>
+/// Back-propagation through time for stacks of unidirectional LSTM, GRU and RNN layers with a dense softmax
+/// head, over the same tensors (PyTorch names and layouts) a <see cref="RecurrentModel"/> runs. Gradients
+/// match PyTorch's autograd (see the reference tests).
+/// </summary>
+/// <remarks>
+/// Not yet trainable: LSTM projections, layer normalisation and bidirectional layers (they run, but the
+/// trainer refuses them with a message). Sequences are processed one after another and the work inside a
+/// step is vectorised with TensorPrimitives; results do not depend on the machine's vector width beyond
+/// rounding. Not thread-safe: one network per training thread.
+/// </remarks>
+public sealed class TrainingNetwork
+{
+    private readonly LayerArchitecture[] _layers;
+    private readonly int[] _inputSizes;
+    private readonly Dictionary<string, Parameter> _byName;
+
+    /// <summary>Creates the network from an architecture and its tensors (copied).</summary>
+    /// <param name="architecture">The architecture.</param>
+    /// <param name="tensors">The initial tensors by name.</param>
+    public TrainingNetwork(ModelArchitecture architecture, IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        ArgumentNullException.ThrowIfNull(architecture);
+        ArgumentNullException.ThrowIfNull(tensors);
+        architecture.Validate();
+        for (int i = 0; i < architecture.Layers.Count; i++)
+        {
+            LayerArchitecture l = architecture.Layers[i];
+            string? unsupported = l.Bidirectional ? "bidirectional layers" : l.ProjectionSize > 0 ? "LSTM projections" : l.LayerNorm ? "layer normalisation" : !l.Bias ? "layers without bias" : null;
+            if (unsupported is not null)
+            {
+                throw new NotSupportedException($"layer {i}: training does not support {unsupported} yet; the model can still be imported and run.");
+            }
+        }
+
+        if (architecture.Classes == 0)
+        {
+            throw new NotSupportedException("training needs a classification head ('classes' > 0).");
+        }
+
+        Architecture = architecture;
+        _layers = [.. architecture.Layers];
+        _inputSizes = [.. Enumerable.Range(0, _layers.Length).Select(architecture.LayerInputSize)];
+        RecurrentModel validated = RecurrentModel.Create(architecture, tensors);
+        _byName = new Dictionary<string, Parameter>(StringComparer.Ordinal);
+        foreach (RecurrentModel.TensorRequirement requirement in RecurrentModel.RequiredTensors(architecture))
+        {
+            Tensor t = validated.Tensors[requirement.Name];
+            _byName[t.Name] = new Parameter(t.Name, [.. t.Shape], (float[])t.Data.Clone(), new float[t.Data.Length]);
+        }
+
+        Parameters = [.. _byName.Values];
+    }
+
+    /// <summary>The architecture.</summary>
+    public ModelArchitecture Architecture { get; }
+
+    /// <summary>Every trainable tensor.</summary>
+    public IReadOnlyList<Parameter> Parameters { get; }
+
+    /// <summary>A parameter by name.</summary>
+    /// <param name="name">PyTorch name, e.g. <c>layers.0.weight_ih_l0</c>.</param>
+    /// <returns>The parameter.</returns>
+    public Parameter this[string name] => _byName[name];
+
+    /// <summary>Zeroes every gradient.</summary>
+    public void ZeroGradients()
+    {
+        foreach (Parameter p in Parameters)
+        {
+            Array.Clear(p.Gradient);
+        }
+    }
+
+    /// <summary>The current weights as a runnable model.</summary>
+    /// <param name="labels">Class labels.</param>
+    /// <param name="metadata">Metadata to carry.</param>
+    /// <returns>The model (weights copied).</returns>
+    public RecurrentModel ToModel(IReadOnlyList<string>? labels = null, IReadOnlyDictionary<string, string>? metadata = null) =>
+        RecurrentModel.Create(Architecture, Parameters.ToDictionary(p => p.Name, p => new Tensor(p.Name, p.Shape, (float[])p.Value.Clone()), StringComparer.Ordinal), labels, metadata);
+
+    /// <summary>
+    /// The batch's mean cross-entropy, class-weighted like PyTorch's <c>CrossEntropyLoss(weight=…)</c>
+    /// (Σ wᵧ·nll / Σ wᵧ over the counted steps); adds its gradient to <see cref="Parameter.Gradient"/>
+    /// when <paramref name="backward"/> is set.
+    /// </summary>
+    /// <param name="batch">The sequences.</param>
+    /// <param name="loss">Last step or every step.</param>
+    /// <param name="classWeights">Per-class weights, or null for 1.</param>
+    /// <param name="backward">Whether to compute gradients.</param>
+    /// <param name="correct">Counted steps whose arg-max class is the label.</param>
+    /// <param name="counted">Counted steps.</param>
+    /// <returns>The loss.</returns>
+    public double Loss(SequenceBatch batch, LossKind loss, float[]? classWeights, bool backward, out int correct, out int counted)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.InputSize != Architecture.InputSize)
+        {
+            throw new ArgumentException($"the batch has {batch.InputSize} inputs per step; the network takes {Architecture.InputSize}.", nameof(batch));
+        }
+
+        int classes = Architecture.Classes;
+        double weightSum = 0;
+        for (int b = 0; b < batch.Count; b++)
+        {
+            if (batch.Lengths[b] < 1 || batch.Lengths[b] > batch.Steps || batch.Labels[b] < 0 || batch.Labels[b] >= classes)
+            {
+                throw new ArgumentException($"sequence {b} has length {batch.Lengths[b]} (1..{batch.Steps} allowed) or label {batch.Labels[b]} (0..{classes - 1} allowed).", nameof(batch));
+            }
+
+            weightSum += (classWeights?[batch.Labels[b]] ?? 1f) * (loss == LossKind.EveryStep ? batch.Lengths[b] : 1);
+        }
+
+        double total = 0;
+        correct = 0;
+        counted = 0;
+        var work = new Work(this, batch.Steps);
+        Span<float> logits = classes <= 1024 ? stackalloc float[classes] : new float[classes];
+        for (int b = 0; b < batch.Count; b++)
+        {
+            int n = batch.Lengths[b];
+            int label = batch.Labels[b];
+            float scale = (float)((classWeights?[label] ?? 1f) / weightSum);
+            ReadOnlySpan<float> x = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, n * batch.InputSize);
+            Forward(work, x, n);
+            int first = loss == LossKind.EveryStep ? 0 : n - 1;
+            float[] top = work.Outputs[^1];
+            int width = _layers[^1].HiddenSize;
+            Array.Clear(work.OutputGradients[^1], 0, n * width);
+            Parameter head = _byName[Architecture.HeadPrefix + ".weight"], headBias = _byName[Architecture.HeadPrefix + ".bias"];
+            for (int t = first; t < n; t++)
+            {
+                ReadOnlySpan<float> h = top.AsSpan(t * width, width);
+                for (int c = 0; c < classes; c++)
+                {
+                    logits[c] = headBias.Value[c] + TensorPrimitives.Dot(head.Value.AsSpan(c * width, width), h);
+                }
+
+                int best = TensorPrimitives.IndexOfMax(logits);
+                correct += best == label ? 1 : 0;
+                counted++;
+                float max = TensorPrimitives.Max(logits);
+                double sum = 0;
+                for (int c = 0; c < classes; c++)
+                {
+                    sum += Math.Exp(logits[c] - max);
+                }
+
+                double logSum = max + Math.Log(sum);
+                total += scale * (logSum - logits[label]);
+                if (!backward)
+                {
+                    continue;
+                }
+
+                Span<float> dh = work.OutputGradients[^1].AsSpan(t * width, width);
+                for (int c = 0; c < classes; c++)
+                {
+                    float dlogit = scale * ((float)Math.Exp(logits[c] - logSum) - (c == label ? 1f : 0f));
+                    headBias.Gradient[c] += dlogit;
+                    TensorPrimitives.MultiplyAdd(h, dlogit, head.Gradient.AsSpan(c * width, width), head.Gradient.AsSpan(c * width, width));
+                    TensorPrimitives.MultiplyAdd(head.Value.AsSpan(c * width, width), dlogit, dh, dh);
+                }
+            }
+
+            if (backward)
+            {
+                Backward(work, x, n);
+            }
+        }
+
+        return total;
+    }
+
+    private void Forward(Work w, ReadOnlySpan<float> x, int n)
+    {
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            ReadOnlySpan<float> input = l == 0 ? x : w.Outputs[l - 1];
+            int inSize = _inputSizes[l];
+            LayerArchitecture layer = _layers[l];
+            int h = layer.HiddenSize;
+            int gates = layer.GateCount * h;
+            string p = $"{Architecture.LayerPrefix(l)}.";
+            string s = $"_l{layer.Index}";
+            float[] wih = _byName[$"{p}weight_ih{s}"].Value, whh = _byName[$"{p}weight_hh{s}"].Value;
+            float[] bih = _byName[$"{p}bias_ih{s}"].Value, bhh = _byName[$"{p}bias_hh{s}"].Value;
+            float[] cache = w.Caches[l];
+            float[] output = w.Outputs[l];
+            Span<float> gi = w.ScratchA.AsSpan(0, gates), gh = w.ScratchB.AsSpan(0, gates);
+            for (int t = 0; t < n; t++)
+            {
+                ReadOnlySpan<float> xt = input.Slice(t * inSize, inSize);
+                ReadOnlySpan<float> hPrev = t == 0 ? w.Zeros.AsSpan(0, h) : output.AsSpan((t - 1) * h, h);
+                MatVec(wih, bih, xt, gi);
+                MatVec(whh, bhh, hPrev, gh);
+                Span<float> hOut = output.AsSpan(t * h, h);
+                switch (layer.Kind)
+                {
+                    case CellKind.Lstm:
+                    {
+                        // cache per step: i, f, g, o (activated), c, tanh(c)
+                        Span<float> k = cache.AsSpan(t * 6 * h, 6 * h);
+                        ReadOnlySpan<float> cPrev = t == 0 ? w.Zeros.AsSpan(0, h) : cache.AsSpan((((t - 1) * 6) + 4) * h, h);
+                        for (int j = 0; j < h; j++)
+                        {
+                            float i = Kernels.Kernels.Sigmoid(gi[j] + gh[j]);
+                            float f = Kernels.Kernels.Sigmoid(gi[h + j] + gh[h + j]);
+                            float g = MathF.Tanh(gi[(2 * h) + j] + gh[(2 * h) + j]);
+                            float o = Kernels.Kernels.Sigmoid(gi[(3 * h) + j] + gh[(3 * h) + j]);
+                            float c = (f * cPrev[j]) + (i * g);
+                            float tc = MathF.Tanh(c);
+                            k[j] = i;
+                            k[h + j] = f;
+                            k[(2 * h) + j] = g;
+                            k[(3 * h) + j] = o;
+                            k[(4 * h) + j] = c;
+                            k[(5 * h) + j] = tc;
+                            hOut[j] = o * tc;
+                        }
+
+                        break;
+                    }
+
+                    case CellKind.Gru:
+                    {
+                        // cache per step: r, z, n, hn (W_hn·h + b_hn)
+                        Span<float> k = cache.AsSpan(t * 4 * h, 4 * h);
+                        for (int j = 0; j < h; j++)
+                        {
+                            float r = Kernels.Kernels.Sigmoid(gi[j] + gh[j]);
+                            float z = Kernels.Kernels.Sigmoid(gi[h + j] + gh[h + j]);
+                            float hn = gh[(2 * h) + j];
+                            float nn = MathF.Tanh(gi[(2 * h) + j] + (r * hn));
+                            k[j] = r;
+                            k[h + j] = z;
+                            k[(2 * h) + j] = nn;
+                            k[(3 * h) + j] = hn;
+                            hOut[j] = ((1 - z) * nn) + (z * hPrev[j]);
+                        }
+
+                        break;
+                    }
+
+                    default:
+                        for (int j = 0; j < h; j++)
+                        {
+                            float a = gi[j] + gh[j];
+                            hOut[j] = layer.IsRelu ? MathF.Max(0, a) : MathF.Tanh(a);
+                        }
+
+                        break;
+                }
+            }
+        }
+    }
+
+    private void Backward(Work w, ReadOnlySpan<float> x, int n)
+    {
+        for (int l = _layers.Length - 1; l >= 0; l--)
+        {
+            ReadOnlySpan<float> input = l == 0 ? x : w.Outputs[l - 1];
+            float[]? inputGradient = l == 0 ? null : w.OutputGradients[l - 1];
+            int inSize = _inputSizes[l];
+            if (inputGradient is not null)
+            {
+                Array.Clear(inputGradient, 0, n * inSize);
+            }
+
+            LayerArchitecture layer = _layers[l];
+            int h = layer.HiddenSize;
+            int gates = layer.GateCount * h;
+            string p = $"{Architecture.LayerPrefix(l)}.";
+            string s = $"_l{layer.Index}";
+            Parameter wih = _byName[$"{p}weight_ih{s}"], whh = _byName[$"{p}weight_hh{s}"];
+            Parameter bih = _byName[$"{p}bias_ih{s}"], bhh = _byName[$"{p}bias_hh{s}"];
+            float[] cache = w.Caches[l];
+            float[] output = w.Outputs[l];
+            float[] dOutput = w.OutputGradients[l];
+            Span<float> dhNext = w.DhNext.AsSpan(0, h), dcNext = w.DcNext.AsSpan(0, h);
+            dhNext.Clear();
+            dcNext.Clear();
+            Span<float> dgi = w.ScratchA.AsSpan(0, gates), dgh = w.ScratchB.AsSpan(0, gates);
+            Span<float> dh = w.ScratchC.AsSpan(0, h);
+            for (int t = n - 1; t >= 0; t--)
+            {
+                ReadOnlySpan<float> hPrev = t == 0 ? w.Zeros.AsSpan(0, h) : output.AsSpan((t - 1) * h, h);
+                TensorPrimitives.Add(dOutput.AsSpan(t * h, h), dhNext, dh);
+                dhNext.Clear();
+                switch (layer.Kind)
+                {
+                    case CellKind.Lstm:
+                    {
+                        ReadOnlySpan<float> k = cache.AsSpan(t * 6 * h, 6 * h);
+                        ReadOnlySpan<float> cPrev = t == 0 ? w.Zeros.AsSpan(0, h) : cache.AsSpan((((t - 1) * 6) + 4) * h, h);
+                        for (int j = 0; j < h; j++)
+                        {
+                            float i = k[j], f = k[h + j], g = k[(2 * h) + j], o = k[(3 * h) + j], tc = k[(5 * h) + j];
+                            float dc = dcNext[j] + (dh[j] * o * (1 - (tc * tc)));
+                            dgi[j] = dc * g * i * (1 - i);
+                            dgi[h + j] = dc * cPrev[j] * f * (1 - f);
+                            dgi[(2 * h) + j] = dc * i * (1 - (g * g));
+                            dgi[(3 * h) + j] = dh[j] * tc * o * (1 - o);
+                            dcNext[j] = dc * f;
+                        }
+
+                        dgi.CopyTo(dgh);
+                        break;
+                    }
+
+                    case CellKind.Gru:
+                    {
+                        ReadOnlySpan<float> k = cache.AsSpan(t * 4 * h, 4 * h);
+                        for (int j = 0; j < h; j++)
+                        {
+                            float r = k[j], z = k[h + j], nn = k[(2 * h) + j], hn = k[(3 * h) + j];
+                            float dn = dh[j] * (1 - z);
+                            float dz = dh[j] * (hPrev[j] - nn);
+                            float dan = dn * (1 - (nn * nn));
+                            float dar = dan * hn * r * (1 - r);
+                            float daz = dz * z * (1 - z);
+                            dgi[j] = dar;
+                            dgi[h + j] = daz;
+                            dgi[(2 * h) + j] = dan;
+                            dgh[j] = dar;
+                            dgh[h + j] = daz;
+                            dgh[(2 * h) + j] = dan * r;
+                            dhNext[j] = dh[j] * z;
+                        }
+
+                        break;
+                    }
+
+                    default:
+                        for (int j = 0; j < h; j++)
+                        {
+                            float y = output[(t * h) + j];
+                            dgi[j] = dh[j] * (layer.IsRelu ? (y > 0 ? 1 : 0) : 1 - (y * y));
+                        }
+
+                        dgi.CopyTo(dgh);
+                        break;
+                }
+
+                ReadOnlySpan<float> xt = input.Slice(t * inSize, inSize);
+                Outer(dgi, xt, wih.Gradient);
+                Outer(dgh, hPrev, whh.Gradient);
+                TensorPrimitives.Add(bih.Gradient, dgi, bih.Gradient);
+                TensorPrimitives.Add(bhh.Gradient, dgh, bhh.Gradient);
+                if (t > 0)
+                {
+                    TransposedMatVecAdd(whh.Value, dgh, dhNext);
+                }
+
+                if (inputGradient is not null)
+                {
+                    TransposedMatVecAdd(wih.Value, dgi, inputGradient.AsSpan(t * inSize, inSize));
+                }
+            }
+        }
+    }
+
+    /// <summary>y = W·x + b, W row-major [y.Length × x.Length].</summary>
+    private static void MatVec(float[] w, float[] b, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int k = x.Length;
+        for (int j = 0; j < y.Length; j++)
+        {
+            y[j] = b[j] + TensorPrimitives.Dot(w.AsSpan(j * k, k), x);
+        }
+    }
+
+    /// <summary>y += Wᵀ·d, W row-major [d.Length × y.Length].</summary>
+    private static void TransposedMatVecAdd(float[] w, ReadOnlySpan<float> d, Span<float> y)
+    {
+        int k = y.Length;
+        for (int j = 0; j < d.Length; j++)
+        {
+            if (d[j] != 0)
+            {
+                TensorPrimitives.MultiplyAdd(w.AsSpan(j * k, k), d[j], y, y);
+            }
+        }
+    }
+
+    /// <summary>G += d ⊗ x, G row-major [d.Length × x.Length].</summary>
+    private static void Outer(ReadOnlySpan<float> d, ReadOnlySpan<float> x, float[] g)
+    {
+        int k = x.Length;
+        for (int j = 0; j < d.Length; j++)
+        {
+            if (d[j] != 0)
+            {
+                Span<float> row = g.AsSpan(j * k, k);
+                TensorPrimitives.MultiplyAdd(x, d[j], row, row);
+            }
+        }
+    }
+
+    /// <summary>Activations and gradients of one sequence, reused across sequences.</summary>
+    private sealed class Work
+    {
+        public Work(TrainingNetwork net, int steps)
+        {
+            int widest = net._layers.Max(l => l.GateCount * l.HiddenSize);
+            Outputs = [.. net._layers.Select(l => new float[steps * l.HiddenSize])];
+            OutputGradients = [.. net._layers.Select(l => new float[steps * l.HiddenSize])];
+            Caches = [.. net._layers.Select(l => new float[steps * l.HiddenSize * (l.Kind == CellKind.Lstm ? 6 : l.Kind == CellKind.Gru ? 4 : 0)])];
+            ScratchA = new float[widest];
+            ScratchB = new float[widest];
+            int hidden = net._layers.Max(l => l.HiddenSize);
+            ScratchC = new float[hidden];
+            DhNext = new float[hidden];
+            DcNext = new float[hidden];
+            Zeros = new float[hidden];
+        }
+
+        public float[][] Outputs { get; }
+
+        public float[][] OutputGradients { get; }
+
+        public float[][] Caches { get; }
+
+        public float[] ScratchA { get; }
+
+        public float[] ScratchB { get; }
+
+        public float[] ScratchC { get; }
+
+        public float[] DhNext { get; }
+
+        public float[] DcNext { get; }
+
+        public float[] Zeros { get; }
+    }
+}
