@@ -16,6 +16,8 @@ public static class Program
         root.Subcommands.Add(ModelCommands.CreateImport());
         root.Subcommands.Add(ModelCommands.CreateInfer());
         root.Subcommands.Add(ModelCommands.CreateBench());
+        root.Subcommands.Add(TrainCommand.CreateTrain());
+        root.Subcommands.Add(TrainCommand.CreateEval());
         return root.Parse(args).Invoke();
     }
 }

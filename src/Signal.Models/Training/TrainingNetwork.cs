@@ -88,6 +88,15 @@ public sealed class TrainingNetwork
         Parameters = [.. _byName.Values];
     }
 
+    private TrainingNetwork(TrainingNetwork source)
+    {
+        Architecture = source.Architecture;
+        _layers = source._layers;
+        _inputSizes = source._inputSizes;
+        _byName = source._byName.ToDictionary(p => p.Key, p => p.Value with { Gradient = new float[p.Value.Gradient.Length] }, StringComparer.Ordinal);
+        Parameters = [.. source.Parameters.Select(p => _byName[p.Name])];
+    }
+
     /// <summary>The architecture.</summary>
     public ModelArchitecture Architecture { get; }
 
@@ -98,6 +107,21 @@ public sealed class TrainingNetwork
     /// <param name="name">PyTorch name, e.g. <c>layers.0.weight_ih_l0</c>.</param>
     /// <returns>The parameter.</returns>
     public Parameter this[string name] => _byName[name];
+
+    /// <summary>A network sharing this one's weights with gradients of its own (for data-parallel threads).</summary>
+    /// <returns>The replica.</returns>
+    public TrainingNetwork Replica() => new(this);
+
+    /// <summary>Adds <paramref name="other"/>'s gradients to this network's.</summary>
+    /// <param name="other">A replica.</param>
+    public void AddGradients(TrainingNetwork other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            TensorPrimitives.Add(Parameters[i].Gradient, other.Parameters[i].Gradient, Parameters[i].Gradient);
+        }
+    }
 
     /// <summary>Zeroes every gradient.</summary>
     public void ZeroGradients()
@@ -127,7 +151,8 @@ public sealed class TrainingNetwork
     /// <param name="correct">Counted steps whose arg-max class is the label.</param>
     /// <param name="counted">Counted steps.</param>
     /// <returns>The loss.</returns>
-    public double Loss(SequenceBatch batch, LossKind loss, float[]? classWeights, bool backward, out int correct, out int counted)
+    /// <param name="weightTotal">The normaliser Σ wᵧ when this batch is part of a larger one (data-parallel parts); default this batch's own.</param>
+    public double Loss(SequenceBatch batch, LossKind loss, float[]? classWeights, bool backward, out int correct, out int counted, double weightTotal = 0)
     {
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.InputSize != Architecture.InputSize)
@@ -145,6 +170,11 @@ public sealed class TrainingNetwork
             }
 
             weightSum += (classWeights?[batch.Labels[b]] ?? 1f) * (loss == LossKind.EveryStep ? batch.Lengths[b] : 1);
+        }
+
+        if (weightTotal > 0)
+        {
+            weightSum = weightTotal;
         }
 
         double total = 0;

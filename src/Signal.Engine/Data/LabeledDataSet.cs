@@ -1,0 +1,192 @@
+using System.Globalization;
+using Signal.Models.Training;
+
+namespace Signal.Engine.Data;
+
+/// <summary>
+/// A labelled data set of multichannel sequences with its train/test split: UCR archive folders
+/// (<c>&lt;Name&gt;_TRAIN.tsv</c>/<c>_TEST.tsv</c>, label first, NaN padding for variable length) and UEA
+/// ARFF folders (<c>&lt;Name&gt;_TRAIN.arff</c> with a relational multichannel attribute), detected from the folder.
+/// </summary>
+/// <param name="Name">The data set's name.</param>
+/// <param name="Channels">Inputs per step.</param>
+/// <param name="ClassNames">Class labels, in index order (sorted as text, numerically when all are numbers).</param>
+/// <param name="Train">The training split.</param>
+/// <param name="Test">The test split.</param>
+/// <param name="Format">What was detected (<c>ucr</c> or <c>uea-arff</c>).</param>
+public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<string> ClassNames, IReadOnlyList<LabeledSequence> Train, IReadOnlyList<LabeledSequence> Test, string Format)
+{
+    /// <summary>Loads a data set folder, detecting its format.</summary>
+    /// <param name="path">The folder (or one of its split files).</param>
+    /// <returns>The data set.</returns>
+    /// <exception cref="InvalidDataException">The folder holds no known layout, or a file does not parse (the message names file and line).</exception>
+    public static LabeledDataSet Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string folder = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        if (!Directory.Exists(folder))
+        {
+            throw new DirectoryNotFoundException($"data set '{path}' does not exist.");
+        }
+
+        string? trainTsv = Directory.GetFiles(folder, "*_TRAIN.tsv").FirstOrDefault();
+        if (trainTsv is not null)
+        {
+            string name = Path.GetFileName(trainTsv)[..^"_TRAIN.tsv".Length];
+            var train = ReadUcr(trainTsv);
+            var test = ReadUcr(Path.Combine(folder, name + "_TEST.tsv"));
+            return Build(name, 1, train, test, "ucr");
+        }
+
+        string? trainArff = Directory.GetFiles(folder, "*_TRAIN.arff").FirstOrDefault();
+        if (trainArff is not null)
+        {
+            string name = Path.GetFileName(trainArff)[..^"_TRAIN.arff".Length];
+            var train = ReadArff(trainArff, out int channels);
+            var test = ReadArff(Path.Combine(folder, name + "_TEST.arff"), out int testChannels);
+            if (testChannels != channels)
+            {
+                throw new InvalidDataException($"{name}: the test split has {testChannels} channels, the training split {channels}.");
+            }
+
+            return Build(name, channels, train, test, "uea-arff");
+        }
+
+        throw new InvalidDataException($"'{folder}' holds no data set this reader knows: expected <Name>_TRAIN.tsv/_TEST.tsv (UCR) or <Name>_TRAIN.arff/_TEST.arff (UEA).");
+    }
+
+    private static LabeledDataSet Build(string name, int channels, List<(float[] Values, int Steps, string Label)> train, List<(float[] Values, int Steps, string Label)> test, string format)
+    {
+        string[] labels = [.. train.Select(s => s.Label).Concat(test.Select(s => s.Label)).Distinct()];
+        bool numeric = labels.All(l => double.TryParse(l, NumberStyles.Float, CultureInfo.InvariantCulture, out _));
+        Array.Sort(labels, numeric
+            ? (a, b) => double.Parse(a, CultureInfo.InvariantCulture).CompareTo(double.Parse(b, CultureInfo.InvariantCulture))
+            : StringComparer.Ordinal.Compare);
+        var index = labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => p.i, StringComparer.Ordinal);
+        return new LabeledDataSet(name, channels, labels,
+            [.. train.Select(s => new LabeledSequence(s.Values, s.Steps, index[s.Label]))],
+            [.. test.Select(s => new LabeledSequence(s.Values, s.Steps, index[s.Label]))], format);
+    }
+
+    private static List<(float[] Values, int Steps, string Label)> ReadUcr(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"split file '{path}' is missing.", path);
+        }
+
+        var rows = new List<(float[], int, string)>();
+        int lineNumber = 0;
+        foreach (string line in File.ReadLines(path))
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            string[] cells = line.Split(line.Contains('\t', StringComparison.Ordinal) ? '\t' : ',');
+            var values = new List<float>(cells.Length);
+            for (int i = 1; i < cells.Length; i++)
+            {
+                if (!float.TryParse(cells[i], NumberStyles.Float, CultureInfo.InvariantCulture, out float v))
+                {
+                    throw new InvalidDataException($"{path}, line {lineNumber}, column {i + 1}: '{cells[i]}' is not a number.");
+                }
+
+                values.Add(v);
+            }
+
+            // Variable-length sets pad the end with NaN: the sequence stops at the last number.
+            int length = values.Count;
+            while (length > 0 && float.IsNaN(values[length - 1]))
+            {
+                length--;
+            }
+
+            if (length == 0)
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: the series has no values.");
+            }
+
+            int bad = values.Take(length).ToList().FindIndex(v => !float.IsFinite(v));
+            if (bad >= 0)
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: value {bad + 1} is {values[bad]} inside the series.");
+            }
+
+            rows.Add(([.. values.Take(length)], length, cells[0].Trim()));
+        }
+
+        return rows;
+    }
+
+    private static List<(float[] Values, int Steps, string Label)> ReadArff(string path, out int channels)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"split file '{path}' is missing.", path);
+        }
+
+        var rows = new List<(float[], int, string)>();
+        channels = -1;
+        bool data = false;
+        int lineNumber = 0;
+        foreach (string raw in File.ReadLines(path))
+        {
+            lineNumber++;
+            string line = raw.Trim();
+            if (!data)
+            {
+                data = line.StartsWith("@data", StringComparison.OrdinalIgnoreCase);
+                continue;
+            }
+
+            if (line.Length == 0 || line[0] == '%')
+            {
+                continue;
+            }
+
+            int open = line.IndexOf('\''), close = line.LastIndexOf('\'');
+            if (open < 0 || close <= open || close + 1 >= line.Length || line[close + 1] != ',')
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: expected a quoted relational value followed by ,label.");
+            }
+
+            string[] series = line[(open + 1)..close].Split("\\n");
+            if (channels < 0)
+            {
+                channels = series.Length;
+            }
+            else if (series.Length != channels)
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: {series.Length} channels; earlier rows have {channels}.");
+            }
+
+            float[][] parsed = [.. series.Select(s => s.Split(',').Select(v => float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out float f) ? f : float.NaN).ToArray())];
+            int steps = parsed[0].Length;
+            if (parsed.Any(p => p.Length != steps || p.Any(v => !float.IsFinite(v))))
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: channels differ in length or hold a value that is not a finite number.");
+            }
+
+            float[] values = new float[steps * channels];
+            for (int t = 0; t < steps; t++)
+            {
+                for (int c = 0; c < channels; c++)
+                {
+                    values[(t * channels) + c] = parsed[c][t];
+                }
+            }
+
+            rows.Add((values, steps, line[(close + 2)..].Trim().Trim('\'')));
+        }
+
+        if (rows.Count == 0)
+        {
+            throw new InvalidDataException($"{path} holds no data rows.");
+        }
+
+        return rows;
+    }
+}

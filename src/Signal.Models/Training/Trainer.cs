@@ -1,0 +1,292 @@
+using System.Diagnostics;
+using Signal.Models.Networks;
+
+namespace Signal.Models.Training;
+
+/// <summary>One labelled sequence for training: <see cref="Steps"/> rows of the model's input size.</summary>
+/// <param name="Values">Step-major values (steps × inputs).</param>
+/// <param name="Steps">Number of steps.</param>
+/// <param name="Label">Class index.</param>
+public sealed record LabeledSequence(float[] Values, int Steps, int Label);
+
+/// <summary>Options of <see cref="Trainer"/>, with the defaults of <c>signal-edge train</c>.</summary>
+public sealed class TrainerOptions
+{
+    /// <summary>Maximum epochs. Default 150.</summary>
+    public int Epochs { get; set; } = 150;
+
+    /// <summary>Sequences per mini-batch. Default 16.</summary>
+    public int BatchSize { get; set; } = 16;
+
+    /// <summary>Peak learning rate. Default 3e-3.</summary>
+    public double LearningRate { get; set; } = 3e-3;
+
+    /// <summary>Weight decay (decoupled for AdamW). Default 1e-4.</summary>
+    public double WeightDecay { get; set; } = 1e-4;
+
+    /// <summary><c>adamw</c> (default), <c>adam</c> or <c>sgd</c> (momentum 0.9).</summary>
+    public string Optimizer { get; set; } = "adamw";
+
+    /// <summary>Global gradient-norm bound; 0 for none. Default 1.</summary>
+    public double ClipNorm { get; set; } = 1.0;
+
+    /// <summary>Where the loss is taken. Default <see cref="LossKind.LastStep"/>.</summary>
+    public LossKind Loss { get; set; } = LossKind.LastStep;
+
+    /// <summary>Per-class loss weights, or null (none); <see cref="BalanceClasses"/> fills them.</summary>
+    public float[]? ClassWeights { get; set; }
+
+    /// <summary>Weight classes by inverse frequency in the training split. Default false.</summary>
+    public bool BalanceClasses { get; set; }
+
+    /// <summary>Learning-rate schedule: <c>cosine</c> (default), <c>step</c> (×0.1 at 50% and 75%) or <c>constant</c>.</summary>
+    public string Schedule { get; set; } = "cosine";
+
+    /// <summary>Epochs of linear warm-up. Default 3.</summary>
+    public int WarmupEpochs { get; set; } = 3;
+
+    /// <summary>Stop after this many epochs without a better validation loss (best weights kept); 0 to run every epoch. Default 30.</summary>
+    public int Patience { get; set; } = 30;
+
+    /// <summary>Seed of the shuffles. Default 1.</summary>
+    public int Seed { get; set; } = 1;
+
+    /// <summary>Threads for data-parallel gradients; 0 for all processors.</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Checks every field; throws <see cref="ArgumentException"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        if (Epochs < 1)
+        {
+            throw new ArgumentException($"epochs must be at least 1 (got {Epochs}).");
+        }
+
+        if (BatchSize < 1)
+        {
+            throw new ArgumentException($"batch size must be at least 1 (got {BatchSize}).");
+        }
+
+        if (!(LearningRate > 0))
+        {
+            throw new ArgumentException($"learning rate must be positive (got {LearningRate}).");
+        }
+
+        if (Optimizer is not ("adamw" or "adam" or "sgd"))
+        {
+            throw new ArgumentException($"optimizer must be adamw, adam or sgd (got '{Optimizer}').");
+        }
+
+        if (Schedule is not ("cosine" or "step" or "constant"))
+        {
+            throw new ArgumentException($"schedule must be cosine, step or constant (got '{Schedule}').");
+        }
+    }
+}
+
+/// <summary>What one epoch did.</summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="Loss">Mean training loss.</param>
+/// <param name="Accuracy">Training accuracy over the counted steps.</param>
+/// <param name="ValidationLoss">Validation loss (NaN without a validation split).</param>
+/// <param name="ValidationAccuracy">Validation accuracy (NaN without one).</param>
+/// <param name="LearningRate">Learning rate used.</param>
+/// <param name="Seconds">Wall time of the epoch.</param>
+/// <param name="IsBest">Whether these weights are the best so far.</param>
+public sealed record EpochReport(int Epoch, double Loss, double Accuracy, double ValidationLoss, double ValidationAccuracy, double LearningRate, double Seconds, bool IsBest);
+
+/// <summary>
+/// Mini-batch training with data-parallel gradients (each thread runs part of the batch on a replica that
+/// shares the weights, and the gradients are summed), learning-rate schedules, gradient clipping and early
+/// stopping on a validation split that keeps the best weights. Seeded and reproducible for a given thread count.
+/// </summary>
+public static class Trainer
+{
+    /// <summary>Trains <paramref name="network"/> in place; on return it holds the best weights.</summary>
+    /// <param name="network">The network (its weights are the starting point).</param>
+    /// <param name="train">Training sequences.</param>
+    /// <param name="validation">Validation sequences for early stopping, or empty.</param>
+    /// <param name="options">Options.</param>
+    /// <param name="progress">Called after each epoch.</param>
+    /// <param name="cancellationToken">Stops cleanly after the current mini-batch, keeping the best weights so far.</param>
+    /// <returns>Every epoch's report.</returns>
+    public static IReadOnlyList<EpochReport> Train(TrainingNetwork network, IReadOnlyList<LabeledSequence> train, IReadOnlyList<LabeledSequence> validation,
+        TrainerOptions options, Action<EpochReport>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(validation);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (train.Count == 0)
+        {
+            throw new ArgumentException("the training split is empty.", nameof(train));
+        }
+
+        float[]? weights = options.ClassWeights ?? (options.BalanceClasses ? BalancedWeights(train, network.Architecture.Classes) : null);
+        Optimizer optimizer = options.Optimizer switch
+        {
+            "adam" => new Adam(options.LearningRate, options.WeightDecay),
+            "sgd" => new Sgd(options.LearningRate, 0.9, options.WeightDecay),
+            _ => new Adam(options.LearningRate, options.WeightDecay, decoupled: true),
+        };
+        int threads = Math.Max(1, options.Threads == 0 ? Environment.ProcessorCount : options.Threads);
+        TrainingNetwork[] replicas = [network, .. Enumerable.Range(1, threads - 1).Select(_ => network.Replica())];
+        var random = new Random(options.Seed);
+        int[] order = [.. Enumerable.Range(0, train.Count)];
+        var history = new List<EpochReport>();
+        double bestLoss = double.PositiveInfinity;
+        float[][] best = [.. network.Parameters.Select(p => (float[])p.Value.Clone())];
+        int sinceBest = 0;
+        for (int epoch = 1; epoch <= options.Epochs && !cancellationToken.IsCancellationRequested; epoch++)
+        {
+            var clock = Stopwatch.StartNew();
+            optimizer.LearningRate = LearningRate(options, epoch);
+            random.Shuffle(order);
+            double lossSum = 0;
+            long correct = 0, counted = 0;
+            for (int start = 0; start < order.Length && !cancellationToken.IsCancellationRequested; start += options.BatchSize)
+            {
+                int[] members = order[start..Math.Min(order.Length, start + options.BatchSize)];
+                network.ZeroGradients();
+                double total = TotalWeight(train, members, weights, options.Loss);
+                (double loss, int c, int n) = Run(replicas, train, members, options.Loss, weights, total, backward: true);
+                if (options.ClipNorm > 0)
+                {
+                    Optimizer.ClipGradientNorm(network.Parameters, options.ClipNorm);
+                }
+
+                optimizer.Update(network.Parameters);
+                lossSum += loss * members.Length;
+                correct += c;
+                counted += n;
+            }
+
+            double validationLoss = double.NaN, validationAccuracy = double.NaN;
+            if (validation.Count > 0)
+            {
+                int[] all = [.. Enumerable.Range(0, validation.Count)];
+                (double l, int c, int n) = Run(replicas, validation, all, options.Loss, weights, TotalWeight(validation, all, weights, options.Loss), backward: false);
+                validationLoss = l;
+                validationAccuracy = n == 0 ? 0 : (double)c / n;
+            }
+
+            double monitored = validation.Count > 0 ? validationLoss : lossSum / train.Count;
+            bool isBest = monitored < bestLoss;
+            if (isBest)
+            {
+                bestLoss = monitored;
+                sinceBest = 0;
+                for (int i = 0; i < best.Length; i++)
+                {
+                    network.Parameters[i].Value.CopyTo(best[i], 0);
+                }
+            }
+            else
+            {
+                sinceBest++;
+            }
+
+            var report = new EpochReport(epoch, lossSum / train.Count, counted == 0 ? 0 : (double)correct / counted, validationLoss, validationAccuracy, optimizer.LearningRate, clock.Elapsed.TotalSeconds, isBest);
+            history.Add(report);
+            progress?.Invoke(report);
+            if (options.Patience > 0 && validation.Count > 0 && sinceBest >= options.Patience)
+            {
+                break;
+            }
+        }
+
+        for (int i = 0; i < best.Length; i++)
+        {
+            best[i].CopyTo(network.Parameters[i].Value, 0);
+        }
+
+        return history;
+    }
+
+    /// <summary>The learning rate of <paramref name="epoch"/> (1-based): linear warm-up, then the schedule.</summary>
+    /// <param name="options">Options.</param>
+    /// <param name="epoch">The epoch.</param>
+    /// <returns>The rate.</returns>
+    public static double LearningRate(TrainerOptions options, int epoch)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (epoch <= options.WarmupEpochs)
+        {
+            return options.LearningRate * epoch / (options.WarmupEpochs + 1);
+        }
+
+        double progress = (double)(epoch - options.WarmupEpochs - 1) / Math.Max(1, options.Epochs - options.WarmupEpochs);
+        return options.Schedule switch
+        {
+            "cosine" => options.LearningRate * 0.5 * (1 + Math.Cos(Math.PI * progress)),
+            "step" => options.LearningRate * (progress >= 0.75 ? 0.01 : progress >= 0.5 ? 0.1 : 1),
+            _ => options.LearningRate,
+        };
+    }
+
+    private static float[] BalancedWeights(IReadOnlyList<LabeledSequence> train, int classes)
+    {
+        int[] counts = new int[classes];
+        foreach (LabeledSequence s in train)
+        {
+            counts[s.Label]++;
+        }
+
+        return [.. counts.Select(c => c == 0 ? 0f : (float)train.Count / (classes * c))];
+    }
+
+    private static double TotalWeight(IReadOnlyList<LabeledSequence> data, int[] members, float[]? weights, LossKind loss) =>
+        members.Sum(i => (double)(weights?[data[i].Label] ?? 1f) * (loss == LossKind.EveryStep ? data[i].Steps : 1));
+
+    private static (double Loss, int Correct, int Counted) Run(TrainingNetwork[] replicas, IReadOnlyList<LabeledSequence> data, int[] members,
+        LossKind loss, float[]? weights, double total, bool backward)
+    {
+        int parts = Math.Min(replicas.Length, members.Length);
+        var results = new (double Loss, int Correct, int Counted)[parts];
+        void Part(int part)
+        {
+            int from = members.Length * part / parts, to = members.Length * (part + 1) / parts;
+            TrainingNetwork net = replicas[part];
+            if (part > 0 && backward)
+            {
+                net.ZeroGradients();
+            }
+
+            SequenceBatch batch = Pack(data, members[from..to], net.Architecture.InputSize);
+            double l = net.Loss(batch, loss, weights, backward, out int c, out int n, total);
+            results[part] = (l, c, n);
+        }
+
+        if (parts == 1)
+        {
+            Part(0);
+        }
+        else
+        {
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, Part);
+            if (backward)
+            {
+                for (int part = 1; part < parts; part++)
+                {
+                    replicas[0].AddGradients(replicas[part]);
+                }
+            }
+        }
+
+        return (results.Sum(r => r.Loss), results.Sum(r => r.Correct), results.Sum(r => r.Counted));
+    }
+
+    private static SequenceBatch Pack(IReadOnlyList<LabeledSequence> data, int[] members, int inputs)
+    {
+        int steps = members.Max(i => data[i].Steps);
+        float[] values = new float[members.Length * steps * inputs];
+        for (int b = 0; b < members.Length; b++)
+        {
+            LabeledSequence s = data[members[b]];
+            s.Values.AsSpan(0, s.Steps * inputs).CopyTo(values.AsSpan(b * steps * inputs));
+        }
+
+        return new SequenceBatch(values, members.Length, steps, inputs, [.. members.Select(i => data[i].Steps)], [.. members.Select(i => data[i].Label)]);
+    }
+}
