@@ -1,0 +1,110 @@
+using System.Globalization;
+using System.Text.Json;
+using Xunit;
+
+namespace Signal.Edge.Tests;
+
+/// <summary>`signal-edge train` and `eval` end to end on small generated data sets in the UCR and UEA layouts.</summary>
+[Collection("console")]
+public sealed class TrainCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("signal-train-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>Two classes of noisy sines (1 and 3 cycles per series), variable length with NaN padding.</summary>
+    private void WriteUcr(string name, int perClass, int seed)
+    {
+        var random = new Random(seed);
+        string Row(int label)
+        {
+            int length = 30 + random.Next(11);
+            double phase = random.NextDouble() * Math.PI;
+            IEnumerable<string> values = Enumerable.Range(0, 40).Select(t => t < length
+                ? (Math.Sin((2 * Math.PI * (label == 1 ? 1 : 3) * t / 40.0) + phase) + (0.1 * (random.NextDouble() - 0.5))).ToString("R", CultureInfo.InvariantCulture)
+                : "NaN");
+            return label.ToString(CultureInfo.InvariantCulture) + "\t" + string.Join("\t", values);
+        }
+
+        string folder = Path.Combine(_dir, name);
+        Directory.CreateDirectory(folder);
+        File.WriteAllLines(Path.Combine(folder, name + "_TRAIN.tsv"), Enumerable.Range(0, 2 * perClass).Select(i => Row(1 + (i % 2))));
+        File.WriteAllLines(Path.Combine(folder, name + "_TEST.tsv"), Enumerable.Range(0, 2 * perClass).Select(i => Row(1 + (i % 2))));
+    }
+
+    [Fact]
+    public void Training_on_a_ucr_folder_learns_the_classes_and_eval_reproduces_the_test_accuracy()
+    {
+        WriteUcr("Sines", 20, 1);
+        string model = Path.Combine(_dir, "sines.sigm");
+        Assert.Equal(0, Program.Main(["train", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--hidden", "16", "--epochs", "40", "--seed", "3"]));
+
+        var output = new StringWriter();
+        TextWriter original = Console.Out;
+        Console.SetOut(output);
+        try
+        {
+            Assert.Equal(0, Program.Main(["eval", "--model", model, "--data", Path.Combine(_dir, "Sines"), "--json"]));
+        }
+        finally
+        {
+            Console.SetOut(original);
+        }
+
+        using var doc = JsonDocument.Parse(output.ToString());
+        double accuracy = doc.RootElement.GetProperty("accuracy").GetDouble();
+        Assert.True(accuracy >= 0.9, $"test accuracy {accuracy}");
+        Assert.True(doc.RootElement.GetProperty("macro_f1").GetDouble() >= 0.9);
+        Assert.Equal(40, doc.RootElement.GetProperty("sequences").GetInt32());
+        Assert.Equal(10, doc.RootElement.GetProperty("accuracy_by_fraction_seen").GetArrayLength());
+
+        // The provenance in the model file records the same test accuracy the streaming evaluation found.
+        var loaded = Signal.Models.Networks.RecurrentModel.Load(model);
+        using var provenance = JsonDocument.Parse(loaded.Metadata["signal.provenance"]);
+        Assert.Equal(accuracy, double.Parse(provenance.RootElement.GetProperty("testAccuracy").GetString()!, CultureInfo.InvariantCulture), 9);
+        Assert.Equal(["1", "2"], loaded.Labels);
+        Assert.True(loaded.Metadata.ContainsKey("signal.input.normalization"));
+    }
+
+    [Fact]
+    public void A_uea_arff_folder_is_read_channel_by_channel()
+    {
+        string folder = Path.Combine(_dir, "Tiny");
+        Directory.CreateDirectory(folder);
+        string[] arff =
+        [
+            "@relation 'Tiny'", "@attribute series relational", "@attribute t0 numeric", "@end series", "@attribute activity {Rest,Move}", "@data",
+            "'1,2,3\\n4,5,6',Rest", "'0,0,1\\n1,1,0',Move",
+        ];
+        File.WriteAllLines(Path.Combine(folder, "Tiny_TRAIN.arff"), arff);
+        File.WriteAllLines(Path.Combine(folder, "Tiny_TEST.arff"), arff);
+        var set = Signal.Engine.Data.LabeledDataSet.Load(folder);
+        Assert.Equal("uea-arff", set.Format);
+        Assert.Equal(2, set.Channels);
+        Assert.Equal(["Move", "Rest"], set.ClassNames);
+        Assert.Equal([1f, 4f, 2f, 5f, 3f, 6f], set.Train[0].Values);
+        Assert.Equal(3, set.Train[0].Steps);
+
+        File.WriteAllLines(Path.Combine(folder, "Tiny_TEST.arff"), [.. arff[..6], "'1,2,3\\n4,5',Rest"]);
+        var e = Assert.Throws<InvalidDataException>(() => Signal.Engine.Data.LabeledDataSet.Load(folder));
+        Assert.Contains("line 7", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_folder_without_a_data_set_gives_one_clear_error()
+    {
+        var error = new StringWriter();
+        TextWriter original = Console.Error;
+        Console.SetError(error);
+        try
+        {
+            Assert.Equal(1, Program.Main(["train", "--data", _dir, "--out", Path.Combine(_dir, "x.sigm")]));
+        }
+        finally
+        {
+            Console.SetError(original);
+        }
+
+        Assert.Contains("holds no data set", error.ToString(), StringComparison.Ordinal);
+    }
+}
