@@ -64,6 +64,11 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(accuracy, double.Parse(provenance.RootElement.GetProperty("testAccuracy").GetString()!, CultureInfo.InvariantCulture), 9);
         Assert.Equal(["1", "2"], loaded.Labels);
         Assert.True(loaded.Metadata.ContainsKey("signal.input.normalization"));
+
+        string report = File.ReadAllText(model + ".report.html");
+        Assert.Contains("<svg", report, StringComparison.Ordinal);
+        Assert.Contains("Confusion matrix", report, StringComparison.Ordinal);
+        Assert.DoesNotContain("<script", report, StringComparison.Ordinal);
     }
 
     [Fact]

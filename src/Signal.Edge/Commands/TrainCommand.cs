@@ -24,6 +24,7 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, cosine schedule after warm-up).", DefaultValueFactory = _ => 3e-3 };
         var seed = new Option<int>("--seed") { Description = "Seed of initialisation, split and shuffles.", DefaultValueFactory = _ => 1 };
         var validation = new Option<double?>("--validation") { Description = "Fraction of the training split held out for early stopping. Default 0.2 when the split has at least 100 sequences and 10 per class; otherwise none (every sequence trains, the last epochs' best training loss is kept)." };
+        var threads = new Option<int>("--threads") { Description = "Threads for data-parallel gradients (0: all processors).", DefaultValueFactory = _ => 0 };
         var loss = new Option<string>("--loss") { Description = "last (cross-entropy at the last step) or every (at every step, so the live engine may answer at any step).", DefaultValueFactory = _ => "last" };
         var command = new Command("train", """
             Trains a recurrent classifier on a labelled data set and writes a model file the live engine runs as is
@@ -34,7 +35,7 @@ internal static class TrainCommand
               signal-edge train --data ../shared/datasets/ucr/GunPoint --cell gru --hidden 32 --out gunpoint.sigm
             """)
         {
-            data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss,
+            data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(Guard(() => Train(
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
@@ -44,6 +45,7 @@ internal static class TrainCommand
                 BatchSize = parse.GetValue(batch),
                 LearningRate = parse.GetValue(lr),
                 Seed = parse.GetValue(seed),
+                Threads = parse.GetValue(threads),
                 Loss = parse.GetValue(loss) switch
                 {
                     "last" => LossKind.LastStep,
@@ -173,7 +175,7 @@ internal static class TrainCommand
                     report.Epoch.ToString(CultureInfo.InvariantCulture) + (report.IsBest ? " *" : string.Empty),
                     report.Loss.ToString("F4", CultureInfo.InvariantCulture), report.Accuracy.ToString("P1", CultureInfo.InvariantCulture),
                     report.ValidationLoss.ToString("F4", CultureInfo.InvariantCulture), report.ValidationAccuracy.ToString("P1", CultureInfo.InvariantCulture),
-                    report.LearningRate.ToString("G3", CultureInfo.InvariantCulture), report.Seconds.ToString("F2", CultureInfo.InvariantCulture),
+                    report.LearningRate.ToString("G3", CultureInfo.InvariantCulture), report.Seconds.ToString("F3", CultureInfo.InvariantCulture),
                     TimeSpan.FromSeconds(eta).ToString(@"mm\:ss", CultureInfo.InvariantCulture));
                 while (table.Rows.Count > 12)
                 {
@@ -205,13 +207,25 @@ internal static class TrainCommand
         };
         trained = trained.WithMetadata(metadata);
         trained.Save(output.FullName);
+        string reportPath = output.FullName + ".report.html";
+        TrainingReport.Write(reportPath, $"{kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name}", history, metrics, new Dictionary<string, string>
+        {
+            ["data set"] = $"{set.Name} ({set.Format}, {dataFolder.FullName})",
+            ["split"] = $"{train.Count} training, {held.Count} validation, {set.Test.Count} test",
+            ["network"] = $"{kind} layers={layers} hidden={hidden} input={set.Channels} classes={set.ClassNames.Count}",
+            ["optimiser"] = $"{options.Optimizer} lr={options.LearningRate} weight decay={options.WeightDecay} clip={options.ClipNorm} schedule={options.Schedule} warm-up={options.WarmupEpochs}",
+            ["batches"] = $"{options.BatchSize} sequences, loss at {(options.Loss == LossKind.LastStep ? "the last step" : "every step")}",
+            ["epochs"] = $"{history.Count} run of {options.Epochs}, best {bestEpoch.Epoch}, patience {options.Patience}",
+            ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
+            ["trained at"] = started.ToString("u", CultureInfo.InvariantCulture),
+        });
         if (cancellationToken.IsCancellationRequested)
         {
             AnsiConsole.MarkupLine("[yellow]Stopped early (Ctrl-C); kept the best weights so far.[/]");
         }
 
         Print(metrics, $"{set.Name} test split (best epoch {bestEpoch.Epoch})");
-        AnsiConsole.MarkupLineInterpolated($"Wrote [green]{output.FullName}[/].");
+        AnsiConsole.MarkupLineInterpolated($"Wrote [green]{output.FullName}[/] and its report [green]{reportPath}[/].");
         return 0;
     }
 
