@@ -24,6 +24,7 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, cosine schedule after warm-up).", DefaultValueFactory = _ => 3e-3 };
         var seed = new Option<int>("--seed") { Description = "Seed of initialisation, split and shuffles.", DefaultValueFactory = _ => 1 };
         var validation = new Option<double?>("--validation") { Description = "Fraction of the training split held out for early stopping. Default 0.2 when the split has at least 100 sequences and 10 per class; otherwise none (every sequence trains, the last epochs' best training loss is kept)." };
+        var frame = new Option<int?>("--frame") { Description = "Samples per step. Default: univariate series in about 32 frames (⌈longest/32⌉ samples), multichannel series one step per sample." };
         var threads = new Option<int>("--threads") { Description = "Threads for data-parallel gradients (0: all processors).", DefaultValueFactory = _ => 0 };
         var loss = new Option<string>("--loss") { Description = "last (cross-entropy at the last step) or every (at every step, so the live engine may answer at any step).", DefaultValueFactory = _ => "last" };
         var command = new Command("train", """
@@ -35,7 +36,7 @@ internal static class TrainCommand
               signal-edge train --data ../shared/datasets/ucr/GunPoint --cell gru --hidden 32 --out gunpoint.sigm
             """)
         {
-            data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads,
+            data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(Guard(() => Train(
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
@@ -53,7 +54,7 @@ internal static class TrainCommand
                     var other => throw new ArgumentException($"--loss must be last or every (got '{other}')."),
                 },
             },
-            parse.GetValue(validation), cancellationToken))));
+            parse.GetValue(validation), parse.GetValue(frame), cancellationToken))));
         return command;
     }
 
@@ -83,15 +84,18 @@ internal static class TrainCommand
                 "train" => set.Train,
                 var other => throw new ArgumentException($"--split must be test or train (got '{other}')."),
             };
-            if (set.Channels != model.InputSize)
+            var framing = new SequenceFraming(model.Metadata.TryGetValue(SequenceFraming.MetadataKey, out string? frameText) && int.TryParse(frameText, CultureInfo.InvariantCulture, out int f) ? f : 1);
+            if (set.Channels * framing.Frame != model.InputSize)
             {
-                throw new ArgumentException($"the data set has {set.Channels} channel(s) per step; the model takes {model.InputSize}.");
+                throw new ArgumentException($"the data set has {set.Channels} channel(s) per sample and the model frames {framing.Frame} sample(s) per step, but it takes {model.InputSize} inputs.");
             }
 
             if (model.Metadata.TryGetValue(SequenceNormalization.MetadataKey, out string? normalization))
             {
                 sequences = SequenceNormalization.FromJson(normalization).Apply(sequences);
             }
+
+            sequences = framing.Apply(sequences, set.Channels);
 
             IReadOnlyList<string> names = model.Labels;
             if (!set.ClassNames.SequenceEqual(names))
@@ -114,7 +118,7 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Train(DirectoryInfo dataFolder, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, CancellationToken cancellationToken)
+    private static int Train(DirectoryInfo dataFolder, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, int? frameOption, CancellationToken cancellationToken)
     {
         CellKind kind = cellName switch
         {
@@ -140,8 +144,14 @@ internal static class TrainCommand
         // documented automatic choice is no early stopping below 100 sequences or 10 per class.
         bool large = set.Train.Count >= 100 && set.Train.GroupBy(s => s.Label).Min(g => g.Count()) >= 10;
         double validationFraction = validationOption ?? (large ? 0.2 : 0);
+        if (frameOption is < 1)
+        {
+            throw new ArgumentException($"--frame must be at least 1 (got {frameOption}).");
+        }
+
         SequenceNormalization normalization = SequenceNormalization.Fit(set.Train, set.Channels);
-        IReadOnlyList<LabeledSequence> all = normalization.Apply(set.Train);
+        SequenceFraming framing = frameOption is { } f ? new SequenceFraming(f) : SequenceFraming.Auto(set.Train, set.Channels);
+        IReadOnlyList<LabeledSequence> all = framing.Apply(normalization.Apply(set.Train), set.Channels);
 
         // A seeded, stratified hold-out from the training split (each sequence is its own recording here).
         var random = new Random(options.Seed);
@@ -157,12 +167,12 @@ internal static class TrainCommand
 
         var architecture = new ModelArchitecture
         {
-            InputSize = set.Channels,
+            InputSize = set.Channels * framing.Frame,
             Classes = set.ClassNames.Count,
             Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
         };
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, options.Seed).Tensors);
-        AnsiConsole.MarkupLineInterpolated($"[bold]Training[/] {kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name} ({set.Format}): {train.Count} training, {held.Count} validation, {set.Test.Count} test sequences, {set.Channels} channel(s), {set.ClassNames.Count} classes");
+        AnsiConsole.MarkupLineInterpolated($"[bold]Training[/] {kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name} ({set.Format}): {train.Count} training, {held.Count} validation, {set.Test.Count} test sequences, {set.Channels} channel(s), {framing.Frame} sample(s) per step, {set.ClassNames.Count} classes");
         var table = new Table().AddColumns("epoch", "loss", "acc", "val loss", "val acc", "lr", "s/epoch", "ETA");
         var started = DateTime.UtcNow;
         IReadOnlyList<EpochReport> history = [];
@@ -187,12 +197,13 @@ internal static class TrainCommand
         });
 
         EpochReport bestEpoch = history.Where(h => h.IsBest).LastOrDefault() ?? history[^1];
-        IReadOnlyList<LabeledSequence> test = normalization.Apply(set.Test);
+        IReadOnlyList<LabeledSequence> test = framing.Apply(normalization.Apply(set.Test), set.Channels);
         RecurrentModel trained = network.ToModel(set.ClassNames);
         ClassificationMetrics metrics = ClassificationMetrics.Evaluate(trained, test, set.ClassNames);
         var metadata = new Dictionary<string, string>
         {
             [SequenceNormalization.MetadataKey] = normalization.ToJson(),
+            [SequenceFraming.MetadataKey] = framing.ToString(),
             ["signal.provenance"] = JsonSerializer.Serialize(new Dictionary<string, string>
             {
                 ["dataset"] = set.Name,
@@ -200,7 +211,7 @@ internal static class TrainCommand
                 ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
                 ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
                 ["bestEpoch"] = bestEpoch.Epoch.ToString(CultureInfo.InvariantCulture),
-                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} batch={options.BatchSize} lr={options.LearningRate} seed={options.Seed} loss={options.Loss} validation={validationFraction}",
+                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} frame={framing.Frame} batch={options.BatchSize} lr={options.LearningRate} seed={options.Seed} loss={options.Loss} validation={validationFraction}",
                 ["testAccuracy"] = metrics.Accuracy.ToString("R", CultureInfo.InvariantCulture),
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),
             }),

@@ -1,0 +1,56 @@
+using System.Globalization;
+using Signal.Models.Training;
+
+namespace Signal.Engine.Data;
+
+/// <summary>
+/// Groups every <see cref="Frame"/> consecutive samples of a sequence into one step (the frame's samples of every
+/// channel, sample-major), so a recurrent network steps once per frame instead of once per sample, as the live
+/// engine does. The last frame is zero-padded. Stored in the model file under <see cref="MetadataKey"/>.
+/// </summary>
+/// <param name="Frame">Samples per step (1: one step per sample).</param>
+public sealed record SequenceFraming(int Frame)
+{
+    /// <summary>The model-file metadata key.</summary>
+    public const string MetadataKey = "signal.input.frame";
+
+    /// <summary>
+    /// The automatic choice of <c>signal-edge train</c>: univariate series are cut into about 32 frames
+    /// (frame = ⌈longest / 32⌉), which keeps long series learnable by a recurrent network; multichannel
+    /// series keep one step per sample.
+    /// </summary>
+    /// <param name="data">The training split.</param>
+    /// <param name="channels">Channels per sample.</param>
+    /// <returns>The framing.</returns>
+    public static SequenceFraming Auto(IReadOnlyList<LabeledSequence> data, int channels)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        int longest = data.Max(s => s.Steps);
+        return new SequenceFraming(channels == 1 ? Math.Max(1, (int)Math.Ceiling(longest / 32.0)) : 1);
+    }
+
+    /// <summary>Framed copies of <paramref name="data"/>.</summary>
+    /// <param name="data">Sequences of <paramref name="channels"/> values per sample.</param>
+    /// <param name="channels">Channels per sample.</param>
+    /// <returns>Sequences of ⌈steps / frame⌉ steps of frame × channels values.</returns>
+    public IReadOnlyList<LabeledSequence> Apply(IReadOnlyList<LabeledSequence> data, int channels)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (Frame == 1)
+        {
+            return data;
+        }
+
+        return [.. data.Select(s =>
+        {
+            int steps = (s.Steps + Frame - 1) / Frame;
+            float[] values = new float[steps * Frame * channels];
+            s.Values.AsSpan(0, s.Steps * channels).CopyTo(values);
+            return new LabeledSequence(values, steps, s.Label);
+        })];
+    }
+
+    /// <summary>The metadata value.</summary>
+    /// <returns>The frame length as text.</returns>
+    public override string ToString() => Frame.ToString(CultureInfo.InvariantCulture);
+}
