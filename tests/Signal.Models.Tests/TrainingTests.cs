@@ -130,3 +130,52 @@ public sealed class TrainingTests
         }
     }
 }
+
+public sealed class TrainerTests
+{
+    private static (ModelArchitecture Architecture, List<LabeledSequence> Data) Problem()
+    {
+        var random = new Random(4);
+        var data = new List<LabeledSequence>();
+        for (int i = 0; i < 24; i++)
+        {
+            int label = i % 2;
+            int steps = 8 + random.Next(5);
+            float[] values = [.. Enumerable.Range(0, steps * 2).Select(j => (float)((label == 0 ? Math.Sin(j * 0.4) : Math.Cos(j * 1.3)) + (0.1 * random.NextDouble())))];
+            data.Add(new LabeledSequence(values, steps, label));
+        }
+
+        return (new ModelArchitecture { InputSize = 2, Classes = 2, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 8 }] }, data);
+    }
+
+    [Fact]
+    public void Training_is_reproducible_for_a_seed_and_learns_a_separable_problem()
+    {
+        (ModelArchitecture architecture, List<LabeledSequence> data) = Problem();
+        float[] Run()
+        {
+            var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 2).Tensors);
+            IReadOnlyList<EpochReport> history = Trainer.Train(net, data, [], new TrainerOptions { Epochs = 80, BatchSize = 6, Seed = 9, Threads = 2 });
+            Assert.True(history[^1].Accuracy >= 0.9, $"training accuracy {history[^1].Accuracy}");
+            return [.. net.Parameters.SelectMany(p => p.Value)];
+        }
+
+        Assert.Equal(Run(), Run());
+    }
+
+    [Fact]
+    public void A_cancelled_run_keeps_the_starting_weights_and_bad_options_are_named()
+    {
+        (ModelArchitecture architecture, List<LabeledSequence> data) = Problem();
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 2).Tensors);
+        float[] before = [.. net.Parameters.SelectMany(p => p.Value)];
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.Empty(Trainer.Train(net, data, [], new TrainerOptions(), cancellationToken: cancelled.Token));
+        Assert.Equal(before, net.Parameters.SelectMany(p => p.Value).ToArray());
+        Assert.Contains("optimizer", Assert.Throws<ArgumentException>(() => Trainer.Train(net, data, [], new TrainerOptions { Optimizer = "lion" })).Message, StringComparison.Ordinal);
+        Assert.Contains("projections", Assert.Throws<NotSupportedException>(() => new TrainingNetwork(
+            new ModelArchitecture { InputSize = 2, Classes = 2, Layers = [new LayerArchitecture { HiddenSize = 8, ProjectionSize = 4 }] },
+            RecurrentModel.CreateRandom(new ModelArchitecture { InputSize = 2, Classes = 2, Layers = [new LayerArchitecture { HiddenSize = 8, ProjectionSize = 4 }] }, 1).Tensors)).Message, StringComparison.Ordinal);
+    }
+}

@@ -7,6 +7,8 @@ namespace Signal.Engine.Data;
 /// A labelled data set of multichannel sequences with its train/test split: UCR archive folders
 /// (<c>&lt;Name&gt;_TRAIN.tsv</c>/<c>_TEST.tsv</c>, label first, NaN padding for variable length) and UEA
 /// ARFF folders (<c>&lt;Name&gt;_TRAIN.arff</c> with a relational multichannel attribute), detected from the folder.
+/// NaN padding at the end of a UCR series marks a shorter series; NaN inside one is a missing value, filled by
+/// linear interpolation.
 /// </summary>
 /// <param name="Name">The data set's name.</param>
 /// <param name="Channels">Inputs per step.</param>
@@ -109,16 +111,50 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
                 throw new InvalidDataException($"{path}, line {lineNumber}: the series has no values.");
             }
 
-            int bad = values.Take(length).ToList().FindIndex(v => !float.IsFinite(v));
+            float[] series = [.. values.Take(length)];
+            int bad = Array.FindIndex(series, float.IsInfinity);
             if (bad >= 0)
             {
-                throw new InvalidDataException($"{path}, line {lineNumber}: value {bad + 1} is {values[bad]} inside the series.");
+                throw new InvalidDataException($"{path}, line {lineNumber}: value {bad + 1} is {series[bad]}.");
             }
 
-            rows.Add(([.. values.Take(length)], length, cells[0].Trim()));
+            FillGaps(series);
+            rows.Add((series, length, cells[0].Trim()));
         }
 
         return rows;
+    }
+
+    /// <summary>
+    /// Missing values inside a series (NaN, as in the archive's DodgerLoop sets) are filled by linear
+    /// interpolation between their neighbours, or by the nearest value at the start.
+    /// </summary>
+    private static void FillGaps(float[] series)
+    {
+        int i = 0;
+        while (i < series.Length)
+        {
+            if (!float.IsNaN(series[i]))
+            {
+                i++;
+                continue;
+            }
+
+            int end = i;
+            while (end < series.Length && float.IsNaN(series[end]))
+            {
+                end++;
+            }
+
+            float before = i > 0 ? series[i - 1] : series[end];
+            float after = end < series.Length ? series[end] : before;
+            for (int j = i; j < end; j++)
+            {
+                series[j] = before + ((after - before) * (j - i + 1) / (end - i + 1));
+            }
+
+            i = end;
+        }
     }
 
     private static List<(float[] Values, int Steps, string Label)> ReadArff(string path, out int channels)

@@ -45,7 +45,7 @@ public sealed class TrainerOptions
     /// <summary>Epochs of linear warm-up. Default 3.</summary>
     public int WarmupEpochs { get; set; } = 3;
 
-    /// <summary>Stop after this many epochs without a better validation loss (best weights kept); 0 to run every epoch. Default 30.</summary>
+    /// <summary>Stop after this many epochs without a better validation accuracy (ties: lower loss; best weights kept); 0 to run every epoch. Default 30.</summary>
     public int Patience { get; set; } = 30;
 
     /// <summary>Seed of the shuffles. Default 1.</summary>
@@ -135,7 +135,7 @@ public static class Trainer
         var random = new Random(options.Seed);
         int[] order = [.. Enumerable.Range(0, train.Count)];
         var history = new List<EpochReport>();
-        double bestLoss = double.PositiveInfinity;
+        double bestLoss = double.PositiveInfinity, bestTie = double.PositiveInfinity;
         float[][] best = [.. network.Parameters.Select(p => (float[])p.Value.Clone())];
         int sinceBest = 0;
         for (int epoch = 1; epoch <= options.Epochs && !cancellationToken.IsCancellationRequested; epoch++)
@@ -171,11 +171,16 @@ public static class Trainer
                 validationAccuracy = n == 0 ? 0 : (double)c / n;
             }
 
-            double monitored = validation.Count > 0 ? validationLoss : lossSum / train.Count;
-            bool isBest = monitored < bestLoss;
+            // With a validation split the best epoch has the highest validation accuracy, ties going to the lower
+            // validation loss (loss alone stops too early on small splits that overfit the loss while accuracy
+            // still rises); without one, the lowest training loss.
+            double monitored = validation.Count > 0 ? -validationAccuracy : lossSum / train.Count;
+            double tieBreak = validation.Count > 0 ? validationLoss : 0;
+            bool isBest = monitored < bestLoss || (monitored == bestLoss && tieBreak < bestTie);
             if (isBest)
             {
                 bestLoss = monitored;
+                bestTie = tieBreak;
                 sinceBest = 0;
                 for (int i = 0; i < best.Length; i++)
                 {
