@@ -56,11 +56,11 @@ public class ModelBenchmarks
 
     /// <summary>12 independent Vector256 FMAs × 1,000,000 iterations = 192 MFLOP; GFLOP/s = 0.192 / seconds.</summary>
     [Benchmark(Baseline = true)]
-    public float FmaPeakLoop256() => FmaPeakProbe.Run256(PeakIterations);
+    public float FmaPeakLoop256() => Signal.Models.Diagnostics.FmaPeak.Loop256(PeakIterations);
 
     /// <summary>12 independent Vector512 FMAs × 1,000,000 iterations = 384 MFLOP.</summary>
     [Benchmark]
-    public float FmaPeakLoop512() => FmaPeakProbe.Run512(PeakIterations);
+    public float FmaPeakLoop512() => Signal.Models.Diagnostics.FmaPeak.Loop512(PeakIterations);
 
     [Benchmark]
     public void LstmSingleStream_I40_H64() => _single.Step(_singleState, _input, _probabilities);
@@ -79,58 +79,4 @@ public class ModelBenchmarks
 
     private static RecurrentModel Model(CellKind kind, int input, int hidden) => RecurrentModel.CreateRandom(
         new ModelArchitecture { InputSize = input, Classes = 4, Layers = [new LayerArchitecture { Kind = kind, HiddenSize = hidden }] }, seed: 1);
-}
-
-/// <summary>Fixed-count FMA loops for BenchmarkDotNet (FmaPeak measures by time).</summary>
-internal static class FmaPeakProbe
-{
-    public static float Run256(long iterations)
-    {
-        var a = System.Runtime.Intrinsics.Vector256.Create(1e-7f);
-        var m = System.Runtime.Intrinsics.Vector256.Create(0.999999f);
-        var c0 = System.Runtime.Intrinsics.Vector256.Create(1f);
-        var c1 = c0; var c2 = c0; var c3 = c0; var c4 = c0; var c5 = c0; var c6 = c0; var c7 = c0; var c8 = c0; var c9 = c0; var c10 = c0; var c11 = c0;
-        for (long i = 0; i < iterations; i++)
-        {
-            c0 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c0, m, a);
-            c1 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c1, m, a);
-            c2 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c2, m, a);
-            c3 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c3, m, a);
-            c4 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c4, m, a);
-            c5 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c5, m, a);
-            c6 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c6, m, a);
-            c7 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c7, m, a);
-            c8 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c8, m, a);
-            c9 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c9, m, a);
-            c10 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c10, m, a);
-            c11 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c11, m, a);
-        }
-
-        return System.Runtime.Intrinsics.Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
-    }
-
-    public static float Run512(long iterations)
-    {
-        var a = System.Runtime.Intrinsics.Vector512.Create(1e-7f);
-        var m = System.Runtime.Intrinsics.Vector512.Create(0.999999f);
-        var c0 = System.Runtime.Intrinsics.Vector512.Create(1f);
-        var c1 = c0; var c2 = c0; var c3 = c0; var c4 = c0; var c5 = c0; var c6 = c0; var c7 = c0; var c8 = c0; var c9 = c0; var c10 = c0; var c11 = c0;
-        for (long i = 0; i < iterations; i++)
-        {
-            c0 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c0, m, a);
-            c1 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c1, m, a);
-            c2 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c2, m, a);
-            c3 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c3, m, a);
-            c4 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c4, m, a);
-            c5 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c5, m, a);
-            c6 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c6, m, a);
-            c7 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c7, m, a);
-            c8 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c8, m, a);
-            c9 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c9, m, a);
-            c10 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c10, m, a);
-            c11 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c11, m, a);
-        }
-
-        return System.Runtime.Intrinsics.Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
-    }
 }

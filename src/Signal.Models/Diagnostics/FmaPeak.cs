@@ -49,7 +49,7 @@ public static class FmaPeak
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static float Loop256(long iterations)
+    internal static float Loop256(long iterations)
     {
         Vector256<float> m = Vector256.Create(0.999999f), a = Vector256.Create(1e-7f);
         Vector256<float> c0 = Vector256.Create(1f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
@@ -73,7 +73,7 @@ public static class FmaPeak
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static float Loop512(long iterations)
+    internal static float Loop512(long iterations)
     {
         Vector512<float> m = Vector512.Create(0.999999f), a = Vector512.Create(1e-7f);
         Vector512<float> c0 = Vector512.Create(1f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
