@@ -73,33 +73,33 @@ public sealed class SteppingTests
         RecurrentModel model = RecurrentModel.CreateRandom(Architecture(CellKind.Lstm, input: 40, hidden: 64), seed: 2);
         RecurrentState state = model.CreateState();
         float[] input = new float[40], probabilities = new float[5];
-        model.Step(state, input, probabilities);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 100; i++)
-        {
-            model.Step(state, input, probabilities);
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-
         using var stepper = new BatchStepper(model, 256, threads: 2);
         RecurrentState[] states = [.. Enumerable.Range(0, 256).Select(_ => model.CreateState())];
         float[] inputs = new float[256 * 40], outputs = new float[256 * 5];
-        stepper.Step(states, inputs, outputs);
-        before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 20; i++)
+
+        // A per-step allocation shows in every block of steps; the runtime's own one-time lazy work (a thread's
+        // first blocking wait, say, when other tests load the machine) can show in one block at most.
+        AssertSomeBlockAllocatesNothing("one stream", () => model.Step(state, input, probabilities));
+        AssertSomeBlockAllocatesNothing("small batch", () => stepper.Step(states.AsSpan(0, 3), inputs.AsSpan(0, 120), outputs.AsSpan(0, 15)));
+        AssertSomeBlockAllocatesNothing("two-thread batch", () => stepper.Step(states, inputs, outputs));
+    }
+
+    private static void AssertSomeBlockAllocatesNothing(string what, Action step)
+    {
+        step();
+        long[] blocks = new long[3];
+        for (int b = 0; b < blocks.Length; b++)
         {
-            stepper.Step(states.AsSpan(0, 3), inputs.AsSpan(0, 120), outputs.AsSpan(0, 15));
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 20; i++)
+            {
+                step();
+            }
+
+            blocks[b] = GC.GetAllocatedBytesForCurrentThread() - before;
         }
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 20; i++)
-        {
-            stepper.Step(states, inputs, outputs);
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(blocks.Min() == 0, $"{what}: every block of 20 steps allocated ({string.Join(", ", blocks)} bytes)");
     }
 
     [Fact]

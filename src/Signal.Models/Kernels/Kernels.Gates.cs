@@ -51,10 +51,9 @@ internal static partial class Kernels
     }
 
     /// <summary>
-    /// Vector part of the LSTM update. The gate buffer is scratch: pass 1 replaces the gates by the
-    /// exponentials the update needs (e⁻ⁱ, e⁻ᶠ, e²ᵍ, e⁻ᵒ), one small loop per block so each loop inlines a
-    /// single exponential (one loop with five overflows the JIT's inlining budget and runs at a third of
-    /// the speed); pass 2 combines them with one more exponential for tanh(c).
+    /// Vector part of the LSTM update. The gate buffer is scratch: pass 1 replaces every gate x by e⁻ˣ in one
+    /// loop with a single inlined exponential (one loop with five overflows the JIT's inlining budget and runs
+    /// at a third of the speed); pass 2 combines them, taking e⁻²ᵍ as (e⁻ᵍ)², with one more exponential for tanh(c).
     /// </summary>
     private static int LstmGates<TOps, TV>(ref float g, ref float c, ref float h, int hidden, int count)
         where TOps : IVectorOps<TV>
@@ -66,10 +65,19 @@ internal static partial class Kernels
             return 0;
         }
 
-        ExpScaled<TOps, TV>(ref g, vectorized, -1f);
-        ExpScaled<TOps, TV>(ref Unsafe.Add(ref g, hidden), vectorized, -1f);
-        ExpScaled<TOps, TV>(ref Unsafe.Add(ref g, 2 * hidden), vectorized, 2f);
-        ExpScaled<TOps, TV>(ref Unsafe.Add(ref g, 3 * hidden), vectorized, -1f);
+        if (vectorized == hidden)
+        {
+            // The four gate blocks are contiguous: one pass over 4H values keeps many exponentials in flight.
+            ExpScaled<TOps, TV>(ref g, 4 * hidden, -1f);
+        }
+        else
+        {
+            for (int block = 0; block < 4; block++)
+            {
+                ExpScaled<TOps, TV>(ref Unsafe.Add(ref g, block * hidden), vectorized, -1f);
+            }
+        }
+
         LstmCombine<TOps, TV>(ref g, ref c, ref h, hidden, vectorized);
         return vectorized;
     }
@@ -94,13 +102,14 @@ internal static partial class Kernels
         nuint hs = (nuint)hidden;
         for (int j = 0; j < count; j += TOps.Count)
         {
-            // σ(a)·tanh(b) = (e²ᵇ − 1) / ((1 + e⁻ᵃ)(e²ᵇ + 1)): one division per product instead of two.
+            // σ(a)·tanh(b) = (1 − e⁻²ᵇ) / ((1 + e⁻ᵃ)(1 + e⁻²ᵇ)) and σ(o)·tanh(c) = (e²ᶜ − 1) / ((1 + e⁻ᵒ)(e²ᶜ + 1)): one reciprocal per product.
             nuint o = (nuint)j;
             TV ei = TOps.Load(ref g, o);
             TV ef = TOps.Load(ref g, hs + o);
             TV eg = TOps.Load(ref g, (2 * hs) + o);
+            eg = TOps.Multiply(eg, eg); // e⁻²ᵍ: tanh(g) = (1 − e⁻²ᵍ)/(1 + e⁻²ᵍ)
             TV eo = TOps.Load(ref g, (3 * hs) + o);
-            TV ig = TOps.Multiply(TOps.Subtract(eg, one), TOps.Reciprocal(TOps.Multiply(TOps.Add(one, ei), TOps.Add(eg, one))));
+            TV ig = TOps.Multiply(TOps.Subtract(one, eg), TOps.Reciprocal(TOps.Multiply(TOps.Add(one, ei), TOps.Add(eg, one))));
             TV cn = TOps.MultiplyAdd(TOps.Load(ref c, o), TOps.Reciprocal(TOps.Add(one, ef)), ig);
             TOps.Store(cn, ref c, o);
             TV ec = ExpClamped<TOps, TV>(TOps.Add(cn, cn));
