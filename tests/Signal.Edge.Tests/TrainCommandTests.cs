@@ -113,3 +113,61 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("holds no data set", error.ToString(), StringComparison.Ordinal);
     }
 }
+
+[Collection("console")]
+public sealed class CsvDataSetTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("signal-csv-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Our_csv_layout_is_split_by_recording_and_trains_and_evaluates_with_the_same_split()
+    {
+        var random = new Random(2);
+        var lines = new List<string> { "recording,timestamp,x,y,label" };
+        for (int r = 0; r < 30; r++)
+        {
+            string label = r % 2 == 0 ? "idle" : "spin";
+            for (int t = 0; t < 20; t++)
+            {
+                double x = label == "spin" ? Math.Sin(t * 0.9) : 0.05 * (random.NextDouble() - 0.5);
+                double y = label == "spin" ? Math.Cos(t * 0.9) : 0.05 * (random.NextDouble() - 0.5);
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"rec{r},{t * 0.01:F2},{x:R},{y:R},{label}"));
+            }
+        }
+
+        string csv = Path.Combine(_dir, "motions.csv");
+        File.WriteAllLines(csv, lines);
+        var set = Signal.Engine.Data.LabeledDataSet.Load(csv, seed: 4);
+        Assert.Equal("csv", set.Format);
+        Assert.Equal(2, set.Channels);
+        Assert.Equal(30, set.Train.Count + set.Test.Count);
+        Assert.Equal(6, set.Test.Count); // 20 % of each class's 15 recordings, whole recordings only
+        Assert.All(set.Train.Concat(set.Test), s => Assert.Equal(20, s.Steps));
+
+        string model = Path.Combine(_dir, "m.sigm");
+        Assert.Equal(0, Program.Main(["train", "--data", csv, "--out", model, "--hidden", "8", "--epochs", "30", "--seed", "4"]));
+        var output = new StringWriter();
+        TextWriter original = Console.Out;
+        Console.SetOut(output);
+        try
+        {
+            Assert.Equal(0, Program.Main(["eval", "--model", model, "--data", csv, "--json"]));
+        }
+        finally
+        {
+            Console.SetOut(original);
+        }
+
+        using var doc = JsonDocument.Parse(output.ToString());
+        Assert.Equal(6, doc.RootElement.GetProperty("sequences").GetInt32());
+        Assert.Equal(1.0, doc.RootElement.GetProperty("accuracy").GetDouble());
+
+        lines[5] = lines[5].Replace("idle", "spin", StringComparison.Ordinal);
+        File.WriteAllLines(csv, lines);
+        var e = Assert.Throws<InvalidDataException>(() => Signal.Engine.Data.LabeledDataSet.Load(csv));
+        Assert.Contains("line 6", e.Message, StringComparison.Ordinal);
+        Assert.Contains("changes label", e.Message, StringComparison.Ordinal);
+    }
+}

@@ -14,7 +14,7 @@ internal static class TrainCommand
 {
     public static Command CreateTrain()
     {
-        var data = new Option<DirectoryInfo>("--data") { Description = "A data set folder: UCR (<Name>_TRAIN.tsv/_TEST.tsv) or UEA (<Name>_TRAIN.arff/_TEST.arff).", Required = true };
+        var data = new Option<string>("--data") { Description = "A data set: a UCR folder (<Name>_TRAIN.tsv/_TEST.tsv), a UEA folder (<Name>_TRAIN.arff/_TEST.arff) or a CSV file (recording,timestamp,channel…,label; split by recording).", Required = true };
         var output = new Option<FileInfo>("--out", "-o") { Description = "The model file to write (.sigm).", Required = true };
         var cell = new Option<string>("--cell") { Description = "lstm, gru or rnn.", DefaultValueFactory = _ => "lstm" };
         var layers = new Option<int>("--layers") { Description = "Recurrent layers.", DefaultValueFactory = _ => 1 };
@@ -61,7 +61,7 @@ internal static class TrainCommand
     public static Command CreateEval()
     {
         var modelOption = new Option<FileInfo>("--model", "-m") { Description = "The model file.", Required = true };
-        var data = new Option<DirectoryInfo>("--data") { Description = "The data set folder.", Required = true };
+        var data = new Option<string>("--data") { Description = "The data set (folder or CSV file).", Required = true };
         var split = new Option<string>("--split") { Description = "test or train.", DefaultValueFactory = _ => "test" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (accuracy, macro_f1, per-class scores, confusion matrix)." };
         var command = new Command("eval", """
@@ -77,7 +77,18 @@ internal static class TrainCommand
         command.SetAction(parse => Guard(() =>
         {
             RecurrentModel model = RecurrentModel.Load(parse.GetValue(modelOption)!.FullName);
-            LabeledDataSet set = LabeledDataSet.Load(parse.GetValue(data)!.FullName);
+            // Data without a split of its own is split by recording with the seed the model was trained with.
+            int splitSeed = 1;
+            if (model.Metadata.TryGetValue("signal.provenance", out string? provenance))
+            {
+                using var doc = JsonDocument.Parse(provenance);
+                if (doc.RootElement.TryGetProperty("seed", out JsonElement s) && int.TryParse(s.GetString(), CultureInfo.InvariantCulture, out int parsed))
+                {
+                    splitSeed = parsed;
+                }
+            }
+
+            LabeledDataSet set = LabeledDataSet.Load(parse.GetValue(data)!, splitSeed);
             IReadOnlyList<LabeledSequence> sequences = parse.GetValue(split) switch
             {
                 "test" => set.Test,
@@ -118,7 +129,7 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Train(DirectoryInfo dataFolder, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, int? frameOption, CancellationToken cancellationToken)
+    private static int Train(string dataPath, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, int? frameOption, CancellationToken cancellationToken)
     {
         CellKind kind = cellName switch
         {
@@ -138,7 +149,7 @@ internal static class TrainCommand
         }
 
         options.Validate();
-        LabeledDataSet set = LabeledDataSet.Load(dataFolder.FullName);
+        LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed);
 
         // Small training splits lose too much by a hold-out (BasicMotions has 10 sequences per class): the
         // documented automatic choice is no early stopping below 100 sequences or 10 per class.
@@ -208,6 +219,7 @@ internal static class TrainCommand
             {
                 ["dataset"] = set.Name,
                 ["format"] = set.Format,
+                ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
                 ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
                 ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
                 ["bestEpoch"] = bestEpoch.Epoch.ToString(CultureInfo.InvariantCulture),
@@ -221,7 +233,7 @@ internal static class TrainCommand
         string reportPath = output.FullName + ".report.html";
         TrainingReport.Write(reportPath, $"{kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name}", history, metrics, new Dictionary<string, string>
         {
-            ["data set"] = $"{set.Name} ({set.Format}, {dataFolder.FullName})",
+            ["data set"] = $"{set.Name} ({set.Format}, {Path.GetFullPath(dataPath)})",
             ["split"] = $"{train.Count} training, {held.Count} validation, {set.Test.Count} test",
             ["network"] = $"{kind} layers={layers} hidden={hidden} input={set.Channels} classes={set.ClassNames.Count}",
             ["optimiser"] = $"{options.Optimizer} lr={options.LearningRate} weight decay={options.WeightDecay} clip={options.ClipNorm} schedule={options.Schedule} warm-up={options.WarmupEpochs}",

@@ -22,9 +22,15 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
     /// <param name="path">The folder (or one of its split files).</param>
     /// <returns>The data set.</returns>
     /// <exception cref="InvalidDataException">The folder holds no known layout, or a file does not parse (the message names file and line).</exception>
-    public static LabeledDataSet Load(string path)
+    /// <param name="seed">Seed of the split by recording for data without one of its own (our CSV layout).</param>
+    public static LabeledDataSet Load(string path, int seed = 1)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (File.Exists(path) && Path.GetExtension(path).Equals(".csv", StringComparison.OrdinalIgnoreCase))
+        {
+            return ReadCsv(path, seed);
+        }
+
         string folder = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
         if (!Directory.Exists(folder))
         {
@@ -54,7 +60,89 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
             return Build(name, channels, train, test, "uea-arff");
         }
 
-        throw new InvalidDataException($"'{folder}' holds no data set this reader knows: expected <Name>_TRAIN.tsv/_TEST.tsv (UCR) or <Name>_TRAIN.arff/_TEST.arff (UEA).");
+        throw new InvalidDataException($"'{folder}' holds no data set this reader knows: expected <Name>_TRAIN.tsv/_TEST.tsv (UCR), <Name>_TRAIN.arff/_TEST.arff (UEA) or a .csv file (recording,timestamp,channel…,label).");
+    }
+
+    /// <summary>
+    /// Our CSV layout: a header <c>recording,timestamp,&lt;channel&gt;…,label</c>, then one row per sample; the rows of
+    /// a recording are contiguous and share its label, and form one sequence in timestamp order. With no split of
+    /// its own the data is split by recording (never by segments of one recording): a seeded 20 % of each class's
+    /// recordings is the test split.
+    /// </summary>
+    private static LabeledDataSet ReadCsv(string path, int seed)
+    {
+        using var reader = new StreamReader(path);
+        string header = reader.ReadLine() ?? throw new InvalidDataException($"{path} is empty.");
+        string[] names = header.Split(',');
+        if (names.Length < 4 || !names[0].Trim().Equals("recording", StringComparison.OrdinalIgnoreCase) || !names[^1].Trim().Equals("label", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidDataException($"{path}, line 1: the header must be recording,timestamp,<channel>…,label (got '{header}').");
+        }
+
+        int channels = names.Length - 3;
+        var recordings = new List<(string Id, string Label, List<float> Values)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        int lineNumber = 1;
+        string? line;
+        while ((line = reader.ReadLine()) is not null)
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            string[] cells = line.Split(',');
+            if (cells.Length != names.Length)
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: {cells.Length} columns; the header has {names.Length}.");
+            }
+
+            string id = cells[0].Trim(), label = cells[^1].Trim();
+            if (recordings.Count == 0 || recordings[^1].Id != id)
+            {
+                if (!seen.Add(id))
+                {
+                    throw new InvalidDataException($"{path}, line {lineNumber}: recording '{id}' appears again after other recordings; keep each recording's rows together.");
+                }
+
+                recordings.Add((id, label, []));
+            }
+            else if (recordings[^1].Label != label)
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: recording '{id}' changes label from '{recordings[^1].Label}' to '{label}'; a recording has one label.");
+            }
+
+            for (int c = 0; c < channels; c++)
+            {
+                if (!float.TryParse(cells[2 + c], NumberStyles.Float, CultureInfo.InvariantCulture, out float v) || !float.IsFinite(v))
+                {
+                    throw new InvalidDataException($"{path}, line {lineNumber}, column '{names[2 + c]}': '{cells[2 + c]}' is not a finite number.");
+                }
+
+                recordings[^1].Values.Add(v);
+            }
+        }
+
+        if (recordings.Count == 0)
+        {
+            throw new InvalidDataException($"{path} holds no rows.");
+        }
+
+        var random = new Random(seed);
+        var train = new List<(float[], int, string)>();
+        var test = new List<(float[], int, string)>();
+        foreach (IGrouping<string, (string Id, string Label, List<float> Values)> group in recordings.GroupBy(r => r.Label))
+        {
+            var members = group.OrderBy(_ => random.Next()).ToList();
+            int testCount = members.Count >= 2 ? Math.Max(1, (int)Math.Round(members.Count * 0.2)) : 0;
+            for (int i = 0; i < members.Count; i++)
+            {
+                (i < testCount ? test : train).Add(([.. members[i].Values], members[i].Values.Count / channels, members[i].Label));
+            }
+        }
+
+        return Build(Path.GetFileNameWithoutExtension(path), channels, train, test, "csv");
     }
 
     private static LabeledDataSet Build(string name, int channels, List<(float[] Values, int Steps, string Label)> train, List<(float[] Values, int Steps, string Label)> test, string format)
