@@ -39,15 +39,6 @@ internal static partial class Kernels
         return TOps.Multiply(p, TOps.Pow2FromRounded(t));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TV Sigmoid<TOps, TV>(TV x)
-        where TOps : IVectorOps<TV>
-        where TV : struct
-    {
-        TV one = TOps.Broadcast(1f);
-        return TOps.Divide(one, TOps.Add(one, ExpClamped<TOps, TV>(TOps.Subtract(TOps.Broadcast(0f), x))));
-    }
-
     /// <summary>tanh(x) = 1 − 2 / (e²ˣ + 1): exact limits ±1 (e²ˣ overflows to ∞ or underflows to 0), absolute error below 1e-6.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TV Tanh<TOps, TV>(TV x)

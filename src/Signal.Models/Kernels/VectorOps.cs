@@ -34,8 +34,6 @@ internal interface IVectorOps<TV>
     /// <summary>Maximum with the hardware's NaN and signed-zero rules (inputs here are finite).</summary>
     static abstract TV Max(TV a, TV b);
 
-    static abstract TV Exp(TV a);
-
     /// <summary>Round to nearest integer (ties to even).</summary>
     static abstract TV Round(TV a);
 
@@ -81,9 +79,6 @@ internal readonly struct Ops128 : IVectorOps<Vector128<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.MaxNative(a, b);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Exp(Vector128<float> a) => Vector128.Exp(a);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Round(Vector128<float> a) => Vector128.Round(a);
@@ -149,9 +144,6 @@ internal readonly struct Ops256 : IVectorOps<Vector256<float>>
     public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.MaxNative(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Exp(Vector256<float> a) => Vector256.Exp(a);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Round(Vector256<float> a) => Vector256.Round(a);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -206,9 +198,6 @@ internal readonly struct Ops512 : IVectorOps<Vector512<float>>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.MaxNative(a, b);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Exp(Vector512<float> a) => Vector512.Exp(a);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Round(Vector512<float> a) => Vector512.Round(a);

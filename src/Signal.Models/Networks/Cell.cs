@@ -148,12 +148,11 @@ internal sealed class Cell
     }
 }
 
-/// <summary>Scratch matrices for stepping up to <see cref="Rows"/> streams through one <see cref="Cell"/>.</summary>
+/// <summary>Scratch matrices for stepping a number of streams (rows) through one <see cref="Cell"/>.</summary>
 internal sealed class CellBuffers
 {
     public CellBuffers(Cell cell, int rows)
     {
-        Rows = rows;
         A = new float[rows * cell.InputStride];
         C = new float[rows * cell.CellSize];
         int tile = Math.Min(rows, Cell.RowTile);
@@ -163,8 +162,6 @@ internal sealed class CellBuffers
         Out = new float[rows * cell.OutputStride];
         CellOwners = new float[]?[rows];
     }
-
-    public int Rows { get; }
 
     /// <summary>Inputs [x | h], one row per stream.</summary>
     public float[] A { get; }

@@ -610,18 +610,15 @@ public sealed class RecurrentModel
 
     private sealed record Layer(Cell Forward, Cell? Backward, float[]? Gamma, float[]? Beta, int InputSize, int OutputSize);
 
-    /// <summary>Scratch for stepping up to <see cref="Rows"/> streams; one per thread.</summary>
+    /// <summary>Scratch for stepping a number of streams (rows); one per thread.</summary>
     internal sealed class Workspace
     {
         public Workspace(RecurrentModel model, int rows, bool headsOnly = false)
         {
-            Rows = rows;
             Cells = headsOnly ? [] : [.. model._layers.Select(l => new CellBuffers(l.Forward, rows))];
             Logits = new float[rows * (model._head?.PaddedRows ?? 0)];
             Forecast = new float[rows * (model._forecast?.PaddedRows ?? 0)];
         }
-
-        public int Rows { get; }
 
         public CellBuffers[] Cells { get; }
 
