@@ -3,6 +3,8 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
+using Signal.Models.Kernels;
+
 namespace Signal.Models.Diagnostics;
 
 /// <summary>
@@ -48,75 +50,39 @@ public static class FmaPeak
         return best;
     }
 
+    /// <summary>Vector256 loop: 12 × 8 lanes × 2 FLOPs per iteration.</summary>
+    internal static float Loop256(long iterations) => Loop<Ops256, Vector256<float>>(iterations);
+
+    /// <summary>Vector512 loop: 12 × 16 lanes × 2 FLOPs per iteration.</summary>
+    internal static float Loop512(long iterations) => Loop<Ops512, Vector512<float>>(iterations);
+
+    private static float Loop128(long iterations) => Loop<Ops128, Vector128<float>>(iterations);
+
+    /// <summary>Twelve independent multiply-add chains, with the same multiply-add the kernels use.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static float Loop256(long iterations)
+    private static float Loop<TOps, TV>(long iterations)
+        where TOps : IVectorOps<TV>
+        where TV : struct
     {
-        Vector256<float> m = Vector256.Create(0.999999f), a = Vector256.Create(1e-7f);
-        Vector256<float> c0 = Vector256.Create(1f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+        TV m = TOps.Broadcast(0.999999f), a = TOps.Broadcast(1e-7f);
+        TV c0 = TOps.Broadcast(1f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
         for (long i = 0; i < iterations; i++)
         {
-            c0 = Vector256.FusedMultiplyAdd(c0, m, a);
-            c1 = Vector256.FusedMultiplyAdd(c1, m, a);
-            c2 = Vector256.FusedMultiplyAdd(c2, m, a);
-            c3 = Vector256.FusedMultiplyAdd(c3, m, a);
-            c4 = Vector256.FusedMultiplyAdd(c4, m, a);
-            c5 = Vector256.FusedMultiplyAdd(c5, m, a);
-            c6 = Vector256.FusedMultiplyAdd(c6, m, a);
-            c7 = Vector256.FusedMultiplyAdd(c7, m, a);
-            c8 = Vector256.FusedMultiplyAdd(c8, m, a);
-            c9 = Vector256.FusedMultiplyAdd(c9, m, a);
-            c10 = Vector256.FusedMultiplyAdd(c10, m, a);
-            c11 = Vector256.FusedMultiplyAdd(c11, m, a);
+            c0 = TOps.MultiplyAdd(c0, m, a);
+            c1 = TOps.MultiplyAdd(c1, m, a);
+            c2 = TOps.MultiplyAdd(c2, m, a);
+            c3 = TOps.MultiplyAdd(c3, m, a);
+            c4 = TOps.MultiplyAdd(c4, m, a);
+            c5 = TOps.MultiplyAdd(c5, m, a);
+            c6 = TOps.MultiplyAdd(c6, m, a);
+            c7 = TOps.MultiplyAdd(c7, m, a);
+            c8 = TOps.MultiplyAdd(c8, m, a);
+            c9 = TOps.MultiplyAdd(c9, m, a);
+            c10 = TOps.MultiplyAdd(c10, m, a);
+            c11 = TOps.MultiplyAdd(c11, m, a);
         }
 
-        return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    internal static float Loop512(long iterations)
-    {
-        Vector512<float> m = Vector512.Create(0.999999f), a = Vector512.Create(1e-7f);
-        Vector512<float> c0 = Vector512.Create(1f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-        for (long i = 0; i < iterations; i++)
-        {
-            c0 = Vector512.FusedMultiplyAdd(c0, m, a);
-            c1 = Vector512.FusedMultiplyAdd(c1, m, a);
-            c2 = Vector512.FusedMultiplyAdd(c2, m, a);
-            c3 = Vector512.FusedMultiplyAdd(c3, m, a);
-            c4 = Vector512.FusedMultiplyAdd(c4, m, a);
-            c5 = Vector512.FusedMultiplyAdd(c5, m, a);
-            c6 = Vector512.FusedMultiplyAdd(c6, m, a);
-            c7 = Vector512.FusedMultiplyAdd(c7, m, a);
-            c8 = Vector512.FusedMultiplyAdd(c8, m, a);
-            c9 = Vector512.FusedMultiplyAdd(c9, m, a);
-            c10 = Vector512.FusedMultiplyAdd(c10, m, a);
-            c11 = Vector512.FusedMultiplyAdd(c11, m, a);
-        }
-
-        return Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static float Loop128(long iterations)
-    {
-        Vector128<float> m = Vector128.Create(0.999999f), a = Vector128.Create(1e-7f);
-        Vector128<float> c0 = Vector128.Create(1f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-        for (long i = 0; i < iterations; i++)
-        {
-            c0 = Vector128.FusedMultiplyAdd(c0, m, a);
-            c1 = Vector128.FusedMultiplyAdd(c1, m, a);
-            c2 = Vector128.FusedMultiplyAdd(c2, m, a);
-            c3 = Vector128.FusedMultiplyAdd(c3, m, a);
-            c4 = Vector128.FusedMultiplyAdd(c4, m, a);
-            c5 = Vector128.FusedMultiplyAdd(c5, m, a);
-            c6 = Vector128.FusedMultiplyAdd(c6, m, a);
-            c7 = Vector128.FusedMultiplyAdd(c7, m, a);
-            c8 = Vector128.FusedMultiplyAdd(c8, m, a);
-            c9 = Vector128.FusedMultiplyAdd(c9, m, a);
-            c10 = Vector128.FusedMultiplyAdd(c10, m, a);
-            c11 = Vector128.FusedMultiplyAdd(c11, m, a);
-        }
-
-        return Vector128.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+        TV sum = TOps.Add(TOps.Add(TOps.Add(c0, c1), TOps.Add(c2, c3)), TOps.Add(TOps.Add(c4, c5), TOps.Add(c6, c7)));
+        return TOps.Sum(TOps.Add(sum, TOps.Add(TOps.Add(c8, c9), TOps.Add(c10, c11))));
     }
 }
