@@ -37,22 +37,10 @@ internal static class FeaturesCommand
         {
             spec, input, key, output, rate, frame, hop, window, features, writeSpec,
         };
-        command.SetAction(parse =>
-        {
-            try
-            {
-                return Run(
-                    parse.GetValue(spec), parse.GetValue(input), parse.GetValue(key), parse.GetValue(output)!,
-                    parse.GetValue(rate), parse.GetValue(frame), parse.GetValue(hop), parse.GetValue(window)!,
-                    parse.GetValue(features)!, parse.GetValue(writeSpec));
-            }
-            catch (Exception ex) when (ex is FeatureSpecException or InvalidDataException or IOException or ArgumentException or UnauthorizedAccessException)
-            {
-                // Errors go to standard error, plain, so scripts and logs read them as they are.
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 1;
-            }
-        });
+        command.SetAction(parse => CommandErrors.Run(() => Run(
+            parse.GetValue(spec), parse.GetValue(input), parse.GetValue(key), parse.GetValue(output)!,
+            parse.GetValue(rate), parse.GetValue(frame), parse.GetValue(hop), parse.GetValue(window)!,
+            parse.GetValue(features)!, parse.GetValue(writeSpec))));
         return command;
     }
 

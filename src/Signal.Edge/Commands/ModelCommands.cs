@@ -27,7 +27,7 @@ internal static class ModelCommands
         {
             onnx, output, labels,
         };
-        command.SetAction(parse => Guard(() =>
+        command.SetAction(parse => CommandErrors.Run(() =>
         {
             FileInfo source = parse.GetValue(onnx)!;
             if (!source.Exists)
@@ -68,7 +68,7 @@ internal static class ModelCommands
         {
             modelOption, input, output, offline,
         };
-        command.SetAction(parse => Guard(() =>
+        command.SetAction(parse => CommandErrors.Run(() =>
         {
             RecurrentModel model = RecurrentModel.Load(parse.GetValue(modelOption)!.FullName);
             if (model.ClassCount == 0)
@@ -124,7 +124,7 @@ internal static class ModelCommands
         {
             json, seconds,
         };
-        models.SetAction(parse => Guard(() =>
+        models.SetAction(parse => CommandErrors.Run(() =>
         {
             bool asJson = parse.GetValue(json);
             (double peak, string width, IReadOnlyList<BenchmarkCase> cases) = asJson
@@ -151,19 +151,6 @@ internal static class ModelCommands
             return 0;
         }));
         return new Command("bench", "Benchmarks on this machine.") { models };
-    }
-
-    private static int Guard(Func<int> run)
-    {
-        try
-        {
-            return run();
-        }
-        catch (Exception ex) when (ex is ModelFormatException or OnnxImportException or InvalidDataException or IOException or ArgumentException or UnauthorizedAccessException or NotSupportedException or FormatException)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
-            return 1;
-        }
     }
 
     private static void Describe(RecurrentModel model, string title)

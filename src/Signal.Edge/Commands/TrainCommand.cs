@@ -38,7 +38,7 @@ internal static class TrainCommand
         {
             data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
         };
-        command.SetAction((parse, cancellationToken) => Task.FromResult(Guard(() => Train(
+        command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
             new TrainerOptions
             {
@@ -74,7 +74,7 @@ internal static class TrainCommand
         {
             modelOption, data, split, json,
         };
-        command.SetAction(parse => Guard(() =>
+        command.SetAction(parse => CommandErrors.Run(() =>
         {
             RecurrentModel model = RecurrentModel.Load(parse.GetValue(modelOption)!.FullName);
             // Data without a split of its own is split by recording with the seed the model was trained with.
@@ -310,18 +310,5 @@ internal static class TrainCommand
         }
 
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
-    }
-
-    private static int Guard(Func<int> run)
-    {
-        try
-        {
-            return run();
-        }
-        catch (Exception ex) when (ex is InvalidDataException or IOException or ArgumentException or UnauthorizedAccessException or NotSupportedException or FormatException or ModelFormatException)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
-            return 1;
-        }
     }
 }
