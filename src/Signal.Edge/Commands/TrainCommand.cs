@@ -14,7 +14,7 @@ internal static class TrainCommand
 {
     public static Command CreateTrain()
     {
-        var data = new Option<string>("--data") { Description = "A data set: a UCR folder (<Name>_TRAIN.tsv/_TEST.tsv), a UEA folder (<Name>_TRAIN.arff/_TEST.arff) or a CSV file (recording,timestamp,channel…,label; split by recording).", Required = true };
+        var data = new Option<string>("--data") { Description = "A data set: a UCR folder (<Name>_TRAIN.tsv/_TEST.tsv), a UEA folder (<Name>_TRAIN.arff/_TEST.arff), a folder of .npz/.npy recordings (labels from file names) or a CSV file (recording,timestamp,channel…,label; split by recording).", Required = true };
         var output = new Option<FileInfo>("--out", "-o") { Description = "The model file to write (.sigm).", Required = true };
         var cell = new Option<string>("--cell") { Description = "lstm, gru or rnn.", DefaultValueFactory = _ => "lstm" };
         var layers = new Option<int>("--layers") { Description = "Recurrent layers.", DefaultValueFactory = _ => 1 };
@@ -24,7 +24,17 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, cosine schedule after warm-up).", DefaultValueFactory = _ => 3e-3 };
         var seed = new Option<int>("--seed") { Description = "Seed of initialisation, split and shuffles.", DefaultValueFactory = _ => 1 };
         var validation = new Option<double?>("--validation") { Description = "Fraction of the training split held out for early stopping. Default 0.2 when the split has at least 100 sequences and 10 per class; otherwise none (every sequence trains, the last epochs' best training loss is kept)." };
-        var frame = new Option<int?>("--frame") { Description = "Samples per step. Default: univariate series in about 32 frames (⌈longest/32⌉ samples), multichannel series one step per sample." };
+        var frame = new Option<int?>("--frame") { Description = "Samples per step. With features: the frame length (default 1024). On raw samples, default: univariate series in about 32 frames (⌈longest/32⌉ samples), multichannel series one step per sample." };
+        var features = new Option<string?>("--features") { Description = $"Step on feature frames (the live engine's pipeline) instead of raw samples: comma-separated features, e.g. rms,kurtosis,mel:32. Default for recordings: {FeatureSequences.DefaultFeatures}." };
+        var spec = new Option<FileInfo?>("--spec") { Description = "A feature spec (JSON, as written by 'signal-edge features --write-spec') instead of --features/--frame/--hop." };
+        var hop = new Option<int?>("--hop") { Description = "Samples between feature frames (default half a frame)." };
+        var segment = new Option<int?>("--segment") { Description = $"Steps per training segment of long recordings (default {FeatureSequences.DefaultSegment}); test segments are disjoint." };
+        var rate = new Option<double?>("--rate") { Description = "Sample rate in Hz: for data sets that do not state one, or the rate recordings are decimated to." };
+        var testPattern = new Option<string?>("--test-pattern") { Description = "Recordings: a regular expression on file names selecting the test split (e.g. '^1750_' tests CWRU on an unseen load). Default: a seeded 20 % of each class's recordings." };
+        var labelPattern = new Option<string>("--label-pattern") { Description = "Recordings: a regular expression on file names whose (?<label>…) group is the class.", DefaultValueFactory = _ => RecordingSetOptions.DefaultLabelPattern };
+        var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
+        var dropout = new Option<double>("--dropout") { Description = "Dropout between layers and before the head while training (not on recurrent connections).", DefaultValueFactory = _ => 0 };
+        var balance = new Option<bool?>("--balance") { Description = "Weight classes by inverse frequency (default: when the largest class has over twice the smallest's sequences)." };
         var threads = new Option<int>("--threads") { Description = "Threads for data-parallel gradients (0: all processors).", DefaultValueFactory = _ => 0 };
         var loss = new Option<string>("--loss") { Description = "last (cross-entropy at the last step) or every (at every step, so the live engine may answer at any step).", DefaultValueFactory = _ => "last" };
         var command = new Command("train", """
@@ -34,9 +44,11 @@ internal static class TrainCommand
             Examples:
               signal-edge train --data ../shared/datasets/basicmotions --out basicmotions.sigm
               signal-edge train --data ../shared/datasets/ucr/GunPoint --cell gru --hidden 32 --out gunpoint.sigm
+              signal-edge train --data "../shared/datasets/cwru/Data" --test-pattern '^1750_' --out cwru.sigm
             """)
         {
             data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
@@ -47,6 +59,8 @@ internal static class TrainCommand
                 LearningRate = parse.GetValue(lr),
                 Seed = parse.GetValue(seed),
                 Threads = parse.GetValue(threads),
+                Dropout = parse.GetValue(dropout),
+                BalanceClasses = parse.GetValue(balance),
                 Loss = parse.GetValue(loss) switch
                 {
                     "last" => LossKind.LastStep,
@@ -54,7 +68,24 @@ internal static class TrainCommand
                     var other => throw new ArgumentException($"--loss must be last or every (got '{other}')."),
                 },
             },
-            parse.GetValue(validation), parse.GetValue(frame), cancellationToken))));
+            parse.GetValue(validation),
+            new DataOptions
+            {
+                SpecFile = parse.GetValue(spec),
+                Features = parse.GetValue(features),
+                Frame = parse.GetValue(frame),
+                Hop = parse.GetValue(hop),
+                Segment = parse.GetValue(segment),
+                Rate = parse.GetValue(rate),
+                Recordings = new RecordingSetOptions
+                {
+                    TestPattern = parse.GetValue(testPattern),
+                    LabelPattern = parse.GetValue(labelPattern)!,
+                    Key = parse.GetValue(key),
+                    SampleRate = parse.GetValue(rate) ?? 0,
+                },
+            },
+            cancellationToken))));
         return command;
     }
 
@@ -64,6 +95,7 @@ internal static class TrainCommand
         var data = new Option<string>("--data") { Description = "The data set (folder or CSV file).", Required = true };
         var split = new Option<string>("--split") { Description = "test or train.", DefaultValueFactory = _ => "test" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (accuracy, macro_f1, per-class scores, confusion matrix)." };
+        var testPattern = new Option<string?>("--test-pattern") { Description = "Recordings: the test split's file-name pattern (default: the one the model was trained with)." };
         var command = new Command("eval", """
             Evaluates a model on a data set split with the streaming path the live engine uses (one step per input,
             the class at the last step), and reports how early the class is right.
@@ -72,41 +104,29 @@ internal static class TrainCommand
               signal-edge eval --model basicmotions.sigm --data ../shared/datasets/basicmotions --json
             """)
         {
-            modelOption, data, split, json,
+            modelOption, data, split, json, testPattern,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             RecurrentModel model = RecurrentModel.Load(parse.GetValue(modelOption)!.FullName);
-            // Data without a split of its own is split by recording with the seed the model was trained with.
-            int splitSeed = 1;
-            if (model.Metadata.TryGetValue("signal.provenance", out string? provenance))
+            // Data without a split of its own is split as the model's training split it: same seed, same patterns.
+            Dictionary<string, string> provenance = model.Metadata.TryGetValue("signal.provenance", out string? text)
+                ? JsonSerializer.Deserialize<Dictionary<string, string>>(text) ?? []
+                : [];
+            int splitSeed = provenance.TryGetValue("seed", out string? s) && int.TryParse(s, CultureInfo.InvariantCulture, out int parsed) ? parsed : 1;
+            var recordings = new RecordingSetOptions
             {
-                using var doc = JsonDocument.Parse(provenance);
-                if (doc.RootElement.TryGetProperty("seed", out JsonElement s) && int.TryParse(s.GetString(), CultureInfo.InvariantCulture, out int parsed))
-                {
-                    splitSeed = parsed;
-                }
-            }
-
-            LabeledDataSet set = LabeledDataSet.Load(parse.GetValue(data)!, splitSeed);
-            IReadOnlyList<LabeledSequence> sequences = parse.GetValue(split) switch
+                TestPattern = parse.GetValue(testPattern) ?? (provenance.TryGetValue("testPattern", out string? tp) && tp.Length > 0 ? tp : null),
+                LabelPattern = provenance.TryGetValue("labelPattern", out string? lp) ? lp : RecordingSetOptions.DefaultLabelPattern,
+                SampleRate = FeatureSequences.SpecOf(model.Metadata)?.SampleRate ?? 0,
+            };
+            LabeledDataSet set = LabeledDataSet.Load(parse.GetValue(data)!, splitSeed, recordings);
+            IReadOnlyList<LabeledSequence> sequences = TrainingData.PrepareFor(model, set, parse.GetValue(split) switch
             {
                 "test" => set.Test,
                 "train" => set.Train,
                 var other => throw new ArgumentException($"--split must be test or train (got '{other}')."),
-            };
-            var framing = new SequenceFraming(model.Metadata.TryGetValue(SequenceFraming.MetadataKey, out string? frameText) && int.TryParse(frameText, CultureInfo.InvariantCulture, out int f) ? f : 1);
-            if (set.Channels * framing.Frame != model.InputSize)
-            {
-                throw new ArgumentException($"the data set has {set.Channels} channel(s) per sample and the model frames {framing.Frame} sample(s) per step, but it takes {model.InputSize} inputs.");
-            }
-
-            if (model.Metadata.TryGetValue(SequenceNormalization.MetadataKey, out string? normalization))
-            {
-                sequences = SequenceNormalization.FromJson(normalization).Apply(sequences);
-            }
-
-            sequences = framing.Apply(sequences, set.Channels);
+            });
 
             IReadOnlyList<string> names = model.Labels;
             if (!set.ClassNames.SequenceEqual(names))
@@ -129,7 +149,7 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Train(string dataPath, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, int? frameOption, CancellationToken cancellationToken)
+    private static int Train(string dataPath, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         CellKind kind = cellName switch
         {
@@ -149,41 +169,32 @@ internal static class TrainCommand
         }
 
         options.Validate();
-        LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed);
+        dataOptions.Validate();
+        LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed, dataOptions.Recordings);
 
         // Small training splits lose too much by a hold-out (BasicMotions has 10 sequences per class): the
-        // documented automatic choice is no early stopping below 100 sequences or 10 per class.
-        bool large = set.Train.Count >= 100 && set.Train.GroupBy(s => s.Label).Min(g => g.Count()) >= 10;
+        // documented automatic choice is no early stopping below 100 sequences or 10 per class. Recordings
+        // are cut into many segments, so they always hold out 20 % (whole recordings, see HoldOut).
+        bool large = set.IsRecordings || (set.Train.Count >= 100 && set.Train.GroupBy(s => s.Label).Min(g => g.Count()) >= 10);
         double validationFraction = validationOption ?? (large ? 0.2 : 0);
-        if (frameOption is < 1)
+        (IReadOnlyList<LabeledSequence> trainRaw, IReadOnlyList<LabeledSequence> heldRaw) = TrainingData.HoldOut(set.Train, set.Channels, validationFraction, options.Seed, set.IsRecordings);
+        Prepared data = TrainingData.Prepare(set, dataOptions, trainRaw, heldRaw, set.Test);
+        IReadOnlyList<LabeledSequence> train = data.Train, held = data.Held;
+        if (options.BalanceClasses is null)
         {
-            throw new ArgumentException($"--frame must be at least 1 (got {frameOption}).");
-        }
-
-        SequenceNormalization normalization = SequenceNormalization.Fit(set.Train, set.Channels);
-        SequenceFraming framing = frameOption is { } f ? new SequenceFraming(f) : SequenceFraming.Auto(set.Train, set.Channels);
-        IReadOnlyList<LabeledSequence> all = framing.Apply(normalization.Apply(set.Train), set.Channels);
-
-        // A seeded, stratified hold-out from the training split (each sequence is its own recording here).
-        var random = new Random(options.Seed);
-        var train = new List<LabeledSequence>();
-        var held = new List<LabeledSequence>();
-        foreach (IGrouping<int, LabeledSequence> group in all.GroupBy(s => s.Label))
-        {
-            LabeledSequence[] members = [.. group.OrderBy(_ => random.Next())];
-            int take = validationFraction > 0 && members.Length >= 3 ? Math.Max(1, (int)Math.Round(members.Length * validationFraction)) : 0;
-            held.AddRange(members.Take(take));
-            train.AddRange(members.Skip(take));
+            // Automatic: weight classes by inverse frequency when the largest has over twice the smallest's sequences.
+            int[] counts = [.. Enumerable.Range(0, set.ClassNames.Count).Select(c => train.Count(s => s.Label == c))];
+            options.BalanceClasses = counts.Max() > 2 * Math.Max(1, counts.Min());
         }
 
         var architecture = new ModelArchitecture
         {
-            InputSize = set.Channels * framing.Frame,
+            InputSize = data.InputSize,
             Classes = set.ClassNames.Count,
             Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
         };
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, options.Seed).Tensors);
-        AnsiConsole.MarkupLineInterpolated($"[bold]Training[/] {kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name} ({set.Format}): {train.Count} training, {held.Count} validation, {set.Test.Count} test sequences, {set.Channels} channel(s), {framing.Frame} sample(s) per step, {set.ClassNames.Count} classes");
+        AnsiConsole.MarkupLineInterpolated($"[bold]Training[/] {kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name} ({set.Format}): {train.Count} training, {held.Count} validation, {data.Test.Count} test sequences, {data.Description}, {set.ClassNames.Count} classes");
         var table = new Table().AddColumns("epoch", "loss", "acc", "val loss", "val acc", "lr", "s/epoch", "ETA");
         var started = DateTime.UtcNow;
         IReadOnlyList<EpochReport> history = [];
@@ -208,13 +219,10 @@ internal static class TrainCommand
         });
 
         EpochReport bestEpoch = history.Where(h => h.IsBest).LastOrDefault() ?? history[^1];
-        IReadOnlyList<LabeledSequence> test = framing.Apply(normalization.Apply(set.Test), set.Channels);
         RecurrentModel trained = network.ToModel(set.ClassNames);
-        ClassificationMetrics metrics = ClassificationMetrics.Evaluate(trained, test, set.ClassNames);
-        var metadata = new Dictionary<string, string>
+        ClassificationMetrics metrics = ClassificationMetrics.Evaluate(trained, data.Test, set.ClassNames);
+        var metadata = new Dictionary<string, string>(data.Metadata)
         {
-            [SequenceNormalization.MetadataKey] = normalization.ToJson(),
-            [SequenceFraming.MetadataKey] = framing.ToString(),
             ["signal.provenance"] = JsonSerializer.Serialize(new Dictionary<string, string>
             {
                 ["dataset"] = set.Name,
@@ -223,7 +231,9 @@ internal static class TrainCommand
                 ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
                 ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
                 ["bestEpoch"] = bestEpoch.Epoch.ToString(CultureInfo.InvariantCulture),
-                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} frame={framing.Frame} batch={options.BatchSize} lr={options.LearningRate} seed={options.Seed} loss={options.Loss} validation={validationFraction}",
+                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}",
+                ["testPattern"] = dataOptions.Recordings.TestPattern ?? string.Empty,
+                ["labelPattern"] = dataOptions.Recordings.LabelPattern,
                 ["testAccuracy"] = metrics.Accuracy.ToString("R", CultureInfo.InvariantCulture),
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),
             }),
@@ -234,10 +244,11 @@ internal static class TrainCommand
         TrainingReport.Write(reportPath, $"{kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name}", history, metrics, new Dictionary<string, string>
         {
             ["data set"] = $"{set.Name} ({set.Format}, {Path.GetFullPath(dataPath)})",
-            ["split"] = $"{train.Count} training, {held.Count} validation, {set.Test.Count} test",
-            ["network"] = $"{kind} layers={layers} hidden={hidden} input={set.Channels} classes={set.ClassNames.Count}",
+            ["split"] = $"{train.Count} training, {held.Count} validation, {data.Test.Count} test sequences" + (set.IsRecordings ? $" (recordings split by {(dataOptions.Recordings.TestPattern is { } tp ? $"test pattern '{tp}'" : "a seeded 20 % per class")}; validation by whole recordings)" : string.Empty),
+            ["inputs"] = data.Description,
+            ["network"] = $"{kind} layers={layers} hidden={hidden} input={data.InputSize} classes={set.ClassNames.Count} dropout={options.Dropout}",
             ["optimiser"] = $"{options.Optimizer} lr={options.LearningRate} weight decay={options.WeightDecay} clip={options.ClipNorm} schedule={options.Schedule} warm-up={options.WarmupEpochs}",
-            ["batches"] = $"{options.BatchSize} sequences, loss at {(options.Loss == LossKind.LastStep ? "the last step" : "every step")}",
+            ["batches"] = $"{options.BatchSize} sequences, loss at {(options.Loss == LossKind.LastStep ? "the last step" : "every step")}, class weights {(options.BalanceClasses == true ? "balanced" : "none")}",
             ["epochs"] = $"{history.Count} run of {options.Epochs}, best {bestEpoch.Epoch}, patience {options.Patience}",
             ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
             ["trained at"] = started.ToString("u", CultureInfo.InvariantCulture),

@@ -8,22 +8,31 @@ namespace Signal.Engine.Data;
 /// (<c>&lt;Name&gt;_TRAIN.tsv</c>/<c>_TEST.tsv</c>, label first, NaN padding for variable length) and UEA
 /// ARFF folders (<c>&lt;Name&gt;_TRAIN.arff</c> with a relational multichannel attribute), detected from the folder.
 /// NaN padding at the end of a UCR series marks a shorter series; NaN inside one is a missing value, filled by
-/// linear interpolation.
+/// linear interpolation. Folders of NumPy recordings (<c>.npy</c>/<c>.npz</c>, labels from file names, see
+/// <see cref="RecordingSetOptions"/>) and our CSV layout (<c>recording,timestamp,channel…,label</c>) have
+/// no split of their own and are split by recording.
 /// </summary>
 /// <param name="Name">The data set's name.</param>
 /// <param name="Channels">Inputs per step.</param>
 /// <param name="ClassNames">Class labels, in index order (sorted as text, numerically when all are numbers).</param>
 /// <param name="Train">The training split.</param>
 /// <param name="Test">The test split.</param>
-/// <param name="Format">What was detected (<c>ucr</c> or <c>uea-arff</c>).</param>
+/// <param name="Format">What was detected (<c>ucr</c>, <c>uea-arff</c>, <c>npz</c> or <c>csv</c>).</param>
 public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<string> ClassNames, IReadOnlyList<LabeledSequence> Train, IReadOnlyList<LabeledSequence> Test, string Format)
 {
+    /// <summary>Samples per second of every sequence where the format knows it (NumPy recordings); 0 where it does not.</summary>
+    public double SampleRate { get; init; }
+
+    /// <summary>Whether each sequence is a long recording to be cut into segments (NumPy recordings) rather than one example.</summary>
+    public bool IsRecordings => Format == "npz";
+
     /// <summary>Loads a data set folder, detecting its format.</summary>
     /// <param name="path">The folder (or one of its split files).</param>
     /// <returns>The data set.</returns>
     /// <exception cref="InvalidDataException">The folder holds no known layout, or a file does not parse (the message names file and line).</exception>
     /// <param name="seed">Seed of the split by recording for data without one of its own (our CSV layout).</param>
-    public static LabeledDataSet Load(string path, int seed = 1)
+    /// <param name="recordings">How a folder of NumPy recordings is read; null for the defaults (CWRU's layout).</param>
+    public static LabeledDataSet Load(string path, int seed = 1, RecordingSetOptions? recordings = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (File.Exists(path) && Path.GetExtension(path).Equals(".csv", StringComparison.OrdinalIgnoreCase))
@@ -60,7 +69,12 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
             return Build(name, channels, train, test, "uea-arff");
         }
 
-        throw new InvalidDataException($"'{folder}' holds no data set this reader knows: expected <Name>_TRAIN.tsv/_TEST.tsv (UCR), <Name>_TRAIN.arff/_TEST.arff (UEA) or a .csv file (recording,timestamp,channel…,label).");
+        if (RecordingFolder.Holds(folder))
+        {
+            return RecordingFolder.Read(folder, recordings ?? new RecordingSetOptions(), seed);
+        }
+
+        throw new InvalidDataException($"'{folder}' holds no data set this reader knows: expected <Name>_TRAIN.tsv/_TEST.tsv (UCR), <Name>_TRAIN.arff/_TEST.arff (UEA), .npz/.npy recordings or a .csv file (recording,timestamp,channel…,label).");
     }
 
     /// <summary>
@@ -145,7 +159,7 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
         return Build(Path.GetFileNameWithoutExtension(path), channels, train, test, "csv");
     }
 
-    private static LabeledDataSet Build(string name, int channels, List<(float[] Values, int Steps, string Label)> train, List<(float[] Values, int Steps, string Label)> test, string format)
+    internal static LabeledDataSet Build(string name, int channels, List<(float[] Values, int Steps, string Label)> train, List<(float[] Values, int Steps, string Label)> test, string format)
     {
         string[] labels = [.. train.Select(s => s.Label).Concat(test.Select(s => s.Label)).Distinct()];
         bool numeric = labels.All(l => double.TryParse(l, NumberStyles.Float, CultureInfo.InvariantCulture, out _));

@@ -36,8 +36,14 @@ public sealed class TrainerOptions
     /// <summary>Per-class loss weights, or null (none); <see cref="BalanceClasses"/> fills them.</summary>
     public float[]? ClassWeights { get; set; }
 
-    /// <summary>Weight classes by inverse frequency in the training split. Default false.</summary>
-    public bool BalanceClasses { get; set; }
+    /// <summary>Weight classes by inverse frequency in the training split; null (the default) counts as false here and lets <c>signal-edge train</c> decide from the class counts.</summary>
+    public bool? BalanceClasses { get; set; }
+
+    /// <summary>Dropout probability between recurrent layers and before the head, training only (never on recurrent connections). Default 0.</summary>
+    public double Dropout { get; set; }
+
+    /// <summary>Truncated back-propagation through time: gradients flow back at most this many steps (the state still carries forward); 0 for full BPTT. Default 0.</summary>
+    public int TruncateSteps { get; set; }
 
     /// <summary>Learning-rate schedule: <c>cosine</c> (default), <c>step</c> (×0.1 at 50% and 75%) or <c>constant</c>.</summary>
     public string Schedule { get; set; } = "cosine";
@@ -75,6 +81,16 @@ public sealed class TrainerOptions
         if (Optimizer is not ("adamw" or "adam" or "sgd"))
         {
             throw new ArgumentException($"optimizer must be adamw, adam or sgd (got '{Optimizer}').");
+        }
+
+        if (Dropout is < 0 or >= 1 || double.IsNaN(Dropout))
+        {
+            throw new ArgumentException($"dropout must be at least 0 and below 1 (got {Dropout}).");
+        }
+
+        if (TruncateSteps < 0)
+        {
+            throw new ArgumentException($"truncation must be 0 (full BPTT) or a number of steps (got {TruncateSteps}).");
         }
 
         if (Schedule is not ("cosine" or "step" or "constant"))
@@ -123,7 +139,7 @@ public static class Trainer
             throw new ArgumentException("the training split is empty.", nameof(train));
         }
 
-        float[]? weights = options.ClassWeights ?? (options.BalanceClasses ? BalancedWeights(train, network.Architecture.Classes) : null);
+        float[]? weights = options.ClassWeights ?? (options.BalanceClasses == true ? BalancedWeights(train, network.Architecture.Classes) : null);
         Optimizer optimizer = options.Optimizer switch
         {
             "adam" => new Adam(options.LearningRate, options.WeightDecay),
@@ -132,6 +148,13 @@ public static class Trainer
         };
         int threads = Math.Max(1, options.Threads == 0 ? Environment.ProcessorCount : options.Threads);
         TrainingNetwork[] replicas = [network, .. Enumerable.Range(1, threads - 1).Select(_ => network.Replica())];
+        for (int r = 0; r < replicas.Length; r++)
+        {
+            replicas[r].Dropout = options.Dropout;
+            replicas[r].TruncateSteps = options.TruncateSteps;
+            replicas[r].SeedDropout(unchecked((options.Seed * 7919) + r));
+        }
+
         var random = new Random(options.Seed);
         int[] order = [.. Enumerable.Range(0, train.Count)];
         var history = new List<EpochReport>();

@@ -40,7 +40,8 @@ public sealed record SequenceBatch(float[] Inputs, int Count, int Steps, int Inp
 /// match PyTorch's autograd (see the reference tests).
 /// </summary>
 /// <remarks>
-/// Not yet trainable: LSTM projections, layer normalisation and bidirectional layers (they run, but the
+/// Dropout (<see cref="Dropout"/>) and truncated BPTT (<see cref="TruncateSteps"/>) are options of the gradient
+/// pass. Not yet trainable: LSTM projections, layer normalisation and bidirectional layers (they run, but the
 /// trainer refuses them with a message). Sequences are processed one after another and the work inside a
 /// step is vectorised with TensorPrimitives; results do not depend on the machine's vector width beyond
 /// rounding. Not thread-safe: one network per training thread.
@@ -50,6 +51,9 @@ public sealed class TrainingNetwork
     private readonly LayerArchitecture[] _layers;
     private readonly int[] _inputSizes;
     private readonly Dictionary<string, Parameter> _byName;
+    private double _dropout;
+    private int _truncate;
+    private Random _random = new(1);
 
     /// <summary>Creates the network from an architecture and its tensors (copied).</summary>
     /// <param name="architecture">The architecture.</param>
@@ -99,6 +103,28 @@ public sealed class TrainingNetwork
 
     /// <summary>The architecture.</summary>
     public ModelArchitecture Architecture { get; }
+
+    /// <summary>
+    /// Dropout probability applied, while computing gradients only, to each layer's output where it feeds the next
+    /// layer or the head (inverted dropout: kept units are scaled by 1 / (1 − p)); never on recurrent connections,
+    /// so the live engine's step is unchanged. Default 0.
+    /// </summary>
+    public double Dropout
+    {
+        get => _dropout;
+        set => _dropout = value is >= 0 and < 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "dropout must be at least 0 and below 1.");
+    }
+
+    /// <summary>Truncated BPTT: gradients flow back through at most this many steps of a chunk; 0 for the whole sequence.</summary>
+    public int TruncateSteps
+    {
+        get => _truncate;
+        set => _truncate = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "truncation must be 0 or a number of steps.");
+    }
+
+    /// <summary>Seeds the dropout masks (each data-parallel replica gets its own seed).</summary>
+    /// <param name="seed">The seed.</param>
+    public void SeedDropout(int seed) => _random = new Random(seed);
 
     /// <summary>Every trainable tensor.</summary>
     public IReadOnlyList<Parameter> Parameters { get; }
@@ -181,6 +207,7 @@ public sealed class TrainingNetwork
         correct = 0;
         counted = 0;
         var work = new Work(this, batch.Steps);
+        bool dropping = backward && _dropout > 0;
         Span<float> logits = classes <= 1024 ? stackalloc float[classes] : new float[classes];
         for (int b = 0; b < batch.Count; b++)
         {
@@ -188,9 +215,9 @@ public sealed class TrainingNetwork
             int label = batch.Labels[b];
             float scale = (float)((classWeights?[label] ?? 1f) / weightSum);
             ReadOnlySpan<float> x = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, n * batch.InputSize);
-            Forward(work, x, n);
+            Forward(work, x, n, dropping);
             int first = loss == LossKind.EveryStep ? 0 : n - 1;
-            float[] top = work.Outputs[^1];
+            float[] top = dropping ? work.Dropped[^1] : work.Outputs[^1];
             int width = _layers[^1].HiddenSize;
             Array.Clear(work.OutputGradients[^1], 0, n * width);
             Parameter head = _byName[Architecture.HeadPrefix + ".weight"], headBias = _byName[Architecture.HeadPrefix + ".bias"];
@@ -231,18 +258,18 @@ public sealed class TrainingNetwork
 
             if (backward)
             {
-                Backward(work, x, n);
+                Backward(work, x, n, dropping);
             }
         }
 
         return total;
     }
 
-    private void Forward(Work w, ReadOnlySpan<float> x, int n)
+    private void Forward(Work w, ReadOnlySpan<float> x, int n, bool dropping)
     {
         for (int l = 0; l < _layers.Length; l++)
         {
-            ReadOnlySpan<float> input = l == 0 ? x : w.Outputs[l - 1];
+            ReadOnlySpan<float> input = l == 0 ? x : dropping ? w.Dropped[l - 1] : w.Outputs[l - 1];
             int inSize = _inputSizes[l];
             LayerArchitecture layer = _layers[l];
             int h = layer.HiddenSize;
@@ -318,14 +345,26 @@ public sealed class TrainingNetwork
                         break;
                 }
             }
+
+            if (dropping)
+            {
+                float keep = (float)(1 / (1 - _dropout));
+                Span<float> mask = w.Masks[l].AsSpan(0, n * h);
+                for (int j = 0; j < mask.Length; j++)
+                {
+                    mask[j] = _random.NextDouble() < _dropout ? 0f : keep;
+                }
+
+                TensorPrimitives.Multiply(output.AsSpan(0, n * h), mask, w.Dropped[l].AsSpan(0, n * h));
+            }
         }
     }
 
-    private void Backward(Work w, ReadOnlySpan<float> x, int n)
+    private void Backward(Work w, ReadOnlySpan<float> x, int n, bool dropping)
     {
         for (int l = _layers.Length - 1; l >= 0; l--)
         {
-            ReadOnlySpan<float> input = l == 0 ? x : w.Outputs[l - 1];
+            ReadOnlySpan<float> input = l == 0 ? x : dropping ? w.Dropped[l - 1] : w.Outputs[l - 1];
             float[]? inputGradient = l == 0 ? null : w.OutputGradients[l - 1];
             int inSize = _inputSizes[l];
             if (inputGradient is not null)
@@ -343,6 +382,12 @@ public sealed class TrainingNetwork
             float[] cache = w.Caches[l];
             float[] output = w.Outputs[l];
             float[] dOutput = w.OutputGradients[l];
+            if (dropping)
+            {
+                // The gradient arrived at the dropped copy; carry it through the mask to the layer's output.
+                TensorPrimitives.Multiply(dOutput.AsSpan(0, n * h), w.Masks[l].AsSpan(0, n * h), dOutput.AsSpan(0, n * h));
+            }
+
             Span<float> dhNext = w.DhNext.AsSpan(0, h), dcNext = w.DcNext.AsSpan(0, h);
             dhNext.Clear();
             dcNext.Clear();
@@ -422,6 +467,13 @@ public sealed class TrainingNetwork
                 {
                     TransposedMatVecAdd(wih.Value, dgi, inputGradient.AsSpan(t * inSize, inSize));
                 }
+
+                if (_truncate > 0 && t % _truncate == 0)
+                {
+                    // Truncated BPTT: no gradient flows back across a chunk boundary (the forward state did).
+                    dhNext.Clear();
+                    dcNext.Clear();
+                }
             }
         }
     }
@@ -470,6 +522,8 @@ public sealed class TrainingNetwork
         {
             int widest = net._layers.Max(l => l.GateCount * l.HiddenSize);
             Outputs = [.. net._layers.Select(l => new float[steps * l.HiddenSize])];
+            Dropped = net._dropout > 0 ? [.. net._layers.Select(l => new float[steps * l.HiddenSize])] : [];
+            Masks = net._dropout > 0 ? [.. net._layers.Select(l => new float[steps * l.HiddenSize])] : [];
             OutputGradients = [.. net._layers.Select(l => new float[steps * l.HiddenSize])];
             Caches = [.. net._layers.Select(l => new float[steps * l.HiddenSize * (l.Kind == CellKind.Lstm ? 6 : l.Kind == CellKind.Gru ? 4 : 0)])];
             ScratchA = new float[widest];
@@ -484,6 +538,10 @@ public sealed class TrainingNetwork
         public float[][] Outputs { get; }
 
         public float[][] OutputGradients { get; }
+
+        public float[][] Dropped { get; }
+
+        public float[][] Masks { get; }
 
         public float[][] Caches { get; }
 
