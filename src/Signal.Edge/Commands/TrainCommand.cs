@@ -24,7 +24,7 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, cosine schedule after warm-up).", DefaultValueFactory = _ => 3e-3 };
         var seed = new Option<int>("--seed") { Description = "Seed of initialisation, split and shuffles.", DefaultValueFactory = _ => 1 };
         var validation = new Option<double?>("--validation") { Description = "Fraction of the training split held out for early stopping. Default 0.2 when the split has at least 100 sequences and 10 per class; otherwise none (every sequence trains, the last epochs' best training loss is kept)." };
-        var frame = new Option<int?>("--frame") { Description = "Samples per step. With features: the frame length (default 1024). On raw samples, default: univariate series in about 32 frames (⌈longest/32⌉ samples), multichannel series one step per sample." };
+        var frame = new Option<int?>("--frame") { Description = "Samples per step. With features: the frame length (default 1024). On raw samples, default: series in about 32 steps (⌈longest/32⌉ samples per step)." };
         var features = new Option<string?>("--features") { Description = $"Step on feature frames (the live engine's pipeline) instead of raw samples: comma-separated features, e.g. rms,kurtosis,mel:32. Default for recordings: {FeatureSequences.DefaultFeatures}." };
         var spec = new Option<FileInfo?>("--spec") { Description = "A feature spec (JSON, as written by 'signal-edge features --write-spec') instead of --features/--frame/--hop." };
         var hop = new Option<int?>("--hop") { Description = "Samples between feature frames (default half a frame)." };
@@ -34,6 +34,7 @@ internal static class TrainCommand
         var labelPattern = new Option<string>("--label-pattern") { Description = "Recordings: a regular expression on file names whose (?<label>…) group is the class.", DefaultValueFactory = _ => RecordingSetOptions.DefaultLabelPattern };
         var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
         var dropout = new Option<double>("--dropout") { Description = "Dropout between layers and before the head while training (not on recurrent connections).", DefaultValueFactory = _ => 0 };
+        var init = new Option<string>("--init") { Description = "Starting weights: xavier (Xavier input weights, orthogonal recurrent weights, forget-gate bias 1) or uniform (PyTorch's default).", DefaultValueFactory = _ => "xavier" };
         var balance = new Option<bool?>("--balance") { Description = "Weight classes by inverse frequency (default: when the largest class has over twice the smallest's sequences)." };
         var threads = new Option<int>("--threads") { Description = "Threads for data-parallel gradients (0: all processors).", DefaultValueFactory = _ => 0 };
         var loss = new Option<string>("--loss") { Description = "last (cross-entropy at the last step) or every (at every step, so the live engine may answer at any step).", DefaultValueFactory = _ => "last" };
@@ -48,7 +49,7 @@ internal static class TrainCommand
             """)
         {
             data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
-            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
@@ -61,6 +62,12 @@ internal static class TrainCommand
                 Threads = parse.GetValue(threads),
                 Dropout = parse.GetValue(dropout),
                 BalanceClasses = parse.GetValue(balance),
+                Initialization = parse.GetValue(init) switch
+                {
+                    "xavier" => InitializationKind.XavierOrthogonal,
+                    "uniform" => InitializationKind.Uniform,
+                    var other => throw new ArgumentException($"--init must be xavier or uniform (got '{other}')."),
+                },
                 Loss = parse.GetValue(loss) switch
                 {
                     "last" => LossKind.LastStep,
@@ -118,6 +125,7 @@ internal static class TrainCommand
             {
                 TestPattern = parse.GetValue(testPattern) ?? (provenance.TryGetValue("testPattern", out string? tp) && tp.Length > 0 ? tp : null),
                 LabelPattern = provenance.TryGetValue("labelPattern", out string? lp) ? lp : RecordingSetOptions.DefaultLabelPattern,
+                Key = provenance.TryGetValue("key", out string? k) && k.Length > 0 ? k : null,
                 SampleRate = FeatureSequences.SpecOf(model.Metadata)?.SampleRate ?? 0,
             };
             LabeledDataSet set = LabeledDataSet.Load(parse.GetValue(data)!, splitSeed, recordings);
@@ -194,6 +202,7 @@ internal static class TrainCommand
             Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
         };
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, options.Seed).Tensors);
+        Initialization.Apply(network, options.Initialization, options.Seed);
         AnsiConsole.MarkupLineInterpolated($"[bold]Training[/] {kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name} ({set.Format}): {train.Count} training, {held.Count} validation, {data.Test.Count} test sequences, {data.Description}, {set.ClassNames.Count} classes");
         var table = new Table().AddColumns("epoch", "loss", "acc", "val loss", "val acc", "lr", "s/epoch", "ETA");
         var started = DateTime.UtcNow;
@@ -231,9 +240,10 @@ internal static class TrainCommand
                 ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
                 ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
                 ["bestEpoch"] = bestEpoch.Epoch.ToString(CultureInfo.InvariantCulture),
-                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}",
+                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}",
                 ["testPattern"] = dataOptions.Recordings.TestPattern ?? string.Empty,
                 ["labelPattern"] = dataOptions.Recordings.LabelPattern,
+                ["key"] = dataOptions.Recordings.Key ?? string.Empty,
                 ["testAccuracy"] = metrics.Accuracy.ToString("R", CultureInfo.InvariantCulture),
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),
             }),
@@ -247,6 +257,7 @@ internal static class TrainCommand
             ["split"] = $"{train.Count} training, {held.Count} validation, {data.Test.Count} test sequences" + (set.IsRecordings ? $" (recordings split by {(dataOptions.Recordings.TestPattern is { } tp ? $"test pattern '{tp}'" : "a seeded 20 % per class")}; validation by whole recordings)" : string.Empty),
             ["inputs"] = data.Description,
             ["network"] = $"{kind} layers={layers} hidden={hidden} input={data.InputSize} classes={set.ClassNames.Count} dropout={options.Dropout}",
+            ["initialisation"] = options.Initialization.ToString(),
             ["optimiser"] = $"{options.Optimizer} lr={options.LearningRate} weight decay={options.WeightDecay} clip={options.ClipNorm} schedule={options.Schedule} warm-up={options.WarmupEpochs}",
             ["batches"] = $"{options.BatchSize} sequences, loss at {(options.Loss == LossKind.LastStep ? "the last step" : "every step")}, class weights {(options.BalanceClasses == true ? "balanced" : "none")}",
             ["epochs"] = $"{history.Count} run of {options.Epochs}, best {bestEpoch.Epoch}, patience {options.Patience}",

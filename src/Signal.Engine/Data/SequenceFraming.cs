@@ -15,9 +15,9 @@ public sealed record SequenceFraming(int Frame)
     public const string MetadataKey = "signal.input.frame";
 
     /// <summary>
-    /// The automatic choice of <c>signal-edge train</c>: univariate series are cut into about 32 frames
-    /// (frame = ⌈longest / 32⌉), which keeps long series learnable by a recurrent network; multichannel
-    /// series keep one step per sample.
+    /// The automatic choice of <c>signal-edge train</c>: series are cut into about 32 frames
+    /// (frame = ⌈longest / 32⌉ samples of every channel), which keeps long series learnable by a recurrent
+    /// network and training fast.
     /// </summary>
     /// <param name="data">The training split.</param>
     /// <param name="channels">Channels per sample.</param>
@@ -26,7 +26,7 @@ public sealed record SequenceFraming(int Frame)
     {
         ArgumentNullException.ThrowIfNull(data);
         int longest = data.Max(s => s.Steps);
-        return new SequenceFraming(channels == 1 ? Math.Max(1, (int)Math.Ceiling(longest / 32.0)) : 1);
+        return new SequenceFraming(Math.Max(1, (int)Math.Ceiling(longest / 32.0)));
     }
 
     /// <summary>Framed copies of <paramref name="data"/>.</summary>

@@ -54,6 +54,9 @@ public sealed class TrainerOptions
     /// <summary>Stop after this many epochs without a better validation accuracy (ties: lower loss; best weights kept); 0 to run every epoch. Default 30.</summary>
     public int Patience { get; set; } = 30;
 
+    /// <summary>How <c>signal-edge train</c> draws the starting weights (<see cref="Training.Initialization.Apply"/>). Default <see cref="InitializationKind.XavierOrthogonal"/>.</summary>
+    public InitializationKind Initialization { get; set; } = InitializationKind.XavierOrthogonal;
+
     /// <summary>Seed of the shuffles. Default 1.</summary>
     public int Seed { get; set; } = 1;
 

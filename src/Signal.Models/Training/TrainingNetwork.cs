@@ -122,6 +122,9 @@ public sealed class TrainingNetwork
         set => _truncate = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "truncation must be 0 or a number of steps.");
     }
 
+    /// <summary>Applies dropout on loss-only passes too (gradient checks compare the same dropped function).</summary>
+    internal bool DropoutWithoutGradients { get; set; }
+
     /// <summary>Seeds the dropout masks (each data-parallel replica gets its own seed).</summary>
     /// <param name="seed">The seed.</param>
     public void SeedDropout(int seed) => _random = new Random(seed);
@@ -207,7 +210,7 @@ public sealed class TrainingNetwork
         correct = 0;
         counted = 0;
         var work = new Work(this, batch.Steps);
-        bool dropping = backward && _dropout > 0;
+        bool dropping = (backward || DropoutWithoutGradients) && _dropout > 0;
         Span<float> logits = classes <= 1024 ? stackalloc float[classes] : new float[classes];
         for (int b = 0; b < batch.Count; b++)
         {

@@ -1,0 +1,98 @@
+using Signal.Models.Networks;
+using Signal.Models.Training;
+using Xunit;
+
+namespace Signal.Models.Tests;
+
+/// <summary>
+/// Back-propagation checked against central finite differences of the loss itself, for every cell kind, both
+/// losses, class weights and dropout. The gradient pass is deterministic (TensorPrimitives, no parallelism, a
+/// reseeded dropout mask), so the loss is a fixed function of the weights and differences of it are meaningful.
+/// </summary>
+public sealed class GradientCheckTests
+{
+    private static SequenceBatch Batch(int inputs, int classes)
+    {
+        var random = new Random(11);
+        int[] lengths = [5, 3, 4];
+        float[] values = new float[lengths.Length * 5 * inputs];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = (float)((random.NextDouble() * 2) - 1);
+        }
+
+        return new SequenceBatch(values, lengths.Length, 5, inputs, lengths, [.. lengths.Select((_, i) => i % classes)]);
+    }
+
+    public static TheoryData<string, LossKind, double> Cases() => new()
+    {
+        { "lstm", LossKind.LastStep, 0 },
+        { "lstm", LossKind.EveryStep, 0.3 },
+        { "gru", LossKind.LastStep, 0 },
+        { "gru", LossKind.EveryStep, 0.3 },
+        { "rnn-tanh", LossKind.EveryStep, 0 },
+        { "rnn-relu", LossKind.LastStep, 0.3 },
+        { "lstm-gru-rnn", LossKind.EveryStep, 0.25 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Gradients_match_finite_differences(string cells, LossKind loss, double dropout)
+    {
+        LayerArchitecture Layer(string kind) => kind switch
+        {
+            "lstm" => new LayerArchitecture { Kind = CellKind.Lstm, HiddenSize = 4 },
+            "gru" => new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 4 },
+            "rnn" or "rnn-tanh" => new LayerArchitecture { Kind = CellKind.Rnn, HiddenSize = 4 },
+            _ => new LayerArchitecture { Kind = CellKind.Rnn, HiddenSize = 4, Nonlinearity = "relu" },
+        };
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 3,
+            Classes = 3,
+            Layers = [.. (cells.StartsWith("rnn-", StringComparison.Ordinal) ? [cells] : cells.Split('-')).Select(Layer)],
+        };
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors) { Dropout = dropout, DropoutWithoutGradients = true };
+        Initialization.Apply(net, InitializationKind.Uniform, 5);
+        foreach (Parameter p in net.Parameters)
+        {
+            // Larger weights than the default make every gate and the ReLU's kink matter.
+            for (int i = 0; i < p.Value.Length; i++)
+            {
+                p.Value[i] *= 2.5f;
+            }
+        }
+
+        SequenceBatch batch = Batch(3, 3);
+        float[] weights = [1f, 2.5f, 0.5f];
+        double Loss(bool backward)
+        {
+            net.SeedDropout(42);
+            return net.Loss(batch, loss, weights, backward, out _, out _);
+        }
+
+        net.ZeroGradients();
+        Loss(backward: true);
+        int checkedCount = 0;
+        foreach (Parameter p in net.Parameters)
+        {
+            for (int i = 0; i < p.Value.Length; i++)
+            {
+                float original = p.Value[i];
+                const float eps = 1e-2f;
+                p.Value[i] = original + eps;
+                double plus = Loss(backward: false);
+                p.Value[i] = original - eps;
+                double minus = Loss(backward: false);
+                p.Value[i] = original;
+                double numeric = (plus - minus) / (2 * eps);
+                double analytic = p.Gradient[i];
+                Assert.True(Math.Abs(numeric - analytic) <= 2e-3 + (2e-2 * Math.Abs(numeric)),
+                    $"{p.Name}[{i}]: back-propagation {analytic:G6}, finite difference {numeric:G6}");
+                checkedCount++;
+            }
+        }
+
+        Assert.Equal(net.Parameters.Sum(p => p.Value.Length), checkedCount);
+    }
+}

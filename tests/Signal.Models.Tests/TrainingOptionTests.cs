@@ -1,0 +1,146 @@
+using Signal.Models.Networks;
+using Signal.Models.Training;
+using Xunit;
+
+namespace Signal.Models.Tests;
+
+/// <summary>Initialisation, truncated BPTT and dropout: the properties each promises.</summary>
+public sealed class TrainingOptionTests
+{
+    private static TrainingNetwork Network(CellKind kind, int hidden, int layers = 1)
+    {
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 3,
+            Classes = 2,
+            Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
+        };
+        return new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 1).Tensors);
+    }
+
+    [Theory]
+    [InlineData(CellKind.Lstm)]
+    [InlineData(CellKind.Gru)]
+    [InlineData(CellKind.Rnn)]
+    public void Xavier_orthogonal_gives_orthogonal_recurrent_blocks_a_forget_bias_of_one_and_is_seeded(CellKind kind)
+    {
+        TrainingNetwork net = Network(kind, 16);
+        Initialization.Apply(net, InitializationKind.XavierOrthogonal, 7);
+        int h = 16, gates = net.Architecture.Layers[0].GateCount;
+        float[] whh = net["layers.0.weight_hh_l0"].Value;
+        for (int g = 0; g < gates; g++)
+        {
+            for (int a = 0; a < h; a++)
+            {
+                for (int b = 0; b < h; b++)
+                {
+                    // (QᵀQ)[a, b] over the gate's block of rows
+                    double dot = Enumerable.Range(0, h).Sum(r => (double)whh[(((g * h) + r) * h) + a] * whh[(((g * h) + r) * h) + b]);
+                    Assert.Equal(a == b ? 1.0 : 0.0, dot, 5);
+                }
+            }
+        }
+
+        float[] wih = net["layers.0.weight_ih_l0"].Value;
+        double bound = Math.Sqrt(6.0 / (h + 3));
+        Assert.All(wih, w => Assert.InRange(Math.Abs(w), 0, bound));
+        Assert.True(wih.Max(Math.Abs) > 0.8 * bound, "Xavier weights should fill their range");
+        float[] bias = net["layers.0.bias_ih_l0"].Value;
+        Assert.Equal(kind == CellKind.Lstm ? 16 : 0, bias.Count(b => b == 1f));
+        Assert.Equal(gates * h, bias.Count(b => b is 0f or 1f));
+
+        TrainingNetwork again = Network(kind, 16);
+        Initialization.Apply(again, InitializationKind.XavierOrthogonal, 7);
+        Assert.Equal(net.Parameters.SelectMany(p => p.Value), again.Parameters.SelectMany(p => p.Value));
+        Initialization.Apply(again, InitializationKind.XavierOrthogonal, 8);
+        Assert.NotEqual(net.Parameters.SelectMany(p => p.Value), again.Parameters.SelectMany(p => p.Value));
+    }
+
+    private static float[] Gradient(TrainingNetwork net, SequenceBatch batch, LossKind loss)
+    {
+        net.ZeroGradients();
+        net.Loss(batch, loss, null, backward: true, out _, out _);
+        return [.. net.Parameters.SelectMany(p => p.Gradient)];
+    }
+
+    [Fact]
+    public void Truncated_bptt_equals_full_bptt_when_the_window_covers_the_sequence_and_cuts_the_recurrent_path_otherwise()
+    {
+        var random = new Random(3);
+        float[] x = [.. Enumerable.Range(0, 12 * 3).Select(_ => (float)random.NextDouble())];
+        var batch = new SequenceBatch(x, 1, 12, 3, [12], [1]);
+        TrainingNetwork net = Network(CellKind.Lstm, 5, layers: 2);
+        float[] full = Gradient(net, batch, LossKind.LastStep);
+        net.TruncateSteps = 12;
+        Assert.Equal(full, Gradient(net, batch, LossKind.LastStep));
+
+        // A shorter window changes the gradient (the exact terms it drops are checked on a linear RNN below).
+        net.TruncateSteps = 4;
+        float[] truncated = Gradient(net, batch, LossKind.LastStep);
+        Assert.NotEqual(full, truncated);
+        Assert.All(truncated, g => Assert.True(float.IsFinite(g)));
+    }
+
+    [Fact]
+    public void Truncated_bptt_of_a_linear_rnn_drops_exactly_the_terms_older_than_the_window()
+    {
+        // One ReLU RNN unit with positive weights and inputs stays in its linear region: h_t = w·x_t + u·h_(t-1) + b.
+        // The last-step loss's gradient for w is Σ_t dL/dh_T · u^(T-t) · x_t; a window of K keeps the K newest terms.
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 1,
+            Classes = 2,
+            Layers = [new LayerArchitecture { Kind = CellKind.Rnn, HiddenSize = 1, Nonlinearity = "relu" }],
+        };
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 1).Tensors);
+        net["layers.0.weight_ih_l0"].Value[0] = 0.5f;
+        net["layers.0.weight_hh_l0"].Value[0] = 0.8f;
+        net["layers.0.bias_ih_l0"].Value[0] = 0.1f;
+        net["layers.0.bias_hh_l0"].Value[0] = 0f;
+        float[] x = [1f, 2f, 3f, 4f, 5f, 6f];
+        var batch = new SequenceBatch(x, 1, 6, 1, [6], [0]);
+        double FullTerms(int keep)
+        {
+            double sum = 0;
+            for (int t = 6 - keep; t < 6; t++)
+            {
+                sum += Math.Pow(0.8, 5 - t) * x[t];
+            }
+
+            return sum;
+        }
+
+        net.ZeroGradients();
+        net.Loss(batch, LossKind.LastStep, null, backward: true, out _, out _);
+        double dh = net["layers.0.weight_ih_l0"].Gradient[0] / FullTerms(6);
+        net.TruncateSteps = 3;
+        net.ZeroGradients();
+        net.Loss(batch, LossKind.LastStep, null, backward: true, out _, out _);
+        Assert.Equal(dh * FullTerms(3), net["layers.0.weight_ih_l0"].Gradient[0], 5);
+    }
+
+    [Fact]
+    public void Dropout_changes_only_training_passes_and_training_with_it_is_reproducible()
+    {
+        var random = new Random(5);
+        var data = Enumerable.Range(0, 20).Select(i => new LabeledSequence(
+            [.. Enumerable.Range(0, 18).Select(j => (float)((i % 2 == 0 ? Math.Sin(j) : Math.Cos(2 * j)) + (0.1 * random.NextDouble())))], 6, i % 2)).ToList();
+        TrainingNetwork net = Network(CellKind.Gru, 8, layers: 2);
+        var batch = new SequenceBatch([.. data.Take(4).SelectMany(s => s.Values)], 4, 6, 3, [6, 6, 6, 6], [0, 1, 0, 1]);
+        double plain = net.Loss(batch, LossKind.LastStep, null, backward: false, out _, out _);
+        net.Dropout = 0.5;
+        Assert.Equal(plain, net.Loss(batch, LossKind.LastStep, null, backward: false, out _, out _));
+        net.ZeroGradients();
+        Assert.NotEqual(plain, net.Loss(batch, LossKind.LastStep, null, backward: true, out _, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => net.Dropout = 1);
+
+        float[] Train()
+        {
+            TrainingNetwork n = Network(CellKind.Gru, 8, layers: 2);
+            Trainer.Train(n, data, [], new TrainerOptions { Epochs = 5, BatchSize = 4, Dropout = 0.3, Threads = 2, Seed = 4 });
+            return [.. n.Parameters.SelectMany(p => p.Value)];
+        }
+
+        Assert.Equal(Train(), Train());
+    }
+}
