@@ -45,6 +45,7 @@ def load(folder):
 def main():
     folder = sys.argv[1]
     epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    cell = sys.argv[3] if len(sys.argv) > 3 else "lstm"
     torch.set_num_threads(1)
     torch.manual_seed(1)
     xs, ys = load(folder)
@@ -60,7 +61,7 @@ def main():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.rnn = nn.LSTM(channels, 64, batch_first=True)
+            self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(channels, 64, batch_first=True)
             self.head = nn.Linear(64, len(labels))
 
         def forward(self, inputs, lengths):
@@ -83,7 +84,7 @@ def main():
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
         times.append(time.perf_counter() - start)
-    print(f"pytorch {torch.__version__} one thread: {len(xs)} sequences x {steps} steps x {channels} channels, "
+    print(f"pytorch {torch.__version__} one thread, {cell.upper()} 64: {len(xs)} sequences x {steps} steps x {channels} channels, "
           f"best {min(times):.4f} s/epoch, median {sorted(times)[len(times) // 2]:.4f} s/epoch")
 
 

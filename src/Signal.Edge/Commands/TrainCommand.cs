@@ -16,7 +16,7 @@ internal static class TrainCommand
     {
         var data = new Option<string>("--data") { Description = "A data set: a UCR folder (<Name>_TRAIN.tsv/_TEST.tsv), a UEA folder (<Name>_TRAIN.arff/_TEST.arff), a folder of .npz/.npy recordings (labels from file names) or a CSV file (recording,timestamp,channel…,label; split by recording).", Required = true };
         var output = new Option<FileInfo>("--out", "-o") { Description = "The model file to write (.sigm).", Required = true };
-        var cell = new Option<string>("--cell") { Description = "lstm, gru or rnn.", DefaultValueFactory = _ => "lstm" };
+        var cell = new Option<string>("--cell") { Description = "gru (default: the best of the three on the UCR sets, see docs/training.md), lstm or rnn.", DefaultValueFactory = _ => "gru" };
         var layers = new Option<int>("--layers") { Description = "Recurrent layers.", DefaultValueFactory = _ => 1 };
         var hidden = new Option<int>("--hidden") { Description = "Hidden units per layer.", DefaultValueFactory = _ => 64 };
         var epochs = new Option<int>("--epochs") { Description = "Maximum epochs (early stopping on a validation split keeps the best).", DefaultValueFactory = _ => 150 };
@@ -35,6 +35,7 @@ internal static class TrainCommand
         var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
         var dropout = new Option<double>("--dropout") { Description = "Dropout between layers and before the head while training (not on recurrent connections).", DefaultValueFactory = _ => 0 };
         var init = new Option<string>("--init") { Description = "Starting weights: xavier (Xavier input weights, orthogonal recurrent weights, forget-gate bias 1) or uniform (PyTorch's default).", DefaultValueFactory = _ => "xavier" };
+        var truncate = new Option<int>("--truncate") { Description = "Truncated back-propagation through time: gradients flow back at most this many steps (0: the whole sequence).", DefaultValueFactory = _ => 0 };
         var balance = new Option<bool?>("--balance") { Description = "Weight classes by inverse frequency (default: when the largest class has over twice the smallest's sequences)." };
         var threads = new Option<int>("--threads") { Description = "Threads for data-parallel gradients (0: all processors).", DefaultValueFactory = _ => 0 };
         var loss = new Option<string>("--loss") { Description = "last (cross-entropy at the last step) or every (at every step, so the live engine may answer at any step).", DefaultValueFactory = _ => "last" };
@@ -49,7 +50,7 @@ internal static class TrainCommand
             """)
         {
             data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
-            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
@@ -61,6 +62,7 @@ internal static class TrainCommand
                 Seed = parse.GetValue(seed),
                 Threads = parse.GetValue(threads),
                 Dropout = parse.GetValue(dropout),
+                TruncateSteps = parse.GetValue(truncate),
                 BalanceClasses = parse.GetValue(balance),
                 Initialization = parse.GetValue(init) switch
                 {
@@ -240,7 +242,7 @@ internal static class TrainCommand
                 ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
                 ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
                 ["bestEpoch"] = bestEpoch.Epoch.ToString(CultureInfo.InvariantCulture),
-                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}",
+                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}",
                 ["testPattern"] = dataOptions.Recordings.TestPattern ?? string.Empty,
                 ["labelPattern"] = dataOptions.Recordings.LabelPattern,
                 ["key"] = dataOptions.Recordings.Key ?? string.Empty,
