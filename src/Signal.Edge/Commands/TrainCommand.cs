@@ -35,6 +35,8 @@ internal static class TrainCommand
         var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
         var dropout = new Option<double>("--dropout") { Description = "Dropout between layers and before the head while training (not on recurrent connections).", DefaultValueFactory = _ => 0 };
         var init = new Option<string>("--init") { Description = "Starting weights: xavier (Xavier input weights, orthogonal recurrent weights, forget-gate bias 1) or uniform (PyTorch's default).", DefaultValueFactory = _ => "xavier" };
+        var optimizer = new Option<string>("--optimizer") { Description = "adamw, adam or sgd (momentum 0.9).", DefaultValueFactory = _ => "adamw" };
+        var schedule = new Option<string>("--schedule") { Description = "Learning-rate schedule after the warm-up: cosine, step (×0.1 at 50 % and 75 % of the epochs) or constant.", DefaultValueFactory = _ => "cosine" };
         var truncate = new Option<int>("--truncate") { Description = "Truncated back-propagation through time: gradients flow back at most this many steps (0: the whole sequence).", DefaultValueFactory = _ => 0 };
         var balance = new Option<bool?>("--balance") { Description = "Weight classes by inverse frequency (default: when the largest class has over twice the smallest's sequences)." };
         var threads = new Option<int>("--threads") { Description = "Threads for data-parallel gradients (0: all processors).", DefaultValueFactory = _ => 0 };
@@ -50,7 +52,7 @@ internal static class TrainCommand
             """)
         {
             data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
-            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
@@ -63,6 +65,8 @@ internal static class TrainCommand
                 Threads = parse.GetValue(threads),
                 Dropout = parse.GetValue(dropout),
                 TruncateSteps = parse.GetValue(truncate),
+                Optimizer = parse.GetValue(optimizer)!,
+                Schedule = parse.GetValue(schedule)!,
                 BalanceClasses = parse.GetValue(balance),
                 Initialization = parse.GetValue(init) switch
                 {
@@ -180,6 +184,35 @@ internal static class TrainCommand
 
         options.Validate();
         dataOptions.Validate();
+
+        // Ctrl-C (or SIGTERM) stops after the current mini-batch and still writes the best model so far; a
+        // second Ctrl-C ends the process at once.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        void OnCancel(object? sender, ConsoleCancelEventArgs e)
+        {
+            e.Cancel = !stop.IsCancellationRequested;
+            stop.Cancel();
+        }
+
+        Console.CancelKeyPress += OnCancel;
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            stop.Cancel();
+        });
+        try
+        {
+            return Train(dataPath, output, kind, layers, hidden, options, validationOption, dataOptions, stop.Token);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= OnCancel;
+        }
+    }
+
+    private static int Train(string dataPath, FileInfo output, CellKind kind, int layers, int hidden, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    {
+        string cellName = kind.ToString().ToLowerInvariant();
         LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed, dataOptions.Recordings);
 
         // Small training splits lose too much by a hold-out (BasicMotions has 10 sequences per class): the
@@ -229,7 +262,7 @@ internal static class TrainCommand
             }, cancellationToken);
         });
 
-        EpochReport bestEpoch = history.Where(h => h.IsBest).LastOrDefault() ?? history[^1];
+        int bestEpoch = history.LastOrDefault(h => h.IsBest)?.Epoch ?? 0; // 0: stopped before the first epoch ended (starting weights)
         RecurrentModel trained = network.ToModel(set.ClassNames);
         ClassificationMetrics metrics = ClassificationMetrics.Evaluate(trained, data.Test, set.ClassNames);
         var metadata = new Dictionary<string, string>(data.Metadata)
@@ -241,7 +274,7 @@ internal static class TrainCommand
                 ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
                 ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
                 ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
-                ["bestEpoch"] = bestEpoch.Epoch.ToString(CultureInfo.InvariantCulture),
+                ["bestEpoch"] = bestEpoch.ToString(CultureInfo.InvariantCulture),
                 ["options"] = $"cell={cellName} layers={layers} hidden={hidden} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}",
                 ["testPattern"] = dataOptions.Recordings.TestPattern ?? string.Empty,
                 ["labelPattern"] = dataOptions.Recordings.LabelPattern,
@@ -262,7 +295,7 @@ internal static class TrainCommand
             ["initialisation"] = options.Initialization.ToString(),
             ["optimiser"] = $"{options.Optimizer} lr={options.LearningRate} weight decay={options.WeightDecay} clip={options.ClipNorm} schedule={options.Schedule} warm-up={options.WarmupEpochs}",
             ["batches"] = $"{options.BatchSize} sequences, loss at {(options.Loss == LossKind.LastStep ? "the last step" : "every step")}, class weights {(options.BalanceClasses == true ? "balanced" : "none")}",
-            ["epochs"] = $"{history.Count} run of {options.Epochs}, best {bestEpoch.Epoch}, patience {options.Patience}",
+            ["epochs"] = $"{history.Count} run of {options.Epochs}, best {bestEpoch}, patience {options.Patience}",
             ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
             ["trained at"] = started.ToString("u", CultureInfo.InvariantCulture),
         });
@@ -271,7 +304,7 @@ internal static class TrainCommand
             AnsiConsole.MarkupLine("[yellow]Stopped early (Ctrl-C); kept the best weights so far.[/]");
         }
 
-        Print(metrics, $"{set.Name} test split (best epoch {bestEpoch.Epoch})");
+        Print(metrics, $"{set.Name} test split (best epoch {bestEpoch})");
         AnsiConsole.MarkupLineInterpolated($"Wrote [green]{output.FullName}[/] and its report [green]{reportPath}[/].");
         return 0;
     }

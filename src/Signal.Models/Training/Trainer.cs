@@ -188,6 +188,12 @@ public static class Trainer
                 counted += n;
             }
 
+            if (cancellationToken.IsCancellationRequested)
+            {
+                // An interrupted epoch saw part of the data: its weights are not compared, the best so far stay.
+                break;
+            }
+
             double validationLoss = double.NaN, validationAccuracy = double.NaN;
             if (validation.Count > 0)
             {
