@@ -132,19 +132,7 @@ public sealed class RecordingFolderTests : IDisposable
         Assert.Equal(18, spec.Normalization!.Mean.Count);
         Assert.Equal(8, FeatureSequences.SegmentOf(loaded.Metadata));
 
-        var output = new StringWriter();
-        TextWriter original = Console.Out;
-        Console.SetOut(output);
-        try
-        {
-            Assert.Equal(0, Program.Main(["eval", "--model", model, "--data", root, "--json"]));
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
-
-        using var doc = JsonDocument.Parse(output.ToString());
+        using var doc = JsonDocument.Parse(Cli.Output("eval", "--model", model, "--data", root, "--json"));
         double accuracy = doc.RootElement.GetProperty("accuracy").GetDouble();
         Assert.True(accuracy >= 0.95, $"test accuracy {accuracy}");
 

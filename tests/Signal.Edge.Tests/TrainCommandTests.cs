@@ -39,19 +39,7 @@ public sealed class TrainCommandTests : IDisposable
         string model = Path.Combine(_dir, "sines.sigm");
         Assert.Equal(0, Program.Main(["train", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--hidden", "16", "--epochs", "40", "--seed", "3"]));
 
-        var output = new StringWriter();
-        TextWriter original = Console.Out;
-        Console.SetOut(output);
-        try
-        {
-            Assert.Equal(0, Program.Main(["eval", "--model", model, "--data", Path.Combine(_dir, "Sines"), "--json"]));
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
-
-        using var doc = JsonDocument.Parse(output.ToString());
+        using var doc = JsonDocument.Parse(Cli.Output("eval", "--model", model, "--data", Path.Combine(_dir, "Sines"), "--json"));
         double accuracy = doc.RootElement.GetProperty("accuracy").GetDouble();
         Assert.True(accuracy >= 0.9, $"test accuracy {accuracy}");
         Assert.True(doc.RootElement.GetProperty("macro_f1").GetDouble() >= 0.9);
@@ -148,19 +136,7 @@ public sealed class CsvDataSetTests : IDisposable
 
         string model = Path.Combine(_dir, "m.sigm");
         Assert.Equal(0, Program.Main(["train", "--data", csv, "--out", model, "--hidden", "8", "--epochs", "30", "--seed", "4"]));
-        var output = new StringWriter();
-        TextWriter original = Console.Out;
-        Console.SetOut(output);
-        try
-        {
-            Assert.Equal(0, Program.Main(["eval", "--model", model, "--data", csv, "--json"]));
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
-
-        using var doc = JsonDocument.Parse(output.ToString());
+        using var doc = JsonDocument.Parse(Cli.Output("eval", "--model", model, "--data", csv, "--json"));
         Assert.Equal(6, doc.RootElement.GetProperty("sequences").GetInt32());
         Assert.Equal(1.0, doc.RootElement.GetProperty("accuracy").GetDouble());
 
