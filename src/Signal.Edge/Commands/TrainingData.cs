@@ -1,5 +1,6 @@
 using System.Globalization;
 using Signal.Engine.Data;
+using Signal.Features.Normalization;
 using Signal.Features.Pipeline;
 using Signal.Models.Networks;
 using Signal.Models.Training;
@@ -126,8 +127,17 @@ internal static class TrainingData
             throw new ArgumentException($"no training recording is as long as one frame ({spec.FrameLength} samples).");
         }
 
-        SequenceNormalization stats = SequenceNormalization.Fit(rawTrain, width);
-        spec = spec with { Normalization = new NormalizationStats { Mean = stats.Mean, Std = stats.Std } };
+        // The Features library's own learner, so the statistics mean exactly what the pipeline applies.
+        var normalizer = new OnlineNormalizer(width);
+        foreach (LabeledSequence rows in rawTrain)
+        {
+            for (int t = 0; t < rows.Steps; t++)
+            {
+                normalizer.Add(rows.Values.AsSpan(t * width, width));
+            }
+        }
+
+        spec = spec with { Normalization = normalizer.ToStats() };
         var pipeline = new FeaturePipeline(spec);
         int? segment = options.Segment ?? (set.IsRecordings ? FeatureSequences.DefaultSegment : null);
         IReadOnlyList<LabeledSequence> Features(IReadOnlyList<LabeledSequence> d, bool overlap)
@@ -205,9 +215,9 @@ internal static class TrainingData
             {
                 foreach (LabeledSequence s in members)
                 {
-                    int cut = s.Steps - (int)Math.Round(s.Steps * fraction);
-                    train.Add(new LabeledSequence(s.Values[..(cut * channels)], cut, s.Label));
-                    held.Add(new LabeledSequence(s.Values[(cut * channels)..(s.Steps * channels)], s.Steps - cut, s.Label));
+                    (LabeledSequence head, LabeledSequence tail) = LabeledDataSet.SplitByTime(s, channels, fraction);
+                    train.Add(head);
+                    held.Add(tail);
                 }
             }
             else

@@ -78,6 +78,37 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
     }
 
     /// <summary>
+    /// Cuts a recording in time: the last <paramref name="fraction"/> of its steps (rounded) is the tail, the rest
+    /// the head. Used where a class cannot be split by whole recordings, so the two parts never interleave.
+    /// </summary>
+    /// <param name="recording">The recording.</param>
+    /// <param name="channels">Values per step.</param>
+    /// <param name="fraction">The tail's share, between 0 and 1.</param>
+    /// <returns>Head and tail, both with the recording's label.</returns>
+    public static (LabeledSequence Head, LabeledSequence Tail) SplitByTime(LabeledSequence recording, int channels, double fraction)
+    {
+        ArgumentNullException.ThrowIfNull(recording);
+        ((float[] Values, int Steps) head, (float[] Values, int Steps) tail) = SplitByTime(recording.Values, recording.Steps, channels, fraction);
+        return (new LabeledSequence(head.Values, head.Steps, recording.Label), new LabeledSequence(tail.Values, tail.Steps, recording.Label));
+    }
+
+    internal static ((float[] Values, int Steps) Head, (float[] Values, int Steps) Tail) SplitByTime(float[] values, int steps, int channels, double fraction)
+    {
+        int cut = steps - (int)Math.Round(steps * fraction);
+        return ((values[..(cut * channels)], cut), (values[(cut * channels)..(steps * channels)], steps - cut));
+    }
+
+    /// <summary>
+    /// The split of a data set without one of its own: the class's recordings in a seeded order, of which the
+    /// first <c>TestCount</c> (20 %, at least one when there are two or more) are the test split.
+    /// </summary>
+    internal static (List<T> Members, int TestCount) ChooseTest<T>(IEnumerable<T> members, Random random)
+    {
+        List<T> shuffled = [.. members.OrderBy(_ => random.Next())];
+        return (shuffled, shuffled.Count >= 2 ? Math.Max(1, (int)Math.Round(shuffled.Count * 0.2)) : 0);
+    }
+
+    /// <summary>
     /// Our CSV layout: a header <c>recording,timestamp,&lt;channel&gt;…,label</c>, then one row per sample; the rows of
     /// a recording are contiguous and share its label, and form one sequence in timestamp order. With no split of
     /// its own the data is split by recording (never by segments of one recording): a seeded 20 % of each class's
@@ -148,8 +179,7 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
         var test = new List<(float[], int, string)>();
         foreach (IGrouping<string, (string Id, string Label, List<float> Values)> group in recordings.GroupBy(r => r.Label))
         {
-            var members = group.OrderBy(_ => random.Next()).ToList();
-            int testCount = members.Count >= 2 ? Math.Max(1, (int)Math.Round(members.Count * 0.2)) : 0;
+            (var members, int testCount) = ChooseTest(group, random);
             for (int i = 0; i < members.Count; i++)
             {
                 (i < testCount ? test : train).Add(([.. members[i].Values], members[i].Values.Count / channels, members[i].Label));

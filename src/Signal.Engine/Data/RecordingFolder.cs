@@ -102,9 +102,8 @@ internal static class RecordingFolder
             if (testPattern is null)
             {
                 // No split of its own: a seeded 20 % of the class's recordings.
-                members = [.. members.OrderBy(_ => random.Next())];
-                int testCount = members.Count >= 2 ? Math.Max(1, (int)Math.Round(members.Count * 0.2)) : 0;
-                members = [.. members.Select((r, i) => (r.Name, r.Samples, Test: i < testCount))];
+                (var shuffled, int testCount) = LabeledDataSet.ChooseTest(members, random);
+                members = [.. shuffled.Select((r, i) => (r.Name, r.Samples, Test: i < testCount))];
             }
 
             bool bothSides = members.Any(r => r.Test) && members.Any(r => !r.Test);
@@ -119,11 +118,9 @@ internal static class RecordingFolder
 
                 // The class lives on one side only (CWRU's single Normal baseline): its recordings' last
                 // fraction goes to the other side, a disjoint time range.
-                int cut = length - (int)Math.Round(length * options.TimeSplitFraction);
-                var head = (samples[..(cut * channels)], cut, group.Key);
-                var tail = (samples[(cut * channels)..], length - cut, group.Key);
-                train.Add(isTest ? tail : head);
-                test.Add(isTest ? head : tail);
+                var (head, tail) = LabeledDataSet.SplitByTime(samples, length, channels, options.TimeSplitFraction);
+                train.Add(((isTest ? tail : head).Values, (isTest ? tail : head).Steps, group.Key));
+                test.Add(((isTest ? head : tail).Values, (isTest ? head : tail).Steps, group.Key));
             }
         }
 
