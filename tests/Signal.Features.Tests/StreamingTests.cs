@@ -46,6 +46,39 @@ public sealed class StreamingTests
     }
 
     [Fact]
+    public void Streams_sharing_one_workspace_match_streams_with_their_own()
+    {
+        var pipeline = new FeaturePipeline(StatefulSpec());
+        FeatureWorkspace shared = pipeline.CreateWorkspace();
+        float[][] signals = [Signal(900, 3, 11), Signal(900, 3, 12), Signal(900, 3, 13)];
+        FeatureExtractor[] streams = [.. signals.Select(_ => pipeline.CreateExtractor(shared))];
+        var rows = signals.Select(_ => new List<float>()).ToArray();
+        var buffer = new float[pipeline.OutputLength * 8];
+        for (int start = 0; start < 900 * 3; start += 57 * 3)
+        {
+            for (int s = 0; s < signals.Length; s++)
+            {
+                ReadOnlySpan<float> chunk = signals[s].AsSpan(start, Math.Min(57 * 3, signals[s].Length - start));
+                while (!chunk.IsEmpty)
+                {
+                    int n = streams[s].Process(chunk, buffer, out int consumed);
+                    rows[s].AddRange(buffer.AsSpan(0, n * pipeline.OutputLength).ToArray());
+                    chunk = chunk[consumed..];
+                }
+            }
+        }
+
+        for (int s = 0; s < signals.Length; s++)
+        {
+            float[] alone = pipeline.ExtractAll(signals[s]);
+            Assert.True(alone.Length > 10 * pipeline.OutputLength);
+            Assert.Equal(alone, rows[s].ToArray());
+        }
+
+        Assert.Throws<ArgumentException>(() => new FeaturePipeline(StatefulSpec()).CreateExtractor(shared));
+    }
+
+    [Fact]
     public void Streaming_features_match_offline_features_for_random_chunkings()
     {
         var pipeline = new FeaturePipeline(StatefulSpec());

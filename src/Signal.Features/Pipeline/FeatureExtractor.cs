@@ -23,26 +23,25 @@ public sealed class FeatureExtractor
 {
     private readonly FeaturePipeline _pipeline;
     private readonly Framer _framer;
-    private readonly RealFft? _fft;
     private readonly SosFilter[][] _filters;      // [channel][filter]
     private readonly float[] _lastSample;         // per channel, for the hold policy
     private readonly bool _hold;
-    private readonly float[] _staging;            // filtered / repaired copy of incoming samples
-    private readonly float[] _frame;
-    private readonly float[] _re, _im, _power, _scratch;
+    private readonly FeatureWorkspace _work;      // scratch, possibly shared with other streams of one thread
     private readonly float[][] _previousPower;    // per channel, for the flux
-    private readonly float[][] _mel;              // per mel bank
-    private readonly float[][] _mfcc;             // per DCT
     private readonly DeltaFilter?[][] _deltas;    // [channel][op]
     private bool _hasPrevious;
 
-    internal FeatureExtractor(FeaturePipeline pipeline)
+    internal FeatureExtractor(FeaturePipeline pipeline, FeatureWorkspace? workspace)
     {
+        if (workspace is not null && workspace.Pipeline != pipeline)
+        {
+            ThrowHelper.Argument(nameof(workspace), "the workspace belongs to another pipeline.");
+        }
+
         _pipeline = pipeline;
+        _work = workspace ?? new FeatureWorkspace(pipeline);
         FeatureSpec spec = pipeline.Spec;
         _framer = new Framer(new FramerOptions(spec.FrameLength, spec.Hop, spec.Channels, spec.RemoveDc));
-        _frame = new float[pipeline.FrameSize];
-        _staging = new float[pipeline.FrameSize];
         _hold = spec.NonFinite == "hold";
         _lastSample = new float[spec.Channels];
         _filters = new SosFilter[spec.Channels][];
@@ -52,23 +51,12 @@ public sealed class FeatureExtractor
         }
 
         int bins = (pipeline.FftLength / 2) + 1;
-        if (pipeline.NeedsSpectrum)
-        {
-            _fft = new RealFft(pipeline.FftLength);
-        }
-
-        _re = new float[bins];
-        _im = new float[bins];
-        _power = new float[bins];
-        _scratch = new float[Math.Max(bins, pipeline.MelBanks.Select(m => m.Bands).DefaultIfEmpty(0).Max())];
         _previousPower = new float[spec.Channels][];
         for (int c = 0; c < spec.Channels; c++)
         {
             _previousPower[c] = pipeline.NeedsFlux ? new float[bins] : [];
         }
 
-        _mel = [.. pipeline.MelBanks.Select(m => new float[m.Bands])];
-        _mfcc = [.. pipeline.Dcts.Select(d => new float[d.Coefficients])];
         _deltas = new DeltaFilter?[spec.Channels][];
         for (int c = 0; c < spec.Channels; c++)
         {
@@ -123,8 +111,8 @@ public sealed class FeatureExtractor
                     break;
                 }
 
-                _framer.ReadFrame(_frame);
-                ExtractFrame(_frame, destination.Slice(rows * rowLength, rowLength));
+                _framer.ReadFrame(_work.Frame);
+                ExtractFrame(_work.Frame, destination.Slice(rows * rowLength, rowLength));
                 rows++;
                 continue;
             }
@@ -138,7 +126,7 @@ public sealed class FeatureExtractor
             ReadOnlySpan<float> chunk = interleaved.Slice(consumed, take);
             if (!direct)
             {
-                Span<float> staged = _staging.AsSpan(0, take);
+                Span<float> staged = _work.Staging.AsSpan(0, take);
                 chunk.CopyTo(staged);
                 Condition(staged, channels);
                 chunk = staged;
@@ -218,29 +206,29 @@ public sealed class FeatureExtractor
         SpectralStatistics spectral = default;
         if (p.NeedsSpectrum)
         {
-            _fft!.Forward(x, p.Window, _re, _im);
-            Spectrum.Power(_re, _im, _power);
+            _work.Fft!.Forward(x, p.Window, _work.Re, _work.Im);
+            Spectrum.Power(_work.Re, _work.Im, _work.Power);
             if (p.NeedsSpectralStatistics)
             {
                 ReadOnlySpan<float> previous = p.NeedsFlux && _hasPrevious ? _previousPower[channel] : default;
-                spectral = p.Analyzer.Compute(_power, previous, _scratch, p.NeedsLogs);
+                spectral = p.Analyzer.Compute(_work.Power, previous, _work.Scratch, p.NeedsLogs);
             }
 
             if (p.NeedsFlux)
             {
-                _power.CopyTo(_previousPower[channel]);
+                _work.Power.CopyTo(_previousPower[channel]);
             }
 
-            for (int m = 0; m < _mel.Length; m++)
+            for (int m = 0; m < _work.Mel.Length; m++)
             {
-                p.MelBanks[m].Apply(_power, _mel[m]);
+                p.MelBanks[m].Apply(_work.Power, _work.Mel[m]);
             }
 
-            for (int d = 0; d < _mfcc.Length; d++)
+            for (int d = 0; d < _work.Mfcc.Length; d++)
             {
-                float[] mel = _mel[p.DctMel[d]];
-                Spectrum.LogPower(mel, _scratch, p.LogFloor);
-                p.Dcts[d].Transform(_scratch.AsSpan(0, mel.Length), _mfcc[d]);
+                float[] mel = _work.Mel[p.DctMel[d]];
+                Spectrum.LogPower(mel, _work.Scratch, p.LogFloor);
+                p.Dcts[d].Transform(_work.Scratch.AsSpan(0, mel.Length), _work.Mfcc[d]);
             }
         }
 
@@ -270,28 +258,28 @@ public sealed class FeatureExtractor
                 case FeatureKind.DominantBand:
                     {
                         LinearBands bands = p.Bands[op.Bands];
-                        Span<float> energies = _scratch.AsSpan(0, bands.Bands);
-                        bands.Apply(_power, energies);
+                        Span<float> energies = _work.Scratch.AsSpan(0, bands.Bands);
+                        bands.Apply(_work.Power, energies);
                         dst[0] = TensorPrimitives.IndexOfMax(energies);
                         break;
                     }
 
-                case FeatureKind.BandEnergy: p.Bands[op.Bands].Apply(_power, dst); break;
+                case FeatureKind.BandEnergy: p.Bands[op.Bands].Apply(_work.Power, dst); break;
                 case FeatureKind.Mel:
                     if (op.Log)
                     {
-                        Spectrum.LogPower(_mel[op.Mel], dst, p.LogFloor);
+                        Spectrum.LogPower(_work.Mel[op.Mel], dst, p.LogFloor);
                     }
                     else
                     {
-                        _mel[op.Mel].CopyTo(dst);
+                        _work.Mel[op.Mel].CopyTo(dst);
                     }
 
                     break;
-                case FeatureKind.Mfcc: _mfcc[op.Mfcc].CopyTo(dst); break;
-                case FeatureKind.MfccDelta: _deltas[channel][i]!.Process(_mfcc[op.Mfcc], dst); break;
-                case FeatureKind.Power: _power.CopyTo(dst); break;
-                case FeatureKind.LogPower: Spectrum.LogPower(_power, dst, p.LogFloor); break;
+                case FeatureKind.Mfcc: _work.Mfcc[op.Mfcc].CopyTo(dst); break;
+                case FeatureKind.MfccDelta: _deltas[channel][i]!.Process(_work.Mfcc[op.Mfcc], dst); break;
+                case FeatureKind.Power: _work.Power.CopyTo(dst); break;
+                case FeatureKind.LogPower: Spectrum.LogPower(_work.Power, dst, p.LogFloor); break;
                 default: throw new InvalidOperationException($"Feature '{op.Name}' has no implementation."); // unreachable: the spec validated
             }
         }

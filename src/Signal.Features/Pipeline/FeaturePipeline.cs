@@ -7,7 +7,7 @@ namespace Signal.Features.Pipeline;
 /// <summary>
 /// A validated, compiled <see cref="FeatureSpec"/>: the tables every stream shares (window, mel
 /// banks, DCT matrices, band ranges), the output vector's length and column names.
-/// <see cref="CreateExtractor"/> gives the per-stream state that turns samples into feature rows.
+/// <see cref="CreateExtractor()"/> gives the per-stream state that turns samples into feature rows.
 /// </summary>
 /// <remarks>
 /// Immutable and safe to share between threads; create one per spec and one
@@ -141,7 +141,25 @@ public sealed class FeaturePipeline
 
     /// <summary>Creates the state of one stream.</summary>
     /// <returns>A new stream, positioned at sample 0.</returns>
-    public FeatureExtractor CreateExtractor() => new(this);
+    public FeatureExtractor CreateExtractor() => new(this, null);
+
+    /// <summary>
+    /// Creates the state of one stream that computes in <paramref name="workspace"/>, which it shares with the
+    /// other streams created with it: per-stream memory is then only the framer, filter memories and the
+    /// previous spectrum, not the FFT tables and scratch.
+    /// </summary>
+    /// <param name="workspace">Scratch from <see cref="CreateWorkspace"/> of this pipeline.</param>
+    /// <returns>A new stream, positioned at sample 0.</returns>
+    /// <remarks>Every extractor sharing a workspace must be used from one thread at a time.</remarks>
+    public FeatureExtractor CreateExtractor(FeatureWorkspace workspace)
+    {
+        ArgumentNullException.ThrowIfNull(workspace);
+        return new(this, workspace);
+    }
+
+    /// <summary>Creates scratch (FFT tables, spectra, staging) that many streams of one thread can share.</summary>
+    /// <returns>A new workspace.</returns>
+    public FeatureWorkspace CreateWorkspace() => new(this);
 
     /// <summary>
     /// Extracts the features of a whole recording in one call (offline use): every complete frame, one row each.
