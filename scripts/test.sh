@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the test suites need. The Features suite needs none (its numpy/scipy golden files are
-# committed); the integration suites of later issues add the broker and the database here.
-packages=()
+# Debian packages the test suites need: the Engine suite talks to a private mosquitto broker through libmosquitto
+# and checks it with the independent mosquitto_pub client. Golden numpy/scipy/PyTorch files are committed.
+packages=(libmosquitto1 mosquitto mosquitto-clients)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
