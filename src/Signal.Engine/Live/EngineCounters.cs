@@ -1,0 +1,54 @@
+using System.Collections.Concurrent;
+
+namespace Signal.Engine.Live;
+
+/// <summary>What the engine has seen and done; every member is safe to read from any thread.</summary>
+public sealed class EngineCounters
+{
+    internal long _messages, _samples, _frames, _steps, _batches, _classifications, _alerts, _streamsCreated, _duplicates;
+    private readonly ConcurrentDictionary<string, long> _rejected = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _resets = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _evictions = new(StringComparer.Ordinal);
+
+    /// <summary>Messages taken in.</summary>
+    public long Messages => Interlocked.Read(ref _messages);
+
+    /// <summary>Samples (or feature vectors) accepted.</summary>
+    public long Samples => Interlocked.Read(ref _samples);
+
+    /// <summary>Frames (network inputs) produced.</summary>
+    public long Frames => Interlocked.Read(ref _frames);
+
+    /// <summary>Stream steps run.</summary>
+    public long Steps => Interlocked.Read(ref _steps);
+
+    /// <summary>Batched steps run.</summary>
+    public long Batches => Interlocked.Read(ref _batches);
+
+    /// <summary>Alert state changes emitted.</summary>
+    public long Alerts => Interlocked.Read(ref _alerts);
+
+    /// <summary>Streams created (including re-creations after eviction).</summary>
+    public long StreamsCreated => Interlocked.Read(ref _streamsCreated);
+
+    /// <summary>Messages dropped as redeliveries of a sequence number already taken (normal with QoS 1 after a reconnect).</summary>
+    public long Duplicates => Interlocked.Read(ref _duplicates);
+
+    /// <summary>Rejected messages by reason (<c>undecodable</c>, <c>non_finite</c>, <c>channel_count</c>, <c>oversized</c>, …).</summary>
+    public IReadOnlyDictionary<string, long> Rejected => _rejected;
+
+    /// <summary>Stream state resets by reason (<c>sequence_gap</c>, <c>time_gap</c>, <c>time_backwards</c>).</summary>
+    public IReadOnlyDictionary<string, long> Resets => _resets;
+
+    /// <summary>Stream evictions by reason (<c>idle</c>).</summary>
+    public IReadOnlyDictionary<string, long> Evictions => _evictions;
+
+    /// <summary>All rejected messages.</summary>
+    public long RejectedTotal => _rejected.Values.Sum();
+
+    internal void Reject(string reason) => _rejected.AddOrUpdate(reason, 1, (_, n) => n + 1);
+
+    internal void Reset(string reason) => _resets.AddOrUpdate(reason, 1, (_, n) => n + 1);
+
+    internal void Evict(string reason) => _evictions.AddOrUpdate(reason, 1, (_, n) => n + 1);
+}

@@ -1,0 +1,105 @@
+using System.Globalization;
+using Signal.Engine.Data;
+using Signal.Features.Pipeline;
+using Signal.Models.Networks;
+
+namespace Signal.Engine.Live;
+
+/// <summary>
+/// A model as the live engine runs it: the network, the feature pipeline from its metadata (or the raw-input
+/// layout when it has none), its labels and its anomaly threshold.
+/// </summary>
+/// <remarks>Immutable and thread-safe. Per-stream state is created by the engine.</remarks>
+public sealed class EngineModel
+{
+    /// <summary>The metadata key of the calibrated anomaly threshold (a number).</summary>
+    public const string AnomalyThresholdKey = "signal.anomaly.threshold";
+
+    private EngineModel(RecurrentModel network, string name)
+    {
+        Network = network;
+        Name = name;
+        FeatureSpec? spec = FeatureSequences.SpecOf(network.Metadata);
+        if (spec is not null)
+        {
+            Pipeline = new FeaturePipeline(spec);
+            if (Pipeline.OutputLength != network.InputSize)
+            {
+                throw new FormatException($"model '{name}': its feature spec gives {Pipeline.OutputLength} features per frame but the network takes {network.InputSize} inputs.");
+            }
+
+            Channels = spec.Channels;
+            SamplesPerStep = spec.Hop;
+            SampleRate = spec.SampleRate;
+        }
+        else
+        {
+            SamplesPerStep = network.Metadata.TryGetValue(SequenceFraming.MetadataKey, out string? frame) && int.TryParse(frame, NumberStyles.None, CultureInfo.InvariantCulture, out int f) && f > 0 ? f : 1;
+            if (network.Metadata.TryGetValue(SequenceNormalization.MetadataKey, out string? json))
+            {
+                RawNormalization = SequenceNormalization.FromJson(json);
+            }
+
+            Channels = RawNormalization?.Mean.Length ?? network.InputSize / SamplesPerStep;
+            if (Channels * SamplesPerStep != network.InputSize)
+            {
+                throw new FormatException($"model '{name}': {network.InputSize} inputs are not {SamplesPerStep} samples of {Channels} channels.");
+            }
+        }
+
+        if (network.Metadata.TryGetValue(AnomalyThresholdKey, out string? threshold))
+        {
+            AnomalyThreshold = double.Parse(threshold, CultureInfo.InvariantCulture);
+        }
+    }
+
+    /// <summary>The recurrent network.</summary>
+    public RecurrentModel Network { get; }
+
+    /// <summary>A short name (the file name) used in logs and results.</summary>
+    public string Name { get; }
+
+    /// <summary>The feature pipeline every stream runs, or null when the network takes samples directly.</summary>
+    public FeaturePipeline? Pipeline { get; }
+
+    /// <summary>Channels per sample the model expects.</summary>
+    public int Channels { get; }
+
+    /// <summary>New samples per network step: the hop with a feature pipeline, else the input framing (1 by default).</summary>
+    public int SamplesPerStep { get; }
+
+    /// <summary>The sample rate the features were designed for (0 when the model does not say).</summary>
+    public double SampleRate { get; }
+
+    /// <summary>Per-channel scaling applied to raw samples of a model without features, or null.</summary>
+    public SequenceNormalization? RawNormalization { get; }
+
+    /// <summary>Class labels, in output order.</summary>
+    public IReadOnlyList<string> Labels => Network.Labels;
+
+    /// <summary>The anomaly threshold from the model file, or NaN when it has none.</summary>
+    public double AnomalyThreshold { get; } = double.NaN;
+
+    /// <summary>True when the network forecasts the next input, which gives an anomaly score.</summary>
+    public bool HasForecast => Network.ForecastSize == Network.InputSize && Network.ForecastSize > 0;
+
+    /// <summary>Loads and checks a model file.</summary>
+    /// <param name="path">A <c>.sigm</c> file.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="FormatException">The file or its metadata does not validate; the message names what.</exception>
+    public static EngineModel Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return new EngineModel(RecurrentModel.Load(path), Path.GetFileNameWithoutExtension(path));
+    }
+
+    /// <summary>Wraps a network already in memory.</summary>
+    /// <param name="network">The network.</param>
+    /// <param name="name">Its name in results.</param>
+    /// <returns>The model.</returns>
+    public static EngineModel From(RecurrentModel network, string name = "model")
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        return new EngineModel(network, name);
+    }
+}

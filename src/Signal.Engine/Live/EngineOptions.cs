@@ -1,0 +1,101 @@
+using Signal.Engine.Payloads;
+
+namespace Signal.Engine.Live;
+
+/// <summary>How the engine routes, batches and checks input. Validated once by <see cref="Validate"/>.</summary>
+public sealed class EngineOptions
+{
+    /// <summary>Topic → stream id template (see <see cref="TopicTemplate"/>). Default <c>sensors/{device}/{sensor}</c>.</summary>
+    public string TopicTemplate { get; set; } = "sensors/{device}/{sensor}";
+
+    /// <summary>Payload format. Default <see cref="PayloadFormat.Auto"/> (by first byte).</summary>
+    public PayloadFormat Format { get; set; } = PayloadFormat.Auto;
+
+    /// <summary>The most streams stepped together in one batch. Default 256.</summary>
+    public int MaxBatch { get; set; } = 256;
+
+    /// <summary>The longest a ready frame waits for others to join its batch. Default 5 ms.</summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>Frames a stream may have waiting; beyond it batches run at once. Default 32.</summary>
+    public int MaxPendingFramesPerStream { get; set; } = 32;
+
+    /// <summary>A stream with no data for this long is evicted (its state dropped). Default 10 minutes.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// A message whose timestamp is further than this from where the stream's previous samples end is a gap (or, when
+    /// earlier, time going backwards): the stream's state is reset. Default 2 ms or 2 sample periods, whichever is larger.
+    /// </summary>
+    public TimeSpan GapTolerance { get; set; } = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>Largest payload accepted, bytes. Default 1 MiB.</summary>
+    public int MaxMessageBytes { get; set; } = 1 << 20;
+
+    /// <summary>When set, only these stream ids are accepted; others are bad input (<c>unknown_stream</c>).</summary>
+    public IReadOnlySet<string>? AllowedStreams { get; set; }
+
+    /// <summary>The most streams held at once; a new stream beyond it is refused (<c>stream_limit</c>). Default 1,000,000.</summary>
+    public int MaxStreams { get; set; } = 1_000_000;
+
+    /// <summary>Alert rules; null gives <see cref="AlertRule.Defaults"/>.</summary>
+    public IReadOnlyList<AlertRule>? Alerts { get; set; }
+
+    /// <summary>Smoothing of the anomaly score: weight of the newest step in the exponentially weighted mean. Default 0.2.</summary>
+    public double AnomalySmoothing { get; set; } = 0.2;
+
+    /// <summary>Threads a large batch is split over (0: the processor count). Default 1.</summary>
+    public int Threads { get; set; } = 1;
+
+    /// <summary>Checks every field.</summary>
+    /// <exception cref="ArgumentException">A field is out of range; the message names it.</exception>
+    public void Validate()
+    {
+        static void Fail(string field, string why) => throw new ArgumentException($"engine.{field}: {why}");
+        _ = new TopicTemplate(TopicTemplate);
+        if (MaxBatch is < 1 or > 65536)
+        {
+            Fail("maxBatch", $"{MaxBatch} is outside 1-65,536.");
+        }
+
+        if (MaxWait < TimeSpan.Zero || MaxWait > TimeSpan.FromSeconds(10))
+        {
+            Fail("maxWait", $"{MaxWait} is outside 0-10 s.");
+        }
+
+        if (MaxPendingFramesPerStream < 1)
+        {
+            Fail("maxPendingFramesPerStream", "is below 1.");
+        }
+
+        if (IdleTimeout <= TimeSpan.Zero)
+        {
+            Fail("idleTimeout", "must be positive.");
+        }
+
+        if (GapTolerance < TimeSpan.Zero)
+        {
+            Fail("gapTolerance", "is negative.");
+        }
+
+        if (MaxMessageBytes < 64)
+        {
+            Fail("maxMessageBytes", $"{MaxMessageBytes} is below 64 bytes.");
+        }
+
+        if (MaxStreams < 1)
+        {
+            Fail("maxStreams", "is below 1.");
+        }
+
+        if (!(AnomalySmoothing > 0 && AnomalySmoothing <= 1))
+        {
+            Fail("anomalySmoothing", $"{AnomalySmoothing} is outside (0, 1].");
+        }
+
+        if (Threads < 0)
+        {
+            Fail("threads", "is negative.");
+        }
+    }
+}

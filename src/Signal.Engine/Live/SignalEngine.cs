@@ -1,0 +1,684 @@
+using System.Globalization;
+using System.Numerics.Tensors;
+using System.Reactive.Concurrency;
+using System.Reactive.Linq;
+using System.Reactive.Subjects;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Signal.Engine.Mqtt;
+using Signal.Engine.Payloads;
+using Signal.Features.Pipeline;
+using Signal.Models.Networks;
+
+namespace Signal.Engine.Live;
+
+/// <summary>
+/// The live pipeline for one model: decode → route by stream → framer + features → step scheduler (batched across
+/// streams) → heads → alerts, with results as Rx streams.
+/// </summary>
+/// <remarks>
+/// <para><b>Step scheduler.</b> A stream with a frame ready joins a FIFO ready queue. A batch takes at most one frame of
+/// each stream at the head of the queue, up to <see cref="EngineOptions.MaxBatch"/>, so a stream's frames are stepped in
+/// order. A batch runs as soon as <see cref="EngineOptions.MaxBatch"/> streams are ready, when the oldest ready frame has
+/// waited <see cref="EngineOptions.MaxWait"/> (timed on the engine's <see cref="IScheduler"/>), when a stream holds
+/// <see cref="EngineOptions.MaxPendingFramesPerStream"/> frames, or on <see cref="Flush"/>.</para>
+/// <para><b>Stream state</b> is created on a stream's first message; reset on a gap (sequence number jump, a timestamp
+/// beyond <see cref="EngineOptions.GapTolerance"/> from where the previous samples end, time going backwards, a change of
+/// sample rate), after its waiting frames are stepped; evicted after <see cref="EngineOptions.IdleTimeout"/> without data.
+/// Each is counted by reason in <see cref="Counters"/> and logged once per stream and reason.</para>
+/// <para><b>Bad input</b> (oversized, topic not matching the template, unknown stream, undecodable, NaN/∞, wrong
+/// channel count or width, sample-rate mismatch) is counted by reason, logged once per stream and reason, and
+/// emitted on <see cref="DeadLetters"/>; state already accepted is untouched.</para>
+/// <para><b>Threads.</b> Every public member is safe to call from any thread: calls are serialised by an internal lock,
+/// and results are emitted under it, in order, on the calling (or timer) thread. Observers must be quick or hand off
+/// (the MQTT publisher uses a bounded channel).</para>
+/// </remarks>
+public sealed partial class SignalEngine : IDisposable
+{
+    private readonly EngineModel _model;
+    private readonly EngineOptions _options;
+    private readonly IScheduler _scheduler;
+    private readonly ILogger _logger;
+    private readonly TopicTemplate _topics;
+    private readonly IReadOnlyList<AlertRule> _rules;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, StreamState> _streams = new(StringComparer.Ordinal);
+    private readonly Queue<StreamState> _ready = new();
+    private readonly PayloadDecoder _decoder = new();
+    private readonly FeatureWorkspace? _workspace;
+    private readonly BatchStepper _stepper;
+    private readonly int _input, _classes;
+    private readonly float[] _inputs, _probabilities, _forecasts, _rows;
+    private readonly long[] _times;
+    private readonly StreamState[] _batch;
+    private readonly RecurrentState[] _states;
+    private readonly int[] _bandColumns;
+    private readonly int[] _ruleClass;
+    private readonly string[] _columns;
+    private readonly HashSet<(string Stream, string Reason)> _logged = [];
+    private readonly Subject<Classification> _classifications = new();
+    private readonly Subject<AnomalyScore> _anomalies = new();
+    private readonly Subject<Alert> _alerts = new();
+    private readonly Subject<DeadLetter> _deadLetters = new();
+    private readonly IDisposable _eviction;
+    private IDisposable? _timer;
+    private bool _disposed;
+
+    /// <summary>Creates the engine.</summary>
+    /// <param name="model">The model every stream runs.</param>
+    /// <param name="options">Routing, batching and limits; validated here.</param>
+    /// <param name="scheduler">The clock for batching waits and idle eviction (a <c>TestScheduler</c> in tests). Default: <see cref="DefaultScheduler.Instance"/>.</param>
+    /// <param name="logger">Where stream events are logged, or null.</param>
+    public SignalEngine(EngineModel model, EngineOptions? options = null, IScheduler? scheduler = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        _model = model;
+        _options = options ?? new EngineOptions();
+        _options.Validate();
+        _scheduler = scheduler ?? DefaultScheduler.Instance;
+        _logger = logger ?? NullLogger.Instance;
+        _topics = new TopicTemplate(_options.TopicTemplate);
+        _rules = _options.Alerts ?? AlertRule.Defaults(model);
+        foreach (AlertRule rule in _rules)
+        {
+            rule.Validate(model.Labels);
+        }
+
+        if (_rules.Select(r => r.Name).Distinct().Count() != _rules.Count)
+        {
+            throw new ArgumentException("alerts: two rules have the same name.");
+        }
+
+        _ruleClass = [.. _rules.Select(r => r.Class is null ? -1 : model.Labels.ToList().IndexOf(r.Class))];
+        _workspace = model.Pipeline?.CreateWorkspace();
+        _stepper = new BatchStepper(model.Network, _options.MaxBatch, _options.Threads == 0 ? Environment.ProcessorCount : _options.Threads);
+        _input = model.Network.InputSize;
+        _classes = model.Network.ClassCount;
+        _inputs = new float[_options.MaxBatch * _input];
+        _probabilities = new float[_options.MaxBatch * _classes];
+        _forecasts = new float[model.HasForecast ? _options.MaxBatch * model.Network.ForecastSize : 0];
+        _rows = new float[8 * _input];
+        _times = new long[_options.MaxBatch];
+        _batch = new StreamState[_options.MaxBatch];
+        _states = new RecurrentState[_options.MaxBatch];
+        _columns = model.Pipeline is { } p ? [.. p.ColumnNames] : [.. Enumerable.Range(0, _input).Select(i => "in" + i.ToString(CultureInfo.InvariantCulture))];
+        _bandColumns = [.. Enumerable.Range(0, _columns.Length).Where(i => _columns[i].Contains("mel", StringComparison.Ordinal) || (_columns[i].Contains("band", StringComparison.Ordinal) && !_columns[i].Contains("dominant", StringComparison.Ordinal)))];
+        TimeSpan period = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, _options.IdleTimeout.Ticks / 4));
+        _eviction = _scheduler.SchedulePeriodic(period, EvictIdle);
+    }
+
+    /// <summary>A class per stream step (models with a classification head).</summary>
+    public IObservable<Classification> Classifications => _classifications.AsObservable();
+
+    /// <summary>An anomaly score per stream step (models with a forecasting head).</summary>
+    public IObservable<AnomalyScore> AnomalyScores => _anomalies.AsObservable();
+
+    /// <summary>Alert raises and clears (state changes only).</summary>
+    public IObservable<Alert> Alerts => _alerts.AsObservable();
+
+    /// <summary>Rejected messages with their reason and a copy of the payload.</summary>
+    public IObservable<DeadLetter> DeadLetters => _deadLetters.AsObservable();
+
+    /// <summary>Counters by kind and reason.</summary>
+    public EngineCounters Counters { get; } = new();
+
+    /// <summary>The model.</summary>
+    public EngineModel Model => _model;
+
+    /// <summary>The alert rules in force.</summary>
+    public IReadOnlyList<AlertRule> Rules => _rules;
+
+    /// <summary>The topic filter that matches the topic template (what to subscribe to).</summary>
+    public string TopicFilter => _topics.Filter;
+
+    /// <summary>Streams currently held.</summary>
+    public int StreamCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _streams.Count;
+            }
+        }
+    }
+
+    /// <summary>Frames waiting for a step, over all streams.</summary>
+    public int PendingFrames
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _streams.Values.Sum(s => s.PendingCount);
+            }
+        }
+    }
+
+    /// <summary>Takes one received message (the caller still owns and releases it).</summary>
+    /// <param name="message">The message.</param>
+    public void Process(in MqttMessage message) => Process(message.Topic, message.Payload);
+
+    /// <summary>Takes one message: decodes it, routes it to its stream, and steps whatever batches become due.</summary>
+    /// <param name="topic">The topic it came on (the stream id is read from it).</param>
+    /// <param name="payload">The payload.</param>
+    public void Process(string topic, ReadOnlySpan<byte> payload)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            Interlocked.Increment(ref Counters._messages);
+            Accept(topic, payload);
+        }
+    }
+
+    /// <summary>Steps every waiting frame now, in as many batches as needed.</summary>
+    public void Flush()
+    {
+        lock (_gate)
+        {
+            while (_ready.Count > 0)
+            {
+                RunBatch();
+            }
+
+            CancelTimer();
+        }
+    }
+
+    /// <summary>Forgets a stream's state (as after a gap).</summary>
+    /// <param name="stream">The stream id.</param>
+    /// <returns>False when the engine holds no such stream.</returns>
+    public bool ResetStream(string stream)
+    {
+        lock (_gate)
+        {
+            if (!_streams.TryGetValue(stream, out StreamState? s))
+            {
+                return false;
+            }
+
+            ResetSignal(s, "requested", "reset on request");
+            return true;
+        }
+    }
+
+    /// <summary>Steps what is waiting, completes the result streams and releases the stepper.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            while (_ready.Count > 0)
+            {
+                RunBatch();
+            }
+
+            _disposed = true;
+            CancelTimer();
+            _eviction.Dispose();
+            _stepper.Dispose();
+        }
+
+        _classifications.OnCompleted();
+        _anomalies.OnCompleted();
+        _alerts.OnCompleted();
+        _deadLetters.OnCompleted();
+    }
+
+    private void Accept(string topic, ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length > _options.MaxMessageBytes)
+        {
+            Reject(topic, null, "oversized", $"{payload.Length:N0} bytes exceed the limit of {_options.MaxMessageBytes:N0}", payload);
+            return;
+        }
+
+        if (!_topics.TryMatch(topic, out string id))
+        {
+            Reject(topic, null, "topic_mismatch", $"the topic does not match the template '{_topics.Template}'", payload);
+            return;
+        }
+
+        if (_options.AllowedStreams is { } allowed && !allowed.Contains(id))
+        {
+            Reject(topic, id, "unknown_stream", $"stream '{id}' is not in the configured list", payload);
+            return;
+        }
+
+        if (!_decoder.TryDecode(payload, _options.Format, out DecodedPayload data, out string error))
+        {
+            Reject(topic, id, "undecodable", error, payload);
+            return;
+        }
+
+        if (!TensorPrimitives.IsFiniteAll(data.Values))
+        {
+            int bad = IndexOfNonFinite(data.Values);
+            Reject(topic, id, "non_finite", $"sample {bad / data.Width}, channel {bad % data.Width} is {data.Values[bad].ToString(CultureInfo.InvariantCulture)}", payload);
+            return;
+        }
+
+        if (data.Kind == PayloadKind.Features ? data.Width != _input : data.Width != _model.Channels)
+        {
+            string what = data.Kind == PayloadKind.Features
+                ? $"feature vectors have {data.Width} values; the model takes {_input}"
+                : $"samples have {data.Width} channels; the model takes {_model.Channels}";
+            Reject(topic, id, data.Kind == PayloadKind.Features ? "feature_width" : "channel_count", what, payload);
+            return;
+        }
+
+        if (data.Kind == PayloadKind.Samples && _model.SampleRate > 0 && data.Rate > 0 && Math.Abs(data.Rate - _model.SampleRate) > 1e-6 * _model.SampleRate)
+        {
+            Reject(topic, id, "rate_mismatch", $"{data.Rate.ToString(CultureInfo.InvariantCulture)} Hz; the model's features are for {_model.SampleRate.ToString(CultureInfo.InvariantCulture)} Hz", payload);
+            return;
+        }
+
+        if (!_streams.TryGetValue(id, out StreamState? stream))
+        {
+            if (_streams.Count >= _options.MaxStreams)
+            {
+                Reject(topic, id, "stream_limit", $"the engine already holds {_options.MaxStreams:N0} streams", payload);
+                return;
+            }
+
+            stream = new StreamState(id, _model, _workspace, _rules.Count);
+            _streams.Add(id, stream);
+            Interlocked.Increment(ref Counters._streamsCreated);
+        }
+
+        stream.LastSeenTicks = _scheduler.Now.UtcTicks;
+        if (data.Sequence is long sequence)
+        {
+            if (stream.LastSequence is long last)
+            {
+                if (sequence <= last)
+                {
+                    Interlocked.Increment(ref Counters._duplicates);
+                    return;
+                }
+
+                if (sequence != last + 1)
+                {
+                    ResetSignal(stream, "sequence_gap", $"sequence {sequence} follows {last}");
+                }
+            }
+
+            stream.LastSequence = sequence;
+        }
+
+        double rate = data.Rate > 0 ? data.Rate : stream.Rate > 0 ? stream.Rate : _model.SampleRate;
+        if (stream.HasTime && stream.Rate > 0 && rate != stream.Rate)
+        {
+            ResetSignal(stream, "rate_change", $"sample rate changed from {stream.Rate} to {rate} Hz");
+        }
+
+        if (stream.HasTime && data.TimestampNs is long ts && rate > 0)
+        {
+            long expected = stream.TimeOf(stream.Samples);
+            long tolerance = Math.Max(_options.GapTolerance.Ticks * 100, (long)(2e9 / rate));
+            if (ts < expected - tolerance)
+            {
+                ResetSignal(stream, "time_backwards", $"data at {ts} ns, the stream had reached {expected} ns");
+            }
+            else if (ts > expected + tolerance)
+            {
+                ResetSignal(stream, "time_gap", $"{(ts - expected) / 1e6:0.###} ms of samples missing");
+            }
+        }
+
+        if (!stream.HasTime)
+        {
+            stream.OriginNs = data.TimestampNs ?? (_scheduler.Now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+            stream.HasTime = true;
+            stream.Samples = 0;
+        }
+
+        stream.Rate = rate;
+        Interlocked.Add(ref Counters._samples, data.Count);
+        if (data.Kind == PayloadKind.Features)
+        {
+            for (int i = 0; i < data.Count; i++)
+            {
+                data.Values.Slice(i * _input, _input).CopyTo(Reserve(stream, stream.TimeOf(stream.Samples)));
+                stream.Samples++;
+                MarkReady(stream);
+            }
+        }
+        else if (stream.Extractor is { } extractor)
+        {
+            FeedFeatures(stream, extractor, data.Values);
+        }
+        else
+        {
+            FeedRaw(stream, data.Values);
+        }
+    }
+
+    private void FeedFeatures(StreamState stream, FeatureExtractor extractor, ReadOnlySpan<float> values)
+    {
+        FeatureSpec spec = _model.Pipeline!.Spec;
+        int channels = spec.Channels;
+        int rowCapacity = _rows.Length / _input;
+        while (!values.IsEmpty)
+        {
+            long framesBefore = extractor.FramesEmitted;
+            int rows = extractor.Process(values, _rows.AsSpan(0, rowCapacity * _input), out int consumed);
+            stream.Samples += consumed / channels;
+            values = values[consumed..];
+            for (int r = 0; r < rows; r++)
+            {
+                long frame = framesBefore + r;
+                long lastSample = spec.FrameLength - 1 + (frame * spec.Hop);
+                _rows.AsSpan(r * _input, _input).CopyTo(Reserve(stream, stream.TimeOf(lastSample)));
+                MarkReady(stream);
+            }
+        }
+    }
+
+    private void FeedRaw(StreamState stream, ReadOnlySpan<float> values)
+    {
+        int channels = _model.Channels;
+        float[]? mean = _model.RawNormalization?.Mean;
+        float[]? std = _model.RawNormalization?.Std;
+        int samples = values.Length / channels;
+        for (int i = 0; i < samples; i++)
+        {
+            ReadOnlySpan<float> sample = values.Slice(i * channels, channels);
+            Span<float> row = stream.Raw is { } raw ? raw.AsSpan(stream.RawFill * channels, channels) : Reserve(stream, stream.TimeOf(stream.Samples));
+            for (int c = 0; c < channels; c++)
+            {
+                row[c] = mean is null ? sample[c] : (sample[c] - mean[c]) / std![c];
+            }
+
+            stream.Samples++;
+            if (stream.Raw is null)
+            {
+                MarkReady(stream);
+            }
+            else if (++stream.RawFill == _model.SamplesPerStep)
+            {
+                stream.RawFill = 0;
+                stream.Raw.CopyTo(Reserve(stream, stream.TimeOf(stream.Samples - 1)));
+                MarkReady(stream);
+            }
+        }
+    }
+
+    /// <summary>Room for one more waiting frame of <paramref name="stream"/>; runs batches first when it is full.</summary>
+    /// <remarks>The caller fills the row, then calls <see cref="MarkReady"/>.</remarks>
+    private Span<float> Reserve(StreamState stream, long timestampNs)
+    {
+        while (stream.PendingCount >= _options.MaxPendingFramesPerStream)
+        {
+            RunBatch();
+        }
+
+        Interlocked.Increment(ref Counters._frames);
+        return stream.AppendRow(_input, timestampNs);
+    }
+
+    /// <summary>Puts a stream with a filled frame in the ready queue; runs a batch when enough streams are ready.</summary>
+    private void MarkReady(StreamState stream)
+    {
+        if (stream.InReadyQueue)
+        {
+            return;
+        }
+
+        stream.InReadyQueue = true;
+        _ready.Enqueue(stream);
+        if (_ready.Count >= _options.MaxBatch)
+        {
+            RunBatch();
+        }
+        else if (_timer is null)
+        {
+            _timer = _scheduler.Schedule(_options.MaxWait, OnWaitElapsed);
+        }
+    }
+
+    private void OnWaitElapsed()
+    {
+        lock (_gate)
+        {
+            _timer = null;
+            if (_disposed)
+            {
+                return;
+            }
+
+            while (_ready.Count > 0)
+            {
+                RunBatch();
+            }
+        }
+    }
+
+    private void CancelTimer()
+    {
+        _timer?.Dispose();
+        _timer = null;
+    }
+
+    /// <summary>One batched step over the streams at the head of the ready queue.</summary>
+    private void RunBatch()
+    {
+        int n = Math.Min(_options.MaxBatch, _ready.Count);
+        if (n <= 0)
+        {
+            return;
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            StreamState s = _ready.Dequeue();
+            s.InReadyQueue = false;
+            _batch[i] = s;
+            _states[i] = s.State;
+            s.PeekRow(_input, out _times[i]).CopyTo(_inputs.AsSpan(i * _input, _input));
+            s.PopRow();
+        }
+
+        _stepper.Step(_states.AsSpan(0, n), _inputs.AsSpan(0, n * _input), _probabilities.AsSpan(0, n * _classes), _forecasts.Length == 0 ? default : _forecasts.AsSpan(0, n * _input));
+        Interlocked.Increment(ref Counters._batches);
+        Interlocked.Add(ref Counters._steps, n);
+        for (int i = 0; i < n; i++)
+        {
+            StreamState s = _batch[i];
+            Emit(s, _inputs.AsSpan(i * _input, _input), _probabilities.AsSpan(i * _classes, _classes), _forecasts.Length == 0 ? default : _forecasts.AsSpan(i * _input, _input), _times[i]);
+            s.Steps++;
+            if (s.PendingCount > 0 && !s.InReadyQueue)
+            {
+                s.InReadyQueue = true;
+                _ready.Enqueue(s);
+            }
+
+            _batch[i] = null!;
+            _states[i] = null!;
+        }
+
+        if (_ready.Count == 0)
+        {
+            CancelTimer();
+        }
+    }
+
+    private void Emit(StreamState s, ReadOnlySpan<float> input, ReadOnlySpan<float> probabilities, ReadOnlySpan<float> forecast, long timestampNs)
+    {
+        float[] p = [];
+        string? label = null;
+        if (_classes > 0)
+        {
+            p = probabilities.ToArray();
+            int best = TensorPrimitives.IndexOfMax(probabilities);
+            label = _model.Labels[best];
+            s.LastClass = best;
+            _classifications.OnNext(new Classification(s.Id, timestampNs, s.Steps, best, label, p[best], p));
+        }
+
+        double score = double.NaN;
+        if (!forecast.IsEmpty)
+        {
+            if (s.LastForecast is { } previous)
+            {
+                int top = 0;
+                double sum = 0, largest = -1;
+                for (int j = 0; j < input.Length; j++)
+                {
+                    double e = (input[j] - previous[j]) * (double)(input[j] - previous[j]);
+                    sum += e;
+                    if (e > largest)
+                    {
+                        largest = e;
+                        top = j;
+                    }
+                }
+
+                double raw = sum / input.Length;
+                s.SmoothedScore = double.IsNaN(s.SmoothedScore) ? raw : s.SmoothedScore + (_options.AnomalySmoothing * (raw - s.SmoothedScore));
+                score = s.SmoothedScore;
+                _anomalies.OnNext(new AnomalyScore(s.Id, timestampNs, score, raw, _model.AnomalyThreshold, _columns[top]));
+            }
+
+            s.LastForecast ??= new float[input.Length];
+            forecast.CopyTo(s.LastForecast);
+        }
+
+        for (int r = 0; r < _rules.Count; r++)
+        {
+            AlertRule rule = _rules[r];
+            double value, raise, clear;
+            if (rule.Class is { } cls)
+            {
+                value = p[_ruleClass[r]];
+                (raise, clear) = (rule.Raise, rule.Clear);
+            }
+            else
+            {
+                raise = double.IsNaN(rule.Raise) ? _model.AnomalyThreshold : rule.Raise;
+                clear = double.IsNaN(rule.Clear) ? 0.8 * raise : rule.Clear;
+                if (double.IsNaN(score) || double.IsNaN(raise))
+                {
+                    continue;
+                }
+
+                value = score;
+            }
+
+            AlertState? change = s.Trackers[r].Update(rule, value, raise, clear, timestampNs, out bool suppressed);
+            if (suppressed)
+            {
+                LogOnce(s.Id, "alert_suppressed", $"rule {rule.Name} would raise within its suppression window");
+            }
+
+            if (change is { } state)
+            {
+                Interlocked.Increment(ref Counters._alerts);
+                string what = rule.Class is null ? "anomaly score" : $"P({rule.Class})";
+                string reason = state == AlertState.Raised
+                    ? $"{what} reached {raise:0.###} in {rule.K} of the last {rule.N} steps"
+                    : $"{what} stayed below {clear:0.###} for {rule.ClearSteps} steps";
+                _alerts.OnNext(new Alert(s.Id, rule.Name, state, rule.Severity, timestampNs, reason, value, state == AlertState.Raised ? raise : clear, label, p, DominantBand(input)));
+            }
+        }
+    }
+
+    private string? DominantBand(ReadOnlySpan<float> input)
+    {
+        if (_bandColumns.Length == 0 || _model.Pipeline is null)
+        {
+            return null;
+        }
+
+        int best = _bandColumns[0];
+        foreach (int c in _bandColumns)
+        {
+            if (input[c] > input[best])
+            {
+                best = c;
+            }
+        }
+
+        return _columns[best];
+    }
+
+    private void ResetSignal(StreamState stream, string reason, string detail)
+    {
+        while (stream.PendingCount > 0)
+        {
+            RunBatch();
+        }
+
+        stream.ResetSignal();
+        Counters.Reset(reason);
+        LogOnce(stream.Id, reason, detail);
+    }
+
+    private void EvictIdle()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            long cutoff = _scheduler.Now.UtcTicks - _options.IdleTimeout.Ticks;
+            List<string>? idle = null;
+            foreach ((string id, StreamState s) in _streams)
+            {
+                if (s.LastSeenTicks <= cutoff && s.PendingCount == 0)
+                {
+                    (idle ??= []).Add(id);
+                }
+            }
+
+            foreach (string id in idle ?? [])
+            {
+                _streams.Remove(id);
+                Counters.Evict("idle");
+                LogOnce(id, "idle", $"no data for {_options.IdleTimeout}");
+            }
+        }
+    }
+
+    private void Reject(string topic, string? stream, string reason, string detail, ReadOnlySpan<byte> payload)
+    {
+        Counters.Reject(reason);
+        LogOnce(stream ?? topic, reason, detail);
+        if (_deadLetters.HasObservers)
+        {
+            _deadLetters.OnNext(new DeadLetter(topic, stream, reason, detail, payload.ToArray()));
+        }
+    }
+
+    private void LogOnce(string stream, string reason, string detail)
+    {
+        if (_logged.Count < 100_000 && _logged.Add((stream, reason)))
+        {
+            LogStreamEvent(_logger, stream, reason, detail);
+        }
+    }
+
+    private static int IndexOfNonFinite(ReadOnlySpan<float> values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "stream {Stream}: {Reason}: {Detail} (logged once per stream and reason)")]
+    private static partial void LogStreamEvent(ILogger logger, string stream, string reason, string detail);
+}
