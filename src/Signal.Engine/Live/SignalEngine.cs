@@ -268,7 +268,7 @@ public sealed partial class SignalEngine : IDisposable
         {
             string what = data.Kind == PayloadKind.Features
                 ? $"feature vectors have {data.Width} values; the model takes {_input}"
-                : $"samples have {data.Width} channels; the model takes {_model.Channels}";
+                : $"{data.Width} channel(s) per sample; the model takes {_model.Channels}";
             Reject(topic, id, data.Kind == PayloadKind.Features ? "feature_width" : "channel_count", what, payload);
             return;
         }
