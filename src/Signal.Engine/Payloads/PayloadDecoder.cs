@@ -24,7 +24,7 @@ public sealed class PayloadDecoder
     private float[] _scratch = new float[256];
     private readonly List<(int Start, int Length)> _channelRanges = [];
     private readonly List<int> _senmlName = [];
-    private readonly List<double> _senmlTime = [];
+    private readonly List<(double Base, double Offset)> _senmlTime = [];
 
     /// <summary>Decodes one payload.</summary>
     /// <param name="payload">The bytes.</param>
@@ -310,9 +310,16 @@ public sealed class PayloadDecoder
     {
         ns = 0;
         error = string.Empty;
-        if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out double ms) && double.IsFinite(ms) && Math.Abs(ms) < 9e15)
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out long wholeMs) && Math.Abs(wholeMs) < 9_000_000_000_000)
         {
-            ns = (long)Math.Round(ms * 1e6);
+            ns = wholeMs * 1_000_000;
+            return true;
+        }
+
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out double ms) && double.IsFinite(ms) && Math.Abs(ms) < 9e12)
+        {
+            double whole = Math.Floor(ms);
+            ns = ((long)whole * 1_000_000) + (long)Math.Round((ms - whole) * 1e6);
             return true;
         }
 
@@ -414,7 +421,7 @@ public sealed class PayloadDecoder
 
             _scratch[used++] = (float)(baseValue + value.Value);
             _senmlName.Add(channel);
-            _senmlTime.Add(baseTime + time);
+            _senmlTime.Add((baseTime, time));
             record++;
         }
 
@@ -437,7 +444,7 @@ public sealed class PayloadDecoder
 
         Span<float> values = _result.Reserve(used);
         Span<int> seen = width <= 256 ? stackalloc int[width] : new int[width];
-        double firstTime = double.NaN, secondTime = double.NaN;
+        (double Base, double Offset) firstTime = (double.NaN, 0), secondTime = (double.NaN, 0);
         for (int i = 0; i < used; i++)
         {
             int c = _senmlName[i];
@@ -458,14 +465,17 @@ public sealed class PayloadDecoder
 
         _result.Width = width;
         _result.Count = samples;
-        if (samples > 1 && secondTime > firstTime)
+        // Base and offset are kept apart: an absolute time in seconds as one double has only ~0.1 µs resolution.
+        double step = (secondTime.Base - firstTime.Base) + (secondTime.Offset - firstTime.Offset);
+        if (samples > 1 && step > 0)
         {
-            _result.Rate = 1.0 / (secondTime - firstTime);
+            _result.Rate = 1.0 / step;
         }
 
-        if (firstTime >= RelativeTimeLimit)
+        if (firstTime.Base + firstTime.Offset >= RelativeTimeLimit)
         {
-            _result.TimestampNs = (long)Math.Round(firstTime * 1e9);
+            double whole = Math.Floor(firstTime.Base);
+            _result.TimestampNs = ((long)whole * 1_000_000_000) + (long)Math.Round(((firstTime.Base - whole) + firstTime.Offset) * 1e9);
         }
 
         error = string.Empty;
