@@ -16,6 +16,12 @@ public sealed class MosquittoBroker : IDisposable
     public MosquittoBroker()
     {
         _folder = Directory.CreateTempSubdirectory("signal-mosquitto-").FullName;
+
+        // Started as root, mosquitto drops to the 'mosquitto' user: it must be able to write its log and sessions here.
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(_folder, (UnixFileMode)0x1FF);
+        }
         Port = FreePort();
         File.WriteAllText(Path.Combine(_folder, "mosquitto.conf"), $"""
             listener {Port} 127.0.0.1
@@ -26,6 +32,7 @@ public sealed class MosquittoBroker : IDisposable
             max_queued_messages 1000000
             max_inflight_messages 100
             log_dest file {_folder}/mosquitto.log
+            log_type all
             """.Replace("            ", "", StringComparison.Ordinal));
         Start();
     }

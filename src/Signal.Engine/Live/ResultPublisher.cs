@@ -56,6 +56,9 @@ public sealed class PublishOptions
     /// <summary>What happens when the queue is full. Default <see cref="SinkFullMode.Wait"/>.</summary>
     public SinkFullMode FullMode { get; set; } = SinkFullMode.Wait;
 
+    /// <summary>On shutdown, how long queued QoS 1/2 messages may wait for the broker before they are given up (counted). Default 5 s.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The retained engine status topic (<c>online</c>, or the last will <c>offline</c>).</summary>
     public string StatusTopic => Prefix + "status";
 
@@ -105,7 +108,8 @@ public sealed class ResultPublisher : IAsyncDisposable
     private readonly IDisposable[] _subscriptions;
     private readonly Dictionary<string, (int Class, long Steps)> _lastClass = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, Alert>> _active = new(StringComparer.Ordinal);
-    private long _dropped;
+    private long _dropped, _unsent, _giveUpAt;
+    private volatile bool _stopping;
 
     /// <summary>Starts publishing an engine's results.</summary>
     /// <param name="engine">The engine.</param>
@@ -130,11 +134,18 @@ public sealed class ResultPublisher : IAsyncDisposable
             engine.Alerts.Subscribe(OnAlert, OnError),
             engine.DeadLetters.Subscribe(OnDeadLetter, OnError),
         ];
-        connection.Publish(options.StatusTopic, "online"u8, 1, retain: true);
+        connection.ConnectionChanged += OnConnectionChanged;
+        if (connection.IsConnected)
+        {
+            _queue.Writer.TryWrite(new Outgoing(options.StatusTopic, "online"u8.ToArray(), 1, true, false));
+        }
     }
 
     /// <summary>Results dropped by <see cref="SinkFullMode.DropOldestResults"/>.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>QoS 0 results not published because the broker was unreachable.</summary>
+    public long Unsent => Interlocked.Read(ref _unsent);
 
     /// <summary>Messages waiting to be handed to the connection.</summary>
     public int Queued => _queue.Reader.Count;
@@ -188,6 +199,9 @@ public sealed class ResultPublisher : IAsyncDisposable
             s.Dispose();
         }
 
+        _connection.ConnectionChanged -= OnConnectionChanged;
+        _giveUpAt = Environment.TickCount64 + (long)_options.ShutdownTimeout.TotalMilliseconds;
+        _stopping = true;
         _queue.Writer.TryComplete();
         await _pump.ConfigureAwait(false);
     }
@@ -291,6 +305,15 @@ public sealed class ResultPublisher : IAsyncDisposable
 
     private void OnError(Exception e) => LastError = e;
 
+    private void OnConnectionChanged(object? sender, MqttConnectionEventArgs e)
+    {
+        // After every (re)connect: replaces the last will's retained "offline".
+        if (e.Connected)
+        {
+            _queue.Writer.TryWrite(new Outgoing(_options.StatusTopic, "online"u8.ToArray(), 1, true, false));
+        }
+    }
+
     private IReadOnlyList<string> Labels { get; }
 
     private void Enqueue(Outgoing message)
@@ -316,7 +339,24 @@ public sealed class ResultPublisher : IAsyncDisposable
         {
             while (_queue.Reader.TryRead(out Outgoing m))
             {
-                _connection.Publish(m.Topic, m.Payload, m.Qos, m.Retain);
+                // QoS 0 results are dropped while the broker is away (counted); QoS 1/2 (alerts, events, dead letters)
+                // wait for the connection, holding the queue behind them, which is bounded.
+                while (!_connection.Publish(m.Topic, m.Payload, m.Qos, m.Retain))
+                {
+                    if (m.Qos == 0)
+                    {
+                        Interlocked.Increment(ref _unsent);
+                        break;
+                    }
+
+                    if (_stopping && Environment.TickCount64 > _giveUpAt)
+                    {
+                        Interlocked.Increment(ref _unsent);
+                        break;
+                    }
+
+                    await Task.Delay(50).ConfigureAwait(false);
+                }
             }
         }
     }

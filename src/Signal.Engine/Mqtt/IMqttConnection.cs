@@ -33,12 +33,16 @@ public interface IMqttConnection : IAsyncDisposable
     /// <param name="qos">The maximum QoS to receive with (0, 1 or 2).</param>
     void Subscribe(string pattern, int qos);
 
-    /// <summary>Publishes a message. QoS 1/2 messages published while disconnected are queued by libmosquitto and sent after reconnecting.</summary>
+    /// <summary>
+    /// Publishes a message. Refused (false) while disconnected: a caller that must not lose it keeps it and retries
+    /// once <see cref="IsConnected"/> is true again. Once accepted, QoS 1/2 messages are retried by libmosquitto until
+    /// acknowledged, across reconnects.
+    /// </summary>
     /// <param name="topic">The topic (no wildcards).</param>
     /// <param name="payload">The payload.</param>
     /// <param name="qos">0, 1 or 2.</param>
     /// <param name="retain">Ask the broker to retain it as the topic's current value.</param>
-    /// <returns>True when handed to libmosquitto; false when it refused (counted in <see cref="MqttCounters.PublishFailures"/>).</returns>
+    /// <returns>True when handed to libmosquitto; false when disconnected or refused (counted in <see cref="MqttCounters.PublishFailures"/>).</returns>
     bool Publish(string topic, ReadOnlySpan<byte> payload, int qos = 0, bool retain = false);
 
     /// <summary>Takes the next received message, if any. The caller owns it and must <see cref="MqttMessage.Release"/> it.</summary>
