@@ -18,6 +18,8 @@ public static class Program
         root.Subcommands.Add(ModelCommands.CreateBench());
         root.Subcommands.Add(TrainCommand.CreateTrain());
         root.Subcommands.Add(TrainCommand.CreateEval());
+        root.Subcommands.Add(LiveCommands.CreateRun());
+        root.Subcommands.Add(LiveCommands.CreateSimulate());
         return root.Parse(args).Invoke();
     }
 }

@@ -15,7 +15,7 @@ internal static class CommandErrors
             return command();
         }
         catch (Exception ex) when (ex is FeatureSpecException or ModelFormatException or OnnxImportException or InvalidDataException or IOException
-            or ArgumentException or UnauthorizedAccessException or NotSupportedException or FormatException)
+            or ArgumentException or Signal.Engine.Mqtt.MqttException or UnauthorizedAccessException or NotSupportedException or FormatException)
         {
             // Plain text on standard error, so scripts and logs read it as it is.
             Console.Error.WriteLine($"error: {ex.Message}");
