@@ -329,4 +329,64 @@ internal static class LiveCommands
 
     private static string Reasons(IReadOnlyDictionary<string, long> counts) =>
         counts.Count == 0 ? "none" : string.Join(", ", counts.Select(kv => $"{kv.Key} {kv.Value:N0}"));
+
+    public static Command CreateStreamsBench()
+    {
+        var counts = new Option<string>("--streams") { Description = "Comma-separated stream counts.", DefaultValueFactory = _ => "10000,100000" };
+        var command = new Command("streams", """
+            Measures the memory of idle streams in the live engine: a 2-layer LSTM (hidden 64) behind the default
+            feature pipeline on 1024-sample frames; each stream gets one 512-sample message (state created, framer
+            half full), then the managed heap and the process RSS are read after a full collection. Prints JSON.
+            """)
+        {
+            counts,
+        };
+        command.SetAction(parse => CommandErrors.Run(() =>
+        {
+            int[] ns = [.. parse.GetValue(counts)!.Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture))];
+            var spec = new Signal.Features.Pipeline.FeatureSpec { SampleRate = 12_000, FrameLength = 1024, Hop = 512, Features = Signal.Features.Pipeline.FeatureRequest.ParseList(FeatureSequences.DefaultFeatures) };
+            var pipeline = new Signal.Features.Pipeline.FeaturePipeline(spec);
+            var architecture = new Signal.Models.Networks.ModelArchitecture
+            {
+                InputSize = pipeline.OutputLength,
+                Classes = 4,
+                Layers = [new() { Kind = Signal.Models.Networks.CellKind.Lstm, HiddenSize = 64 }, new() { Kind = Signal.Models.Networks.CellKind.Lstm, HiddenSize = 64 }],
+            };
+            var network = Signal.Models.Networks.RecurrentModel.CreateRandom(architecture, 1, ["normal", "inner", "outer", "ball"])
+                .WithMetadata(new Dictionary<string, string> { [FeatureSequences.MetadataKey] = spec.ToJson() });
+            EngineModel model = EngineModel.From(network, "bench");
+            var results = new List<string>();
+            var payload = new byte[BinaryPayload.HeaderLength + (4 * 512)];
+            var samples = new float[512];
+            new VibrationSource(12_000, 1).Next(samples, null);
+            foreach (int n in ns)
+            {
+                (long heap0, long rss0) = Memory();
+                var engine = new SignalEngine(model, new EngineOptions { MaxStreams = n });
+                for (int i = 0; i < n; i++)
+                {
+                    BinaryPayload.Write(payload, 0, 1_700_000_000_000_000_000, 12_000, 1, samples);
+                    engine.Process(string.Create(CultureInfo.InvariantCulture, $"sensors/s{i}/vib"), payload);
+                }
+
+                (long heap1, long rss1) = Memory();
+                results.Add(string.Create(CultureInfo.InvariantCulture, $"{{\"streams\":{n},\"heap_bytes_per_stream\":{(heap1 - heap0) / (double)n:0},\"rss_bytes_per_stream\":{(rss1 - rss0) / (double)n:0},\"rss_mb\":{rss1 / 1048576.0:0.0}}}"));
+                GC.KeepAlive(engine);
+                engine.Dispose();
+            }
+
+            Console.WriteLine("[" + string.Join(",\n ", results) + "]");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static (long Heap, long Rss) Memory()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        using var process = Process.GetCurrentProcess();
+        return (GC.GetTotalMemory(false), process.WorkingSet64);
+    }
 }

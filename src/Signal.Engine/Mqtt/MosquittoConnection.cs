@@ -428,6 +428,10 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         {
             LogConnected(_logger, _options, _options.ClientId);
         }
+        else if (_stopping)
+        {
+            LogClosed(_logger, _options);
+        }
         else
         {
             LogLost(_logger, _options, reason);
@@ -552,6 +556,9 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT: connection to {Broker} lost: {Reason}")]
     private static partial void LogLost(ILogger logger, MqttOptions broker, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "MQTT: disconnected from {Broker}")]
+    private static partial void LogClosed(ILogger logger, MqttOptions broker);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "MQTT: a ConnectionChanged handler threw")]
     private static partial void LogHandlerFailed(ILogger logger, Exception error);
