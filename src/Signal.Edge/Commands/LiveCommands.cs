@@ -52,7 +52,7 @@ internal sealed class EdgeConfig
         catch (JsonException e)
         {
             // The message names the JSON path of the bad field, e.g. $.engine.maxBatch.
-            throw new ArgumentException($"config '{path}': {e.Message}", e);
+            throw new ArgumentException($"config '{path}': {e.Path}: {e.Message}", e);
         }
     }
 }

@@ -1,0 +1,54 @@
+using Signal.Engine.Data;
+using Xunit;
+
+namespace Signal.Edge.Tests;
+
+public sealed class LiveCommandTests
+{
+    private static (int Code, string Error) Fails(params string[] args)
+    {
+        var error = new StringWriter();
+        TextWriter original = Console.Error;
+        Console.SetError(error);
+        try
+        {
+            return (Program.Main(args), error.ToString());
+        }
+        finally
+        {
+            Console.SetError(original);
+        }
+    }
+
+    [Fact]
+    public void A_config_file_with_a_bad_field_is_refused_with_its_json_path()
+    {
+        string config = Path.GetTempFileName();
+        File.WriteAllText(config, """{ "engine": { "maxBatchh": 4 } }""");
+        (int code, string error) = Fails("run", "--config", config, "--model", "x.sigm");
+        Assert.Equal(1, code);
+        Assert.Contains("$.engine.maxBatchh", error, StringComparison.Ordinal);
+
+        File.WriteAllText(config, """{ "engine": { "maxBatch": 0 } }""");
+        string model = Path.Combine(AppContext.BaseDirectory, "model-for-config.sigm");
+        Signal.Models.Networks.RecurrentModel.CreateRandom(new() { InputSize = 2, Classes = 2, Layers = [new() { HiddenSize = 4 }] }, 1, ["a", "b"]).Save(model);
+        (code, error) = Fails("run", "--config", config, "--model", model);
+        Assert.Equal(1, code);
+        Assert.Contains("engine.maxBatch: 0 is outside", error, StringComparison.Ordinal);
+        (code, error) = Fails("run", "--model", model, "--publish", "sometimes");
+        Assert.Contains("--publish: 'sometimes'", error, StringComparison.Ordinal);
+        File.Delete(config);
+    }
+
+    [Fact]
+    public void Fault_schedules_parse_and_bad_entries_are_quoted()
+    {
+        IReadOnlyList<FaultWindow> windows = FaultWindow.ParseSchedule("outer@10-20:0-2;5, inner@30.5-40");
+        Assert.Equal(2, windows.Count);
+        Assert.Equal(("outer", 10.0, 20.0), (windows[0].Fault.Name, windows[0].Start.TotalSeconds, windows[0].End.TotalSeconds));
+        Assert.Equal([0, 1, 2, 5], windows[0].Streams!.Order());
+        Assert.Null(windows[1].Streams);
+        Assert.Contains("'wobble@1-2'", Assert.Throws<FormatException>(() => FaultWindow.ParseSchedule("wobble@1-2")).Message, StringComparison.Ordinal);
+        Assert.Contains("'outer@5-3'", Assert.Throws<FormatException>(() => FaultWindow.ParseSchedule("outer@5-3")).Message, StringComparison.Ordinal);
+    }
+}
