@@ -10,6 +10,15 @@ public sealed class BrokerEngineTests
     private static MosquittoConnection Connection(MosquittoBroker broker, string id, bool clean = false, int capacity = 10_000) =>
         new(new MqttOptions { ClientId = id, CleanSession = clean, KeepAliveSeconds = 5, ReceiveCapacity = capacity, ReconnectDelay = TimeSpan.FromMilliseconds(200), ReconnectDelayMax = TimeSpan.FromSeconds(1) }.WithAddress(broker.Address));
 
+    /// <summary>The engine's own connection: persistent session, subscribed to the engine's topic filter at QoS 1.</summary>
+    private static async Task<MosquittoConnection> ConnectEngine(MosquittoBroker broker, SignalEngine engine, string id, int capacity = 10_000)
+    {
+        MosquittoConnection connection = Connection(broker, id, capacity: capacity);
+        connection.Subscribe(engine.TopicFilter, 1);
+        await connection.ConnectAsync(TimeSpan.FromSeconds(10));
+        return connection;
+    }
+
     private static async Task WaitFor(Func<bool> done, TimeSpan timeout, Func<string> what)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -32,9 +41,7 @@ public sealed class BrokerEngineTests
         using var engine = new SignalEngine(model);
         var got = new List<Classification>();
         engine.Classifications.Subscribe(got.Add);
-        await using MosquittoConnection connection = Connection(broker, "engine-a");
-        connection.Subscribe(engine.TopicFilter, 1);
-        await connection.ConnectAsync(TimeSpan.FromSeconds(10));
+        await using MosquittoConnection connection = await ConnectEngine(broker, engine, "engine-a");
         await using var publisher = new ResultPublisher(engine, connection, new PublishOptions { Mode = PublishMode.Every });
         await using MosquittoConnection watcher = Connection(broker, "watcher", clean: true);
         watcher.Subscribe("signal/class/#", 1);
@@ -84,9 +91,7 @@ public sealed class BrokerEngineTests
         using var engine = new SignalEngine(model);
         var got = new List<Classification>();
         engine.Classifications.Subscribe(got.Add);
-        await using MosquittoConnection connection = Connection(broker, "engine-restart");
-        connection.Subscribe(engine.TopicFilter, 1);
-        await connection.ConnectAsync(TimeSpan.FromSeconds(10));
+        await using MosquittoConnection connection = await ConnectEngine(broker, engine, "engine-restart");
         using var stop = new CancellationTokenSource();
         Task loop = EngineRunner.RunAsync(engine, connection, stop.Token);
 
@@ -137,9 +142,7 @@ public sealed class BrokerEngineTests
 
             list.Add(c.Step);
         });
-        await using MosquittoConnection connection = Connection(broker, "engine-1000", capacity: 500);
-        connection.Subscribe(engine.TopicFilter, 1);
-        await connection.ConnectAsync(TimeSpan.FromSeconds(10));
+        await using MosquittoConnection connection = await ConnectEngine(broker, engine, "engine-1000", capacity: 500);
         using var stop = new CancellationTokenSource();
         Task loop = EngineRunner.RunAsync(engine, connection, stop.Token);
         await using MosquittoConnection sensors = Connection(broker, "sensors-1000", clean: true);

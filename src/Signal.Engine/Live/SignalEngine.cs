@@ -518,7 +518,6 @@ public sealed partial class SignalEngine : IDisposable
             p = probabilities.ToArray();
             int best = TensorPrimitives.IndexOfMax(probabilities);
             label = _model.Labels[best];
-            s.LastClass = best;
             _classifications.OnNext(new Classification(s.Id, timestampNs, s.Steps, best, label, p[best], p));
         }
 

@@ -54,13 +54,9 @@ internal sealed class StreamState
 
     public bool InReadyQueue { get; set; }
 
-    public bool Evicted { get; set; }
-
     public float[]? LastForecast { get; set; }
 
     public double SmoothedScore { get; set; } = double.NaN;
-
-    public int LastClass { get; set; } = -1;
 
     public int PendingCount => _count;
 

@@ -346,7 +346,6 @@ public sealed class PayloadDecoder
         int used = 0, record = 0;
         _senmlName.Clear();
         _senmlTime.Clear();
-        _result.ChannelNames.Clear();
         while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
         {
             string? name = null;
