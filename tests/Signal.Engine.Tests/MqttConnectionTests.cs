@@ -1,3 +1,6 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Signal.Engine.Mqtt;
 
@@ -119,5 +122,127 @@ public sealed class MqttConnectionTests
         Assert.DoesNotContain("secret", tls.ToString(), StringComparison.Ordinal);
         e = Assert.Throws<ArgumentException>(() => tls.Validate());
         Assert.Contains("mqtt.caFile", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Mutual_tls_carries_messages_and_the_broker_refuses_a_client_without_a_certificate()
+    {
+        using var certs = new TestCertificates();
+        using var broker = new MosquittoBroker(new LocalMosquittoTls(certs.Ca, certs.ServerCert, certs.ServerKey, RequireClientCertificate: true));
+        MqttOptions Tls(string id, bool withCertificate) => new MqttOptions
+        {
+            ClientId = id,
+            CleanSession = true,
+            KeepAliveSeconds = 5,
+            CaFile = certs.Ca,
+            CertFile = withCertificate ? certs.ClientCert : null,
+            KeyFile = withCertificate ? certs.ClientKey : null,
+            ReconnectDelayMax = TimeSpan.FromSeconds(1),
+        }.WithAddress($"mqtts://127.0.0.1:{broker.Port}");
+
+        await using var sub = new MosquittoConnection(Tls("sub-tls", withCertificate: true));
+        sub.Subscribe("tls/#", 1);
+        await sub.ConnectAsync(TimeSpan.FromSeconds(10));
+        string file = Path.GetTempFileName();
+        File.WriteAllText(file, "over tls");
+        broker.PublishWithClient("tls/a", file, 1, "--cafile", certs.Ca, "--cert", certs.ClientCert, "--key", certs.ClientKey);
+        Assert.Equal(["tls/a=over tls"], await Drain(sub, 1, TimeSpan.FromSeconds(10)));
+        File.Delete(file);
+
+        // Without a client certificate the TLS handshake fails; the connection never gets a session and says so.
+        await using var anonymous = new MosquittoConnection(Tls("no-cert", withCertificate: false));
+        var e = await Assert.ThrowsAsync<MqttException>(() => anonymous.ConnectAsync(TimeSpan.FromSeconds(3)));
+        Assert.Contains("no session", e.Message, StringComparison.Ordinal);
+        Assert.False(anonymous.IsConnected);
+    }
+
+    [Fact]
+    public async Task Mqtt5_session_expiry_keeps_messages_for_a_subscriber_that_was_away()
+    {
+        using var broker = new MosquittoBroker();
+        MqttOptions V5(string id) => new MqttOptions { ClientId = id, ProtocolVersion = 5, SessionExpirySeconds = 300, KeepAliveSeconds = 5, ReceiveMaximum = 10 }.WithAddress(broker.Address);
+        await using (var first = new MosquittoConnection(V5("sub-v5")))
+        {
+            first.Subscribe("v5/#", 1);
+            await first.ConnectAsync(TimeSpan.FromSeconds(10));
+        }
+
+        // Published by Debian's client over MQTT 5 while the subscriber is away: its session (expiry 300 s) keeps them.
+        string file = Path.GetTempFileName();
+        for (int i = 0; i < 20; i++)
+        {
+            File.WriteAllText(file, "v" + i);
+            broker.PublishWithClient("v5/x", file, 1, "-V", "mqttv5");
+        }
+
+        File.Delete(file);
+        await using var again = new MosquittoConnection(V5("sub-v5"));
+        await again.ConnectAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => "v5/x=v" + i), await Drain(again, 20, TimeSpan.FromSeconds(10)));
+
+        // The broker saw an MQTT 5 client (protocol level 5) with our session expiry.
+        Assert.Matches(@"New client connected from 127\.0\.0\.1:\d+ as sub-v5 \(p5, c0, k5\)", broker.Log());
+    }
+
+    /// <summary>A throwaway CA with a server certificate for 127.0.0.1 and a client certificate, as PEM files in a temp folder.</summary>
+    private sealed class TestCertificates : IDisposable
+    {
+        private readonly string _folder = Directory.CreateTempSubdirectory("signal-certs-").FullName;
+
+        public TestCertificates()
+        {
+            DateTimeOffset from = DateTimeOffset.UtcNow.AddDays(-1), to = DateTimeOffset.UtcNow.AddDays(1);
+            using RSA caKey = RSA.Create(2048);
+            var caRequest = new CertificateRequest("CN=Signal test CA", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+            caRequest.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(caRequest.PublicKey, false));
+            using X509Certificate2 ca = caRequest.CreateSelfSigned(from, to);
+            Ca = Write("ca.crt", ca.ExportCertificatePem());
+            (ServerCert, ServerKey) = Issue(ca, "server", "1.3.6.1.5.5.7.3.1", from, to, 1);
+            (ClientCert, ClientKey) = Issue(ca, "client", "1.3.6.1.5.5.7.3.2", from, to, 2);
+        }
+
+        public string Ca { get; }
+
+        public string ServerCert { get; }
+
+        public string ServerKey { get; }
+
+        public string ClientCert { get; }
+
+        public string ClientKey { get; }
+
+        public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+        private (string Cert, string Key) Issue(X509Certificate2 ca, string name, string usage, DateTimeOffset from, DateTimeOffset to, byte serial)
+        {
+            using RSA key = RSA.Create(2048);
+            var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            var names = new SubjectAlternativeNameBuilder();
+            names.AddIpAddress(IPAddress.Loopback);
+            names.AddDnsName("localhost");
+            request.CertificateExtensions.Add(names.Build());
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
+            request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
+            using X509Certificate2 cert = request.Create(ca, from, to, [serial]);
+            return (Write(name + ".crt", cert.ExportCertificatePem()), Write(name + ".key", key.ExportPkcs8PrivateKeyPem()));
+        }
+
+        private string Write(string name, string pem)
+        {
+            string path = Path.Combine(_folder, name);
+            File.WriteAllText(path, pem);
+
+            // The broker drops to the 'mosquitto' user when started as root: it must read these.
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, (UnixFileMode)0x1A4);
+                File.SetUnixFileMode(_folder, (UnixFileMode)0x1ED);
+            }
+
+            return path;
+        }
     }
 }
