@@ -51,4 +51,25 @@ public sealed class LiveCommandTests
         Assert.Contains("'wobble@1-2'", Assert.Throws<FormatException>(() => FaultWindow.ParseSchedule("wobble@1-2")).Message, StringComparison.Ordinal);
         Assert.Contains("'outer@5-3'", Assert.Throws<FormatException>(() => FaultWindow.ParseSchedule("outer@5-3")).Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Bench_e2e_runs_through_a_private_broker_and_every_message_reaches_the_engine()
+    {
+        string output = Cli.Output("bench", "e2e", "--streams", "20", "--messages", "400", "--duration", "1", "--rounds", "1", "--qos", "1", "--rate", "1000", "--chunk", "50");
+        using var json = System.Text.Json.JsonDocument.Parse(output);
+        System.Text.Json.JsonElement saturation = json.RootElement.GetProperty("saturation")[0];
+        Assert.Equal(400, saturation.GetProperty("ceiling").GetProperty("received").GetInt64());
+        Assert.Equal(400, saturation.GetProperty("engine").GetProperty("received").GetInt64());
+
+        // 20 streams × 20 messages; the first message of a stream fills half a frame, every later one completes a frame.
+        System.Text.Json.JsonElement detail = saturation.GetProperty("engine_detail");
+        Assert.Equal(20 * 19, detail.GetProperty("steps").GetInt64());
+        Assert.Equal(0, detail.GetProperty("rejected").GetInt64());
+        Assert.Equal(0, detail.GetProperty("resets").GetInt64());
+        System.Text.Json.JsonElement paced = json.RootElement.GetProperty("paced");
+        Assert.Equal(20 * 20, paced.GetProperty("engine").GetProperty("received").GetInt64());
+        Assert.Equal(20 * 19, paced.GetProperty("latency_samples").GetInt64());
+        Assert.Equal(0, paced.GetProperty("latency_unmatched").GetInt64());
+        Assert.InRange(paced.GetProperty("p50_ms").GetDouble(), 0.001, 1000);
+    }
 }

@@ -104,6 +104,18 @@ public sealed class PayloadTests
         var site = new TopicTemplate("site/+/{machine}/#");
         Assert.True(site.TryMatch("site/north/m7/vib/x", out id));
         Assert.Equal("m7", id);
+        Assert.True(site.TryMatch("site/north/m7", out id));
+        Assert.Equal("m7", id);
+        Assert.False(site.TryMatch("site/north", out _));
+        Assert.False(t.TryMatch("sensors//vib", out _));
+        Assert.False(t.TryMatch("sensors/pump-1/", out _));
+        var apart = new TopicTemplate("plant/{line}/raw/{sensor}");
+        Assert.True(apart.TryMatch("plant/l2/raw/accel", out id));
+        Assert.Equal("l2/accel", id);
+        Assert.False(apart.TryMatch("plant/l2/cooked/accel", out _));
+        var whole = new TopicTemplate("a/+/c");
+        Assert.True(whole.TryMatch("a/b/c", out id));
+        Assert.Equal("a/b/c", id);
         Assert.Throws<ArgumentException>(() => new TopicTemplate("a/#/b"));
     }
 }

@@ -344,17 +344,7 @@ internal static class LiveCommands
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             int[] ns = [.. parse.GetValue(counts)!.Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture))];
-            var spec = new Signal.Features.Pipeline.FeatureSpec { SampleRate = 12_000, FrameLength = 1024, Hop = 512, Features = Signal.Features.Pipeline.FeatureRequest.ParseList(FeatureSequences.DefaultFeatures) };
-            var pipeline = new Signal.Features.Pipeline.FeaturePipeline(spec);
-            var architecture = new Signal.Models.Networks.ModelArchitecture
-            {
-                InputSize = pipeline.OutputLength,
-                Classes = 4,
-                Layers = [new() { Kind = Signal.Models.Networks.CellKind.Lstm, HiddenSize = 64 }, new() { Kind = Signal.Models.Networks.CellKind.Lstm, HiddenSize = 64 }],
-            };
-            var network = Signal.Models.Networks.RecurrentModel.CreateRandom(architecture, 1, ["normal", "inner", "outer", "ball"])
-                .WithMetadata(new Dictionary<string, string> { [FeatureSequences.MetadataKey] = spec.ToJson() });
-            EngineModel model = EngineModel.From(network, "bench");
+            EngineModel model = BenchModel(12_000, 1024, 512);
             var results = new List<string>();
             var payload = new byte[BinaryPayload.HeaderLength + (4 * 512)];
             var samples = new float[512];
@@ -379,6 +369,25 @@ internal static class LiveCommands
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// The benchmarks' model: a randomly initialised 2-layer LSTM (hidden 64, 4 classes) behind the default feature
+    /// pipeline on frames of <paramref name="frame"/> samples.
+    /// </summary>
+    internal static EngineModel BenchModel(double rate, int frame, int hop)
+    {
+        var spec = new Signal.Features.Pipeline.FeatureSpec { SampleRate = rate, FrameLength = frame, Hop = hop, Features = Signal.Features.Pipeline.FeatureRequest.ParseList(FeatureSequences.DefaultFeatures) };
+        var pipeline = new Signal.Features.Pipeline.FeaturePipeline(spec);
+        var architecture = new Signal.Models.Networks.ModelArchitecture
+        {
+            InputSize = pipeline.OutputLength,
+            Classes = 4,
+            Layers = [new() { Kind = Signal.Models.Networks.CellKind.Lstm, HiddenSize = 64 }, new() { Kind = Signal.Models.Networks.CellKind.Lstm, HiddenSize = 64 }],
+        };
+        var network = Signal.Models.Networks.RecurrentModel.CreateRandom(architecture, 1, ["normal", "inner", "outer", "ball"])
+            .WithMetadata(new Dictionary<string, string> { [FeatureSequences.MetadataKey] = spec.ToJson() });
+        return EngineModel.From(network, "bench");
     }
 
     private static (long Heap, long Rss) Memory()

@@ -1,11 +1,13 @@
+using System.Diagnostics;
 using Signal.Engine.Mqtt;
 
 namespace Signal.Engine.Live;
 
 /// <summary>
 /// Feeds an engine from an MQTT connection: one compute task takes received messages in arrival order, processes them,
-/// and flushes the step scheduler whenever the intake queue runs empty (so at low rates a frame is stepped at once,
-/// and at high rates batches fill up).
+/// and flushes the step scheduler when the intake queue runs empty, at most once per
+/// <see cref="EngineOptions.IdleFlushInterval"/> (so at low rates a frame is stepped at once, and at high rates batches
+/// fill up; the engine's <see cref="EngineOptions.MaxWait"/> timer steps whatever is left waiting).
 /// </summary>
 /// <remarks>
 /// The path is bounded end to end: the connection pauses reading at <see cref="MqttOptions.ReceiveCapacity"/>, the
@@ -23,6 +25,7 @@ public static class EngineRunner
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(connection);
+        long interval = (long)(engine.Options.IdleFlushInterval.TotalSeconds * Stopwatch.Frequency), lastFlush = 0;
         try
         {
             while (await connection.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
@@ -39,7 +42,12 @@ public static class EngineRunner
                     }
                 }
 
-                engine.Flush();
+                long now = Stopwatch.GetTimestamp();
+                if (now - lastFlush >= interval)
+                {
+                    engine.Flush();
+                    lastFlush = now;
+                }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

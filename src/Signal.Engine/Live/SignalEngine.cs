@@ -125,6 +125,9 @@ public sealed partial class SignalEngine : IDisposable
     /// <summary>The model.</summary>
     public EngineModel Model => _model;
 
+    /// <summary>The options it runs with (do not change them after construction).</summary>
+    public EngineOptions Options => _options;
+
     /// <summary>The alert rules in force.</summary>
     public IReadOnlyList<AlertRule> Rules => _rules;
 

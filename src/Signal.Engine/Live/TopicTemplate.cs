@@ -41,42 +41,79 @@ public sealed class TopicTemplate
     /// <param name="topic">The topic.</param>
     /// <param name="stream">The stream id.</param>
     /// <returns>False when the topic does not match the template.</returns>
+    /// <remarks>Walks the topic without splitting it; when the captured levels are adjacent (the usual case) the id is one substring.</remarks>
     public bool TryMatch(string topic, out string stream)
     {
         ArgumentNullException.ThrowIfNull(topic);
         stream = string.Empty;
-        if (Captures == 0)
-        {
-            stream = topic;
-            return Matches(topic.Split('/'));
-        }
-
-        string[] parts = topic.Split('/');
-        if (!Matches(parts))
-        {
-            return false;
-        }
-
-        stream = string.Join('/', _levels.Select((l, i) => (l, i)).Where(x => IsCapture(x.l)).Select(x => parts[x.i]));
-        return true;
-    }
-
-    private bool Matches(string[] parts)
-    {
+        int firstCapture = -1, lastCaptureEnd = -1, captured = 0, start = 0;
+        bool contiguous = true, previousCaptured = false;
         for (int i = 0; i < _levels.Length; i++)
         {
             if (_levels[i] == "#")
             {
+                if (Captures == 0)
+                {
+                    stream = topic;
+                }
+                else
+                {
+                    break;
+                }
+
                 return true;
             }
 
-            if (i >= parts.Length || (_levels[i] != "+" && !IsCapture(_levels[i]) && _levels[i] != parts[i]) || (IsCapture(_levels[i]) && parts[i].Length == 0))
+            if (start > topic.Length)
+            {
+                return false; // the topic has fewer levels than the template
+            }
+
+            int slash = topic.IndexOf('/', start);
+            int end = slash < 0 ? topic.Length : slash;
+            ReadOnlySpan<char> part = topic.AsSpan(start, end - start);
+            bool capture = IsCapture(_levels[i]);
+            if (capture)
+            {
+                if (part.IsEmpty)
+                {
+                    return false;
+                }
+
+                contiguous &= captured == 0 || previousCaptured;
+                firstCapture = captured++ == 0 ? start : firstCapture;
+                lastCaptureEnd = end;
+            }
+            else if (_levels[i] != "+" && !part.SequenceEqual(_levels[i]))
             {
                 return false;
             }
+
+            previousCaptured = capture;
+            start = slash < 0 ? topic.Length + 1 : slash + 1;
         }
 
-        return parts.Length == _levels.Length;
+        if (_levels[^1] != "#" && start <= topic.Length)
+        {
+            return false; // the topic has more levels than the template
+        }
+
+        stream = Captures == 0 ? topic
+            : contiguous ? topic.Substring(firstCapture, lastCaptureEnd - firstCapture)
+            : string.Join('/', Pieces(topic));
+        return true;
+    }
+
+    private IEnumerable<string> Pieces(string topic)
+    {
+        string[] parts = topic.Split('/');
+        for (int i = 0; i < _levels.Length && i < parts.Length; i++)
+        {
+            if (IsCapture(_levels[i]))
+            {
+                yield return parts[i];
+            }
+        }
     }
 
     private static bool IsCapture(string level) => level.Length > 2 && level[0] == '{' && level[^1] == '}';
