@@ -123,7 +123,9 @@ public sealed class EngineTests
         EngineModel model = TestModels.Raw(input: 2);
         using var engine = new SignalEngine(model, new EngineOptions { IdleTimeout = TimeSpan.FromMinutes(1) }, clock);
         var steps = new List<Classification>();
+        var evicted = new List<string>();
         engine.Classifications.Subscribe(steps.Add);
+        engine.StreamsEvicted.Subscribe(evicted.Add);
         engine.Process("sensors/a/x", TestModels.Binary(0, 0, 10, 2, [1, 2]));
         engine.Process("sensors/b/x", TestModels.Binary(0, 0, 10, 2, [1, 2]));
         clock.AdvanceBy(TimeSpan.FromSeconds(40));
@@ -131,6 +133,7 @@ public sealed class EngineTests
         clock.AdvanceBy(TimeSpan.FromSeconds(40));
         Assert.Equal(1, engine.StreamCount); // a idle for 80 s: gone; b seen 40 s ago: kept
         Assert.Equal(1, engine.Counters.Evictions["idle"]);
+        Assert.Equal(["a/x"], evicted);
         engine.Process("sensors/a/x", TestModels.Binary(5, 0, 10, 2, [1, 2]));
         engine.Flush();
         Assert.Equal(3, engine.Counters.StreamsCreated);

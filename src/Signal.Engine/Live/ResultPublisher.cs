@@ -133,6 +133,9 @@ public sealed class ResultPublisher : IAsyncDisposable
             engine.AnomalyScores.Subscribe(OnAnomaly, OnError),
             engine.Alerts.Subscribe(OnAlert, OnError),
             engine.DeadLetters.Subscribe(OnDeadLetter, OnError),
+
+            // Per-stream publishing state goes with the stream, so it stays bounded by the engine's stream limit.
+            engine.StreamsEvicted.Subscribe(id => _lastClass.Remove(id), OnError),
         ];
         connection.ConnectionChanged += OnConnectionChanged;
         if (connection.IsConnected)
@@ -208,7 +211,9 @@ public sealed class ResultPublisher : IAsyncDisposable
 
     private void OnClassification(Classification c)
     {
-        bool changed = !_lastClass.TryGetValue(c.Stream, out (int Class, long Steps) last) || last.Class != c.ClassIndex;
+        // A stream's first step (new, or after a reset) always counts as a change.
+        bool known = _lastClass.TryGetValue(c.Stream, out (int Class, long Steps) last) && c.Step > 0;
+        bool changed = !known || last.Class != c.ClassIndex;
         long since = changed ? 0 : last.Steps + 1;
         _lastClass[c.Stream] = (c.ClassIndex, since);
         bool publish = _options.Mode switch
@@ -260,6 +265,10 @@ public sealed class ResultPublisher : IAsyncDisposable
         else
         {
             active.Remove(a.Rule);
+            if (active.Count == 0)
+            {
+                _active.Remove(a.Stream); // only streams with active alerts hold an entry
+            }
         }
 
         byte[] state = Json(w =>

@@ -60,6 +60,7 @@ public sealed partial class SignalEngine : IDisposable
     private readonly Subject<AnomalyScore> _anomalies = new();
     private readonly Subject<Alert> _alerts = new();
     private readonly Subject<DeadLetter> _deadLetters = new();
+    private readonly Subject<string> _evicted = new();
     private readonly IDisposable _eviction;
     private IDisposable? _timer;
     private bool _disposed;
@@ -118,6 +119,9 @@ public sealed partial class SignalEngine : IDisposable
 
     /// <summary>Rejected messages with their reason and a copy of the payload.</summary>
     public IObservable<DeadLetter> DeadLetters => _deadLetters.AsObservable();
+
+    /// <summary>Ids of streams evicted after their idle timeout (their state is gone; new data starts them fresh).</summary>
+    public IObservable<string> StreamsEvicted => _evicted.AsObservable();
 
     /// <summary>Counters by kind and reason.</summary>
     public EngineCounters Counters { get; } = new();
@@ -232,6 +236,7 @@ public sealed partial class SignalEngine : IDisposable
         _anomalies.OnCompleted();
         _alerts.OnCompleted();
         _deadLetters.OnCompleted();
+        _evicted.OnCompleted();
     }
 
     private void Accept(string topic, ReadOnlySpan<byte> payload)
@@ -646,6 +651,7 @@ public sealed partial class SignalEngine : IDisposable
                 _streams.Remove(id);
                 Counters.Evict("idle");
                 LogOnce(id, "idle", $"no data for {_options.IdleTimeout}");
+                _evicted.OnNext(id);
             }
         }
     }
