@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the test suites need: the Engine suite talks to a private mosquitto broker through libmosquitto
-# and checks it with the independent mosquitto_pub client. Golden numpy/scipy/PyTorch files are committed.
-packages=(libmosquitto1 mosquitto mosquitto-clients)
+# and checks it with the independent mosquitto_pub client; the storage suite writes to a private influxd (1.6.x).
+# Golden numpy/scipy/PyTorch files are committed.
+packages=(libmosquitto1 mosquitto mosquitto-clients influxdb)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
