@@ -4,6 +4,7 @@ using System.IO.Compression;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Signal.Engine.Live;
 using Signal.Engine.Mqtt;
 using Signal.Engine.Storage;
 
@@ -314,5 +315,49 @@ public sealed class InfluxTests
 
         // The 429 asked for one second; the 503 that followed was retried after the back-off.
         Assert.True(requests[1].At - requests[0].At >= TimeSpan.FromSeconds(0.95), $"{(requests[1].At - requests[0].At).TotalMilliseconds} ms");
+    }
+
+    [Fact]
+    public async Task The_engines_classifications_alerts_and_anomaly_scores_are_stored_in_the_documented_schema()
+    {
+        using var db = new LocalInfluxDb();
+        EngineModel model = TestModels.Raw(input: 3, forecast: true);
+        var rules = new List<AlertRule> { new() { Name = "inner", Class = "inner", Raise = 0.0, Clear = -1, K = 1, N = 1, ClearSteps = 1 } };
+        using var engine = new SignalEngine(model, new EngineOptions { Alerts = rules });
+        var classes = new List<Classification>();
+        engine.Classifications.Subscribe(classes.Add);
+        await using var writer = new InfluxWriter(new InfluxOptions { Database = "schema" }.WithAddress(db.Address.ToString()));
+        var errors = new List<Exception>();
+        using (new InfluxSink(engine, writer, errors.Add))
+        {
+            foreach (byte[] m in TestModels.Messages(TestModels.Signal(200, 3, 4), 3, 100, seed: 2))
+            {
+                engine.Process("sensors/pump/vib", m);
+            }
+
+            engine.Flush();
+        }
+
+        await writer.FlushAsync();
+        Assert.Empty(errors);
+        Assert.Equal(200, await Count(db, "schema", "classification", "confidence"));
+        Assert.Equal(199, await Count(db, "schema", "anomaly", "score"));
+        Assert.Equal(1, await Count(db, "schema", "alert", "value"));
+        List<JsonElement[]> rows = await Query(db, "schema", "SELECT \"label\", \"confidence\", \"p_normal\", \"p_inner\", \"p_outer\", \"model\", \"stream\" FROM \"classification\" ORDER BY time LIMIT 5 OFFSET 40");
+        for (int r = 0; r < rows.Count; r++)
+        {
+            Classification c = classes[40 + r];
+            Assert.Equal(c.TimestampNs, rows[r][0].GetInt64());
+            Assert.Equal(c.Label, rows[r][1].GetString());
+            Assert.Equal(c.Confidence, (float)rows[r][2].GetDouble());
+            Assert.Equal(c.Probabilities, new[] { (float)rows[r][3].GetDouble(), (float)rows[r][4].GetDouble(), (float)rows[r][5].GetDouble() });
+            Assert.Equal(model.Name, rows[r][6].GetString());
+            Assert.Equal("pump/vib", rows[r][7].GetString());
+        }
+
+        List<JsonElement[]> alert = await Query(db, "schema", "SELECT \"state\", \"rule\", \"severity\", \"probabilities\" FROM \"alert\"");
+        Assert.Equal("raised", alert[0][1].GetString());
+        Assert.Equal("inner", alert[0][2].GetString());
+        Assert.StartsWith("{\"normal\":", alert[0][4].GetString(), StringComparison.Ordinal);
     }
 }

@@ -29,6 +29,9 @@ internal sealed class EdgeConfig
 
     public PublishOptions Publish { get; set; } = new();
 
+    /// <summary>InfluxDB storage, or null for none.</summary>
+    public Signal.Engine.Storage.InfluxOptions? Influx { get; set; }
+
     private static readonly JsonSerializerOptions s_json = new()
     {
         PropertyNameCaseInsensitive = true,
@@ -72,6 +75,8 @@ internal static class LiveCommands
         var config = new Option<FileInfo>("--config", "-c") { Description = "A JSON configuration file (see docs/engine.md); flags override it." };
         var duration = new Option<double?>("--duration") { Description = "Stop after this many seconds (default: until Ctrl-C or SIGTERM)." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-stream lines on the console, only the periodic summary." };
+        var influx = new Option<string>("--influx") { Description = "Store everything in InfluxDB: http://host:8086/<database> (1.x), or configure \"influx\" in the config file (2.x/3.x, spool, batching)." };
+        var spool = new Option<string>("--spool") { Description = "Folder of the InfluxDB disk spool (kept across restarts). Default: none, or the config file's influx.spoolFolder." };
         var command = new Command("run", """
             Runs the live engine: subscribes to sensor topics, classifies every stream step by step and publishes
             classes, anomaly scores and alerts on MQTT (and prints class changes and alerts here).
@@ -80,7 +85,7 @@ internal static class LiveCommands
               signal-edge run --model bearing.sigm --mqtt mqtt://127.0.0.1:1883 --topic 'sensors/#' --publish change
             """)
         {
-            model, mqtt, topic, template, publish, prefix, deadLetter, config, duration, quiet,
+            model, mqtt, topic, template, publish, prefix, deadLetter, config, duration, quiet, influx, spool,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -102,6 +107,17 @@ internal static class LiveCommands
                 };
             }
 
+            if (parse.GetValue(influx) is { } influxUrl)
+            {
+                cfg.Influx = (cfg.Influx ?? new Signal.Engine.Storage.InfluxOptions()).WithAddress(influxUrl);
+            }
+
+            if (parse.GetValue(spool) is { } spoolFolder)
+            {
+                (cfg.Influx ?? throw new ArgumentException("--spool: no InfluxDB is configured (--influx or \"influx\" in the config file).")).SpoolFolder = spoolFolder;
+            }
+
+            cfg.Influx?.Validate();
             double? seconds = parse.GetValue(duration);
             return Run(cfg, seconds is { } s ? TimeSpan.FromSeconds(s) : null, parse.GetValue(quiet));
         }));
@@ -155,6 +171,8 @@ internal static class LiveCommands
         string filter = cfg.Topic ?? engine.TopicFilter;
         connection.Subscribe(filter, cfg.Qos);
         ResultPublisher publisher = new(engine, connection, cfg.Publish);
+        Signal.Engine.Storage.InfluxWriter? influx = cfg.Influx is null ? null : new Signal.Engine.Storage.InfluxWriter(cfg.Influx, logger);
+        using Signal.Engine.Storage.InfluxSink? sink = influx is null ? null : new Signal.Engine.Storage.InfluxSink(engine, influx, e => Console.Error.WriteLine("influx: " + e.Message));
         var lastLabel = new Dictionary<string, string>(StringComparer.Ordinal);
         using IDisposable changes = engine.Classifications.Subscribe(c =>
         {
@@ -167,7 +185,7 @@ internal static class LiveCommands
         using IDisposable alerts = engine.Alerts.Subscribe(a =>
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Time(a.TimestampNs)} {a.Stream}: ALERT {a.Rule} {a.State.ToString().ToUpperInvariant()} [{a.Severity}] {a.Reason}{(a.DominantBand is null ? "" : ", dominant band " + a.DominantBand)}")));
         Console.WriteLine($"model {model.Name}: {model.Network.Architecture.Layers.Count} layer(s), {model.Labels.Count} classes ({string.Join(", ", model.Labels)}), {(model.Pipeline is null ? $"{model.Channels} raw input(s) per step" : $"{model.Pipeline.OutputLength} features per {model.Pipeline.Spec.FrameLength}-sample frame")}");
-        Console.WriteLine($"subscribing to '{filter}' on {broker} (stream id from '{cfg.Engine.TopicTemplate}'); results under {cfg.Publish.Prefix}");
+        Console.WriteLine($"subscribing to '{filter}' on {broker} (stream id from '{cfg.Engine.TopicTemplate}'); results under {cfg.Publish.Prefix}{(cfg.Influx is null ? "" : $"; storing in InfluxDB {cfg.Influx}")}");
         try
         {
             await connection.ConnectAsync(TimeSpan.FromSeconds(10), stop).ConfigureAwait(false);
@@ -195,13 +213,19 @@ internal static class LiveCommands
             }
 
             EngineCounters c = engine.Counters;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed:hh\\:mm\\:ss}] {(connection.IsConnected ? "connected" : "DISCONNECTED")}, {engine.StreamCount:N0} streams, {(c.Steps - lastSteps) / 10.0:N0} steps/s, {c.Messages:N0} messages, {c.RejectedTotal:N0} rejected, {c.Alerts:N0} alert changes"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed:hh\\:mm\\:ss}] {(connection.IsConnected ? "connected" : "DISCONNECTED")}, {engine.StreamCount:N0} streams, {(c.Steps - lastSteps) / 10.0:N0} steps/s, {c.Messages:N0} messages, {c.RejectedTotal:N0} rejected, {c.Alerts:N0} alert changes{(influx is null ? "" : $", influx {influx.Counters.Written:N0} written, {influx.SpoolPoints:N0} spooled")}"));
             lastSteps = c.Steps;
         }
 
         await loop.ConfigureAwait(false);
         engine.Flush();
         await publisher.DisposeAsync().ConfigureAwait(false);
+        if (influx is not null)
+        {
+            sink?.Dispose();
+            await influx.DisposeAsync().ConfigureAwait(false);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"influx: {influx.Counters.Written:N0} points written, {influx.Counters.Retries:N0} retries, {influx.Counters.DeadLettered:N0} dead-lettered, {influx.Counters.Dropped:N0} dropped, {influx.SpoolPoints:N0} left in the spool"));
+        }
 
         // A clean disconnect suppresses the last will, so say "offline" ourselves.
         connection.Publish(cfg.Publish.StatusTopic, "offline"u8, 1, retain: true);
