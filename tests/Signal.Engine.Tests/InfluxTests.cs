@@ -321,7 +321,10 @@ public sealed class InfluxTests
     public async Task The_engines_classifications_alerts_and_anomaly_scores_are_stored_in_the_documented_schema()
     {
         using var db = new LocalInfluxDb();
-        EngineModel model = TestModels.Raw(input: 3, forecast: true);
+        EngineModel model = EngineModel.From(
+            Signal.Models.Networks.RecurrentModel.CreateRandom(TestModels.Architecture(3, forecast: true), 7, TestModels.Labels)
+                .WithMetadata(new Dictionary<string, string> { [EngineModel.AnomalyThresholdKey] = "0.5" }),
+            "schema-test");
         var rules = new List<AlertRule> { new() { Name = "inner", Class = "inner", Raise = 0.0, Clear = -1, K = 1, N = 1, ClearSteps = 1 } };
         using var engine = new SignalEngine(model, new EngineOptions { Alerts = rules });
         var classes = new List<Classification>();
@@ -342,6 +345,7 @@ public sealed class InfluxTests
         Assert.Empty(errors);
         Assert.Equal(200, await Count(db, "schema", "classification", "confidence"));
         Assert.Equal(199, await Count(db, "schema", "anomaly", "score"));
+        Assert.Equal(199, await Count(db, "schema", "anomaly", "threshold"));
         Assert.Equal(1, await Count(db, "schema", "alert", "value"));
         List<JsonElement[]> rows = await Query(db, "schema", "SELECT \"label\", \"confidence\", \"p_normal\", \"p_inner\", \"p_outer\", \"model\", \"stream\" FROM \"classification\" ORDER BY time LIMIT 5 OFFSET 40");
         for (int r = 0; r < rows.Count; r++)
@@ -359,5 +363,24 @@ public sealed class InfluxTests
         Assert.Equal("raised", alert[0][1].GetString());
         Assert.Equal("inner", alert[0][2].GetString());
         Assert.StartsWith("{\"normal\":", alert[0][4].GetString(), StringComparison.Ordinal);
+
+        // Every query of the Grafana dashboard in the repo runs on these measurements and finds data.
+        string dashboard = Path.Combine(AppContext.BaseDirectory, "signal-dashboard.json");
+        using var doc = JsonDocument.Parse(File.ReadAllText(dashboard));
+        int queries = 0;
+        foreach (JsonElement panel in doc.RootElement.GetProperty("panels").EnumerateArray())
+        {
+            foreach (JsonElement target in panel.GetProperty("targets").EnumerateArray())
+            {
+                string q = target.GetProperty("query").GetString()!
+                    .Replace("$stream", ".*", StringComparison.Ordinal)
+                    .Replace("$timeFilter", $"time >= {classes[0].TimestampNs} AND time <= {classes[^1].TimestampNs}", StringComparison.Ordinal)
+                    .Replace("$__interval", "100ms", StringComparison.Ordinal);
+                Assert.True((await Query(db, "schema", q)).Count > 0, "no rows: " + q);
+                queries++;
+            }
+        }
+
+        Assert.Equal(5, queries);
     }
 }

@@ -12,7 +12,7 @@ namespace Signal.Engine.Storage;
 /// <summary>What an <see cref="InfluxWriter"/> did with the points it took; every member is safe to read from any thread.</summary>
 public sealed class InfluxCounters
 {
-    internal long _accepted, _written, _requests, _retries, _deadLettered, _spooled, _replayed, _dropped, _skipped;
+    internal long _accepted, _written, _requests, _retries, _deadLettered, _spooled, _replayed, _dropped, _skipped, _waits;
 
     /// <summary>Points taken by <see cref="InfluxWriter.Write"/>.</summary>
     public long Accepted => Interlocked.Read(ref _accepted);
@@ -38,6 +38,9 @@ public sealed class InfluxCounters
     /// <summary>Points dropped by policy (spool full, or no spool while the database is away and memory is full).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <summary>Times <see cref="InfluxWriter.Write"/> waited for room because memory was full and no spool is configured.</summary>
+    public long Waits => Interlocked.Read(ref _waits);
+
     /// <summary>Points with no storable field (every float NaN or infinite), not written.</summary>
     public long Skipped => Interlocked.Read(ref _skipped);
 }
@@ -50,9 +53,9 @@ public sealed class InfluxCounters
 /// the dead-letter file with the server's reason. Hand-written: the InfluxDB client packages are not on our feed.
 /// </summary>
 /// <remarks>
-/// <see cref="Write"/> is safe to call from any thread and never waits for the network: memory holds at most
-/// <see cref="InfluxOptions.MaxQueuedBatches"/> sealed batches plus the two open ones; beyond that batches go to the
-/// spool. A process crash loses only the open batches (at most <see cref="InfluxOptions.FlushInterval"/> of points) and
+/// <see cref="Write"/> is safe to call from any thread. Memory holds at most <see cref="InfluxOptions.MaxQueuedBatches"/>
+/// sealed batches plus the two open ones; beyond that batches go to the spool, or, without a spool, <see cref="Write"/>
+/// waits for room (backpressure rather than loss). A process crash loses only the open batches (at most <see cref="InfluxOptions.FlushInterval"/> of points) and
 /// the queued ones. Points have a fixed series and timestamp, so a batch sent twice (a retry after a lost response, a
 /// replay after a crash) overwrites itself rather than duplicating.
 /// </remarks>
@@ -209,9 +212,9 @@ public sealed partial class InfluxWriter : IAsyncDisposable
                 return;
             }
 
+            _disposed = true; // from here a full queue spills (or drops, counted) instead of waiting
             Seal(alert: false);
             Seal(alert: true);
-            _disposed = true;
             _bulk.Dispose();
             _alerts.Dispose();
         }
@@ -282,10 +285,21 @@ public sealed partial class InfluxWriter : IAsyncDisposable
         }
 
         Interlocked.Add(ref _sealed, batch.Count);
-        if (!_queue.Writer.TryWrite(batch))
+        if (_queue.Writer.TryWrite(batch))
         {
-            Spill(batch); // memory is full: the sender is behind, so this batch waits on disk
+            return;
         }
+
+        if (_spool is null && !_disposed)
+        {
+            // No spool: wait for room. The caller (the engine) slows down, and with it the MQTT intake, so the broker
+            // keeps what comes meanwhile; nothing is dropped.
+            Interlocked.Increment(ref Counters._waits);
+            _queue.Writer.WriteAsync(batch).AsTask().GetAwaiter().GetResult();
+            return;
+        }
+
+        Spill(batch); // memory is full: the sender is behind, so this batch waits on disk (or, at shutdown, is counted as dropped)
     }
 
     /// <summary>Puts a batch in the spool (or drops it, counted, without one) and releases it.</summary>
