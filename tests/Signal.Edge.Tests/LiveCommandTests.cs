@@ -3,6 +3,7 @@ using Xunit;
 
 namespace Signal.Edge.Tests;
 
+[Collection("console")]
 public sealed class LiveCommandTests
 {
     private static (int Code, string Error) Fails(params string[] args)
