@@ -383,4 +383,65 @@ public sealed class InfluxTests
 
         Assert.Equal(5, queries);
     }
+
+    [Fact]
+    public void A_full_spool_drops_the_oldest_bulk_data_first_and_keeps_alerts()
+    {
+        string folder = Directory.CreateTempSubdirectory("signal-spool-full-").FullName;
+        static LineBatch Batch(bool alert, int first, int count)
+        {
+            var batch = new LineBatch(1024, alert);
+            for (int i = first; i < first + count; i++)
+            {
+                LineProtocol.Write(batch, alert ? "alert" : "m", [], [Field.Of("value", (double)i), Field.Of("pad", new string('x', 200))], s_t0 + i);
+                batch.EndPoint();
+            }
+
+            return batch;
+        }
+
+        long droppedTotal = 0;
+        using (var spool = new DiskSpool(folder, 1 << 20, SpoolSync.Never))
+        {
+            // 1 MiB holds about 4,500 of these 230-byte points; 128 KiB segments. Write 10,000 bulk points and 3,000 alert points.
+            for (int b = 0; b < 100; b++)
+            {
+                using LineBatch bulk = Batch(false, b * 100, 100);
+                spool.Append(bulk, out long dropped);
+                droppedTotal += dropped;
+                if (b % 3 == 0)
+                {
+                    using LineBatch alerts = Batch(true, b * 100, 100);
+                    Assert.True(spool.Append(alerts, out dropped));
+                    droppedTotal += dropped;
+                }
+            }
+
+            Assert.True(droppedTotal > 5_000, $"{droppedTotal} dropped");
+            var alertValues = new List<double>();
+            var bulkValues = new List<double>();
+            while (spool.TryPeek(out LineBatch? batch))
+            {
+                using (batch)
+                {
+                    for (int i = 0; i < batch!.Count; i++)
+                    {
+                        string line = Encoding.UTF8.GetString(batch.Point(i));
+                        double value = double.Parse(line[(line.IndexOf("value=", StringComparison.Ordinal) + 6)..line.IndexOf(',', line.IndexOf("value=", StringComparison.Ordinal))], CultureInfo.InvariantCulture);
+                        (line.StartsWith("alert", StringComparison.Ordinal) ? alertValues : bulkValues).Add(value);
+                    }
+
+                    spool.Commit(batch.Count);
+                }
+            }
+
+            // Every alert is kept, in order; the bulk data left is the newest, in order, and what is missing was counted.
+            Assert.Equal(Enumerable.Range(0, 34).SelectMany(b => Enumerable.Range(b * 300, 100)).Select(v => (double)v), alertValues);
+            Assert.Equal(10_000 - droppedTotal, bulkValues.Count);
+            Assert.Equal(Enumerable.Range(10_000 - bulkValues.Count, bulkValues.Count).Select(v => (double)v), bulkValues);
+            Assert.True(spool.IsEmpty);
+        }
+
+        Directory.Delete(folder, recursive: true);
+    }
 }
