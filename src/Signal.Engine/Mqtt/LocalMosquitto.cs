@@ -119,23 +119,7 @@ public sealed class LocalMosquitto : IDisposable
     /// <param name="kill">Kill without letting it save anything.</param>
     public void Stop(bool kill = false)
     {
-        if (_process is null || _process.HasExited)
-        {
-            return;
-        }
-
-        if (kill)
-        {
-            _process.Kill();
-        }
-        else
-        {
-            using Process term = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)])!;
-            term.WaitForExit();
-        }
-
-        _process.WaitForExit(10_000);
-        _process.Dispose();
+        StopProcess(_process, kill, TimeSpan.FromSeconds(10));
         _process = null;
     }
 
@@ -158,6 +142,35 @@ public sealed class LocalMosquitto : IDisposable
         catch (IOException)
         {
         }
+    }
+
+    /// <summary>Stops a local server by PID (SIGTERM, or SIGKILL when <paramref name="kill"/>), waits, and disposes the handle.</summary>
+    /// <param name="process">The server process, or null.</param>
+    /// <param name="kill">Kill at once.</param>
+    /// <param name="wait">How long to wait for it to exit.</param>
+    internal static void StopProcess(Process? process, bool kill, TimeSpan wait)
+    {
+        if (process is null)
+        {
+            return;
+        }
+
+        if (!process.HasExited)
+        {
+            if (kill)
+            {
+                process.Kill();
+            }
+            else
+            {
+                using Process term = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!;
+                term.WaitForExit();
+            }
+
+            process.WaitForExit((int)wait.TotalMilliseconds);
+        }
+
+        process.Dispose();
     }
 
     /// <summary>A TCP port on 127.0.0.1 that was free a moment ago.</summary>

@@ -107,23 +107,7 @@ public sealed class LocalInfluxDb : IDisposable
     /// <param name="kill">Kill it at once.</param>
     public void Stop(bool kill = false)
     {
-        if (_process is null || _process.HasExited)
-        {
-            return;
-        }
-
-        if (kill)
-        {
-            _process.Kill();
-        }
-        else
-        {
-            using Process term = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)])!;
-            term.WaitForExit();
-        }
-
-        _process.WaitForExit(30_000);
-        _process.Dispose();
+        LocalMosquitto.StopProcess(_process, kill, TimeSpan.FromSeconds(30));
         _process = null;
     }
 
