@@ -444,4 +444,20 @@ public sealed class InfluxTests
 
         Directory.Delete(folder, recursive: true);
     }
+
+    [Fact]
+    public async Task A_file_url_appends_the_line_protocol_to_that_file()
+    {
+        string path = Path.Combine(Directory.CreateTempSubdirectory("signal-lp-").FullName, "points.lp");
+        await using (var writer = new InfluxWriter(new InfluxOptions().WithAddress(new Uri(path).AbsoluteUri)))
+        {
+            writer.Write("m", [new("stream", "a b")], [Field.Of("value", 1.5)], s_t0);
+            writer.Write("alert", [new("stream", "a b")], [Field.Of("state", "raised")], s_t0 + 1, alert: true);
+            await writer.FlushAsync();
+            Assert.Equal(2, writer.Counters.Written);
+        }
+
+        Assert.Equal([$"m,stream=a\\ b value=1.5 {s_t0}", $"alert,stream=a\\ b state=\"raised\" {s_t0 + 1}"], File.ReadAllLines(path));
+        Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
+    }
 }

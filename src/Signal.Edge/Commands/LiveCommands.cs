@@ -75,7 +75,7 @@ internal static class LiveCommands
         var config = new Option<FileInfo>("--config", "-c") { Description = "A JSON configuration file (see docs/engine.md); flags override it." };
         var duration = new Option<double?>("--duration") { Description = "Stop after this many seconds (default: until Ctrl-C or SIGTERM)." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-stream lines on the console, only the periodic summary." };
-        var influx = new Option<string>("--influx") { Description = "Store everything in InfluxDB: http://host:8086/<database> (1.x), or configure \"influx\" in the config file (2.x/3.x, spool, batching)." };
+        var influx = new Option<string>("--influx") { Description = "Store everything in InfluxDB: http://host:8086/<database> (1.x), file:///path.lp for a line-protocol file, or configure \"influx\" in the config file (2.x/3.x, spool, batching)." };
         var spool = new Option<string>("--spool") { Description = "Folder of the InfluxDB disk spool (kept across restarts). Default: none, or the config file's influx.spoolFolder." };
         var command = new Command("run", """
             Runs the live engine: subscribes to sensor topics, classifies every stream step by step and publishes

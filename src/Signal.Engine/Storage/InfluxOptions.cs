@@ -20,7 +20,8 @@ public sealed class InfluxOptions
 {
     /// <summary>
     /// The server, e.g. <c>http://127.0.0.1:8086</c>. A path is read as the database (1.x) or bucket (2.x):
-    /// <c>http://127.0.0.1:8086/signal</c>. https is supported.
+    /// <c>http://127.0.0.1:8086/signal</c>. https is supported. A <c>file:///path/points.lp</c> URL appends the line
+    /// protocol to that file instead (for demos and for loading later with <c>influx -import</c> or <c>influx write</c>).
     /// </summary>
     public Uri Url { get; set; } = new("http://127.0.0.1:8086");
 
@@ -113,9 +114,9 @@ public sealed class InfluxOptions
     /// <exception cref="ArgumentException">It is not an http or https URL.</exception>
     public InfluxOptions WithAddress(string address)
     {
-        if (!Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
+        if (!Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https" or "file"))
         {
-            throw new ArgumentException($"influx: '{address}' is not http://host:port/database or https://….");
+            throw new ArgumentException($"influx: '{address}' is not http://host:port/database, https://… or file:///path.lp.");
         }
 
         if (uri.UserInfo.Length > 0)
@@ -134,9 +135,9 @@ public sealed class InfluxOptions
     public void Validate()
     {
         static void Fail(string field, string why) => throw new ArgumentException($"influx.{field}: {why}");
-        if (Url is null || Url.Scheme is not ("http" or "https"))
+        if (Url is null || Url.Scheme is not ("http" or "https" or "file"))
         {
-            Fail("url", $"'{Url}' is not an http or https URL.");
+            Fail("url", $"'{Url}' is not an http, https or file URL.");
         }
 
         if (ApiVersion is not (0 or 1 or 2))
@@ -144,7 +145,7 @@ public sealed class InfluxOptions
             Fail("apiVersion", $"{ApiVersion} is not 1 or 2.");
         }
 
-        if (EffectiveApiVersion == 2 && (string.IsNullOrEmpty(Org) || string.IsNullOrEmpty(Bucket ?? (PathName.Length > 0 ? PathName : null))))
+        if (!Url!.IsFile && EffectiveApiVersion == 2 && (string.IsNullOrEmpty(Org) || string.IsNullOrEmpty(Bucket ?? (PathName.Length > 0 ? PathName : null))))
         {
             Fail(string.IsNullOrEmpty(Org) ? "org" : "bucket", "the 2.x API needs an organisation and a bucket.");
         }
@@ -177,7 +178,7 @@ public sealed class InfluxOptions
 
     /// <summary>The server and target, without credentials.</summary>
     /// <returns>For example <c>http://127.0.0.1:8086 db=signal</c>.</returns>
-    public override string ToString() => EffectiveApiVersion == 1
+    public override string ToString() => Url.IsFile ? Url.LocalPath : EffectiveApiVersion == 1
         ? $"{Url.GetLeftPart(UriPartial.Authority)} db={EffectiveDatabase}"
         : $"{Url.GetLeftPart(UriPartial.Authority)} org={Org} bucket={Bucket ?? PathName}";
 }

@@ -108,7 +108,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
             _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{options.Username}:{options.Password}")));
         }
 
-        _databaseReady = options.EffectiveApiVersion == 2 || !options.CreateDatabase;
+        _databaseReady = options.Url.IsFile || options.EffectiveApiVersion == 2 || !options.CreateDatabase;
         _queue = Channel.CreateBounded<LineBatch>(new BoundedChannelOptions(options.MaxQueuedBatches) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _spool = options.SpoolFolder is null ? null : new DiskSpool(options.SpoolFolder, options.SpoolMaxBytes, options.SpoolSync, _logger);
         _bulk = NewBatch(false);
@@ -484,6 +484,23 @@ public sealed partial class InfluxWriter : IAsyncDisposable
         if (!_databaseReady && !await CreateDatabase(stop).ConfigureAwait(false))
         {
             return TimeSpan.Zero;
+        }
+
+        if (_options.Url.IsFile)
+        {
+            try
+            {
+                await using var file = new FileStream(_options.Url.LocalPath, FileMode.Append, FileAccess.Write, FileShare.Read);
+                await file.WriteAsync(batch.Memory, stop).ConfigureAwait(false);
+                Interlocked.Add(ref Counters._written, batch.Count);
+                Interlocked.Increment(ref Counters._requests);
+                return null;
+            }
+            catch (IOException e)
+            {
+                Problem(e.Message);
+                return TimeSpan.Zero;
+            }
         }
 
         HttpResponseMessage response;
