@@ -5,7 +5,6 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Signal.Engine.Live;
-using Signal.Engine.Mqtt;
 using Signal.Engine.Storage;
 
 namespace Signal.Engine.Tests;
@@ -192,7 +191,7 @@ public sealed class InfluxTests
 
         // Nothing listens on this port: every batch ends in the spool (forced to disk after each batch).
         var away = new InfluxOptions { Database = "crash", BatchSize = 1_000, SpoolFolder = spool, SpoolMaxBytes = 2 << 20, RetryBeforeSpool = TimeSpan.FromMilliseconds(200), RetryDelay = TimeSpan.FromMilliseconds(50) }
-            .WithAddress($"http://127.0.0.1:{LocalMosquitto.FreePort()}/crash");
+            .WithAddress($"http://127.0.0.1:{LocalServer.FreePort()}/crash");
         var writer = new InfluxWriter(away);
         for (int i = 0; i < total; i++)
         {
@@ -265,7 +264,7 @@ public sealed class InfluxTests
     [Fact]
     public async Task The_v2_endpoint_gets_its_path_query_token_gzip_body_and_retries_honour_retry_after()
     {
-        int port = LocalMosquitto.FreePort();
+        int port = LocalServer.FreePort();
         using var listener = new HttpListener();
         listener.Prefixes.Add($"http://127.0.0.1:{port}/");
         listener.Start();

@@ -39,7 +39,7 @@ public sealed class LocalMosquitto : IDisposable
             File.SetUnixFileMode(_folder, (UnixFileMode)0x1FF);
         }
 
-        Port = FreePort();
+        Port = LocalServer.FreePort();
         var config = new StringBuilder();
         config.Append(CultureInfo.InvariantCulture, $"listener {Port} 127.0.0.1\n")
             .Append("allow_anonymous true\n")
@@ -119,7 +119,7 @@ public sealed class LocalMosquitto : IDisposable
     /// <param name="kill">Kill without letting it save anything.</param>
     public void Stop(bool kill = false)
     {
-        StopProcess(_process, kill, TimeSpan.FromSeconds(10));
+        LocalServer.Stop(_process, kill, TimeSpan.FromSeconds(10));
         _process = null;
     }
 
@@ -142,43 +142,5 @@ public sealed class LocalMosquitto : IDisposable
         catch (IOException)
         {
         }
-    }
-
-    /// <summary>Stops a local server by PID (SIGTERM, or SIGKILL when <paramref name="kill"/>), waits, and disposes the handle.</summary>
-    /// <param name="process">The server process, or null.</param>
-    /// <param name="kill">Kill at once.</param>
-    /// <param name="wait">How long to wait for it to exit.</param>
-    internal static void StopProcess(Process? process, bool kill, TimeSpan wait)
-    {
-        if (process is null)
-        {
-            return;
-        }
-
-        if (!process.HasExited)
-        {
-            if (kill)
-            {
-                process.Kill();
-            }
-            else
-            {
-                using Process term = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!;
-                term.WaitForExit();
-            }
-
-            process.WaitForExit((int)wait.TotalMilliseconds);
-        }
-
-        process.Dispose();
-    }
-
-    /// <summary>A TCP port on 127.0.0.1 that was free a moment ago.</summary>
-    /// <returns>The port.</returns>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -308,7 +308,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
                     Interlocked.Increment(ref Counters._connectionsLost);
                     LogUnreachable(_logger, _options, LibMosquitto.ErrorText(rc), delay.TotalSeconds);
                     SleepOrWake(delay, descriptors);
-                    delay = TimeSpan.FromTicks(Math.Min(_options.ReconnectDelayMax.Ticks, (long)(delay.Ticks * 2 * (0.8 + (0.4 * Random.Shared.NextDouble())))));
+                    delay = Backoff.Next(delay, _options.ReconnectDelayMax);
                     continue;
                 }
 

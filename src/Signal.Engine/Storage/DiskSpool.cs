@@ -41,13 +41,13 @@ internal sealed partial class DiskSpool : IDisposable
         _sync = sync;
         _logger = logger ?? NullLogger.Instance;
         Directory.CreateDirectory(folder);
-        _lanes = [new Lane("alert", true), new Lane("bulk", false)];
+        _lanes = [new Lane("alert"), new Lane("bulk")];
         foreach (Lane lane in _lanes)
         {
             foreach (string path in Directory.GetFiles(folder, lane.Name + "-*.seg").Order(StringComparer.Ordinal))
             {
                 long sequence = long.Parse(Path.GetFileNameWithoutExtension(path).AsSpan(lane.Name.Length + 1), CultureInfo.InvariantCulture);
-                var segment = new Segment(path, sequence, new FileInfo(path).Length, CountPoints(path));
+                var segment = new Segment(path, new FileInfo(path).Length, CountPoints(path));
                 lane.Segments.Add(segment);
                 lane.NextSequence = Math.Max(lane.NextSequence, sequence + 1);
             }
@@ -117,7 +117,8 @@ internal sealed partial class DiskSpool : IDisposable
         {
             lane.CloseWriter();
             string path = Path.Combine(_folder, string.Create(CultureInfo.InvariantCulture, $"{lane.Name}-{lane.NextSequence:D12}.seg"));
-            lane.Current = new Segment(path, lane.NextSequence++, 0, 0);
+            lane.NextSequence++;
+            lane.Current = new Segment(path, 0, 0);
             lane.Segments.Add(lane.Current);
             lane.Writer = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
         }
@@ -336,22 +337,18 @@ internal sealed partial class DiskSpool : IDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "spool: segment {Path} is corrupt at byte {Offset} ({Problem}); skipped, renamed *.corrupt")]
     private static partial void LogCorrupt(ILogger logger, string path, long offset, string problem);
 
-    private sealed class Segment(string path, long sequence, long bytes, long points)
+    private sealed class Segment(string path, long bytes, long points)
     {
         public string Path { get; } = path;
-
-        public long Sequence { get; } = sequence;
 
         public long Bytes { get; set; } = bytes;
 
         public long Points { get; set; } = points;
     }
 
-    private sealed class Lane(string name, bool priority)
+    private sealed class Lane(string name)
     {
         public string Name { get; } = name;
-
-        public bool Priority { get; } = priority;
 
         public List<Segment> Segments { get; } = [];
 

@@ -474,7 +474,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
                 return false;
             }
 
-            delay = TimeSpan.FromTicks(Math.Min(_options.RetryDelayMax.Ticks, (long)(delay.Ticks * 2 * (0.8 + (0.4 * Random.Shared.NextDouble())))));
+            delay = Backoff.Next(delay, _options.RetryDelayMax);
         }
     }
 

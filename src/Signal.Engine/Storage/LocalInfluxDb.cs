@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Signal.Engine.Mqtt;
 
 namespace Signal.Engine.Storage;
 
@@ -23,8 +22,8 @@ public sealed class LocalInfluxDb : IDisposable
     public LocalInfluxDb()
     {
         _folder = Directory.CreateTempSubdirectory("signal-influxd-").FullName;
-        Port = LocalMosquitto.FreePort();
-        int rpc = LocalMosquitto.FreePort();
+        Port = LocalServer.FreePort();
+        int rpc = LocalServer.FreePort();
         File.WriteAllText(ConfigFile, string.Create(CultureInfo.InvariantCulture, $"""
             reporting-disabled = true
             bind-address = "127.0.0.1:{rpc}"
@@ -107,7 +106,7 @@ public sealed class LocalInfluxDb : IDisposable
     /// <param name="kill">Kill it at once.</param>
     public void Stop(bool kill = false)
     {
-        LocalMosquitto.StopProcess(_process, kill, TimeSpan.FromSeconds(30));
+        LocalServer.Stop(_process, kill, TimeSpan.FromSeconds(30));
         _process = null;
     }
 
