@@ -20,6 +20,7 @@ public sealed class InfluxSink : IDisposable
     private readonly InfluxWriter _writer;
     private readonly string _model;
     private readonly string[] _probabilityKeys;
+    private readonly Field[] _fields;
     private readonly IDisposable[] _subscriptions;
     private readonly Action<Exception>? _onError;
 
@@ -34,6 +35,7 @@ public sealed class InfluxSink : IDisposable
         _onError = onError;
         _model = engine.Model.Name;
         _probabilityKeys = [.. engine.Model.Labels.Select(l => "p_" + l)];
+        _fields = new Field[_probabilityKeys.Length + 3];
         _subscriptions =
         [
             engine.Classifications.Subscribe(Guard<Classification>(OnClassification), OnStreamError),
@@ -67,24 +69,17 @@ public sealed class InfluxSink : IDisposable
 
     private void OnClassification(Classification c)
     {
-        int n = c.Probabilities.Length;
-        Field[] rented = System.Buffers.ArrayPool<Field>.Shared.Rent(n + 3);
-        try
+        // The engine emits on one thread at a time (under its lock), so one field array serves every step.
+        int n = Math.Min(c.Probabilities.Length, _probabilityKeys.Length);
+        _fields[0] = Field.Of("label", c.Label);
+        _fields[1] = Field.Of("class", (long)c.ClassIndex);
+        _fields[2] = Field.Of("confidence", (double)c.Confidence);
+        for (int i = 0; i < n; i++)
         {
-            rented[0] = Field.Of("label", c.Label);
-            rented[1] = Field.Of("class", (long)c.ClassIndex);
-            rented[2] = Field.Of("confidence", (double)c.Confidence);
-            for (int i = 0; i < n; i++)
-            {
-                rented[3 + i] = Field.Of(_probabilityKeys[i], (double)c.Probabilities[i]);
-            }
+            _fields[3 + i] = Field.Of(_probabilityKeys[i], (double)c.Probabilities[i]);
+        }
 
-            _writer.Write("classification", [new("model", _model), new("stream", c.Stream)], rented.AsSpan(0, n + 3), c.TimestampNs);
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<Field>.Shared.Return(rented, clearArray: true);
-        }
+        _writer.Write("classification", [new("model", _model), new("stream", c.Stream)], _fields.AsSpan(0, n + 3), c.TimestampNs);
     }
 
     private void OnAnomaly(AnomalyScore a)
