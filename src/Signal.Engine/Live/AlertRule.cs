@@ -105,6 +105,22 @@ internal struct AlertTracker
 
     public bool IsRaised { get; private set; }
 
+    public readonly void Write(BinaryWriter writer)
+    {
+        writer.Write(_history);
+        writer.Write(_below);
+        writer.Write(_clearedAt);
+        writer.Write(IsRaised);
+    }
+
+    public static AlertTracker Read(BinaryReader reader) => new()
+    {
+        _history = reader.ReadUInt64(),
+        _below = reader.ReadInt32(),
+        _clearedAt = reader.ReadInt64(),
+        IsRaised = reader.ReadBoolean(),
+    };
+
     /// <summary>Feeds one step; returns the new state when it changed.</summary>
     public AlertState? Update(AlertRule rule, double value, double raise, double clear, long timestampNs, out bool suppressed)
     {

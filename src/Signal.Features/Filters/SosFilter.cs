@@ -37,6 +37,26 @@ public sealed class SosFilter
         Array.Clear(_z2);
     }
 
+    /// <summary>Writes the section states (for a checkpoint).</summary>
+    internal void WriteState(BinaryWriter writer)
+    {
+        for (int s = 0; s < _sections.Length; s++)
+        {
+            writer.Write(_z1[s]);
+            writer.Write(_z2[s]);
+        }
+    }
+
+    /// <summary>Reads what <see cref="WriteState"/> wrote for a filter with the same sections.</summary>
+    internal void ReadState(BinaryReader reader)
+    {
+        for (int s = 0; s < _sections.Length; s++)
+        {
+            _z1[s] = reader.ReadDouble();
+            _z2[s] = reader.ReadDouble();
+        }
+    }
+
     /// <summary>Filters one sample.</summary>
     /// <param name="x">The input sample.</param>
     /// <returns>The output sample.</returns>

@@ -150,4 +150,38 @@ public sealed class Framer
 
     /// <summary>Forgets buffered samples, as at the start of a new stream (call on a gap).</summary>
     public void Reset() => _filled = 0;
+
+    /// <summary>Writes the buffered samples (for a checkpoint; see <see cref="Pipeline.FeatureExtractor.WriteState"/>).</summary>
+    internal void WriteState(BinaryWriter writer)
+    {
+        writer.Write(_filled);
+        for (int c = 0; c < Options.Channels; c++)
+        {
+            foreach (float v in _buffer.AsSpan(c * Options.FrameLength, _filled))
+            {
+                writer.Write(v);
+            }
+        }
+    }
+
+    /// <summary>Reads what <see cref="WriteState"/> wrote for a framer with the same options.</summary>
+    internal void ReadState(BinaryReader reader)
+    {
+        int filled = reader.ReadInt32();
+        if (filled < 0 || filled > Options.FrameLength)
+        {
+            throw new FormatException($"framer state holds {filled} samples; frames here are {Options.FrameLength} long.");
+        }
+
+        for (int c = 0; c < Options.Channels; c++)
+        {
+            Span<float> channel = _buffer.AsSpan(c * Options.FrameLength, filled);
+            for (int i = 0; i < filled; i++)
+            {
+                channel[i] = reader.ReadSingle();
+            }
+        }
+
+        _filled = filled;
+    }
 }

@@ -199,6 +199,101 @@ public sealed class FeatureExtractor
         FramesEmitted = 0;
     }
 
+    /// <summary>
+    /// Writes this stream's state (buffered samples, filter memory, last samples, previous spectrum, delta history,
+    /// frame count) so that <see cref="ReadState"/> on an extractor of the same pipeline continues the stream exactly:
+    /// the rows after a save and restore are the rows the original would have given.
+    /// </summary>
+    /// <param name="writer">Where to write (little-endian, as <see cref="BinaryWriter"/> always is).</param>
+    /// <remarks>The format starts with the pipeline's output length and frame size as a check; it is not meant to outlive a change of spec.</remarks>
+    public void WriteState(BinaryWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.Write(_pipeline.OutputLength);
+        writer.Write(_pipeline.FrameSize);
+        _framer.WriteState(writer);
+        foreach (SosFilter[] channel in _filters)
+        {
+            foreach (SosFilter filter in channel)
+            {
+                filter.WriteState(writer);
+            }
+        }
+
+        foreach (float v in _lastSample)
+        {
+            writer.Write(v);
+        }
+
+        writer.Write(_hasPrevious);
+        foreach (float[] power in _previousPower)
+        {
+            foreach (float v in power)
+            {
+                writer.Write(v);
+            }
+        }
+
+        foreach (DeltaFilter?[] channel in _deltas)
+        {
+            foreach (DeltaFilter? delta in channel)
+            {
+                delta?.WriteState(writer);
+            }
+        }
+
+        writer.Write(FramesEmitted);
+        writer.Write(NonFiniteSamples);
+    }
+
+    /// <summary>Restores a state written by <see cref="WriteState"/> from an extractor of the same pipeline.</summary>
+    /// <param name="reader">Where to read.</param>
+    /// <exception cref="FormatException">The state was written for another pipeline shape, or is damaged.</exception>
+    /// <exception cref="EndOfStreamException">The state is truncated.</exception>
+    public void ReadState(BinaryReader reader)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        int outputs = reader.ReadInt32(), frameSize = reader.ReadInt32();
+        if (outputs != _pipeline.OutputLength || frameSize != _pipeline.FrameSize)
+        {
+            throw new FormatException($"the feature state is for {outputs} features of {frameSize}-float frames; this pipeline gives {_pipeline.OutputLength} of {_pipeline.FrameSize}.");
+        }
+
+        _framer.ReadState(reader);
+        foreach (SosFilter[] channel in _filters)
+        {
+            foreach (SosFilter filter in channel)
+            {
+                filter.ReadState(reader);
+            }
+        }
+
+        for (int i = 0; i < _lastSample.Length; i++)
+        {
+            _lastSample[i] = reader.ReadSingle();
+        }
+
+        _hasPrevious = reader.ReadBoolean();
+        foreach (float[] power in _previousPower)
+        {
+            for (int i = 0; i < power.Length; i++)
+            {
+                power[i] = reader.ReadSingle();
+            }
+        }
+
+        foreach (DeltaFilter?[] channel in _deltas)
+        {
+            foreach (DeltaFilter? delta in channel)
+            {
+                delta?.ReadState(reader);
+            }
+        }
+
+        FramesEmitted = reader.ReadInt64();
+        NonFiniteSamples = reader.ReadInt64();
+    }
+
     private void ExtractChannel(int channel, ReadOnlySpan<float> x, Span<float> output)
     {
         FeaturePipeline p = _pipeline;

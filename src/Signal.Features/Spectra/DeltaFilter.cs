@@ -50,6 +50,33 @@ public sealed class DeltaFilter
     /// <summary>Forgets every frame (call on a gap in the stream).</summary>
     public void Reset() => _frames = 0;
 
+    /// <summary>Writes the frame count and history (for a checkpoint).</summary>
+    internal void WriteState(BinaryWriter writer)
+    {
+        writer.Write(_frames);
+        foreach (float v in _history)
+        {
+            writer.Write(v);
+        }
+    }
+
+    /// <summary>Reads what <see cref="WriteState"/> wrote for a filter of the same shape.</summary>
+    internal void ReadState(BinaryReader reader)
+    {
+        long frames = reader.ReadInt64();
+        if (frames < 0)
+        {
+            throw new FormatException($"delta filter state has {frames} frames.");
+        }
+
+        for (int i = 0; i < _history.Length; i++)
+        {
+            _history[i] = reader.ReadSingle();
+        }
+
+        _frames = frames;
+    }
+
     /// <summary>Pushes the vector of frame t and writes the delta centred on frame t - N.</summary>
     /// <param name="current">The vector of the newest frame.</param>
     /// <param name="delta">Receives <see cref="Dimension"/> values: zeros for the first N frames.</param>

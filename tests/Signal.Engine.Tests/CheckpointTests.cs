@@ -1,0 +1,139 @@
+using Signal.Engine.Data;
+using Signal.Engine.Live;
+using Signal.Features.Pipeline;
+using Signal.Models.Networks;
+
+namespace Signal.Engine.Tests;
+
+public sealed class CheckpointTests
+{
+    /// <summary>Every kind of feature state: pre-filter memory, framer overlap, flux history and delta history.</summary>
+    private static EngineModel StatefulModel(CellKind kind, int seed = 7)
+    {
+        var spec = new FeatureSpec
+        {
+            SampleRate = 1000,
+            Channels = 2,
+            FrameLength = 64,
+            Hop = 24,
+            Filters = [new FilterSpec { Design = "butterworth", Mode = "highpass", Order = 2, Frequency = 5 }],
+            Features = FeatureRequest.ParseList("rms,spectral_flux,mel:8,mfcc:5,mfcc_delta:5"),
+        };
+        var pipeline = new FeaturePipeline(spec);
+        var architecture = new ModelArchitecture
+        {
+            InputSize = pipeline.OutputLength,
+            Classes = 3,
+            ForecastSize = pipeline.OutputLength,
+            Layers = [new LayerArchitecture { Kind = kind, HiddenSize = 12 }, new LayerArchitecture { Kind = kind, HiddenSize = 8 }],
+        };
+        RecurrentModel network = RecurrentModel.CreateRandom(architecture, seed, TestModels.Labels)
+            .WithMetadata(new Dictionary<string, string> { [FeatureSequences.MetadataKey] = spec.ToJson() });
+        return EngineModel.From(network, "stateful");
+    }
+
+    private static (List<Classification> Classes, List<AnomalyScore> Scores) Feed(SignalEngine engine, IEnumerable<byte[]> messages, string topic)
+    {
+        var classes = new List<Classification>();
+        var scores = new List<AnomalyScore>();
+        using IDisposable a = engine.Classifications.Subscribe(classes.Add);
+        using IDisposable b = engine.AnomalyScores.Subscribe(scores.Add);
+        foreach (byte[] m in messages)
+        {
+            engine.Process(topic, m);
+        }
+
+        engine.Flush();
+        return (classes, scores);
+    }
+
+    [Theory]
+    [InlineData(CellKind.Lstm)]
+    [InlineData(CellKind.Gru)]
+    public void A_stream_restored_from_a_checkpoint_continues_exactly_as_if_never_stopped(CellKind kind)
+    {
+        EngineModel model = StatefulModel(kind);
+        float[] signal = TestModels.Signal(3000, 2, 5);
+        List<byte[]> messages = TestModels.Messages(signal, 2, 1000, seed: 9);
+        int half = messages.Count / 2;
+
+        using var whole = new SignalEngine(model);
+        (List<Classification> expected, List<AnomalyScore> expectedScores) = Feed(whole, messages, "sensors/a/vib");
+
+        var checkpoint = new MemoryStream();
+        List<Classification> before;
+        List<AnomalyScore> scoresBefore;
+        using (var first = new SignalEngine(model))
+        {
+            (before, scoresBefore) = Feed(first, messages.Take(half), "sensors/a/vib");
+            Assert.Equal(1, first.WriteCheckpoint(checkpoint));
+        }
+
+        checkpoint.Position = 0;
+        using var second = new SignalEngine(EngineModel.From(model.Network, "reloaded"));
+        Assert.Equal(new CheckpointResult(1, 1, 0), second.RestoreCheckpoint(checkpoint));
+        (List<Classification> after, List<AnomalyScore> scoresAfter) = Feed(second, messages.Skip(half), "sensors/a/vib");
+
+        // Independent reference: the offline pipeline over the whole signal, one network step per row.
+        List<float[]> offline = TestModels.Offline(model, signal);
+        Assert.True(before.Count > 20 && after.Count > 20);
+        Assert.Equal(offline.Count, before.Count + after.Count);
+        for (int t = 0; t < offline.Count; t++)
+        {
+            Classification c = t < before.Count ? before[t] : after[t - before.Count];
+            Assert.Equal(offline[t], c.Probabilities);
+            Assert.Equal(t, c.Step);
+            Assert.Equal(expected[t].TimestampNs, c.TimestampNs);
+        }
+
+        // The anomaly smoother and last forecast carry over too: no score is lost at the seam.
+        Assert.Equal(expectedScores.Select(s => s.Score), scoresBefore.Concat(scoresAfter).Select(s => s.Score));
+        Assert.Empty(second.Counters.Resets);
+        Assert.Equal(0, second.Counters.Duplicates);
+    }
+
+    [Fact]
+    public void A_checkpoint_for_another_architecture_keeps_the_streams_but_resets_their_signal_state()
+    {
+        EngineModel lstm = StatefulModel(CellKind.Lstm);
+        var checkpoint = new MemoryStream();
+        using (var first = new SignalEngine(lstm))
+        {
+            Feed(first, TestModels.Messages(TestModels.Signal(500, 2, 1), 2, 1000, seed: 1), "sensors/a/vib");
+            Feed(first, TestModels.Messages(TestModels.Signal(500, 2, 2), 2, 1000, seed: 2), "sensors/b/vib");
+            Assert.Equal(2, first.WriteCheckpoint(checkpoint));
+        }
+
+        checkpoint.Position = 0;
+        using var gru = new SignalEngine(StatefulModel(CellKind.Gru));
+        Assert.Equal(new CheckpointResult(2, 0, 2), gru.RestoreCheckpoint(checkpoint));
+        Assert.Equal(2, gru.StreamCount);
+        Assert.Equal(2, gru.Counters.Resets["model_changed"]);
+
+        // The kept sequence number still catches a replayed message as a duplicate.
+        float[] more = TestModels.Signal(200, 2, 3);
+        List<Classification> classes = Feed(gru, [TestModels.Binary(0, 1_700_000_000_000_000_000, 1000, 2, more)], "sensors/a/vib").Classes;
+        Assert.Empty(classes);
+        Assert.Equal(1, gru.Counters.Duplicates);
+    }
+
+    [Fact]
+    public void A_damaged_checkpoint_is_refused_and_leaves_the_engine_unchanged()
+    {
+        EngineModel model = StatefulModel(CellKind.Gru);
+        var checkpoint = new MemoryStream();
+        using (var first = new SignalEngine(model))
+        {
+            Feed(first, TestModels.Messages(TestModels.Signal(500, 2, 1), 2, 1000, seed: 1), "sensors/a/vib");
+            first.WriteCheckpoint(checkpoint);
+        }
+
+        byte[] bytes = checkpoint.ToArray();
+        using var engine = new SignalEngine(model);
+        FormatException truncated = Assert.Throws<FormatException>(() => engine.RestoreCheckpoint(new MemoryStream(bytes[..(bytes.Length - 7)])));
+        Assert.Contains("truncated", truncated.Message, StringComparison.Ordinal);
+        FormatException foreign = Assert.Throws<FormatException>(() => engine.RestoreCheckpoint(new MemoryStream("not a checkpoint at all"u8.ToArray())));
+        Assert.Contains("SGCK", foreign.Message, StringComparison.Ordinal);
+        Assert.Equal(0, engine.StreamCount);
+    }
+}
