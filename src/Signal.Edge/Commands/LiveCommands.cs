@@ -4,7 +4,9 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Signal.Edge.Daemon;
 using Signal.Engine.Data;
 using Signal.Engine.Live;
 using Signal.Engine.Mqtt;
@@ -12,224 +14,100 @@ using Signal.Engine.Payloads;
 
 namespace Signal.Edge.Commands;
 
-/// <summary>The configuration file of <c>signal-edge run</c> (<c>edge.json</c>); flags override it.</summary>
-internal sealed class EdgeConfig
-{
-    public string? Model { get; set; }
-
-    public string? Mqtt { get; set; }
-
-    public string? Topic { get; set; }
-
-    public int Qos { get; set; } = 1;
-
-    public MqttOptions Broker { get; set; } = new();
-
-    public EngineOptions Engine { get; set; } = new();
-
-    public PublishOptions Publish { get; set; } = new();
-
-    /// <summary>InfluxDB storage, or null for none.</summary>
-    public Signal.Engine.Storage.InfluxOptions? Influx { get; set; }
-
-    private static readonly JsonSerializerOptions s_json = new()
-    {
-        PropertyNameCaseInsensitive = true,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-    };
-
-    public static EdgeConfig Load(string? path)
-    {
-        if (path is null)
-        {
-            return new EdgeConfig();
-        }
-
-        try
-        {
-            return JsonSerializer.Deserialize<EdgeConfig>(File.ReadAllText(path), s_json) ?? new EdgeConfig();
-        }
-        catch (JsonException e)
-        {
-            // The message names the JSON path of the bad field, e.g. $.engine.maxBatch.
-            throw new ArgumentException($"config '{path}': {e.Path}: {e.Message}", e);
-        }
-    }
-}
-
 /// <summary><c>signal-edge run</c> and <c>signal-edge simulate</c>: the live engine over MQTT.</summary>
 internal static class LiveCommands
 {
     public static Command CreateRun()
     {
-        var model = new Option<FileInfo>("--model", "-m") { Description = "The model file (.sigm)." };
+        var model = new Option<FileInfo>("--model", "-m") { Description = "The model file (.sigm); or \"model\"/\"models\" in the config file." };
         var mqtt = new Option<string>("--mqtt") { Description = "Broker address, mqtt://host:port or mqtts://host:port. Default mqtt://127.0.0.1:1883." };
-        var topic = new Option<string>("--topic", "-t") { Description = "Subscription filter, e.g. 'sensors/#'. Default: the filter of the topic template." };
+        var topic = new Option<string>("--topic", "-t") { Description = "Subscription filter, e.g. 'sensors/#'. Default: the filter of each model's topic template." };
         var template = new Option<string>("--template") { Description = "Topic → stream id template. Default sensors/{device}/{sensor}." };
         var publish = new Option<string>("--publish") { Description = "When class results are published: every, change, or a number N (every N steps and on change). Default every." };
         var prefix = new Option<string>("--prefix") { Description = "Topic prefix of results. Default signal/." };
         var deadLetter = new Option<string>("--dead-letter") { Description = "Topic for rejected payloads with the reason (none by default)." };
-        var config = new Option<FileInfo>("--config", "-c") { Description = "A JSON configuration file (see docs/engine.md); flags override it." };
+        var config = new Option<FileInfo>("--config", "-c") { Description = "A JSON configuration file (see docs/daemon.md); SIGNAL__SECTION__KEY environment variables and flags override it." };
         var duration = new Option<double?>("--duration") { Description = "Stop after this many seconds (default: until Ctrl-C or SIGTERM)." };
-        var quiet = new Option<bool>("--quiet", "-q") { Description = "No per-stream lines on the console, only the periodic summary." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not log every class change (alerts and the periodic summary are still logged)." };
         var influx = new Option<string>("--influx") { Description = "Store everything in InfluxDB: http://host:8086/<database> (1.x), file:///path.lp for a line-protocol file, or configure \"influx\" in the config file (2.x/3.x, spool, batching)." };
-        var spool = new Option<string>("--spool") { Description = "Folder of the InfluxDB disk spool (kept across restarts). Default: none, or the config file's influx.spoolFolder." };
+        var spool = new Option<string>("--spool") { Description = "Folder of the InfluxDB disk spool (kept across restarts)." };
+        var http = new Option<string>("--http") { Description = "Where the health, metrics, API and dashboard listen: ip:port (port 0: any free port) or none. Default 127.0.0.1:8080." };
+        var state = new Option<string>("--state") { Description = "Folder for checkpoints of every stream's state (restored at start). Default: $STATE_DIRECTORY under systemd, else none." };
+        var logFormat = new Option<string>("--log-format") { Description = "plain or json (one object per line, for journald/Loki)." };
         var command = new Command("run", """
-            Runs the live engine: subscribes to sensor topics, classifies every stream step by step and publishes
-            classes, anomaly scores and alerts on MQTT (and prints class changes and alerts here).
+            Runs the edge daemon: subscribes to sensor topics, classifies every stream step by step with one or more
+            models, publishes classes, anomaly scores and alerts on MQTT, stores them in InfluxDB, and serves
+            /healthz, /readyz, /metrics, /api/streams and a live dashboard. SIGTERM or Ctrl-C drains the pipeline,
+            flushes storage and checkpoints every stream; SIGHUP or a changed model file reloads the models.
 
             Example:
               signal-edge run --model bearing.sigm --mqtt mqtt://127.0.0.1:1883 --topic 'sensors/#' --publish change
+              signal-edge run --config /etc/signal/edge.json
             """)
         {
-            model, mqtt, topic, template, publish, prefix, deadLetter, config, duration, quiet, influx, spool,
+            model, mqtt, topic, template, publish, prefix, deadLetter, config, duration, quiet, influx, spool, http, state, logFormat,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
-            EdgeConfig cfg = EdgeConfig.Load(parse.GetValue(config)?.FullName);
-            cfg.Model = parse.GetValue(model)?.FullName ?? cfg.Model ?? throw new ArgumentException("--model: no model given (flag or \"model\" in the config file).");
-            cfg.Mqtt = parse.GetValue(mqtt) ?? cfg.Mqtt ?? "mqtt://127.0.0.1:1883";
-            cfg.Topic = parse.GetValue(topic) ?? cfg.Topic;
-            cfg.Engine.TopicTemplate = parse.GetValue(template) ?? cfg.Engine.TopicTemplate;
-            cfg.Publish.Prefix = parse.GetValue(prefix) ?? cfg.Publish.Prefix;
-            cfg.Publish.DeadLetterTopic = parse.GetValue(deadLetter) ?? cfg.Publish.DeadLetterTopic;
-            if (parse.GetValue(publish) is { } mode)
+            var flags = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            void Flag<T>(Option<T> option, string key, Func<T, string?> value)
             {
-                (cfg.Publish.Mode, cfg.Publish.EveryN) = mode switch
+                if (parse.GetResult(option) is { Implicit: false } && parse.GetValue(option) is { } v)
                 {
-                    "every" => (PublishMode.Every, cfg.Publish.EveryN),
-                    "change" => (PublishMode.Change, cfg.Publish.EveryN),
-                    _ when int.TryParse(mode, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0 => (PublishMode.EveryN, n),
-                    _ => throw new ArgumentException($"--publish: '{mode}' is not every, change or a positive number of steps."),
-                };
+                    flags[key] = value(v);
+                }
             }
 
+            Flag(model, "model", f => f.FullName);
+            Flag(mqtt, "mqtt", v => v);
+            Flag(topic, "topic", v => v);
+            Flag(template, "engine:topicTemplate", v => v);
+            Flag(prefix, "publish:prefix", v => v);
+            Flag(deadLetter, "publish:deadLetterTopic", v => v);
+            Flag(http, "http:address", v => v);
+            Flag(state, "state:folder", v => v);
+            Flag(logFormat, "logging:format", v => v);
+            if (parse.GetValue(quiet))
+            {
+                flags["logging:classChanges"] = "false";
+            }
+
+            if (parse.GetValue(publish) is { } mode)
+            {
+                if (mode is "every" or "change")
+                {
+                    flags["publish:mode"] = mode;
+                }
+                else if (int.TryParse(mode, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0)
+                {
+                    (flags["publish:mode"], flags["publish:everyN"]) = ("everyN", mode);
+                }
+                else
+                {
+                    throw new ArgumentException($"--publish: '{mode}' is not every, change or a positive number of steps.");
+                }
+            }
+
+            IConfigurationRoot configuration = EdgeSettings.Configuration(parse.GetValue(config)?.FullName, flags);
+            EdgeSettings settings = EdgeSettings.Load(configuration);
             if (parse.GetValue(influx) is { } influxUrl)
             {
-                cfg.Influx = (cfg.Influx ?? new Signal.Engine.Storage.InfluxOptions()).WithAddress(influxUrl);
+                settings.Influx = (settings.Influx ?? new Signal.Engine.Storage.InfluxOptions()).WithAddress(influxUrl);
             }
 
             if (parse.GetValue(spool) is { } spoolFolder)
             {
-                (cfg.Influx ?? throw new ArgumentException("--spool: no InfluxDB is configured (--influx or \"influx\" in the config file).")).SpoolFolder = spoolFolder;
+                (settings.Influx ?? throw new ArgumentException("--spool: no InfluxDB is configured (--influx or \"influx\" in the config file).")).SpoolFolder = spoolFolder;
             }
 
-            cfg.Influx?.Validate();
+            settings.Influx?.Validate();
+            MqttOptions broker = settings.Broker.WithAddress(settings.Mqtt);
+            broker.WillTopic ??= settings.Publish.StatusTopic;
             double? seconds = parse.GetValue(duration);
-            return Run(cfg, seconds is { } s ? TimeSpan.FromSeconds(s) : null, parse.GetValue(quiet));
+            return EdgeHost.Run(settings, configuration, logs => new MosquittoConnection(broker, logs.CreateLogger("signal-edge.mqtt")),
+                new HostRun { Duration = seconds is { } s ? TimeSpan.FromSeconds(s) : null });
         }));
         return command;
-    }
-
-    private static int Run(EdgeConfig cfg, TimeSpan? duration, bool quiet)
-    {
-        using ILoggerFactory logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }).SetMinimumLevel(LogLevel.Information));
-        ILogger logger = logs.CreateLogger("signal-edge");
-        EngineModel model = EngineModel.Load(cfg.Model!);
-        using var engine = new SignalEngine(model, cfg.Engine, logger: logger);
-        MqttOptions broker = cfg.Broker.WithAddress(cfg.Mqtt!);
-        broker.WillTopic ??= cfg.Publish.StatusTopic;
-        cfg.Publish.Validate();
-        using var stop = new CancellationTokenSource();
-        if (duration is { } d)
-        {
-            stop.CancelAfter(d);
-        }
-
-        void OnCancel(object? sender, ConsoleCancelEventArgs e)
-        {
-            e.Cancel = true;
-            stop.Cancel();
-        }
-
-        Console.CancelKeyPress += OnCancel;
-        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
-        {
-            c.Cancel = true;
-            stop.Cancel();
-        });
-        try
-        {
-            RunAsync(cfg, model, engine, broker, logger, quiet, stop.Token).GetAwaiter().GetResult();
-        }
-        finally
-        {
-            Console.CancelKeyPress -= OnCancel;
-        }
-
-        EngineCounters c = engine.Counters;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: {c.Messages:N0} messages, {c.Steps:N0} steps in {c.Batches:N0} batches, {c.Alerts:N0} alert changes, {c.RejectedTotal:N0} rejected ({Reasons(c.Rejected)}), {c.Duplicates:N0} duplicates, resets: {Reasons(c.Resets)}"));
-        return 0;
-    }
-
-    private static async Task RunAsync(EdgeConfig cfg, EngineModel model, SignalEngine engine, MqttOptions broker, ILogger logger, bool quiet, CancellationToken stop)
-    {
-        await using var connection = new MosquittoConnection(broker, logger);
-        string filter = cfg.Topic ?? engine.TopicFilter;
-        connection.Subscribe(filter, cfg.Qos);
-        ResultPublisher publisher = new(engine, connection, cfg.Publish);
-        Signal.Engine.Storage.InfluxWriter? influx = cfg.Influx is null ? null : new Signal.Engine.Storage.InfluxWriter(cfg.Influx, logger);
-        using Signal.Engine.Storage.InfluxSink? sink = influx is null ? null : new Signal.Engine.Storage.InfluxSink(engine, influx, e => Console.Error.WriteLine("influx: " + e.Message));
-        var lastLabel = new Dictionary<string, string>(StringComparer.Ordinal);
-        using IDisposable changes = engine.Classifications.Subscribe(c =>
-        {
-            if (!quiet && (!lastLabel.TryGetValue(c.Stream, out string? last) || last != c.Label))
-            {
-                lastLabel[c.Stream] = c.Label;
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Time(c.TimestampNs)} {c.Stream}: {c.Label} ({c.Confidence:P0})"));
-            }
-        });
-        using IDisposable alerts = engine.Alerts.Subscribe(a =>
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Time(a.TimestampNs)} {a.Stream}: ALERT {a.Rule} {a.State.ToString().ToUpperInvariant()} [{a.Severity}] {a.Reason}{(a.DominantBand is null ? "" : ", dominant band " + a.DominantBand)}")));
-        Console.WriteLine($"model {model.Name}: {model.Network.Architecture.Layers.Count} layer(s), {model.Labels.Count} classes ({string.Join(", ", model.Labels)}), {(model.Pipeline is null ? $"{model.Channels} raw input(s) per step" : $"{model.Pipeline.OutputLength} features per {model.Pipeline.Spec.FrameLength}-sample frame")}");
-        Console.WriteLine($"subscribing to '{filter}' on {broker} (stream id from '{cfg.Engine.TopicTemplate}'); results under {cfg.Publish.Prefix}{(cfg.Influx is null ? "" : $"; storing in InfluxDB {cfg.Influx}")}");
-        try
-        {
-            await connection.ConnectAsync(TimeSpan.FromSeconds(10), stop).ConfigureAwait(false);
-        }
-        catch (MqttException e)
-        {
-            Console.Error.WriteLine("warning: " + e.Message);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        Task loop = EngineRunner.RunAsync(engine, connection, stop);
-        var clock = Stopwatch.StartNew();
-        long lastSteps = 0;
-        while (!stop.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(10), stop).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-
-            EngineCounters c = engine.Counters;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed:hh\\:mm\\:ss}] {(connection.IsConnected ? "connected" : "DISCONNECTED")}, {engine.StreamCount:N0} streams, {(c.Steps - lastSteps) / 10.0:N0} steps/s, {c.Messages:N0} messages, {c.RejectedTotal:N0} rejected, {c.Alerts:N0} alert changes{(influx is null ? "" : $", influx {influx.Counters.Written:N0} written, {influx.SpoolPoints:N0} spooled")}"));
-            lastSteps = c.Steps;
-        }
-
-        await loop.ConfigureAwait(false);
-        engine.Flush();
-        await publisher.DisposeAsync().ConfigureAwait(false);
-        if (influx is not null)
-        {
-            sink?.Dispose();
-            await influx.DisposeAsync().ConfigureAwait(false);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"influx: {influx.Counters.Written:N0} points written, {influx.Counters.Retries:N0} retries, {influx.Counters.DeadLettered:N0} dead-lettered, {influx.Counters.Dropped:N0} dropped, {influx.SpoolPoints:N0} left in the spool"));
-        }
-
-        // A clean disconnect suppresses the last will, so say "offline" ourselves.
-        connection.Publish(cfg.Publish.StatusTopic, "offline"u8, 1, retain: true);
-        await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);
     }
 
     public static Command CreateSimulate()

@@ -10,6 +10,31 @@ public sealed class EngineCounters
     private readonly ConcurrentDictionary<string, long> _resets = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _evictions = new(StringComparer.Ordinal);
 
+    private readonly long[] _batchSizes = new long[BatchBuckets];
+
+    /// <summary>Buckets of <see cref="BatchSizes"/>: batches of 1, ≤ 2, ≤ 4, … ≤ 2^15 and more streams.</summary>
+    public const int BatchBuckets = 17;
+
+    /// <summary>
+    /// Batched steps by size, cumulative as Prometheus histograms are: entry i counts the batches of at most 2^i
+    /// streams; the last entry counts them all.
+    /// </summary>
+    public IReadOnlyList<long> BatchSizes
+    {
+        get
+        {
+            var cumulative = new long[BatchBuckets];
+            long sum = 0;
+            for (int i = 0; i < BatchBuckets; i++)
+            {
+                sum += Interlocked.Read(ref _batchSizes[i]);
+                cumulative[i] = sum;
+            }
+
+            return cumulative;
+        }
+    }
+
     /// <summary>Messages taken in.</summary>
     public long Messages => Interlocked.Read(ref _messages);
 
@@ -45,6 +70,14 @@ public sealed class EngineCounters
 
     /// <summary>All rejected messages.</summary>
     public long RejectedTotal => _rejected.Values.Sum();
+
+    internal void Batch(int size)
+    {
+        Interlocked.Increment(ref _batches);
+        Interlocked.Add(ref _steps, size);
+        int bucket = size <= 1 ? 0 : Math.Min(BatchBuckets - 1, 32 - System.Numerics.BitOperations.LeadingZeroCount((uint)(size - 1)));
+        Interlocked.Increment(ref _batchSizes[bucket]);
+    }
 
     internal void Reject(string reason) => _rejected.AddOrUpdate(reason, 1, (_, n) => n + 1);
 

@@ -494,8 +494,7 @@ public sealed partial class SignalEngine : IDisposable
         }
 
         _stepper.Step(_states.AsSpan(0, n), _inputs.AsSpan(0, n * _input), _probabilities.AsSpan(0, n * _classes), _forecasts.Length == 0 ? default : _forecasts.AsSpan(0, n * _input));
-        Interlocked.Increment(ref Counters._batches);
-        Interlocked.Add(ref Counters._steps, n);
+        Counters.Batch(n);
         for (int i = 0; i < n; i++)
         {
             StreamState s = _batch[i];

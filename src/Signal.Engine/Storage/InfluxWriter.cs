@@ -79,7 +79,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
     private long _sealed;
     private bool _databaseReady;
     private bool _disposed;
-    private string? _lastProblem;
+    private volatile string? _lastProblem;
 
     /// <summary>Validates the options, opens the spool (replaying what an earlier run left) and starts sending.</summary>
     /// <param name="options">Where and how to write.</param>
@@ -120,6 +120,26 @@ public sealed partial class InfluxWriter : IAsyncDisposable
     /// <summary>What happened to the points so far.</summary>
     public InfluxCounters Counters { get; } = new();
 
+    /// <summary>Why the last write to the target failed, or null while writes succeed (for health checks).</summary>
+    public string? Problem => _lastProblem;
+
+    /// <summary>True while the target takes writes, or a spool with room holds what it does not.</summary>
+    public bool IsWritable
+    {
+        get
+        {
+            if (_lastProblem is null)
+            {
+                return true;
+            }
+
+            lock (_spoolLock)
+            {
+                return _spool is { } spool && spool.Bytes < _options.SpoolMaxBytes;
+            }
+        }
+    }
+
     /// <summary>Points waiting in the disk spool.</summary>
     public long SpoolPoints
     {
@@ -128,6 +148,18 @@ public sealed partial class InfluxWriter : IAsyncDisposable
             lock (_spoolLock)
             {
                 return _spool?.Points ?? 0;
+            }
+        }
+    }
+
+    /// <summary>Bytes the disk spool holds on disk.</summary>
+    public long SpoolBytes
+    {
+        get
+        {
+            lock (_spoolLock)
+            {
+                return _spool?.Bytes ?? 0;
             }
         }
     }
@@ -498,7 +530,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
             }
             catch (IOException e)
             {
-                Problem(e.Message);
+                ReportProblem(e.Message);
                 return TimeSpan.Zero;
             }
         }
@@ -511,7 +543,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !stop.IsCancellationRequested)
         {
-            Problem(e is TaskCanceledException ? $"no answer within {_options.RequestTimeout.TotalSeconds:0.#} s" : e.Message);
+            ReportProblem(e is TaskCanceledException ? $"no answer within {_options.RequestTimeout.TotalSeconds:0.#} s" : e.Message);
             return TimeSpan.Zero;
         }
 
@@ -546,7 +578,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
                 _databaseReady = false; // "database not found": create it and retry
             }
 
-            Problem($"HTTP {status}: {reason}");
+            ReportProblem($"HTTP {status}: {reason}");
             return response.Headers.RetryAfter is { } after
                 ? after.Delta ?? (after.Date is { } date ? date - DateTimeOffset.UtcNow : TimeSpan.Zero)
                 : TimeSpan.Zero;
@@ -586,7 +618,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
             using HttpResponseMessage response = await _http.PostAsync(new Uri(root + "/query"), content, stop).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
-                Problem($"CREATE DATABASE: HTTP {(int)response.StatusCode}: {await Reason(response, stop).ConfigureAwait(false)}");
+                ReportProblem($"CREATE DATABASE: HTTP {(int)response.StatusCode}: {await Reason(response, stop).ConfigureAwait(false)}");
                 return false;
             }
 
@@ -595,7 +627,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !stop.IsCancellationRequested)
         {
-            Problem(e.Message);
+            ReportProblem(e.Message);
             return false;
         }
     }
@@ -634,7 +666,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
         }
     }
 
-    private void Problem(string problem)
+    private void ReportProblem(string problem)
     {
         if (problem != _lastProblem)
         {

@@ -1,0 +1,247 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Signal.Engine.Mqtt;
+
+namespace Signal.Edge.Daemon;
+
+/// <summary>How a command runs the daemon.</summary>
+internal sealed class HostRun
+{
+    /// <summary>Stop after this long, or null to run until SIGINT/SIGTERM.</summary>
+    public TimeSpan? Duration { get; init; }
+
+    /// <summary>Send every log line to standard error (the demo keeps standard output for its table).</summary>
+    public bool LogToStandardError { get; init; }
+
+    /// <summary>Called once the daemon runs, with the dashboard's address (null without HTTP); runs until the token is cancelled.</summary>
+    public Func<EdgeDaemon, Uri?, CancellationToken, Task>? WhileRunning { get; init; }
+}
+
+/// <summary>
+/// Builds and runs the daemon on the Generic Host with Kestrel: configuration, structured console logs, graceful
+/// shutdown on SIGINT/SIGTERM, and the HTTP endpoints <c>/healthz</c>, <c>/readyz</c>, <c>/metrics</c>,
+/// <c>/api/streams</c>, <c>/api/events</c> (server-sent events) and the dashboard at <c>/</c>.
+/// </summary>
+internal static partial class EdgeHost
+{
+    private const string TokenCookie = "signal_token";
+
+    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>Runs until stopped; returns the exit code (0, or 1 when the message loop failed).</summary>
+    public static int Run(EdgeSettings settings, IConfigurationRoot configuration, Func<ILoggerFactory, IMqttConnection> connect, HostRun run)
+    {
+        settings.ApplyCredentials();
+        IHostApplicationBuilder builder;
+        WebApplicationBuilder? web = null;
+        if (settings.Http.Enabled)
+        {
+            web = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "signal-edge", ContentRootPath = AppContext.BaseDirectory, Args = [] });
+            web.WebHost.ConfigureKestrel(k =>
+            {
+                k.Listen(settings.Http.EndPoint());
+                k.AddServerHeader = false;
+            });
+            builder = web;
+        }
+        else
+        {
+            builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = "signal-edge", ContentRootPath = AppContext.BaseDirectory });
+        }
+
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddConfiguration(configuration);
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(settings.Logging.Level);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        if (settings.Logging.Format == "json")
+        {
+            builder.Logging.AddJsonConsole(o =>
+            {
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            });
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            });
+        }
+
+        builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = run.LogToStandardError ? LogLevel.Trace : LogLevel.None);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton<StreamBoard>();
+        builder.Services.AddSingleton(sp => connect(sp.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton<IConfiguration>(configuration);
+        builder.Services.AddSingleton<EdgeDaemon>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EdgeDaemon>());
+
+        IHost host;
+        if (web is not null)
+        {
+            WebApplication app = web.Build();
+            MapEndpoints(app, settings);
+            host = app;
+        }
+        else
+        {
+            host = ((HostApplicationBuilder)builder).Build();
+        }
+
+        // Constructing the daemon loads the models: a bad file fails here, before anything listens.
+        EdgeDaemon daemon = host.Services.GetRequiredService<EdgeDaemon>();
+        IHostApplicationLifetime lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        using var stop = new CancellationTokenSource();
+        using CancellationTokenRegistration stopping = lifetime.ApplicationStopping.Register(stop.Cancel);
+        Task? watcher = null;
+        lifetime.ApplicationStarted.Register(() =>
+        {
+            Uri? dashboard = web is null ? null : Dashboard(host.Services);
+            if (dashboard is not null)
+            {
+                LogDashboard(host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("signal-edge"), dashboard, settings.Http.Token is null ? "no token" : "bearer token required");
+            }
+            if (run.Duration is { } d)
+            {
+                _ = Task.Delay(d, stop.Token).ContinueWith(_ => lifetime.StopApplication(), TaskScheduler.Default);
+            }
+
+            if (run.WhileRunning is { } body)
+            {
+                watcher = Task.Run(() => body(daemon, dashboard, stop.Token));
+            }
+        });
+        host.Run();
+        watcher?.GetAwaiter().GetResult();
+        return daemon.Fault is null ? 0 : 1;
+    }
+
+    /// <summary>The address Kestrel actually listens on (a port of 0 is resolved).</summary>
+    private static Uri? Dashboard(IServiceProvider services)
+    {
+        string? address = services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+        return address is null ? null : new Uri(address.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "[::1]", StringComparison.Ordinal) + "/");
+    }
+
+    private static void MapEndpoints(WebApplication app, EdgeSettings settings)
+    {
+        EdgeDaemon daemon = app.Services.GetRequiredService<EdgeDaemon>();
+        byte[]? token = settings.Http.Token is { } t ? Encoding.UTF8.GetBytes(t) : null;
+        app.Use(async (context, next) =>
+        {
+            string path = context.Request.Path.Value ?? "/";
+            if (token is null || path is "/healthz" or "/readyz" || Authorized(context, token))
+            {
+                await next(context).ConfigureAwait(false);
+                return;
+            }
+
+            // The dashboard can be opened once with ?token=…; the token then lives in an HttpOnly cookie, since
+            // EventSource cannot send an Authorization header.
+            if (path == "/" && context.Request.Query["token"].FirstOrDefault() is { } query && Same(Encoding.UTF8.GetBytes(query), token))
+            {
+                context.Response.Cookies.Append(TokenCookie, query, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = context.Request.IsHttps });
+                context.Response.Redirect("/");
+                return;
+            }
+
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            context.Response.Headers.WWWAuthenticate = "Bearer realm=\"signal-edge\"";
+            await context.Response.WriteAsync("401: a bearer token is required (Authorization: Bearer …, or open /?token=… once).\n").ConfigureAwait(false);
+        });
+
+        app.MapGet("/healthz", (HttpContext c) =>
+        {
+            c.Response.StatusCode = daemon.IsAlive ? 200 : 503;
+            return c.Response.WriteAsync(daemon.IsAlive ? "ok\n" : "the message loop is not running\n");
+        });
+        app.MapGet("/readyz", (HttpContext c) =>
+        {
+            (bool ready, bool running, bool broker, bool storage, string? problem) = daemon.Readiness();
+            c.Response.StatusCode = ready ? 200 : 503;
+            return c.Response.WriteAsJsonAsync(new { ready, checks = new { running, broker, storage }, storage_problem = problem }, s_json);
+        });
+        app.MapGet("/metrics", (HttpContext c) =>
+        {
+            c.Response.ContentType = PrometheusWriter.ContentType;
+            return c.Response.WriteAsync(EdgeMetrics.Render(daemon));
+        });
+        app.MapGet("/api/streams", (HttpContext c) => c.Response.WriteAsJsonAsync(daemon.Board.Snapshot(), s_json));
+        app.MapGet("/api/health", (HttpContext c) => c.Response.WriteAsJsonAsync(Health(daemon), s_json));
+        app.MapGet("/api/events", async (HttpContext c) =>
+        {
+            c.Response.ContentType = "text/event-stream";
+            c.Response.Headers.CacheControl = "no-cache";
+            CancellationToken aborted = c.RequestAborted;
+            using var timer = new PeriodicTimer(settings.Http.EventInterval);
+            do
+            {
+                string json = JsonSerializer.Serialize(new { health = Health(daemon), streams = daemon.Board.Snapshot() }, s_json);
+                await c.Response.WriteAsync("event: snapshot\ndata: " + json + "\n\n", aborted).ConfigureAwait(false);
+                await c.Response.Body.FlushAsync(aborted).ConfigureAwait(false);
+            }
+            while (!daemon.Stopped.IsCompleted && await timer.WaitForNextTickAsync(aborted).ConfigureAwait(false));
+        });
+        app.MapGet("/", (HttpContext c) =>
+        {
+            c.Response.ContentType = "text/html; charset=utf-8";
+            c.Response.Headers.ContentSecurityPolicy = "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'";
+            return c.Response.Body.WriteAsync(DashboardPage.Html).AsTask();
+        });
+    }
+
+    private static object Health(EdgeDaemon daemon)
+    {
+        (bool ready, bool running, bool broker, bool storage, string? problem) = daemon.Readiness();
+        return new
+        {
+            ready,
+            running,
+            broker,
+            storage,
+            storage_problem = problem,
+            uptime_s = Math.Round((DateTimeOffset.UtcNow - daemon.StartedAt).TotalSeconds, 1),
+            streams = daemon.Slots.Sum(s => s.Engine.StreamCount),
+            messages = daemon.Slots.Sum(s => s.Engine.Counters.Messages),
+            steps = daemon.Slots.Sum(s => s.Engine.Counters.Steps),
+            rejected = daemon.Slots.Sum(s => s.Engine.Counters.RejectedTotal),
+            active_alerts = daemon.Board.ActiveAlerts,
+            models = daemon.Slots.Select(s => new { name = s.Name, labels = s.Engine.Model.Labels, forecast = s.Engine.Model.HasForecast, reloads = s.Reloads + s.ReloadResets }),
+            storage_written = daemon.Influx?.Counters.Written,
+            storage_spooled = daemon.Influx?.SpoolPoints,
+        };
+    }
+
+    private static bool Authorized(HttpContext context, byte[] token)
+    {
+        string? header = context.Request.Headers.Authorization.FirstOrDefault();
+        if (header is not null && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && Same(Encoding.UTF8.GetBytes(header[7..].Trim()), token))
+        {
+            return true;
+        }
+
+        return context.Request.Cookies.TryGetValue(TokenCookie, out string? cookie) && Same(Encoding.UTF8.GetBytes(cookie), token);
+    }
+
+    private static bool Same(byte[] given, byte[] token) => CryptographicOperations.FixedTimeEquals(given, token);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "dashboard {Url} (health /healthz /readyz, metrics /metrics, API /api/streams; {Auth})")]
+    private static partial void LogDashboard(ILogger logger, Uri url, string auth);
+}

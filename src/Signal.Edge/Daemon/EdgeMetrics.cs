@@ -1,0 +1,109 @@
+using Signal.Engine.Live;
+
+namespace Signal.Edge.Daemon;
+
+/// <summary>Everything <c>/metrics</c> exposes, in the Prometheus text format.</summary>
+internal static class EdgeMetrics
+{
+    private static readonly double[] s_batchBounds = [.. Enumerable.Range(0, EngineCounters.BatchBuckets - 1).Select(i => (double)(1 << i))];
+
+    /// <summary>Renders every metric of the daemon.</summary>
+    public static string Render(EdgeDaemon daemon)
+    {
+        var w = new PrometheusWriter();
+        (bool ready, _, bool broker, bool storage, _) = daemon.Readiness();
+        w.Gauge("signal_ready", "1 when the daemon is ready (running, broker connected, storage writable).", ready ? 1 : 0);
+        w.Gauge("signal_uptime_seconds", "Seconds since the process started.", (DateTimeOffset.UtcNow - daemon.StartedAt).TotalSeconds);
+        if (daemon.SecondsToReady is { } toReady)
+        {
+            w.Gauge("signal_start_to_ready_seconds", "Seconds from process start to the first ready moment.", toReady);
+        }
+
+        foreach (ModelSlot slot in daemon.Slots)
+        {
+            EngineCounters c = slot.Engine.Counters;
+            (string, string) model = ("model", slot.Name);
+            w.Counter("signal_messages_total", "Messages taken in, per model.", c.Messages, model);
+            w.Counter("signal_samples_total", "Samples (or feature vectors) accepted, per model.", c.Samples, model);
+            w.Counter("signal_frames_total", "Frames (network inputs) produced, per model.", c.Frames, model);
+            w.Counter("signal_steps_total", "Stream steps run, per model.", c.Steps, model);
+            w.Counter("signal_batches_total", "Batched steps run, per model.", c.Batches, model);
+            w.Counter("signal_duplicates_total", "Redelivered messages dropped by sequence number, per model.", c.Duplicates, model);
+            w.Counter("signal_alert_changes_total", "Alert raises and clears, per model.", c.Alerts, model);
+            w.Gauge("signal_streams", "Streams held, per model.", slot.Engine.StreamCount, model);
+            foreach ((string reason, long n) in c.Rejected)
+            {
+                w.Counter("signal_rejected_total", "Messages rejected, by model and reason.", n, model, ("reason", reason));
+            }
+
+            foreach ((string reason, long n) in c.Resets)
+            {
+                w.Counter("signal_resets_total", "Stream state resets, by model and reason.", n, model, ("reason", reason));
+            }
+
+            foreach ((string reason, long n) in c.Evictions)
+            {
+                w.Counter("signal_evictions_total", "Streams evicted, by model and reason.", n, model, ("reason", reason));
+            }
+
+            w.Counter("signal_model_reloads_total", "Model reloads, by model and result (kept: stream state carried over; reset: another architecture; failed: the file did not load).", slot.Reloads, model, ("result", "kept"));
+            w.Counter("signal_model_reloads_total", string.Empty, slot.ReloadResets, model, ("result", "reset"));
+            w.Counter("signal_model_reloads_total", string.Empty, slot.ReloadFailures, model, ("result", "failed"));
+        }
+
+        foreach (ModelSlot slot in daemon.Slots)
+        {
+            BatchHistogram(w, slot);
+            slot.ResultAge.Write(w, "signal_result_age_seconds", "Data time of a step's last sample to its result, per model (sensor-to-result latency when clocks agree).", PrometheusWriter.Labels(("model", slot.Name)).Trim('{', '}'));
+        }
+
+        daemon.MessageLatency.Write(w, "signal_message_latency_seconds", "Arrival of a message to the end of its processing, the steps it completed included.");
+        w.Counter("signal_drops_total", "Data dropped, by reason.", daemon.Connection.Counters.Qos0Dropped, ("reason", "mqtt_qos0_overflow"));
+        w.Counter("signal_drops_total", string.Empty, daemon.Slots.Sum(s => s.PublisherDropped), ("reason", "result_publisher"));
+        w.Counter("signal_drops_total", string.Empty, daemon.Unrouted, ("reason", "no_model_for_topic"));
+        w.Counter("signal_drops_total", string.Empty, daemon.Slots.Sum(s => s.Engine.Counters.RejectedTotal), ("reason", "rejected_input"));
+        if (daemon.Influx is { } influx)
+        {
+            w.Counter("signal_drops_total", string.Empty, influx.Counters.Dropped, ("reason", "storage_spool_full"));
+            w.Counter("signal_drops_total", string.Empty, influx.Counters.DeadLettered, ("reason", "storage_refused"));
+            w.Gauge("signal_storage_writable", "1 while storage takes writes (or a spool with room holds them).", storage ? 1 : 0);
+            w.Counter("signal_storage_points_written_total", "Points the database accepted.", influx.Counters.Written);
+            w.Counter("signal_storage_requests_total", "Write requests that succeeded.", influx.Counters.Requests);
+            w.Counter("signal_storage_retries_total", "Write retries.", influx.Counters.Retries);
+            w.Gauge("signal_storage_spool_points", "Points waiting in the disk spool.", influx.SpoolPoints);
+            w.Gauge("signal_storage_spool_bytes", "Bytes of the disk spool.", influx.SpoolBytes);
+        }
+
+        foreach ((AlertSeverity severity, long n) in daemon.Board.RaisedBySeverity)
+        {
+            w.Counter("signal_alerts_raised_total", "Alerts raised, by severity.", n, ("severity", severity.ToString().ToLowerInvariant()));
+        }
+
+        w.Gauge("signal_alerts_active", "Alerts now raised, over all streams.", daemon.Board.ActiveAlerts);
+        Signal.Engine.Mqtt.MqttCounters m = daemon.Connection.Counters;
+        w.Gauge("signal_mqtt_connected", "1 while the broker connection is up.", broker ? 1 : 0);
+        w.Counter("signal_mqtt_received_total", "Messages received from the broker.", m.Received);
+        w.Counter("signal_mqtt_received_bytes_total", "Payload bytes received from the broker.", m.ReceivedBytes);
+        w.Counter("signal_mqtt_published_total", "Messages published (results, alerts, status).", m.Published);
+        w.Counter("signal_mqtt_connections_lost_total", "Broker connections lost.", m.ConnectionsLost);
+        w.Gauge("signal_process_resident_memory_bytes", "Resident set size of the process.", Environment.WorkingSet);
+        w.Gauge("signal_managed_heap_bytes", "Bytes of the managed heap.", GC.GetTotalMemory(false));
+        return w.ToString();
+    }
+
+    private static void BatchHistogram(PrometheusWriter w, ModelSlot slot)
+    {
+        const string name = "signal_batch_size";
+        w.Header(name, "Streams per batched step, per model.", "histogram");
+        IReadOnlyList<long> cumulative = slot.Engine.Counters.BatchSizes;
+        string model = PrometheusWriter.Labels(("model", slot.Name)).Trim('{', '}');
+        for (int i = 0; i < s_batchBounds.Length; i++)
+        {
+            w.Sample(name + "_bucket", "{" + model + ",le=\"" + s_batchBounds[i].ToString(System.Globalization.CultureInfo.InvariantCulture) + "\"}", cumulative[i]);
+        }
+
+        w.Sample(name + "_bucket", "{" + model + ",le=\"+Inf\"}", cumulative[^1]);
+        w.Sample(name + "_sum", "{" + model + "}", slot.Engine.Counters.Steps);
+        w.Sample(name + "_count", "{" + model + "}", slot.Engine.Counters.Batches);
+    }
+}
