@@ -116,7 +116,9 @@ internal static partial class EdgeHost
             Uri? dashboard = web is null ? null : Dashboard(host.Services);
             if (dashboard is not null)
             {
-                LogDashboard(host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("signal-edge"), dashboard, settings.Http.Token is null ? "no token" : "bearer token required");
+                ILogger logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("signal-edge");
+                string auth = settings.Http.Token is null ? "no token" : "bearer token required";
+                LogDashboard(logger, dashboard, auth);
             }
             if (run.Duration is { } d)
             {
