@@ -20,6 +20,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand.CreateEval());
         root.Subcommands.Add(LiveCommands.CreateRun());
         root.Subcommands.Add(LiveCommands.CreateSimulate());
+        root.Subcommands.Add(Demo.DemoCommand.Create());
         root.Subcommands.Add(Demo.DemoModel.Create());
         return root.Parse(args).Invoke();
     }
