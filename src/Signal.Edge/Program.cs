@@ -21,6 +21,8 @@ public static class Program
         root.Subcommands.Add(LiveCommands.CreateRun());
         root.Subcommands.Add(LiveCommands.CreateSimulate());
         root.Subcommands.Add(Demo.DemoCommand.Create());
+        root.Subcommands.Add(InfoCommand.Create());
+        root.Subcommands.Add(ReplayCommand.Create());
         root.Subcommands.Add(Demo.DemoModel.Create());
         return root.Parse(args).Invoke();
     }
