@@ -28,7 +28,7 @@ public sealed class LiveCommandTests
         File.WriteAllText(config, """{ "engine": { "maxBatchh": 4 } }""");
         (int code, string error) = Fails("run", "--config", config, "--model", "x.sigm");
         Assert.Equal(1, code);
-        Assert.Contains("$.engine.maxBatchh", error, StringComparison.Ordinal);
+        Assert.Contains("'engine:maxBatchh' is not a setting (did you mean 'maxBatch'?)", error, StringComparison.Ordinal);
 
         File.WriteAllText(config, """{ "engine": { "maxBatch": 0 } }""");
         string model = Path.Combine(AppContext.BaseDirectory, "model-for-config.sigm");

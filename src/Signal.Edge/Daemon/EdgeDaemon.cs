@@ -67,7 +67,10 @@ internal sealed partial class EdgeDaemon : BackgroundService
     /// <summary>Messages whose topic no model's template matched.</summary>
     public long Unrouted => Interlocked.Read(ref _unrouted);
 
-    private long _unrouted;
+    private long _unrouted, _ownResults;
+
+    /// <summary>Messages skipped because they are this daemon's own results (a subscription such as <c>#</c> takes them in too).</summary>
+    public long OwnResults => Interlocked.Read(ref _ownResults);
 
     /// <summary>When the process started (for uptime and start-to-ready).</summary>
     public DateTimeOffset StartedAt { get; } = Process.GetCurrentProcess().StartTime.ToUniversalTime();
@@ -164,6 +167,14 @@ internal sealed partial class EdgeDaemon : BackgroundService
             {
                 while (Connection.TryRead(out MqttMessage message))
                 {
+                    if (message.Topic.StartsWith(_settings.Publish.Prefix, StringComparison.Ordinal))
+                    {
+                        // Our own results, when the subscription is as wide as '#': not sensor data.
+                        Interlocked.Increment(ref _ownResults);
+                        message.Release();
+                        continue;
+                    }
+
                     try
                     {
                         ModelSlot slot = Route(message.Topic);

@@ -83,7 +83,17 @@ internal sealed class EdgeSettings
         }
         catch (InvalidDataException e)
         {
-            throw new ArgumentException($"config '{file}': {e.Message} {e.InnerException?.Message}", e);
+            string where = string.Empty;
+            try
+            {
+                using var _ = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file!), new System.Text.Json.JsonDocumentOptions { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            }
+            catch (System.Text.Json.JsonException json)
+            {
+                where = $" (line {json.LineNumber + 1}, byte {json.BytePositionInLine + 1}: {json.Message})";
+            }
+
+            throw new ArgumentException($"config '{file}': not valid JSON{where}.", e);
         }
     }
 
@@ -92,6 +102,7 @@ internal sealed class EdgeSettings
     public static EdgeSettings Load(IConfiguration configuration)
     {
         var settings = new EdgeSettings();
+        CheckKeys(configuration.GetChildren(), typeof(EdgeSettings));
         try
         {
             configuration.Bind(settings, o => o.ErrorOnUnknownConfiguration = true);
@@ -104,6 +115,70 @@ internal sealed class EdgeSettings
 
         settings.Validate();
         return settings;
+    }
+
+    /// <summary>
+    /// Refuses keys that match no setting, naming the whole path and the nearest setting, before anything binds
+    /// (the binder's own message names only the type).
+    /// </summary>
+    private static void CheckKeys(IEnumerable<IConfigurationSection> sections, Type type)
+    {
+        System.Reflection.PropertyInfo[] properties = type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance);
+        foreach (IConfigurationSection section in sections)
+        {
+            System.Reflection.PropertyInfo? property = properties.FirstOrDefault(p => string.Equals(p.Name, section.Key, StringComparison.OrdinalIgnoreCase));
+            if (property is null)
+            {
+                string nearest = properties.Where(p => p.CanWrite).MinBy(p => Distance(p.Name.ToLowerInvariant(), section.Key.ToLowerInvariant()))?.Name ?? "?";
+                throw new ArgumentException($"config: '{section.Path}' is not a setting (did you mean '{char.ToLowerInvariant(nearest[0])}{nearest[1..]}'?).");
+            }
+
+            Type target = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            IConfigurationSection[] children = [.. section.GetChildren()];
+            if (children.Length == 0 || target == typeof(string) || target.IsPrimitive || target.IsEnum || target == typeof(TimeSpan) || target == typeof(Uri))
+            {
+                continue;
+            }
+
+            if (target.IsGenericType && target.GetGenericArguments() is [Type item] && typeof(System.Collections.IEnumerable).IsAssignableFrom(target))
+            {
+                if (item.IsClass && item != typeof(string))
+                {
+                    foreach (IConfigurationSection element in children)
+                    {
+                        CheckKeys(element.GetChildren(), item);
+                    }
+                }
+
+                continue;
+            }
+
+            CheckKeys(children, target);
+        }
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++)
+        {
+            d[i, 0] = i;
+        }
+
+        for (int j = 0; j <= b.Length; j++)
+        {
+            d[0, j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            for (int j = 1; j <= b.Length; j++)
+            {
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            }
+        }
+
+        return d[a.Length, b.Length];
     }
 
     /// <summary>The models to run, with the shorthand <see cref="Model"/> folded in.</summary>

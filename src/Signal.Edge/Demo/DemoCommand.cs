@@ -65,7 +65,7 @@ internal static class DemoCommand
                     ["state:checkpointInterval"] = "00:00:00",
                     ["publish:mode"] = "change",
                 };
-                IConfigurationRoot configuration = EdgeSettings.Configuration(null, flags, new Dictionary<string, string?>());
+                IConfigurationRoot configuration = EdgeSettings.Configuration(null, flags);
                 EdgeSettings settings = EdgeSettings.Load(configuration);
                 settings.Influx = new Signal.Engine.Storage.InfluxOptions().WithAddress(new Uri(lp).AbsoluteUri);
                 settings.Influx.Validate();
