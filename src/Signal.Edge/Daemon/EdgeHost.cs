@@ -145,6 +145,7 @@ internal static partial class EdgeHost
     private static void MapEndpoints(WebApplication app, EdgeSettings settings)
     {
         EdgeDaemon daemon = app.Services.GetRequiredService<EdgeDaemon>();
+        CancellationToken stopping = app.Lifetime.ApplicationStopping;
         byte[]? token = settings.Http.Token is { } t ? Encoding.UTF8.GetBytes(t) : null;
         app.Use(async (context, next) =>
         {
@@ -191,15 +192,23 @@ internal static partial class EdgeHost
         {
             c.Response.ContentType = "text/event-stream";
             c.Response.Headers.CacheControl = "no-cache";
-            CancellationToken aborted = c.RequestAborted;
+            // The stream ends with the request or when the host stops (Kestrel waits for open requests on shutdown).
+            using var ended = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted, stopping);
+            CancellationToken aborted = ended.Token;
             using var timer = new PeriodicTimer(settings.Http.EventInterval);
-            do
+            try
             {
-                string json = JsonSerializer.Serialize(new { health = Health(daemon), streams = daemon.Board.Snapshot() }, s_json);
-                await c.Response.WriteAsync("event: snapshot\ndata: " + json + "\n\n", aborted).ConfigureAwait(false);
-                await c.Response.Body.FlushAsync(aborted).ConfigureAwait(false);
+                do
+                {
+                    string json = JsonSerializer.Serialize(new { health = Health(daemon), streams = daemon.Board.Snapshot() }, s_json);
+                    await c.Response.WriteAsync("event: snapshot\ndata: " + json + "\n\n", aborted).ConfigureAwait(false);
+                    await c.Response.Body.FlushAsync(aborted).ConfigureAwait(false);
+                }
+                while (await timer.WaitForNextTickAsync(aborted).ConfigureAwait(false));
             }
-            while (!daemon.Stopped.IsCompleted && await timer.WaitForNextTickAsync(aborted).ConfigureAwait(false));
+            catch (OperationCanceledException)
+            {
+            }
         });
         app.MapGet("/", (HttpContext c) =>
         {

@@ -21,6 +21,7 @@ public sealed class SimulatedSensors : IMqttConnection
     private readonly CancellationTokenSource _stop = new();
     private readonly string?[] _current;
     private Task? _producer;
+    private int _disposed;
 
     /// <summary>Creates the sensors (nothing is produced before <see cref="ConnectAsync"/>).</summary>
     /// <param name="sensors">How many sensors.</param>
@@ -120,10 +121,15 @@ public sealed class SimulatedSensors : IMqttConnection
     /// <inheritdoc/>
     public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _messages.Reader.WaitToReadAsync(cancellationToken);
 
-    /// <summary>Stops producing and releases what was not read.</summary>
+    /// <summary>Stops producing and releases what was not read; later calls do nothing.</summary>
     /// <returns>A task that completes when the producer has stopped.</returns>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         if (_producer is not null)
         {
