@@ -183,3 +183,69 @@ public sealed partial class DaemonTests
         Directory.Delete(folder, recursive: true);
     }
 }
+
+[Collection("console")]
+public sealed class ReplayAndInfoTests
+{
+    [Fact]
+    public async Task Replay_publishes_a_recording_as_numbered_timestamped_messages_that_add_up_to_it()
+    {
+        using var broker = new LocalMosquitto();
+        broker.Start();
+        string folder = Directory.CreateTempSubdirectory("signal-replay-").FullName;
+        string csv = Path.Combine(folder, "pump 1.csv");
+        var rng = new Random(3);
+        float[][] rows = [.. Enumerable.Range(0, 1_000).Select(_ => new[] { (float)rng.NextDouble(), (float)rng.NextDouble() })];
+        File.WriteAllLines(csv, ["x,y", .. rows.Select(r => string.Create(CultureInfo.InvariantCulture, $"{r[0]:R},{r[1]:R}"))]);
+
+        var options = new MqttOptions { ClientId = "replay-listener", CleanSession = true }.WithAddress(broker.Address);
+        await using var listener = new MosquittoConnection(options);
+        listener.Subscribe("plant/#", 1);
+        await listener.ConnectAsync(TimeSpan.FromSeconds(10));
+        string output = Cli.Output("replay", "--data", folder, "--mqtt", broker.Address, "--speed", "0", "--rate", "100", "--chunk", "64", "--topic", "plant/{name}/vib");
+        Assert.Contains("published 16 messages (1,000 samples, 10 s of data)", output, StringComparison.Ordinal);
+
+        var decoder = new PayloadDecoder();
+        var samples = new List<float>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long? previous = null;
+        while (samples.Count < 2_000 && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            if (!listener.TryRead(out MqttMessage m))
+            {
+                await listener.WaitToReadAsync(new CancellationTokenSource(TimeSpan.FromSeconds(1)).Token).AsTask().ContinueWith(_ => { });
+                continue;
+            }
+
+            Assert.Equal("plant/pump_1/vib", m.Topic);
+            Assert.True(decoder.TryDecode(m.Payload, PayloadFormat.Auto, out DecodedPayload data, out string error), error);
+            Assert.Equal(2, data.Width);
+            Assert.Equal(100, data.Rate);
+            Assert.Equal(samples.Count / 128, data.Sequence);
+            if (previous is long p)
+            {
+                Assert.Equal(640_000_000, data.TimestampNs!.Value - p); // 64 samples at 100 Hz
+            }
+
+            previous = data.TimestampNs;
+            samples.AddRange(data.Values.ToArray());
+            m.Release();
+        }
+
+        Assert.Equal(rows.SelectMany(r => r), samples);
+        Directory.Delete(folder, recursive: true);
+    }
+
+    [Fact]
+    public void Info_names_the_runtime_and_the_instruction_sets_in_use()
+    {
+        using var json = JsonDocument.Parse(Cli.Output("info", "--json"));
+        JsonElement info = json.RootElement;
+        Assert.StartsWith(".NET 10", info.GetProperty("runtime").GetString(), StringComparison.Ordinal);
+        Assert.Equal(System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated, info.GetProperty("vector128").GetBoolean());
+        string path = info.GetProperty("kernel_path").GetString()!;
+        Assert.Contains(path, new[] { "Scalar", "Vector128", "Vector256", "Vector512" });
+        Assert.Equal(path == "Scalar" ? 1 : int.Parse(path[6..], CultureInfo.InvariantCulture) / 32, info.GetProperty("kernel_floats_per_vector").GetInt32());
+        Assert.Matches(@"^\d+\.\d+\.\d+$", info.GetProperty("libmosquitto").GetString());
+    }
+}
