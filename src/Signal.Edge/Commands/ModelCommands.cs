@@ -150,7 +150,7 @@ internal static class ModelCommands
             AnsiConsole.Write(table);
             return 0;
         }));
-        return new Command("bench", "Benchmarks on this machine.") { models, LiveCommands.CreateStreamsBench(), EndToEndBench.Create(), InfluxBench.Create() };
+        return new Command("bench", "Benchmarks on this machine.") { models, LiveCommands.CreateStreamsBench(), EndToEndBench.Create(), InfluxBench.Create(), DaemonBench.Create() };
     }
 
     private static void Describe(RecurrentModel model, string title)

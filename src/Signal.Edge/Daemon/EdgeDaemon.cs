@@ -157,6 +157,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
         _running = true;
         _ = ConnectAsync(stop);
         using var summary = new Timer(_ => Summary(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
+        using var trim = new Timer(_ => TrimWhenIdle(), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
         using var checkpoints = folder is not null && _settings.State.CheckpointInterval > TimeSpan.Zero
             ? new Timer(_ => CheckpointAll(folder, "periodic"), null, _settings.State.CheckpointInterval, _settings.State.CheckpointInterval)
             : null;
@@ -374,7 +375,34 @@ internal sealed partial class EdgeDaemon : BackgroundService
         }
     }
 
-    private long _lastSteps;
+    private long _lastSteps, _trimSeen = -1, _trims;
+    private bool _trimDue;
+
+    /// <summary>Aggressive collections made after traffic stopped (see <see cref="TrimWhenIdle"/>).</summary>
+    public long Trims => Interlocked.Read(ref _trims);
+
+    /// <summary>
+    /// When traffic stops after a burst, one aggressive full collection hands the burst's garbage and free heap back
+    /// to the OS, so an idle edge daemon stays small (measured in docs/daemon.md). At most once per idle period, and
+    /// never while messages flow (ticks every 2 s; a tick that saw traffic only arms the next one).
+    /// </summary>
+    private void TrimWhenIdle()
+    {
+        long seen = Connection.Counters.Received + Slots.Sum(s => s.Engine.Counters.Messages);
+        if (seen != _trimSeen)
+        {
+            _trimSeen = seen;
+            _trimDue = true;
+            return;
+        }
+
+        if (_trimDue)
+        {
+            _trimDue = false;
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            Interlocked.Increment(ref _trims);
+        }
+    }
 
     private void Summary()
     {

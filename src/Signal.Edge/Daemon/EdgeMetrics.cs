@@ -88,7 +88,9 @@ internal static class EdgeMetrics
         w.Counter("signal_mqtt_published_total", "Messages published (results, alerts, status).", m.Published);
         w.Counter("signal_mqtt_connections_lost_total", "Broker connections lost.", m.ConnectionsLost);
         w.Gauge("signal_process_resident_memory_bytes", "Resident set size of the process.", Environment.WorkingSet);
-        w.Gauge("signal_managed_heap_bytes", "Bytes of the managed heap.", GC.GetTotalMemory(false));
+        w.Gauge("signal_managed_heap_bytes", "Bytes of the managed heap (live and not yet collected).", GC.GetTotalMemory(false));
+        w.Gauge("signal_gc_committed_bytes", "Bytes the garbage collector has committed.", GC.GetGCMemoryInfo().TotalCommittedBytes);
+        w.Counter("signal_idle_trims_total", "Aggressive collections made when traffic stopped after a burst.", daemon.Trims);
         return w.ToString();
     }
 

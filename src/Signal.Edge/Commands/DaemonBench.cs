@@ -1,0 +1,191 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Signal.Engine.Data;
+using Signal.Engine.Mqtt;
+using Signal.Engine.Payloads;
+
+namespace Signal.Edge.Commands;
+
+/// <summary>
+/// <c>signal-edge bench daemon</c>: the daemon's resource goals as users meet them. Each round starts
+/// <c>signal-edge run</c> as a child process against a private mosquitto, times process start to the first 200 from
+/// <c>/readyz</c>, feeds N streams one second of data each, lets it go idle and reads its resident set from /proc.
+/// </summary>
+internal static class DaemonBench
+{
+    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static Command Create()
+    {
+        var streams = new Option<int>("--streams") { Description = "Streams fed before the idle RSS is read.", DefaultValueFactory = _ => 100 };
+        var rounds = new Option<int>("--rounds") { Description = "Daemon starts measured.", DefaultValueFactory = _ => 3 };
+        var idle = new Option<double>("--idle") { Description = "Seconds of idleness before RSS is read.", DefaultValueFactory = _ => 5 };
+        var command = new Command("daemon", """
+            Measures the edge daemon against its goals (idle RSS with a model and 100 streams ≤ 80 MB, start to ready
+            ≤ 1.5 s): starts 'signal-edge run' with the bundled demo model against a private mosquitto, times process
+            start → /readyz 200, feeds every stream one second of 12 kHz vibration, waits, and reads VmRSS. Prints JSON.
+            """)
+        {
+            streams, rounds, idle,
+        };
+        command.SetAction(parse => CommandErrors.Run(() =>
+        {
+            int n = parse.GetValue(streams), r = parse.GetValue(rounds);
+            double quiet = parse.GetValue(idle);
+            if (n < 1 || r < 1 || quiet < 0)
+            {
+                throw new ArgumentException("bench daemon: need --streams ≥ 1, --rounds ≥ 1, --idle ≥ 0.");
+            }
+
+            if (!LocalMosquitto.IsInstalled)
+            {
+                throw new ArgumentException("bench daemon: mosquitto is not installed (apt install mosquitto).");
+            }
+
+            var results = new List<Round>();
+            for (int i = 0; i < r; i++)
+            {
+                results.Add(RunRound(n, quiet).GetAwaiter().GetResult());
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {i + 1}: ready in {results[^1].StartToReadySeconds:0.000} s, idle RSS {results[^1].IdleRssMb:0.0} MB"));
+            }
+
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                streams = n,
+                rounds = results,
+                best_start_to_ready_s = results.Min(x => x.StartToReadySeconds),
+                median_start_to_ready_s = Median(results.Select(x => x.StartToReadySeconds)),
+                median_idle_rss_mb = Median(results.Select(x => x.IdleRssMb)),
+                goal_start_to_ready_s = 1.5,
+                goal_idle_rss_mb = 80,
+            }, s_json));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        double[] v = [.. values.Order()];
+        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
+    }
+
+    private static async Task<Round> RunRound(int streams, double idle)
+    {
+        using var broker = new LocalMosquitto(logAll: false);
+        broker.Start();
+        string folder = Directory.CreateTempSubdirectory("signal-bench-daemon-").FullName;
+        string model = Path.Combine(folder, "demo-bearing.sigm");
+        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        int port = FreePort();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
+        {
+            start.ArgumentList.Add(typeof(DaemonBench).Assembly.Location);
+        }
+
+        foreach (string a in new[] { "run", "--model", model, "--mqtt", broker.Address, "--http", $"127.0.0.1:{port}", "--quiet", "--publish", "change" })
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        var clock = Stopwatch.StartNew();
+        using Process daemon = Process.Start(start)!;
+        daemon.BeginOutputReadLine();
+        daemon.BeginErrorReadLine();
+        try
+        {
+            double ready = await Until(async () => (await http.GetAsync($"http://127.0.0.1:{port}/readyz").ConfigureAwait(false)).StatusCode == HttpStatusCode.OK, clock, daemon).ConfigureAwait(false);
+            long rssReady = Rss(daemon.Id);
+
+            // One second of data for every stream, then quiet.
+            var options = new MqttOptions { ClientId = "bench-daemon-feed", CleanSession = true }.WithAddress(broker.Address);
+            await using (var feed = new MosquittoConnection(options))
+            {
+                await feed.ConnectAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+                var samples = new float[600];
+                var payload = new byte[BinaryPayload.HeaderLength + (4 * samples.Length)];
+                VibrationSource[] sources = [.. Enumerable.Range(0, streams).Select(s => new VibrationSource(12_000, s))];
+                long t0 = (DateTimeOffset.UtcNow.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+                for (ulong m = 0; m < 20; m++)
+                {
+                    for (int s = 0; s < streams; s++)
+                    {
+                        sources[s].Next(samples, null);
+                        BinaryPayload.Write(payload, m, t0 + (long)(m * 50_000_000), 12_000, 1, samples);
+                        while (!feed.Publish($"sensors/bench{s}/vib", payload, 1))
+                        {
+                            await Task.Delay(10).ConfigureAwait(false);
+                        }
+                    }
+                }
+
+                await Task.Delay(500).ConfigureAwait(false);
+            }
+
+            string metric = $"signal_messages_total{{model=\"demo-bearing\"}} {20 * streams}";
+            await Until(async () => (await http.GetStringAsync($"http://127.0.0.1:{port}/metrics").ConfigureAwait(false)).Contains(metric, StringComparison.Ordinal), clock, daemon).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromSeconds(idle)).ConfigureAwait(false);
+            string metrics = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics").ConfigureAwait(false);
+            double streamsHeld = double.Parse(metrics.Split('\n').First(l => l.StartsWith("signal_streams{", StringComparison.Ordinal)).Split(' ')[1], CultureInfo.InvariantCulture);
+            long rss = Rss(daemon.Id);
+            return new Round(ready, rssReady / 1048576.0, rss / 1048576.0, (int)streamsHeld);
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+            await daemon.WaitForExitAsync().ConfigureAwait(false);
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static async Task<double> Until(Func<Task<bool>> condition, Stopwatch clock, Process daemon)
+    {
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (daemon.HasExited)
+            {
+                throw new InvalidOperationException($"the daemon exited with {daemon.ExitCode}.");
+            }
+
+            try
+            {
+                if (await condition().ConfigureAwait(false))
+                {
+                    return clock.Elapsed.TotalSeconds;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(10).ConfigureAwait(false);
+        }
+
+        throw new TimeoutException("the daemon did not get there within 60 s.");
+    }
+
+    /// <summary>VmRSS of a process, from /proc (Linux).</summary>
+    private static long Rss(int pid)
+    {
+        string line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+        return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private sealed record Round(double StartToReadySeconds, double ReadyRssMb, double IdleRssMb, int Streams);
+}
