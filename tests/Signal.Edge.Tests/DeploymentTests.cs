@@ -1,0 +1,51 @@
+using System.Reflection.PortableExecutable;
+using System.Text.Json;
+using Signal.Edge.Daemon;
+using Xunit;
+
+namespace Signal.Edge.Tests;
+
+public sealed class DeploymentTests
+{
+    private static string Repository([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", ".."));
+
+    [Fact]
+    public void The_build_is_portable_managed_code_with_no_native_library_of_its_own()
+    {
+        // A framework-dependent, RID-less build runs on linux-arm64 as on x64 when every assembly is IL only and
+        // not tied to one machine, and the dependency manifest lists no native asset (libmosquitto comes from Debian).
+        string folder = AppContext.BaseDirectory;
+        using var deps = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "signal-edge.deps.json")));
+        foreach (JsonProperty library in deps.RootElement.GetProperty("targets").EnumerateObject().Single().Value.EnumerateObject())
+        {
+            Assert.False(library.Value.TryGetProperty("native", out _), $"{library.Name} brings a native library");
+            Assert.False(library.Value.TryGetProperty("runtimeTargets", out _), $"{library.Name} brings platform-specific assets");
+        }
+
+        string[] ours = ["signal-edge.dll", "Signal.Engine.dll", "Signal.Features.dll", "Signal.Models.dll", "System.Reactive.dll", "System.CommandLine.dll", "Spectre.Console.dll", "MathNet.Numerics.dll", "System.Numerics.Tensors.dll", "Google.Protobuf.dll"];
+        foreach (string name in ours)
+        {
+            using var pe = new PEReader(File.OpenRead(Path.Combine(folder, name)));
+            Assert.True(pe.PEHeaders.CorHeader!.Flags.HasFlag(System.Reflection.PortableExecutable.CorFlags.ILOnly), $"{name} is not IL only");
+            Assert.Equal(Machine.I386, pe.PEHeaders.CoffHeader.Machine);
+        }
+    }
+
+    [Fact]
+    public void The_example_config_loads_and_the_systemd_unit_is_hardened()
+    {
+        string repo = Repository();
+        EdgeSettings settings = EdgeSettings.Load(EdgeSettings.Configuration(Path.Combine(repo, "deploy", "edge.json"), new Dictionary<string, string?>(), new Dictionary<string, string?>()));
+        Assert.Equal(["bearing", "pump"], settings.AllModels().Select(m => m.DisplayName));
+        Assert.Equal("json", settings.Logging.Format);
+
+        string[] unit = File.ReadAllLines(Path.Combine(repo, "deploy", "systemd", "signal-edge.service"));
+        foreach (string line in new[] { "User=signal", "ProtectSystem=strict", "StateDirectory=signal-edge", "NoNewPrivileges=yes", "ProtectHome=yes", "PrivateTmp=yes", "KillSignal=SIGTERM", "ExecReload=/bin/kill -HUP $MAINPID" })
+        {
+            Assert.Contains(line, unit);
+        }
+
+        Assert.Contains(unit, l => l.StartsWith("ExecStart=/usr/bin/dotnet /opt/signal-edge/signal-edge.dll run --config /etc/signal/edge.json", StringComparison.Ordinal));
+    }
+}
