@@ -102,6 +102,10 @@ public sealed class DemoTests
         await File.WriteAllBytesAsync(model, Demo.DemoModel.Bundled());
         await demo.WaitUntil(async () => await Reloads("kept") == 1, TimeSpan.FromSeconds(20), "a reload that keeps state");
 
+        // SIGHUP (systemctl reload) reloads too.
+        demo.HangUp();
+        await demo.WaitUntil(async () => await Reloads("kept") == 2, TimeSpan.FromSeconds(20), "a reload on SIGHUP");
+
         // Another architecture behind the same features: the streams start afresh.
         RecurrentModel current = RecurrentModel.Load(model);
         RecurrentModel wider = RecurrentModel.CreateRandom(new ModelArchitecture

@@ -82,6 +82,9 @@ internal sealed partial class EdgeProcess : IDisposable
         Assert.Fail($"timed out after {timeout.TotalSeconds} s waiting for {what}:\n{Output}");
     }
 
+    /// <summary>Sends SIGHUP (what <c>systemctl reload</c> sends).</summary>
+    public void HangUp() => Assert.Equal(0, Kill(_process.Id, 1));
+
     /// <summary>Sends SIGTERM (what systemd sends) and waits for the exit code.</summary>
     public int Terminate(TimeSpan timeout)
     {
