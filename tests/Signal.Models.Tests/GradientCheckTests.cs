@@ -52,7 +52,30 @@ public sealed class GradientCheckTests
             Classes = 3,
             Layers = [.. (cells.StartsWith("rnn-", StringComparison.Ordinal) ? [cells] : cells.Split('-')).Select(Layer)],
         };
-        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors) { Dropout = dropout, DropoutWithoutGradients = true };
+        Check(architecture, loss, dropout);
+    }
+
+    [Theory]
+    [InlineData(CellKind.Lstm, 0, 0.0)]
+    [InlineData(CellKind.Gru, 0, 0.3)]
+    [InlineData(CellKind.Gru, 3, 0.0)]
+    [InlineData(CellKind.Lstm, 3, 0.25)]
+    public void Forecasting_gradients_match_finite_differences(CellKind kind, int classes, double dropout)
+    {
+        // A forecaster alone (classes 0) and combined with a classifier: the MSE of each step's forecast of the next input.
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 3,
+            Classes = classes,
+            ForecastSize = 3,
+            Layers = [new LayerArchitecture { Kind = kind, HiddenSize = 4 }, new LayerArchitecture { Kind = kind, HiddenSize = 3 }],
+        };
+        Check(architecture, LossKind.EveryStep, dropout, forecastWeight: 0.7);
+    }
+
+    private static void Check(ModelArchitecture architecture, LossKind loss, double dropout, double forecastWeight = 1)
+    {
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors) { Dropout = dropout, DropoutWithoutGradients = true, ForecastWeight = forecastWeight };
         Initialization.Apply(net, InitializationKind.Uniform, 5);
         foreach (Parameter p in net.Parameters)
         {
@@ -63,12 +86,12 @@ public sealed class GradientCheckTests
             }
         }
 
-        SequenceBatch batch = Batch(3, 3);
+        SequenceBatch batch = Batch(3, Math.Max(1, architecture.Classes));
         float[] weights = [1f, 2.5f, 0.5f];
         double Loss(bool backward)
         {
             net.SeedDropout(42);
-            return net.Loss(batch, loss, weights, backward, out _, out _);
+            return net.Loss(batch, loss, architecture.Classes == 0 ? null : weights, backward, out _, out _);
         }
 
         net.ZeroGradients();

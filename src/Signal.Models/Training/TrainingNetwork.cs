@@ -73,9 +73,14 @@ public sealed class TrainingNetwork
             }
         }
 
-        if (architecture.Classes == 0)
+        if (architecture.Classes == 0 && architecture.ForecastSize == 0)
         {
-            throw new NotSupportedException("training needs a classification head ('classes' > 0).");
+            throw new NotSupportedException("training needs a classification head ('classes' > 0), a forecasting head, or both.");
+        }
+
+        if (architecture.ForecastSize > 0 && architecture.ForecastSize != architecture.InputSize)
+        {
+            throw new NotSupportedException($"the forecasting head predicts the next input: 'forecastSize' must be {architecture.InputSize} (got {architecture.ForecastSize}).");
         }
 
         Architecture = architecture;
@@ -121,6 +126,11 @@ public sealed class TrainingNetwork
         get => _truncate;
         set => _truncate = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "truncation must be 0 or a number of steps.");
     }
+
+    /// <summary>
+    /// Weight of the forecasting loss next to the classification loss (models with both heads). Default 1.
+    /// </summary>
+    public double ForecastWeight { get; set; } = 1;
 
     /// <summary>Applies dropout on loss-only passes too (gradient checks compare the same dropped function).</summary>
     internal bool DropoutWithoutGradients { get; set; }
@@ -169,10 +179,15 @@ public sealed class TrainingNetwork
         RecurrentModel.Create(Architecture, Parameters.ToDictionary(p => p.Name, p => new Tensor(p.Name, p.Shape, (float[])p.Value.Clone()), StringComparer.Ordinal), labels, metadata);
 
     /// <summary>
-    /// The batch's mean cross-entropy, class-weighted like PyTorch's <c>CrossEntropyLoss(weight=…)</c>
-    /// (Σ wᵧ·nll / Σ wᵧ over the counted steps); adds its gradient to <see cref="Parameter.Gradient"/>
-    /// when <paramref name="backward"/> is set.
+    /// The batch's loss: the mean cross-entropy, class-weighted like PyTorch's <c>CrossEntropyLoss(weight=…)</c>
+    /// (Σ wᵧ·nll / Σ wᵧ over the counted steps), plus, with a forecasting head, <see cref="ForecastWeight"/> × the mean
+    /// squared error of each step's forecast of the next step's input (PyTorch's <c>MSELoss</c> over every predicted
+    /// step and input); adds its gradient to <see cref="Parameter.Gradient"/> when <paramref name="backward"/> is set.
     /// </summary>
+    /// <remarks>
+    /// A forecast-only network ignores the labels; <paramref name="correct"/> is then 0 and <paramref name="counted"/>
+    /// the number of predicted steps.
+    /// </remarks>
     /// <param name="batch">The sequences.</param>
     /// <param name="loss">Last step or every step.</param>
     /// <param name="classWeights">Per-class weights, or null for 1.</param>
@@ -181,7 +196,8 @@ public sealed class TrainingNetwork
     /// <param name="counted">Counted steps.</param>
     /// <returns>The loss.</returns>
     /// <param name="weightTotal">The normaliser Σ wᵧ when this batch is part of a larger one (data-parallel parts); default this batch's own.</param>
-    public double Loss(SequenceBatch batch, LossKind loss, float[]? classWeights, bool backward, out int correct, out int counted, double weightTotal = 0)
+    /// <param name="forecastTotal">The number of predicted steps when this batch is part of a larger one; default this batch's own.</param>
+    public double Loss(SequenceBatch batch, LossKind loss, float[]? classWeights, bool backward, out int correct, out int counted, double weightTotal = 0, double forecastTotal = 0)
     {
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.InputSize != Architecture.InputSize)
@@ -193,7 +209,7 @@ public sealed class TrainingNetwork
         double weightSum = 0;
         for (int b = 0; b < batch.Count; b++)
         {
-            if (batch.Lengths[b] < 1 || batch.Lengths[b] > batch.Steps || batch.Labels[b] < 0 || batch.Labels[b] >= classes)
+            if (batch.Lengths[b] < 1 || batch.Lengths[b] > batch.Steps || (classes > 0 && (batch.Labels[b] < 0 || batch.Labels[b] >= classes)))
             {
                 throw new ArgumentException($"sequence {b} has length {batch.Lengths[b]} (1..{batch.Steps} allowed) or label {batch.Labels[b]} (0..{classes - 1} allowed).", nameof(batch));
             }
@@ -205,6 +221,9 @@ public sealed class TrainingNetwork
         {
             weightSum = weightTotal;
         }
+
+        int forecastSize = Architecture.ForecastSize;
+        double predicted = forecastTotal > 0 ? forecastTotal : batch.Lengths.Sum(n => n - 1.0);
 
         double total = 0;
         correct = 0;
@@ -219,17 +238,26 @@ public sealed class TrainingNetwork
             float scale = (float)((classWeights?[label] ?? 1f) / weightSum);
             ReadOnlySpan<float> x = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, n * batch.InputSize);
             Forward(work, x, n, dropping);
-            int first = loss == LossKind.EveryStep ? 0 : n - 1;
+            int first = classes == 0 ? n : loss == LossKind.EveryStep ? 0 : n - 1;
             float[] top = dropping ? work.Dropped[^1] : work.Outputs[^1];
             int width = _layers[^1].HiddenSize;
             Array.Clear(work.OutputGradients[^1], 0, n * width);
-            Parameter head = _byName[Architecture.HeadPrefix + ".weight"], headBias = _byName[Architecture.HeadPrefix + ".bias"];
+            if (forecastSize > 0 && predicted > 0)
+            {
+                total += ForecastLoss(top, x, n, width, (float)(ForecastWeight / (predicted * forecastSize)), backward ? work.OutputGradients[^1] : null);
+                if (classes == 0)
+                {
+                    counted += n - 1;
+                }
+            }
+
+            Parameter? head = classes == 0 ? null : _byName[Architecture.HeadPrefix + ".weight"], headBias = classes == 0 ? null : _byName[Architecture.HeadPrefix + ".bias"];
             for (int t = first; t < n; t++)
             {
                 ReadOnlySpan<float> h = top.AsSpan(t * width, width);
                 for (int c = 0; c < classes; c++)
                 {
-                    logits[c] = headBias.Value[c] + TensorPrimitives.Dot(head.Value.AsSpan(c * width, width), h);
+                    logits[c] = headBias!.Value[c] + TensorPrimitives.Dot(head!.Value.AsSpan(c * width, width), h);
                 }
 
                 int best = TensorPrimitives.IndexOfMax(logits);
@@ -253,8 +281,8 @@ public sealed class TrainingNetwork
                 for (int c = 0; c < classes; c++)
                 {
                     float dlogit = scale * ((float)Math.Exp(logits[c] - logSum) - (c == label ? 1f : 0f));
-                    headBias.Gradient[c] += dlogit;
-                    TensorPrimitives.MultiplyAdd(h, dlogit, head.Gradient.AsSpan(c * width, width), head.Gradient.AsSpan(c * width, width));
+                    headBias!.Gradient[c] += dlogit;
+                    TensorPrimitives.MultiplyAdd(h, dlogit, head!.Gradient.AsSpan(c * width, width), head.Gradient.AsSpan(c * width, width));
                     TensorPrimitives.MultiplyAdd(head.Value.AsSpan(c * width, width), dlogit, dh, dh);
                 }
             }
@@ -262,6 +290,39 @@ public sealed class TrainingNetwork
             if (backward)
             {
                 Backward(work, x, n, dropping);
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>
+    /// scale × Σₜ Σⱼ (ŷₜⱼ − xₜ₊₁ⱼ)² over steps t = 0..n−2, where ŷₜ = W·hₜ + b; adds the gradient to the head's
+    /// tensors and to <paramref name="dh"/> when given.
+    /// </summary>
+    private double ForecastLoss(float[] top, ReadOnlySpan<float> x, int n, int width, float scale, float[]? dh)
+    {
+        int size = Architecture.ForecastSize;
+        Parameter w = _byName[Architecture.ForecastPrefix + ".weight"], bias = _byName[Architecture.ForecastPrefix + ".bias"];
+        double total = 0;
+        for (int t = 0; t + 1 < n; t++)
+        {
+            ReadOnlySpan<float> h = top.AsSpan(t * width, width);
+            ReadOnlySpan<float> next = x.Slice((t + 1) * size, size);
+            for (int j = 0; j < size; j++)
+            {
+                float error = bias.Value[j] + TensorPrimitives.Dot(w.Value.AsSpan(j * width, width), h) - next[j];
+                total += scale * (double)error * error;
+                if (dh is null)
+                {
+                    continue;
+                }
+
+                float d = 2 * scale * error;
+                bias.Gradient[j] += d;
+                TensorPrimitives.MultiplyAdd(h, d, w.Gradient.AsSpan(j * width, width), w.Gradient.AsSpan(j * width, width));
+                Span<float> g = dh.AsSpan(t * width, width);
+                TensorPrimitives.MultiplyAdd(w.Value.AsSpan(j * width, width), d, g, g);
             }
         }
 
