@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Signal.Engine.Anomaly;
 using Signal.Engine.Data;
 using Signal.Engine.Evaluation;
 using Signal.Models.Networks;
@@ -41,6 +42,9 @@ internal static class TrainCommand
         var balance = new Option<bool?>("--balance") { Description = "Weight classes by inverse frequency (default: when the largest class has over twice the smallest's sequences)." };
         var threads = new Option<int>("--threads") { Description = "Threads for data-parallel gradients (0: all processors).", DefaultValueFactory = _ => 0 };
         var loss = new Option<string>("--loss") { Description = "last (cross-entropy at the last step) or every (at every step, so the live engine may answer at any step).", DefaultValueFactory = _ => "last" };
+        var task = new Option<string>("--task") { Description = "classify (a class per step), forecast (predict the next step's features; an anomaly detector trained on normal data only) or both (one model with both heads).", DefaultValueFactory = _ => "classify" };
+        var normal = new Option<string?>("--normal") { Description = "forecast/both: the class of normal behaviour in labelled data (default: a class named normal, ok or healthy; else all data is taken as normal). The forecaster learns from it alone." };
+        var quantile = new Option<double>("--quantile") { Description = "forecast/both: the anomaly threshold is this quantile of the smoothed scores of held-out normal data.", DefaultValueFactory = _ => 0.999 };
         var command = new Command("train", """
             Trains a recurrent classifier on a labelled data set and writes a model file the live engine runs as is
             (inputs z-scored per channel with statistics of the training split, stored in the file).
@@ -49,12 +53,14 @@ internal static class TrainCommand
               signal-edge train --data ../shared/datasets/basicmotions --out basicmotions.sigm
               signal-edge train --data ../shared/datasets/ucr/GunPoint --cell gru --hidden 32 --out gunpoint.sigm
               signal-edge train --data "../shared/datasets/cwru/Data" --test-pattern '^1750_' --out cwru.sigm
+              signal-edge train --task forecast --data "../shared/datasets/cwru/Data" --test-pattern '^1750_' --out cwru-anomaly.sigm
             """)
         {
-            data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
+            task, normal, quantile, data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
             features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
+            new AnomalyTraining(parse.GetValue(task)!, parse.GetValue(normal), parse.GetValue(quantile)),
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
             new TrainerOptions
             {
@@ -163,8 +169,9 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Train(string dataPath, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
+        anomaly.Validate();
         CellKind kind = cellName switch
         {
             "lstm" => CellKind.Lstm,
@@ -202,7 +209,7 @@ internal static class TrainCommand
         });
         try
         {
-            return Train(dataPath, output, kind, layers, hidden, options, validationOption, dataOptions, stop.Token);
+            return Train(anomaly, dataPath, output, kind, layers, hidden, options, validationOption, dataOptions, stop.Token);
         }
         finally
         {
@@ -210,10 +217,14 @@ internal static class TrainCommand
         }
     }
 
-    private static int Train(string dataPath, FileInfo output, CellKind kind, int layers, int hidden, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         string cellName = kind.ToString().ToLowerInvariant();
         LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed, dataOptions.Recordings);
+        if (anomaly.Task == "forecast")
+        {
+            return AnomalyTrainer.TrainForecaster(anomaly, set, dataPath, output, kind, layers, hidden, options, validationOption, dataOptions, cancellationToken);
+        }
 
         // Small training splits lose too much by a hold-out (BasicMotions has 10 sequences per class): the
         // documented automatic choice is no early stopping below 100 sequences or 10 per class. Recordings
@@ -234,6 +245,7 @@ internal static class TrainCommand
         {
             InputSize = data.InputSize,
             Classes = set.ClassNames.Count,
+            ForecastSize = anomaly.Task == "both" ? data.InputSize : 0,
             Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
         };
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, options.Seed).Tensors);
@@ -283,6 +295,19 @@ internal static class TrainCommand
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),
             }),
         };
+        if (anomaly.Task == "both")
+        {
+            // The forecaster learned every class; its errors are scaled and its threshold set on normal data only.
+            int normalClass = AnomalyTrainer.NormalClass(set, anomaly.Normal);
+            AnomalyCalibration calibration = AnomalyTrainer.Calibrate(trained, train, held, normalClass, anomaly.Quantile);
+            foreach ((string key, string value) in calibration.ToMetadata())
+            {
+                metadata[key] = value;
+            }
+
+            AnsiConsole.MarkupLineInterpolated($"Anomaly threshold {calibration.Threshold:G4} (the {anomaly.Quantile:P1} quantile of held-out normal scores).");
+        }
+
         trained = trained.WithMetadata(metadata);
         trained.Save(output.FullName);
         string reportPath = output.FullName + ".report.html";

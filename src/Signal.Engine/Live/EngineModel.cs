@@ -49,8 +49,12 @@ public sealed class EngineModel
 
         if (network.Metadata.TryGetValue(AnomalyThresholdKey, out string? threshold))
         {
-            AnomalyThreshold = double.Parse(threshold, CultureInfo.InvariantCulture);
+            AnomalyThreshold = double.TryParse(threshold, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t > 0
+                ? t
+                : throw new FormatException($"model '{name}': metadata '{AnomalyThresholdKey}' is '{threshold}', not a positive number.");
         }
+
+        AnomalyScale = Anomaly.AnomalyCalibration.ScaleOf(network.Metadata, network.InputSize);
     }
 
     /// <summary>The recurrent network.</summary>
@@ -79,6 +83,9 @@ public sealed class EngineModel
 
     /// <summary>The anomaly threshold from the model file, or NaN when it has none.</summary>
     public double AnomalyThreshold { get; } = double.NaN;
+
+    /// <summary>σ per input that scales forecast errors (learned on normal data), or null to take errors as they are.</summary>
+    public float[]? AnomalyScale { get; }
 
     /// <summary>True when the network forecasts the next input, which gives an anomaly score.</summary>
     public bool HasForecast => Network.ForecastSize == Network.InputSize && Network.ForecastSize > 0;

@@ -52,6 +52,16 @@ public sealed class EngineOptions
     /// <summary>Smoothing of the anomaly score: weight of the newest step in the exponentially weighted mean. Default 0.2.</summary>
     public double AnomalySmoothing { get; set; } = 0.2;
 
+    /// <summary>
+    /// Per-stream calibration: a new (or reset) stream learns the mean and spread of its own smoothed anomaly score over
+    /// this many steps and may not raise an anomaly alert before; after it, its threshold is the larger of the model's
+    /// and mean + <see cref="AnomalyWarmupSigmas"/> × standard deviation of its warm-up scores. 0 (default): off.
+    /// </summary>
+    public int AnomalyWarmupSteps { get; set; }
+
+    /// <summary>Standard deviations above a stream's warm-up mean for its own threshold. Default 4.</summary>
+    public double AnomalyWarmupSigmas { get; set; } = 4;
+
     /// <summary>Threads a large batch is split over (0: the processor count). Default 1.</summary>
     public int Threads { get; set; } = 1;
 
@@ -109,6 +119,16 @@ public sealed class EngineOptions
         if (Threads < 0)
         {
             Fail("threads", "is negative.");
+        }
+
+        if (AnomalyWarmupSteps < 0)
+        {
+            Fail("anomalyWarmupSteps", "is negative.");
+        }
+
+        if (!(AnomalyWarmupSigmas >= 0))
+        {
+            Fail("anomalyWarmupSigmas", $"{AnomalyWarmupSigmas} is not a non-negative number.");
         }
     }
 }

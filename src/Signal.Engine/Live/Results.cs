@@ -17,7 +17,13 @@ public sealed record Classification(string Stream, long TimestampNs, long Step, 
 /// <param name="Raw">The unsmoothed score of this step.</param>
 /// <param name="Threshold">The threshold in force (NaN when none is calibrated).</param>
 /// <param name="TopFeature">The feature whose forecast error contributed most, or null.</param>
-public sealed record AnomalyScore(string Stream, long TimestampNs, double Score, double Raw, double Threshold, string? TopFeature);
+/// <param name="Evidence">The features (and frequency bands) whose scaled forecast errors contribute most to this step's raw score, largest first, with their share of it.</param>
+public sealed record AnomalyScore(string Stream, long TimestampNs, double Score, double Raw, double Threshold, string? TopFeature, IReadOnlyList<Contribution>? Evidence = null);
+
+/// <summary>One input's share of an anomaly score.</summary>
+/// <param name="Feature">The feature column (e.g. <c>mel_12</c>, <c>rms</c>).</param>
+/// <param name="Share">Its part of the raw score, 0-1.</param>
+public sealed record Contribution(string Feature, double Share);
 
 /// <summary>How urgent an alert is.</summary>
 public enum AlertSeverity
@@ -54,7 +60,8 @@ public enum AlertState
 /// <param name="Label">The current most probable class.</param>
 /// <param name="Probabilities">Every class's probability at that step (empty without a classifier).</param>
 /// <param name="DominantBand">The frequency band (feature column) standing out most in that frame, or null.</param>
-public sealed record Alert(string Stream, string Rule, AlertState State, AlertSeverity Severity, long TimestampNs, string Reason, double Value, double Threshold, string? Label, float[] Probabilities, string? DominantBand);
+/// <param name="Evidence">For anomaly alerts: the features whose forecast errors contributed most, with their shares.</param>
+public sealed record Alert(string Stream, string Rule, AlertState State, AlertSeverity Severity, long TimestampNs, string Reason, double Value, double Threshold, string? Label, float[] Probabilities, string? DominantBand, IReadOnlyList<Contribution>? Evidence = null);
 
 /// <summary>A message the engine could not use, with the reason.</summary>
 /// <param name="Topic">The topic it came on.</param>

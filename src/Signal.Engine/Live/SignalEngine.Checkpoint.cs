@@ -172,6 +172,10 @@ public sealed partial class SignalEngine
         w.Write(s.Samples);
         w.Write(s.Steps);
         w.Write(s.SmoothedScore);
+        w.Write(s.WarmupCount);
+        w.Write(s.WarmupMean);
+        w.Write(s.WarmupM2);
+        w.Write(s.OwnThreshold);
         w.Write(s.LastForecast?.Length ?? -1);
         foreach (float v in s.LastForecast ?? [])
         {
@@ -214,6 +218,7 @@ public sealed partial class SignalEngine
         }
 
         (bool hasTime, long origin, double rate, long samples, long steps, double smoothed) = (r.ReadBoolean(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64(), r.ReadDouble());
+        (s.WarmupCount, s.WarmupMean, s.WarmupM2, s.OwnThreshold) = (r.ReadInt64(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble());
         int forecast = r.ReadInt32();
         if (forecast > _input)
         {

@@ -528,28 +528,19 @@ public sealed partial class SignalEngine : IDisposable
             _classifications.OnNext(new Classification(s.Id, timestampNs, s.Steps, best, label, p[best], p));
         }
 
-        double score = double.NaN;
+        double score = double.NaN, threshold = _model.AnomalyThreshold;
+        Contribution[]? evidence = null;
+        bool warming = false;
         if (!forecast.IsEmpty)
         {
             if (s.LastForecast is { } previous)
             {
-                int top = 0;
-                double sum = 0, largest = -1;
-                for (int j = 0; j < input.Length; j++)
-                {
-                    double e = (input[j] - previous[j]) * (double)(input[j] - previous[j]);
-                    sum += e;
-                    if (e > largest)
-                    {
-                        largest = e;
-                        top = j;
-                    }
-                }
-
-                double raw = sum / input.Length;
+                double raw = Anomaly.AnomalyCalibration.RawScore(input, previous, _model.AnomalyScale);
+                evidence = Evidence(input, previous, raw);
                 s.SmoothedScore = double.IsNaN(s.SmoothedScore) ? raw : s.SmoothedScore + (_options.AnomalySmoothing * (raw - s.SmoothedScore));
                 score = s.SmoothedScore;
-                _anomalies.OnNext(new AnomalyScore(s.Id, timestampNs, score, raw, _model.AnomalyThreshold, _columns[top]));
+                (warming, threshold) = Calibrate(s, score);
+                _anomalies.OnNext(new AnomalyScore(s.Id, timestampNs, score, raw, threshold, evidence[0].Feature, evidence));
             }
 
             s.LastForecast ??= new float[input.Length];
@@ -567,9 +558,9 @@ public sealed partial class SignalEngine : IDisposable
             }
             else
             {
-                raise = double.IsNaN(rule.Raise) ? _model.AnomalyThreshold : rule.Raise;
+                raise = double.IsNaN(rule.Raise) ? threshold : rule.Raise;
                 clear = double.IsNaN(rule.Clear) ? 0.8 * raise : rule.Clear;
-                if (double.IsNaN(score) || double.IsNaN(raise))
+                if (double.IsNaN(score) || double.IsNaN(raise) || warming)
                 {
                     continue;
                 }
@@ -590,9 +581,79 @@ public sealed partial class SignalEngine : IDisposable
                 string reason = state == AlertState.Raised
                     ? $"{what} reached {raise:0.###} in {rule.K} of the last {rule.N} steps"
                     : $"{what} stayed below {clear:0.###} for {rule.ClearSteps} steps";
-                _alerts.OnNext(new Alert(s.Id, rule.Name, state, rule.Severity, timestampNs, reason, value, state == AlertState.Raised ? raise : clear, label, p, DominantBand(input)));
+                IReadOnlyList<Contribution>? why = rule.Class is null ? evidence : null;
+                if (why is not null && state == AlertState.Raised)
+                {
+                    reason += "; largest forecast errors: " + string.Join(", ", why.Select(c => $"{c.Feature} {c.Share:P0}"));
+                }
+
+                _alerts.OnNext(new Alert(s.Id, rule.Name, state, rule.Severity, timestampNs, reason, value, state == AlertState.Raised ? raise : clear, label, p, DominantBand(input), why));
             }
         }
+    }
+
+    /// <summary>The three inputs with the largest scaled squared forecast errors, and their shares of the raw score.</summary>
+    private Contribution[] Evidence(ReadOnlySpan<float> input, ReadOnlySpan<float> forecast, double raw)
+    {
+        Span<int> top = [-1, -1, -1];
+        Span<double> value = [-1, -1, -1];
+        float[]? scale = _model.AnomalyScale;
+        for (int j = 0; j < input.Length; j++)
+        {
+            double e = (input[j] - forecast[j]) / (scale is null ? 1.0 : scale[j]);
+            e *= e;
+            for (int k = 0; k < 3; k++)
+            {
+                if (e > value[k])
+                {
+                    for (int m = 2; m > k; m--)
+                    {
+                        (value[m], top[m]) = (value[m - 1], top[m - 1]);
+                    }
+
+                    (value[k], top[k]) = (e, j);
+                    break;
+                }
+            }
+        }
+
+        double total = raw * input.Length;
+        int n = top[2] >= 0 ? 3 : top[1] >= 0 ? 2 : 1;
+        var result = new Contribution[n];
+        for (int k = 0; k < n; k++)
+        {
+            result[k] = new Contribution(_columns[top[k]], total > 0 ? value[k] / total : 0);
+        }
+
+        return result;
+    }
+
+    /// <summary>Per-stream calibration: during warm-up collects the stream's scores (no anomaly alerts); after it, its own threshold.</summary>
+    private (bool Warming, double Threshold) Calibrate(StreamState s, double score)
+    {
+        int warmup = _options.AnomalyWarmupSteps;
+        if (warmup == 0)
+        {
+            return (false, _model.AnomalyThreshold);
+        }
+
+        if (s.WarmupCount < warmup)
+        {
+            s.WarmupCount++;
+            double delta = score - s.WarmupMean;
+            s.WarmupMean += delta / s.WarmupCount;
+            s.WarmupM2 += delta * (score - s.WarmupMean);
+            if (s.WarmupCount < warmup)
+            {
+                return (true, _model.AnomalyThreshold);
+            }
+
+            double own = s.WarmupMean + (_options.AnomalyWarmupSigmas * Math.Sqrt(s.WarmupM2 / Math.Max(1, s.WarmupCount - 1)));
+            s.OwnThreshold = double.IsNaN(_model.AnomalyThreshold) ? own : Math.Max(own, _model.AnomalyThreshold);
+            return (true, s.OwnThreshold);
+        }
+
+        return (false, s.OwnThreshold);
     }
 
     private string? DominantBand(ReadOnlySpan<float> input)

@@ -58,6 +58,16 @@ internal sealed class StreamState
 
     public double SmoothedScore { get; set; } = double.NaN;
 
+    /// <summary>Warm-up scores seen (per-stream calibration), their running mean and sum of squared deviations (Welford).</summary>
+    public long WarmupCount { get; set; }
+
+    public double WarmupMean { get; set; }
+
+    public double WarmupM2 { get; set; }
+
+    /// <summary>This stream's own anomaly threshold once warmed up, else NaN.</summary>
+    public double OwnThreshold { get; set; } = double.NaN;
+
     public int PendingCount => _count;
 
     /// <summary>Data time of the sample with index <paramref name="sample"/> since the last reset.</summary>
@@ -103,6 +113,10 @@ internal sealed class StreamState
         Steps = 0;
         LastForecast = null;
         SmoothedScore = double.NaN;
+        WarmupCount = 0;
+        WarmupMean = 0;
+        WarmupM2 = 0;
+        OwnThreshold = double.NaN;
     }
 
     private void Grow(int width)

@@ -142,7 +142,8 @@ public static class Trainer
             throw new ArgumentException("the training split is empty.", nameof(train));
         }
 
-        float[]? weights = options.ClassWeights ?? (options.BalanceClasses == true ? BalancedWeights(train, network.Architecture.Classes) : null);
+        bool forecastOnly = network.Architecture.Classes == 0;
+        float[]? weights = forecastOnly ? null : options.ClassWeights ?? (options.BalanceClasses == true ? BalancedWeights(train, network.Architecture.Classes) : null);
         Optimizer optimizer = options.Optimizer switch
         {
             "adam" => new Adam(options.LearningRate, options.WeightDecay),
@@ -206,8 +207,9 @@ public static class Trainer
             // With a validation split the best epoch has the highest validation accuracy, ties going to the lower
             // validation loss (loss alone stops too early on small splits that overfit the loss while accuracy
             // still rises); without one, the lowest training loss.
-            double monitored = validation.Count > 0 ? -validationAccuracy : lossSum / train.Count;
-            double tieBreak = validation.Count > 0 ? validationLoss : 0;
+            // A forecaster alone has no accuracy: its validation loss decides.
+            double monitored = validation.Count > 0 ? (forecastOnly ? validationLoss : -validationAccuracy) : lossSum / train.Count;
+            double tieBreak = validation.Count > 0 && !forecastOnly ? validationLoss : 0;
             bool isBest = monitored < bestLoss || (monitored == bestLoss && tieBreak < bestTie);
             if (isBest)
             {
@@ -280,6 +282,7 @@ public static class Trainer
         LossKind loss, float[]? weights, double total, bool backward)
     {
         int parts = Math.Min(replicas.Length, members.Length);
+        double forecastTotal = members.Sum(i => data[i].Steps - 1.0);
         var results = new (double Loss, int Correct, int Counted)[parts];
         void Part(int part)
         {
@@ -291,7 +294,7 @@ public static class Trainer
             }
 
             SequenceBatch batch = Pack(data, members[from..to], net.Architecture.InputSize);
-            double l = net.Loss(batch, loss, weights, backward, out int c, out int n, total);
+            double l = net.Loss(batch, loss, weights, backward, out int c, out int n, total, forecastTotal);
             results[part] = (l, c, n);
         }
 
