@@ -45,6 +45,37 @@ internal static class AnomalyTrainer
         return set.ClassNames.ToList().FindIndex(c => s_normalNames.Contains(c.ToLowerInvariant()));
     }
 
+    /// <summary>The share of normal recordings kept out of training for <c>eval --task anomaly</c>. Default 0.5.</summary>
+    public const double NormalTestFraction = 0.5;
+
+    /// <summary>
+    /// Normal data for the anomaly task. Recordings: the forecaster learns from the head of each training-split normal
+    /// recording; the rest of it, followed by the test split's piece of the same recording (the time that follows), is
+    /// the normal data anomalies are spliced into, so it was never trained on and stays continuous in time. Other data
+    /// sets: the training and test splits' normal sequences.
+    /// </summary>
+    public static (List<LabeledSequence> Train, List<LabeledSequence> Evaluation) NormalSplit(LabeledDataSet set, int normalClass, double fraction = NormalTestFraction)
+    {
+        List<LabeledSequence> train = [.. set.Train.Where(s => normalClass < 0 || s.Label == normalClass)];
+        List<LabeledSequence> test = [.. set.Test.Where(s => normalClass < 0 || s.Label == normalClass)];
+        if (!set.IsRecordings)
+        {
+            return (train, test);
+        }
+
+        var heads = new List<LabeledSequence>();
+        var evaluation = new List<LabeledSequence>();
+        for (int i = 0; i < train.Count; i++)
+        {
+            (LabeledSequence head, LabeledSequence tail) = LabeledDataSet.SplitByTime(train[i], set.Channels, fraction);
+            heads.Add(head);
+            evaluation.Add(i < test.Count ? new LabeledSequence([.. tail.Values, .. test[i].Values[..(test[i].Steps * set.Channels)]], tail.Steps + test[i].Steps, tail.Label) : tail);
+        }
+
+        evaluation.AddRange(test.Skip(train.Count));
+        return (heads, evaluation);
+    }
+
     /// <summary>Error scale from the normal training sequences, threshold from the normal held-out ones (training ones when none are held out).</summary>
     public static AnomalyCalibration Calibrate(RecurrentModel model, IReadOnlyList<LabeledSequence> train, IReadOnlyList<LabeledSequence> held, int normalClass, double quantile, double smoothing = 0.2)
     {
@@ -58,8 +89,8 @@ internal static class AnomalyTrainer
     {
         int normalClass = NormalClass(set, anomaly.Normal);
         string normalName = normalClass < 0 ? "all data" : set.ClassNames[normalClass];
-        LabeledSequence[] normalTrain = [.. set.Train.Where(s => normalClass < 0 || s.Label == normalClass)];
-        if (normalTrain.Length == 0)
+        List<LabeledSequence> normalTrain = NormalSplit(set, normalClass).Train;
+        if (normalTrain.Count == 0)
         {
             throw new ArgumentException($"the training split holds no '{normalName}' data.");
         }
@@ -102,6 +133,7 @@ internal static class AnomalyTrainer
             ["format"] = set.Format,
             ["task"] = "forecast",
             ["normal"] = normalName,
+            ["normalTestFraction"] = NormalTestFraction.ToString("R", CultureInfo.InvariantCulture),
             ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
             ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
             ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
@@ -114,9 +146,9 @@ internal static class AnomalyTrainer
         trained = trained.WithMetadata(metadata);
         trained.Save(output.FullName);
 
-        // What the threshold means on the test split: the share of each class's smoothed scores above it.
+        // What the threshold means on unseen data: the share of each class's smoothed scores above it.
         var table = new Table().AddColumns("test class", "sequences", "steps above the threshold");
-        foreach (IGrouping<int, LabeledSequence> group in data.Test.GroupBy(s => s.Label).OrderBy(g => g.Key))
+        foreach (IGrouping<int, LabeledSequence> group in data.Test.Where(s => s.Label != normalClass).Concat(TrainingData.Prepare(set, dataOptions, trainRaw, heldRaw, NormalSplit(set, normalClass).Evaluation).Test).GroupBy(s => s.Label).OrderBy(g => g.Key))
         {
             long above = 0, total = 0;
             foreach (LabeledSequence s in group)

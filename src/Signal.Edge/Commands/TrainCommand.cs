@@ -112,18 +112,24 @@ internal static class TrainCommand
     {
         var modelOption = new Option<FileInfo>("--model", "-m") { Description = "The model file.", Required = true };
         var data = new Option<string>("--data") { Description = "The data set (folder or CSV file).", Required = true };
-        var split = new Option<string>("--split") { Description = "test or train.", DefaultValueFactory = _ => "test" };
+        var split = new Option<string>("--split") { Description = "test or train (anomaly: also all, the default there: every anomalous recording is unseen by a forecaster of normal data)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (accuracy, macro_f1, per-class scores, confusion matrix)." };
         var testPattern = new Option<string?>("--test-pattern") { Description = "Recordings: the test split's file-name pattern (default: the one the model was trained with)." };
+        var task = new Option<string>("--task") { Description = "classify (accuracy of the class per sequence) or anomaly (event-wise precision, recall, F1 and delay of anomaly alerts).", DefaultValueFactory = _ => "classify" };
+        var normal = new Option<string?>("--normal") { Description = "anomaly: the normal class (default: the one the model was trained on, else one named normal/ok/healthy)." };
+        var normalSeconds = new Option<double>("--normal-seconds") { Description = "anomaly: seconds of normal data before and after each spliced-in anomaly.", DefaultValueFactory = _ => 1.5 };
+        var warmup = new Option<int>("--warmup") { Description = "anomaly: steps a new stream learns its own score statistics before it may alert (engine.anomalyWarmupSteps).", DefaultValueFactory = _ => 24 };
+        var anomalySeconds = new Option<double>("--anomaly-seconds") { Description = "anomaly: seconds of each anomalous recording spliced in.", DefaultValueFactory = _ => 3 };
         var command = new Command("eval", """
             Evaluates a model on a data set split with the streaming path the live engine uses (one step per input,
             the class at the last step), and reports how early the class is right.
 
             Example:
               signal-edge eval --model basicmotions.sigm --data ../shared/datasets/basicmotions --json
+              signal-edge eval --task anomaly --model cwru-anomaly.sigm --data ../shared/datasets/cwru/Data --json
             """)
         {
-            modelOption, data, split, json, testPattern,
+            modelOption, data, split, json, testPattern, task, normal, normalSeconds, anomalySeconds, warmup,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -141,7 +147,15 @@ internal static class TrainCommand
                 SampleRate = FeatureSequences.SpecOf(model.Metadata)?.SampleRate ?? 0,
             };
             LabeledDataSet set = LabeledDataSet.Load(parse.GetValue(data)!, splitSeed, recordings);
-            IReadOnlyList<LabeledSequence> sequences = TrainingData.PrepareFor(model, set, parse.GetValue(split) switch
+            if (parse.GetValue(task) is { } t && t != "classify")
+            {
+                return t == "anomaly"
+                    ? AnomalyEval.Run(model, set, parse.GetValue(split) ?? "all", parse.GetValue(normal) ?? (provenance.TryGetValue("normal", out string? n) && n != "all data" ? n : null),
+                        parse.GetValue(normalSeconds), parse.GetValue(anomalySeconds), parse.GetValue(warmup), parse.GetValue(json))
+                    : throw new ArgumentException($"--task must be classify or anomaly (got '{t}').");
+            }
+
+            IReadOnlyList<LabeledSequence> sequences = TrainingData.PrepareFor(model, set, (parse.GetValue(split) ?? "test") switch
             {
                 "test" => set.Test,
                 "train" => set.Train,
@@ -161,7 +175,7 @@ internal static class TrainCommand
             }
             else
             {
-                Print(metrics, $"{set.Name} {parse.GetValue(split)} split");
+                Print(metrics, $"{set.Name} {parse.GetValue(split) ?? "test"} split");
             }
 
             return 0;

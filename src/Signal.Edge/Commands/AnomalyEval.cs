@@ -1,0 +1,139 @@
+using System.Globalization;
+using System.Text.Json;
+using Signal.Engine.Data;
+using Signal.Engine.Evaluation;
+using Signal.Engine.Live;
+using Signal.Models.Networks;
+using Signal.Models.Training;
+using Spectre.Console;
+
+namespace Signal.Edge.Commands;
+
+/// <summary>
+/// <c>signal-edge eval --task anomaly</c>: splices every anomalous recording of a split into normal data (normal,
+/// anomaly, normal), adds the normal data alone as one more stream, runs them through the live engine and scores the
+/// anomaly alerts event by event.
+/// </summary>
+internal static class AnomalyEval
+{
+    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
+
+    public static int Run(RecurrentModel network, LabeledDataSet set, string split, string? normalName, double normalSeconds, double anomalySeconds, int warmup, bool json)
+    {
+        if (network.ForecastSize == 0)
+        {
+            throw new ArgumentException("the model has no forecasting head: train one with 'signal-edge train --task forecast' (or both).");
+        }
+
+        if (!set.IsRecordings || set.SampleRate <= 0)
+        {
+            throw new ArgumentException("--task anomaly needs a folder of recordings (a sample rate and whole signals to splice).");
+        }
+
+        if (!(normalSeconds > 0) || !(anomalySeconds > 0))
+        {
+            throw new ArgumentException("--normal-seconds and --anomaly-seconds must be positive.");
+        }
+
+        int normalClass = AnomalyTrainer.NormalClass(set, normalName);
+        if (normalClass < 0)
+        {
+            throw new ArgumentException($"no normal class: name it with --normal (the data has {string.Join(", ", set.ClassNames)}).");
+        }
+
+        // The forecaster learned normal behaviour only, so every anomalous recording of either split is unseen; the
+        // normal data is the part of the normal recordings kept out of training (AnomalyTrainer.NormalSplit).
+        IEnumerable<LabeledSequence> anomalous = split switch
+        {
+            "test" => set.Test,
+            "train" => set.Train,
+            "all" => set.Train.Concat(set.Test),
+            _ => throw new ArgumentException($"--split must be all, test or train (got '{split}')."),
+        };
+        List<LabeledSequence> normalData = AnomalyTrainer.NormalSplit(set, normalClass).Evaluation;
+        List<LabeledSignal> streams = Splice([.. normalData, .. anomalous.Where(s => s.Label != normalClass)], set.Channels, set.SampleRate, normalClass, set.ClassNames, normalSeconds, anomalySeconds);
+        EngineModel model = EngineModel.From(network, "eval");
+        if (double.IsNaN(model.AnomalyThreshold))
+        {
+            throw new ArgumentException("the model has no anomaly threshold (signal.anomaly.threshold); train it with --task forecast to calibrate one.");
+        }
+
+        AnomalyEvaluation result = AnomalyEvaluation.Run(model, streams, new EngineOptions { AnomalyWarmupSteps = warmup });
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                precision = result.Precision,
+                recall = result.Recall,
+                f1 = result.F1,
+                mean_delay_s = double.IsNaN(result.MeanDelaySeconds) ? (double?)null : result.MeanDelaySeconds,
+                events = result.Events.Count,
+                found = result.Found,
+                false_positives = result.FalsePositives.Count,
+                streams = result.Streams,
+                steps = result.Steps,
+                threshold = model.AnomalyThreshold,
+                warmup_steps = warmup,
+                missed = result.Events.Where(e => e.DelaySeconds is null).Select(e => e.Stream),
+                false_positive_alerts = result.FalsePositives.Select(f => new { stream = f.Stream, at_s = f.Seconds }),
+                delays_s = result.Events.Where(e => e.DelaySeconds is not null).Select(e => new { stream = e.Stream, delay = e.DelaySeconds }),
+            }, s_json));
+            return 0;
+        }
+
+        AnsiConsole.MarkupLineInterpolated($"[bold]{set.Name} ({split} anomalous recordings), anomaly alerts[/]: {result.Events.Count} anomalies spliced into normal data ({normalSeconds:0.#} s before and after, {anomalySeconds:0.#} s each) plus the normal data alone; {result.Streams} streams, {result.Steps:N0} steps, threshold {model.AnomalyThreshold:G4}");
+        var table = new Table().AddColumns("precision", "recall", "F1", "mean delay", "found", "missed", "false positives");
+        table.AddRow(result.Precision.ToString("F3", CultureInfo.InvariantCulture), result.Recall.ToString("F3", CultureInfo.InvariantCulture), result.F1.ToString("F3", CultureInfo.InvariantCulture),
+            double.IsNaN(result.MeanDelaySeconds) ? "-" : result.MeanDelaySeconds.ToString("0.000 s", CultureInfo.InvariantCulture),
+            result.Found.ToString(CultureInfo.InvariantCulture), (result.Events.Count - result.Found).ToString(CultureInfo.InvariantCulture), result.FalsePositives.Count.ToString(CultureInfo.InvariantCulture));
+        AnsiConsole.Write(table);
+        foreach ((string stream, double seconds) in result.FalsePositives.Take(10))
+        {
+            AnsiConsole.MarkupLineInterpolated($"[yellow]false positive[/]: {stream} at {seconds:0.00} s");
+        }
+
+        return 0;
+    }
+
+    /// <summary>
+    /// One stream per anomalous recording: <paramref name="normalSeconds"/> of normal data, the first
+    /// <paramref name="anomalySeconds"/> of the recording (the event), and normal data again; the normal data is taken
+    /// in turn from the split's normal recordings, so consecutive streams use different stretches. One more stream holds
+    /// all of the split's normal data, with no event.
+    /// </summary>
+    public static List<LabeledSignal> Splice(IReadOnlyList<LabeledSequence> data, int channels, double rate, int normalClass, IReadOnlyList<string> names, double normalSeconds, double anomalySeconds)
+    {
+        float[] pool = [.. data.Where(s => s.Label == normalClass).SelectMany(s => s.Values[..(s.Steps * channels)])];
+        int normal = (int)(normalSeconds * rate), anomaly = (int)(anomalySeconds * rate);
+        if (pool.Length / channels < 2 * normal)
+        {
+            throw new ArgumentException($"the split holds {pool.Length / channels / rate:0.#} s of normal data; {2 * normalSeconds:0.#} s are needed per stream (lower --normal-seconds).");
+        }
+
+        var streams = new List<LabeledSignal>();
+        long offset = 0;
+        float[] Normal()
+        {
+            var part = new float[normal * channels];
+            for (int i = 0; i < part.Length; i++)
+            {
+                part[i] = pool[(offset * channels + i) % pool.Length];
+            }
+
+            offset = (offset + normal) % (pool.Length / channels);
+            return part;
+        }
+
+        int index = 0;
+        foreach (LabeledSequence s in data.Where(s => s.Label != normalClass))
+        {
+            int take = Math.Min(anomaly, s.Steps);
+            float[] before = Normal(), after = Normal();
+            float[] samples = [.. before, .. s.Values.AsSpan(0, take * channels), .. after];
+            streams.Add(new LabeledSignal($"{names[s.Label]}-{index++}", samples, channels, rate, [(normal, normal + take)]));
+        }
+
+        streams.Add(new LabeledSignal("normal-only", pool, channels, rate, []));
+        return streams;
+    }
+}
