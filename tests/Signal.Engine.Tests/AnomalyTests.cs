@@ -1,0 +1,124 @@
+using System.Reactive.Linq;
+using Signal.Engine.Anomaly;
+using Signal.Engine.Data;
+using Signal.Engine.Evaluation;
+using Signal.Engine.Live;
+using Signal.Features.Normalization;
+using Signal.Features.Pipeline;
+using Signal.Models.Networks;
+using Signal.Models.Training;
+
+namespace Signal.Engine.Tests;
+
+public sealed class AnomalyTests
+{
+    [Fact]
+    public void Quantiles_and_smoothing_match_numpy()
+    {
+        // numpy.quantile (linear interpolation) and the recurrence s = s + 0.2 (r - s), computed by numpy.
+        double[] v = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5];
+        Assert.Equal(6.0, AnomalyCalibration.QuantileOf(v, 0.9), 12);
+        Assert.Equal(8.97, AnomalyCalibration.QuantileOf(v, 0.999), 12);
+        Assert.Equal(4.0, AnomalyCalibration.QuantileOf(v, 0.5), 12);
+        double[] expected = [3.0, 2.6, 2.88, 2.504, 3.0032, 4.20256, 3.762048, 4.2096384, 4.36771072, 4.0941685759999995, 4.275334860799999];
+        double[] smoothed = [.. AnomalyCalibration.Smoothed(v, 0.2)];
+        for (int i = 0; i < v.Length; i++)
+        {
+            Assert.Equal(expected[i], smoothed[i], 12);
+        }
+    }
+
+    private static EngineModel ForecastModel(float[] scale, double threshold)
+    {
+        EngineModel plain = TestModels.WithFeatures(channels: 3, forecast: true);
+        var metadata = new Dictionary<string, string>(plain.Network.Metadata)
+        {
+            [AnomalyCalibration.ScaleKey] = System.Text.Json.JsonSerializer.Serialize(scale),
+            [EngineModel.AnomalyThresholdKey] = threshold.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        };
+        return EngineModel.From(plain.Network.WithMetadata(metadata), "forecast");
+    }
+
+    [Fact]
+    public void Scores_are_forecast_errors_scaled_per_feature_with_the_largest_as_evidence()
+    {
+        var rng = new Random(5);
+        float[] scale = [.. Enumerable.Range(0, TestModels.WithFeatures().Network.InputSize).Select(_ => (float)(0.2 + rng.NextDouble()))];
+        EngineModel model = ForecastModel(scale, 1e6);
+        float[] signal = TestModels.Signal(1500, 3, 2);
+        using var engine = new SignalEngine(model);
+        var scores = new List<AnomalyScore>();
+        engine.AnomalyScores.Subscribe(scores.Add);
+        foreach (byte[] m in TestModels.Messages(signal, 3, 1000, seed: 4))
+        {
+            engine.Process("sensors/a/vib", m);
+        }
+
+        engine.Flush();
+
+        // Reference: the offline pipeline and network, errors computed here.
+        float[] inputs = model.Pipeline!.ExtractAll(signal);
+        int d = model.Network.InputSize, steps = inputs.Length / d;
+        RecurrentState state = model.Network.CreateState();
+        var forecast = new float[d];
+        var previous = new float[d];
+        var probabilities = new float[model.Network.ClassCount];
+        double smoothed = double.NaN;
+        Assert.Equal(steps - 1, scores.Count);
+        for (int t = 0; t < steps; t++)
+        {
+            float[] x = inputs[(t * d)..((t + 1) * d)];
+            if (t > 0)
+            {
+                double[] parts = [.. Enumerable.Range(0, d).Select(j => Math.Pow((x[j] - previous[j]) / scale[j], 2))];
+                double raw = parts.Average();
+                smoothed = double.IsNaN(smoothed) ? raw : smoothed + (0.2 * (raw - smoothed));
+                AnomalyScore s = scores[t - 1];
+                Assert.Equal(raw, s.Raw, raw * 1e-5);
+                Assert.Equal(smoothed, s.Score, smoothed * 1e-5);
+                int top = Array.IndexOf(parts, parts.Max());
+                Assert.Equal(model.Pipeline.ColumnNames[top], s.TopFeature);
+                Assert.Equal(3, s.Evidence!.Count);
+                Assert.Equal(parts.Max() / parts.Sum(), s.Evidence[0].Share, 1e-5);
+                Assert.True(s.Evidence[0].Share >= s.Evidence[1].Share && s.Evidence[1].Share >= s.Evidence[2].Share);
+            }
+
+            model.Network.Step(state, x, probabilities, forecast);
+            forecast.CopyTo(previous, 0);
+        }
+    }
+
+    [Fact]
+    public void A_warming_stream_raises_no_anomaly_alert_then_alerts_above_its_own_threshold()
+    {
+        int d = TestModels.WithFeatures().Network.InputSize;
+        EngineModel model = ForecastModel([.. Enumerable.Repeat(1f, d)], 1e-9); // a threshold every step exceeds
+        float[] signal = TestModels.Signal(3000, 3, 3);
+        using var eager = new SignalEngine(model);
+        using var warming = new SignalEngine(model, new EngineOptions { AnomalyWarmupSteps = 30, AnomalyWarmupSigmas = 0 });
+        var eagerAlerts = new List<Alert>();
+        var alerts = new List<Alert>();
+        var scores = new List<AnomalyScore>();
+        eager.Alerts.Where(a => a.Rule == "anomaly").Subscribe(eagerAlerts.Add);
+        warming.Alerts.Where(a => a.Rule == "anomaly").Subscribe(alerts.Add);
+        warming.AnomalyScores.Subscribe(scores.Add);
+        foreach (byte[] m in TestModels.Messages(signal, 3, 1000, seed: 6))
+        {
+            eager.Process("sensors/a/vib", m);
+            warming.Process("sensors/a/vib", m);
+        }
+
+        eager.Flush();
+        warming.Flush();
+        Assert.NotEmpty(eagerAlerts);
+        Assert.True(eagerAlerts[0].TimestampNs < scores[29].TimestampNs);
+
+        // With 0 sigmas the stream's own threshold is the mean of its 30 warm-up scores.
+        double mean = scores.Take(30).Average(s => s.Score);
+        Assert.All(scores.Take(29), s => Assert.Equal(1e-9, s.Threshold));
+        Assert.All(scores.Skip(29), s => Assert.Equal(mean, s.Threshold, mean * 1e-9));
+        Assert.All(alerts, a => Assert.True(a.TimestampNs > scores[29].TimestampNs));
+        Assert.Contains("largest forecast errors:", eagerAlerts[0].Reason, StringComparison.Ordinal);
+        Assert.Equal(3, eagerAlerts[0].Evidence!.Count);
+    }
+}
