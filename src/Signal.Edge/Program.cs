@@ -23,6 +23,7 @@ public static class Program
         root.Subcommands.Add(Demo.DemoCommand.Create());
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(ReplayCommand.Create());
+        root.Subcommands.Add(DetectCommand.Create());
         root.Subcommands.Add(Demo.DemoModel.Create());
         return root.Parse(args).Invoke();
     }

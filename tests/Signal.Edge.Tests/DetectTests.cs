@@ -1,0 +1,100 @@
+using System.Globalization;
+using Xunit;
+
+namespace Signal.Edge.Tests;
+
+[Collection("console")]
+public sealed class DetectTests
+{
+    /// <summary>Two periodic columns with noise; a level shift at 3000-3060 and a spike at 5200-5203.</summary>
+    private static string WriteCsv(int rows = 6000)
+    {
+        var rng = new Random(1);
+        string path = Path.Combine(Directory.CreateTempSubdirectory("signal-detect-").FullName, "machine.csv");
+        var lines = new List<string> { "timestamp,temperature,vibration" };
+        var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        for (int i = 0; i < rows; i++)
+        {
+            double a = Math.Sin(2 * Math.PI * i / 50) + (0.1 * ((rng.NextDouble() * 2) - 1) * 1.7);
+            double b = Math.Cos(2 * Math.PI * i / 80) + (0.1 * ((rng.NextDouble() * 2) - 1) * 1.7);
+            a += i is >= 3000 and < 3060 ? 2.5 : 0;
+            a += i is >= 5200 and < 5203 ? 8 : 0;
+            string stamp = i % 2 == 0 ? start.AddSeconds(i).ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : start.AddSeconds(i).ToString("O", CultureInfo.InvariantCulture);
+            lines.Add(string.Create(CultureInfo.InvariantCulture, $"{stamp},{a:0.#####},{b:0.#####}"));
+        }
+
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    private static (string[] Stamps, double[] Scores, int[] Flags) Read(string path)
+    {
+        string[] lines = File.ReadAllLines(path);
+        Assert.Equal("timestamp,score,anomaly", lines[0]);
+        string[][] cells = [.. lines.Skip(1).Select(l => l.Split(','))];
+        return ([.. cells.Select(c => c[0])], [.. cells.Select(c => double.Parse(c[1], CultureInfo.InvariantCulture))], [.. cells.Select(c => int.Parse(c[2], CultureInfo.InvariantCulture))]);
+    }
+
+    [Fact]
+    public void Detect_learns_from_the_warm_up_and_flags_the_injected_anomalies_only()
+    {
+        string csv = WriteCsv();
+        string output = Path.Combine(Path.GetDirectoryName(csv)!, "scores.csv");
+        string text = Cli.Output("detect", "--input", csv, "--output", output, "--warmup", "2000");
+        Assert.Contains("6,000 rows × 2 column(s); learned from the first 2,000", text, StringComparison.Ordinal);
+        (string[] stamps, double[] scores, int[] flags) = Read(output);
+        Assert.Equal(6000, flags.Length);
+        Assert.Equal("2026-01-01 00:00:00", stamps[0]);
+        Assert.All(flags.Take(2000), f => Assert.Equal(0, f));
+        int[] flagged = [.. Enumerable.Range(0, flags.Length).Where(i => flags[i] == 1)];
+        Assert.Contains(flagged, i => i is >= 3000 and < 3060);
+        Assert.Contains(flagged, i => i is >= 5200 and < 5215);
+        Assert.All(flagged, i => Assert.True(i is (>= 3000 and < 3080) or (>= 5200 and < 5230), $"row {i} flagged outside the anomalies"));
+        Assert.True(scores[3010] > 10 * scores[2500]);
+    }
+
+    [Fact]
+    public void A_row_is_scored_without_looking_at_the_rows_after_it()
+    {
+        string csv = WriteCsv();
+        string folder = Path.GetDirectoryName(csv)!;
+        string model = Path.Combine(folder, "detector.sigm");
+        Cli.Output("detect", "--input", csv, "--output", Path.Combine(folder, "full.csv"), "--warmup", "2000", "--save-model", model);
+        string prefix = Path.Combine(folder, "prefix.csv");
+        File.WriteAllLines(prefix, File.ReadAllLines(csv).Take(1 + 3030));
+        Cli.Output("detect", "--input", csv, "--model", model, "--output", Path.Combine(folder, "full-model.csv"), "--warmup", "2000");
+        Cli.Output("detect", "--input", prefix, "--model", model, "--output", Path.Combine(folder, "prefix-model.csv"), "--warmup", "2000");
+        (_, double[] fullScores, int[] fullFlags) = Read(Path.Combine(folder, "full-model.csv"));
+        (_, double[] prefixScores, int[] prefixFlags) = Read(Path.Combine(folder, "prefix-model.csv"));
+        Assert.Equal(fullScores[..3030], prefixScores);
+        Assert.Equal(fullFlags[..3030], prefixFlags);
+        Assert.Contains(1, prefixFlags); // the level shift that starts at row 3000 is already flagged with only its first rows seen
+        Assert.Equal(Read(Path.Combine(folder, "full.csv")).Flags, fullFlags); // the saved detector is the one the first run used
+    }
+
+    [Fact]
+    public void Bad_rows_are_refused_naming_the_line_and_column()
+    {
+        string folder = Directory.CreateTempSubdirectory("signal-detect-bad-").FullName;
+        string csv = Path.Combine(folder, "bad.csv");
+        File.WriteAllLines(csv, ["timestamp,a", "2026-01-01 00:00:00,1", "2026-01-01 00:00:01,oops"]);
+        var error = new StringWriter();
+        TextWriter original = Console.Error;
+        Console.SetError(error);
+        try
+        {
+            Assert.Equal(1, Program.Main(["detect", "--input", csv, "--output", Path.Combine(folder, "o.csv")]));
+            File.WriteAllLines(csv, ["timestamp,a", "yesterday,1", "2026-01-01 00:00:01,2"]);
+            Assert.Equal(1, Program.Main(["detect", "--input", csv, "--output", Path.Combine(folder, "o.csv")]));
+            Assert.Equal(1, Program.Main(["detect", "--input", WriteCsv(100), "--output", Path.Combine(folder, "o.csv"), "--warmup", "0.1"]));
+        }
+        finally
+        {
+            Console.SetError(original);
+        }
+
+        Assert.Contains("line 3, column 'a': 'oops' is not a finite number", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("line 2: timestamp 'yesterday' is not ISO 8601", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--warmup: 10 rows are too few", error.ToString(), StringComparison.Ordinal);
+    }
+}
