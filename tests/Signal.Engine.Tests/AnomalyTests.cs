@@ -122,3 +122,30 @@ public sealed class AnomalyTests
         Assert.Equal(3, eagerAlerts[0].Evidence!.Count);
     }
 }
+
+public sealed class DynamicThresholdTests
+{
+    [Fact]
+    public void The_dynamic_threshold_and_its_pruning_match_the_numpy_reference()
+    {
+        // tests/reference/anomaly_reference.py: Hundman et al. 2018's equations written with numpy.
+        using var golden = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "golden", "anomaly", "dynamic_threshold.json")));
+        int withAnomalies = 0;
+        foreach (System.Text.Json.JsonElement c in golden.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            double[] scores = [.. c.GetProperty("scores").EnumerateArray().Select(v => v.GetDouble())];
+            (double threshold, IReadOnlyList<(int Start, int End)> anomalies) = DynamicThreshold.Evaluate(scores, new DynamicThresholdOptions { Window = scores.Length });
+            Assert.Equal(c.GetProperty("threshold").GetDouble(), threshold, 9);
+            (int, int)[] expected = [.. c.GetProperty("anomalies").EnumerateArray().Select(r => (r[0].GetInt32(), r[1].GetInt32()))];
+            Assert.Equal(expected, anomalies);
+            withAnomalies += expected.Length > 0 ? 1 : 0;
+        }
+
+        Assert.Equal(5, withAnomalies);
+        double[] values = [.. golden.RootElement.GetProperty("quantile_values").EnumerateArray().Select(v => v.GetDouble())];
+        foreach (System.Text.Json.JsonProperty q in golden.RootElement.GetProperty("quantiles").EnumerateObject())
+        {
+            Assert.Equal(q.Value.GetDouble(), AnomalyCalibration.QuantileOf(values, double.Parse(q.Name, System.Globalization.CultureInfo.InvariantCulture)), 12);
+        }
+    }
+}

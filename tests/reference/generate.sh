@@ -7,3 +7,4 @@ command -p python3 features_reference.py
 command -p python3 recordings_reference.py
 command -p python3 models_reference.py
 command -p python3 training_reference.py
+command -p python3 anomaly_reference.py
