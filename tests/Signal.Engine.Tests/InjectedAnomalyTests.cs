@@ -120,5 +120,11 @@ public sealed class InjectedAnomalyTests
         Assert.True(result.FalsePositives.Count == 0, "false positives: " + string.Join(", ", result.FalsePositives.Select(f => $"{f.Stream}@{f.Seconds:0.00}s")));
         Assert.Equal(1.0, result.F1);
         Assert.True(result.MeanDelaySeconds < 1, $"mean delay {result.MeanDelaySeconds} s");
+
+        // The dynamic per-stream threshold (Hundman et al.) on top of the fixed one finds them too.
+        AnomalyEvaluation dynamic = AnomalyEvaluation.Run(model, streams, new EngineOptions { AnomalyWarmupSteps = 16, AnomalyWindow = 200 }, chunk: 100);
+        Assert.Equal(1.0, dynamic.Recall);
+        Assert.Empty(dynamic.FalsePositives);
+        Assert.True(dynamic.MeanDelaySeconds < 1, $"mean delay {dynamic.MeanDelaySeconds} s");
     }
 }

@@ -18,7 +18,7 @@ internal static class AnomalyEval
 {
     private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
 
-    public static int Run(RecurrentModel network, LabeledDataSet set, string split, string? normalName, double normalSeconds, double anomalySeconds, int warmup, bool json)
+    public static int Run(RecurrentModel network, LabeledDataSet set, string split, string? normalName, double normalSeconds, double anomalySeconds, int warmup, int window, bool json)
     {
         if (network.ForecastSize == 0)
         {
@@ -58,7 +58,7 @@ internal static class AnomalyEval
             throw new ArgumentException("the model has no anomaly threshold (signal.anomaly.threshold); train it with --task forecast to calibrate one.");
         }
 
-        AnomalyEvaluation result = AnomalyEvaluation.Run(model, streams, new EngineOptions { AnomalyWarmupSteps = warmup });
+        AnomalyEvaluation result = AnomalyEvaluation.Run(model, streams, new EngineOptions { AnomalyWarmupSteps = warmup, AnomalyWindow = window });
         if (json)
         {
             Console.WriteLine(JsonSerializer.Serialize(new
@@ -74,6 +74,7 @@ internal static class AnomalyEval
                 steps = result.Steps,
                 threshold = model.AnomalyThreshold,
                 warmup_steps = warmup,
+                window_steps = window,
                 missed = result.Events.Where(e => e.DelaySeconds is null).Select(e => e.Stream),
                 false_positive_alerts = result.FalsePositives.Select(f => new { stream = f.Stream, at_s = f.Seconds }),
                 delays_s = result.Events.Where(e => e.DelaySeconds is not null).Select(e => new { stream = e.Stream, delay = e.DelaySeconds }),

@@ -119,6 +119,7 @@ internal static class TrainCommand
         var normal = new Option<string?>("--normal") { Description = "anomaly: the normal class (default: the one the model was trained on, else one named normal/ok/healthy)." };
         var normalSeconds = new Option<double>("--normal-seconds") { Description = "anomaly: seconds of normal data before and after each spliced-in anomaly.", DefaultValueFactory = _ => 1.5 };
         var warmup = new Option<int>("--warmup") { Description = "anomaly: steps a new stream learns its own score statistics before it may alert (engine.anomalyWarmupSteps).", DefaultValueFactory = _ => 24 };
+        var window = new Option<int>("--window") { Description = "anomaly: the dynamic per-stream threshold's window in steps (engine.anomalyWindow); 0 for the fixed threshold alone.", DefaultValueFactory = _ => 0 };
         var anomalySeconds = new Option<double>("--anomaly-seconds") { Description = "anomaly: seconds of each anomalous recording spliced in.", DefaultValueFactory = _ => 3 };
         var command = new Command("eval", """
             Evaluates a model on a data set split with the streaming path the live engine uses (one step per input,
@@ -129,7 +130,7 @@ internal static class TrainCommand
               signal-edge eval --task anomaly --model cwru-anomaly.sigm --data ../shared/datasets/cwru/Data --json
             """)
         {
-            modelOption, data, split, json, testPattern, task, normal, normalSeconds, anomalySeconds, warmup,
+            modelOption, data, split, json, testPattern, task, normal, normalSeconds, anomalySeconds, warmup, window,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -151,7 +152,7 @@ internal static class TrainCommand
             {
                 return t == "anomaly"
                     ? AnomalyEval.Run(model, set, parse.GetValue(split) ?? "all", parse.GetValue(normal) ?? (provenance.TryGetValue("normal", out string? n) && n != "all data" ? n : null),
-                        parse.GetValue(normalSeconds), parse.GetValue(anomalySeconds), parse.GetValue(warmup), parse.GetValue(json))
+                        parse.GetValue(normalSeconds), parse.GetValue(anomalySeconds), parse.GetValue(warmup), parse.GetValue(window), parse.GetValue(json))
                     : throw new ArgumentException($"--task must be classify or anomaly (got '{t}').");
             }
 

@@ -62,6 +62,13 @@ public sealed class EngineOptions
     /// <summary>Standard deviations above a stream's warm-up mean for its own threshold. Default 4.</summary>
     public double AnomalyWarmupSigmas { get; set; } = 4;
 
+    /// <summary>
+    /// Dynamic per-stream threshold (Hundman et al. 2018, <see cref="Anomaly.DynamicThreshold"/>): each stream keeps its
+    /// last this-many smoothed scores, and an anomaly alert needs the step to lie in an anomalous run of that window
+    /// that survives pruning, as well as to exceed the fixed threshold. 0 (default): the fixed threshold alone.
+    /// </summary>
+    public int AnomalyWindow { get; set; }
+
     /// <summary>Threads a large batch is split over (0: the processor count). Default 1.</summary>
     public int Threads { get; set; } = 1;
 
@@ -119,6 +126,11 @@ public sealed class EngineOptions
         if (Threads < 0)
         {
             Fail("threads", "is negative.");
+        }
+
+        if (AnomalyWindow is not 0 and (< 10 or > 100_000))
+        {
+            Fail("anomalyWindow", $"{AnomalyWindow} is outside 10-100,000 (or 0 for off).");
         }
 
         if (AnomalyWarmupSteps < 0)

@@ -176,6 +176,11 @@ public sealed partial class SignalEngine
         w.Write(s.WarmupMean);
         w.Write(s.WarmupM2);
         w.Write(s.OwnThreshold);
+        w.Write(s.WindowCount);
+        for (int i = 0; i < s.WindowCount; i++)
+        {
+            w.Write(s.ScoreWindow![(s.WindowNext - s.WindowCount + i + s.ScoreWindow.Length) % s.ScoreWindow.Length]);
+        }
         w.Write(s.LastForecast?.Length ?? -1);
         foreach (float v in s.LastForecast ?? [])
         {
@@ -219,6 +224,26 @@ public sealed partial class SignalEngine
 
         (bool hasTime, long origin, double rate, long samples, long steps, double smoothed) = (r.ReadBoolean(), r.ReadInt64(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64(), r.ReadDouble());
         (s.WarmupCount, s.WarmupMean, s.WarmupM2, s.OwnThreshold) = (r.ReadInt64(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble());
+        int window = r.ReadInt32();
+        if (window < 0 || window > 100_000)
+        {
+            throw new FormatException($"a score window of {window} values.");
+        }
+
+        float[] scores = new float[window];
+        for (int i = 0; i < window; i++)
+        {
+            scores[i] = r.ReadSingle();
+        }
+
+        if (_options.AnomalyWindow > 0)
+        {
+            // Keep the newest scores that fit this engine's window.
+            s.ScoreWindow = new float[_options.AnomalyWindow];
+            int keep = Math.Min(window, _options.AnomalyWindow);
+            scores.AsSpan(window - keep).CopyTo(s.ScoreWindow);
+            (s.WindowCount, s.WindowNext) = (keep, keep % _options.AnomalyWindow);
+        }
         int forecast = r.ReadInt32();
         if (forecast > _input)
         {

@@ -528,7 +528,7 @@ public sealed partial class SignalEngine : IDisposable
             _classifications.OnNext(new Classification(s.Id, timestampNs, s.Steps, best, label, p[best], p));
         }
 
-        double score = double.NaN, threshold = _model.AnomalyThreshold;
+        double score = double.NaN, threshold = _model.AnomalyThreshold, alertThreshold = threshold;
         Contribution[]? evidence = null;
         bool warming = false;
         if (!forecast.IsEmpty)
@@ -540,6 +540,15 @@ public sealed partial class SignalEngine : IDisposable
                 s.SmoothedScore = double.IsNaN(s.SmoothedScore) ? raw : s.SmoothedScore + (_options.AnomalySmoothing * (raw - s.SmoothedScore));
                 score = s.SmoothedScore;
                 (warming, threshold) = Calibrate(s, score);
+                alertThreshold = threshold;
+                if (_options.AnomalyWindow > 0 && !double.IsNaN(threshold) && score > threshold)
+                {
+                    alertThreshold = Math.Max(threshold, Dynamic(s, score));
+                }
+                else if (_options.AnomalyWindow > 0)
+                {
+                    Remember(s, score);
+                }
                 _anomalies.OnNext(new AnomalyScore(s.Id, timestampNs, score, raw, threshold, evidence[0].Feature, evidence));
             }
 
@@ -558,8 +567,8 @@ public sealed partial class SignalEngine : IDisposable
             }
             else
             {
-                raise = double.IsNaN(rule.Raise) ? threshold : rule.Raise;
-                clear = double.IsNaN(rule.Clear) ? 0.8 * raise : rule.Clear;
+                raise = double.IsNaN(rule.Raise) ? alertThreshold : rule.Raise;
+                clear = double.IsNaN(rule.Clear) ? 0.8 * (double.IsNaN(rule.Raise) ? threshold : rule.Raise) : rule.Clear;
                 if (double.IsNaN(score) || double.IsNaN(raise) || warming)
                 {
                     continue;
@@ -626,6 +635,36 @@ public sealed partial class SignalEngine : IDisposable
         }
 
         return result;
+    }
+
+    private static readonly Anomaly.DynamicThresholdOptions s_dynamic = new();
+
+    private void Remember(StreamState s, double score)
+    {
+        float[] ring = s.ScoreWindow ??= new float[_options.AnomalyWindow];
+        ring[s.WindowNext] = (float)score;
+        s.WindowNext = (s.WindowNext + 1) % ring.Length;
+        s.WindowCount = Math.Min(ring.Length, s.WindowCount + 1);
+    }
+
+    /// <summary>
+    /// The dynamic threshold for a step above the fixed one: Hundman et al.'s threshold of the stream's window, when
+    /// this step lies in an anomalous run that survives pruning; +∞ (no alert) when pruning calls the run noise.
+    /// Evaluated only for steps above the fixed threshold, so quiet streams cost one ring write per step.
+    /// </summary>
+    private double Dynamic(StreamState s, double score)
+    {
+        Remember(s, score);
+        float[] ring = s.ScoreWindow!;
+        int n = s.WindowCount;
+        double[] window = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            window[i] = ring[(s.WindowNext - n + i + ring.Length) % ring.Length];
+        }
+
+        (double epsilon, IReadOnlyList<(int Start, int End)> runs) = Anomaly.DynamicThreshold.Evaluate(window, s_dynamic);
+        return runs.Count > 0 && runs[^1].End == n ? epsilon : double.PositiveInfinity;
     }
 
     /// <summary>Per-stream calibration: during warm-up collects the stream's scores (no anomaly alerts); after it, its own threshold.</summary>

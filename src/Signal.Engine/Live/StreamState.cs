@@ -65,6 +65,13 @@ internal sealed class StreamState
 
     public double WarmupM2 { get; set; }
 
+    /// <summary>The last smoothed scores (ring) for the dynamic threshold, or null when it is off.</summary>
+    public float[]? ScoreWindow { get; set; }
+
+    public int WindowCount { get; set; }
+
+    public int WindowNext { get; set; }
+
     /// <summary>This stream's own anomaly threshold once warmed up, else NaN.</summary>
     public double OwnThreshold { get; set; } = double.NaN;
 
@@ -117,6 +124,8 @@ internal sealed class StreamState
         WarmupMean = 0;
         WarmupM2 = 0;
         OwnThreshold = double.NaN;
+        WindowCount = 0;
+        WindowNext = 0;
     }
 
     private void Grow(int width)
