@@ -94,7 +94,7 @@ public sealed class AnomalyTests
         int d = TestModels.WithFeatures().Network.InputSize;
         EngineModel model = ForecastModel([.. Enumerable.Repeat(1f, d)], 1e-9); // a threshold every step exceeds
         float[] signal = TestModels.Signal(3000, 3, 3);
-        using var eager = new SignalEngine(model);
+        using var eager = new SignalEngine(model, new EngineOptions { AnomalyWarmupSteps = 0 });
         using var warming = new SignalEngine(model, new EngineOptions { AnomalyWarmupSteps = 30, AnomalyWarmupSigmas = 0 });
         var eagerAlerts = new List<Alert>();
         var alerts = new List<Alert>();

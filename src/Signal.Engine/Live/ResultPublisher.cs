@@ -246,6 +246,8 @@ public sealed class ResultPublisher : IAsyncDisposable
             {
                 w.WriteString("top_feature", a.TopFeature);
             }
+
+            WriteEvidence(w, a.Evidence);
         });
         Enqueue(new Outgoing(_options.Prefix + "anomaly/" + a.Stream, json, _options.ResultQos, false, true));
     }
@@ -400,6 +402,28 @@ public sealed class ResultPublisher : IAsyncDisposable
         {
             w.WriteString("dominant_band", a.DominantBand);
         }
+
+        WriteEvidence(w, a.Evidence);
+    }
+
+    /// <summary>The features whose forecast errors contribute most: <c>"evidence": [{"feature": "mel_12", "share": 0.41}, …]</c>.</summary>
+    private static void WriteEvidence(Utf8JsonWriter w, IReadOnlyList<Contribution>? evidence)
+    {
+        if (evidence is null || evidence.Count == 0)
+        {
+            return;
+        }
+
+        w.WriteStartArray("evidence");
+        foreach (Contribution c in evidence)
+        {
+            w.WriteStartObject();
+            w.WriteString("feature", c.Feature);
+            w.WriteNumber("share", Math.Round(c.Share, 4));
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
     }
 
     private static void WriteTime(Utf8JsonWriter w, long ns)
