@@ -133,7 +133,8 @@ public sealed partial class DaemonTests
             JsonElement[] streams = await Streams(url);
             Assert.Equal("normal", Find(streams, "m1/vib")!.Value.GetProperty("label").GetString());
             Assert.Equal("outer", Find(streams, "m2/vib")!.Value.GetProperty("label").GetString());
-            Assert.Equal("class:outer", Find(streams, "m2/vib")!.Value.GetProperty("alerts")[0].GetProperty("rule").GetString());
+            Assert.Contains("class:outer", Find(streams, "m2/vib")!.Value.GetProperty("alerts").EnumerateArray().Select(a => a.GetProperty("rule").GetString()));
+            Assert.DoesNotContain(Find(streams, "m1/vib")!.Value.GetProperty("alerts").EnumerateArray(), a => true);
             Assert.Equal("bearing", Find(streams, "m1/vib")!.Value.GetProperty("model").GetString());
             Assert.Equal("lab", Find(streams, "rig/vib")!.Value.GetProperty("model").GetString());
 

@@ -60,7 +60,8 @@ public sealed class GradientCheckTests
     [InlineData(CellKind.Gru, 0, 0.3)]
     [InlineData(CellKind.Gru, 3, 0.0)]
     [InlineData(CellKind.Lstm, 3, 0.25)]
-    public void Forecasting_gradients_match_finite_differences(CellKind kind, int classes, double dropout)
+    [InlineData(CellKind.Gru, 3, 0.0, 1)]
+    public void Forecasting_gradients_match_finite_differences(CellKind kind, int classes, double dropout, int forecastClass = -1)
     {
         // A forecaster alone (classes 0) and combined with a classifier: the MSE of each step's forecast of the next input.
         var architecture = new ModelArchitecture
@@ -70,12 +71,12 @@ public sealed class GradientCheckTests
             ForecastSize = 3,
             Layers = [new LayerArchitecture { Kind = kind, HiddenSize = 4 }, new LayerArchitecture { Kind = kind, HiddenSize = 3 }],
         };
-        Check(architecture, LossKind.EveryStep, dropout, forecastWeight: 0.7);
+        Check(architecture, LossKind.EveryStep, dropout, forecastWeight: 0.7, forecastClass: forecastClass);
     }
 
-    private static void Check(ModelArchitecture architecture, LossKind loss, double dropout, double forecastWeight = 1)
+    private static void Check(ModelArchitecture architecture, LossKind loss, double dropout, double forecastWeight = 1, int forecastClass = -1)
     {
-        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors) { Dropout = dropout, DropoutWithoutGradients = true, ForecastWeight = forecastWeight };
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors) { Dropout = dropout, DropoutWithoutGradients = true, ForecastWeight = forecastWeight, ForecastClass = forecastClass };
         Initialization.Apply(net, InitializationKind.Uniform, 5);
         foreach (Parameter p in net.Parameters)
         {

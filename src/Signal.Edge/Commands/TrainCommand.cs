@@ -265,6 +265,12 @@ internal static class TrainCommand
         };
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, options.Seed).Tensors);
         Initialization.Apply(network, options.Initialization, options.Seed);
+        if (anomaly.Task == "both")
+        {
+            // The forecaster learns normal behaviour only, so anything else (known faults or new ones) scores high.
+            options.ForecastClass = AnomalyTrainer.NormalClass(set, anomaly.Normal);
+        }
+
         AnsiConsole.MarkupLineInterpolated($"[bold]Training[/] {kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name} ({set.Format}): {train.Count} training, {held.Count} validation, {data.Test.Count} test sequences, {data.Description}, {set.ClassNames.Count} classes");
         var table = new Table().AddColumns("epoch", "loss", "acc", "val loss", "val acc", "lr", "s/epoch", "ETA");
         var started = DateTime.UtcNow;
@@ -312,7 +318,8 @@ internal static class TrainCommand
         };
         if (anomaly.Task == "both")
         {
-            // The forecaster learned every class; its errors are scaled and its threshold set on normal data only.
+            // The forecaster learned the normal class (every class when there is none); its errors are scaled and its
+            // threshold set on normal data only.
             int normalClass = AnomalyTrainer.NormalClass(set, anomaly.Normal);
             AnomalyCalibration calibration = AnomalyTrainer.Calibrate(trained, train, held, normalClass, anomaly.Quantile);
             foreach ((string key, string value) in calibration.ToMetadata())

@@ -26,7 +26,7 @@ internal static class DemoModel
         var seconds = new Option<double>("--seconds") { Description = "Seconds per recording.", DefaultValueFactory = _ => 8 };
         var command = new Command("demo-model", """
             Makes the demo's model: generates simulated bearing vibration (normal, inner, outer and ball faults) at
-            12 kHz, trains a GRU on it with 'signal-edge train' and writes the model. scripts/make-demo-model.sh runs
+            12 kHz, trains a GRU with a classifier and a forecasting head (anomaly score) on it with 'signal-edge train --task both' and writes the model. scripts/make-demo-model.sh runs
             this to refresh the bundled file (src/Signal.Edge/Demo/demo-bearing.sigm).
             """)
         {
@@ -60,7 +60,7 @@ internal static class DemoModel
                 return Program.Main([
                     "train", "--data", folder, "--out", parse.GetValue(output)!.FullName, "--rate", "12000",
                     "--label-pattern", "^(?<label>[a-z]+)_", "--test-pattern", string.Create(CultureInfo.InvariantCulture, $"_{perClass - 1}\\.npy$"),
-                    "--hidden", "32", "--loss", "every", "--seed", "1",
+                    "--task", "both", "--hidden", "32", "--loss", "every", "--seed", "1",
                 ]);
             }
             finally

@@ -57,6 +57,9 @@ public sealed class TrainerOptions
     /// <summary>How <c>signal-edge train</c> draws the starting weights (<see cref="Training.Initialization.Apply"/>). Default <see cref="InitializationKind.XavierOrthogonal"/>.</summary>
     public InitializationKind Initialization { get; set; } = InitializationKind.XavierOrthogonal;
 
+    /// <summary>With a forecasting head next to the classifier: the class the forecast is learned on (-1: every class). Default -1.</summary>
+    public int ForecastClass { get; set; } = -1;
+
     /// <summary>Seed of the shuffles. Default 1.</summary>
     public int Seed { get; set; } = 1;
 
@@ -156,6 +159,7 @@ public static class Trainer
         {
             replicas[r].Dropout = options.Dropout;
             replicas[r].TruncateSteps = options.TruncateSteps;
+            replicas[r].ForecastClass = network.Architecture.Classes == 0 ? -1 : options.ForecastClass;
             replicas[r].SeedDropout(unchecked((options.Seed * 7919) + r));
         }
 
@@ -282,7 +286,8 @@ public static class Trainer
         LossKind loss, float[]? weights, double total, bool backward)
     {
         int parts = Math.Min(replicas.Length, members.Length);
-        double forecastTotal = members.Sum(i => data[i].Steps - 1.0);
+        int forecastClass = replicas[0].ForecastClass;
+        double forecastTotal = members.Where(i => forecastClass < 0 || data[i].Label == forecastClass).Sum(i => data[i].Steps - 1.0);
         var results = new (double Loss, int Correct, int Counted)[parts];
         void Part(int part)
         {

@@ -132,6 +132,12 @@ public sealed class TrainingNetwork
     /// </summary>
     public double ForecastWeight { get; set; } = 1;
 
+    /// <summary>
+    /// With both heads: the class whose sequences the forecasting loss is taken on (the normal class, so the forecaster
+    /// learns normal behaviour while the classifier learns every class); -1 (default) for every sequence.
+    /// </summary>
+    public int ForecastClass { get; set; } = -1;
+
     /// <summary>Applies dropout on loss-only passes too (gradient checks compare the same dropped function).</summary>
     internal bool DropoutWithoutGradients { get; set; }
 
@@ -223,7 +229,7 @@ public sealed class TrainingNetwork
         }
 
         int forecastSize = Architecture.ForecastSize;
-        double predicted = forecastTotal > 0 ? forecastTotal : batch.Lengths.Sum(n => n - 1.0);
+        double predicted = forecastTotal > 0 ? forecastTotal : Enumerable.Range(0, batch.Count).Where(b => ForecastClass < 0 || batch.Labels[b] == ForecastClass).Sum(b => batch.Lengths[b] - 1.0);
 
         double total = 0;
         correct = 0;
@@ -242,7 +248,7 @@ public sealed class TrainingNetwork
             float[] top = dropping ? work.Dropped[^1] : work.Outputs[^1];
             int width = _layers[^1].HiddenSize;
             Array.Clear(work.OutputGradients[^1], 0, n * width);
-            if (forecastSize > 0 && predicted > 0)
+            if (forecastSize > 0 && predicted > 0 && (ForecastClass < 0 || classes == 0 || label == ForecastClass))
             {
                 total += ForecastLoss(top, x, n, width, (float)(ForecastWeight / (predicted * forecastSize)), backward ? work.OutputGradients[^1] : null);
                 if (classes == 0)
