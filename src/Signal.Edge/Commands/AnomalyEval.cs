@@ -10,7 +10,7 @@ using Spectre.Console;
 namespace Signal.Edge.Commands;
 
 /// <summary>
-/// <c>signal-edge eval --task anomaly</c>: splices every anomalous recording of a split into normal data (normal,
+/// <c>signal-edge eval --task anomaly</c>: splices every anomalous sequence of a split into normal data (normal,
 /// anomaly, normal), adds the normal data alone as one more stream, runs them through the live engine and scores the
 /// anomaly alerts event by event.
 /// </summary>

@@ -82,7 +82,7 @@ internal static class DemoModel
     }
 
     /// <summary>Writes a 1-D float32 array in NumPy's .npy format, version 1.0.</summary>
-    private static void WriteNpy(string path, ReadOnlySpan<float> values)
+    internal static void WriteNpy(string path, ReadOnlySpan<float> values)
     {
         string header = string.Create(CultureInfo.InvariantCulture, $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({values.Length},), }}");
         int total = 10 + header.Length + 1;
