@@ -35,8 +35,7 @@ public sealed class AnomalyCommandTests
         string folder = WriteRecordings();
         string model = Path.Combine(folder, "anomaly.sigm");
         string[] common = ["--data", folder, "--rate", "12000", "--label-pattern", "^(?<label>[a-z]+)_", "--test-pattern", "_1\\.npy$"];
-        string trained = Cli.Output(["train", "--task", "forecast", "--out", model, "--epochs", "40", "--hidden", "32", .. common]);
-        Assert.Contains("Anomaly threshold", trained, StringComparison.Ordinal);
+        Cli.Output(["train", "--task", "forecast", "--out", model, "--epochs", "40", "--hidden", "32", .. common]);
 
         RecurrentModel network = RecurrentModel.Load(model);
         Assert.Equal(0, network.ClassCount);
