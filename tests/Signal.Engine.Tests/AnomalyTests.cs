@@ -44,9 +44,9 @@ public sealed class AnomalyTests
     {
         var rng = new Random(5);
         float[] scale = [.. Enumerable.Range(0, TestModels.WithFeatures().Network.InputSize).Select(_ => (float)(0.2 + rng.NextDouble()))];
-        EngineModel model = ForecastModel(scale, 1e6);
+        EngineModel model = ForecastModel(scale, 1e-9); // every step is near the threshold, so every step has its evidence
         float[] signal = TestModels.Signal(1500, 3, 2);
-        using var engine = new SignalEngine(model);
+        using var engine = new SignalEngine(model, new EngineOptions { AnomalyWarmupSteps = 0 });
         var scores = new List<AnomalyScore>();
         engine.AnomalyScores.Subscribe(scores.Add);
         foreach (byte[] m in TestModels.Messages(signal, 3, 1000, seed: 4))
@@ -86,6 +86,19 @@ public sealed class AnomalyTests
             model.Network.Step(state, x, probabilities, forecast);
             forecast.CopyTo(previous, 0);
         }
+
+        // Far below the threshold a score names its top feature but builds no evidence list.
+        using var quiet = new SignalEngine(ForecastModel(scale, 1e9));
+        var quietScores = new List<AnomalyScore>();
+        quiet.AnomalyScores.Subscribe(quietScores.Add);
+        foreach (byte[] m in TestModels.Messages(signal, 3, 1000, seed: 4))
+        {
+            quiet.Process("sensors/a/vib", m);
+        }
+
+        quiet.Flush();
+        Assert.Equal(scores.Select(s => s.TopFeature), quietScores.Select(s => s.TopFeature));
+        Assert.All(quietScores, s => Assert.Null(s.Evidence));
     }
 
     [Fact]

@@ -111,22 +111,8 @@ public sealed record AnomalyCalibration(float[] Scale, double Threshold, double 
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sequence);
-        int d = model.InputSize;
-        RecurrentState state = model.CreateState();
-        var probabilities = new float[model.ClassCount];
-        var forecast = new float[d];
-        var previous = new float[d];
-        for (int t = 0; t < sequence.Length / d; t++)
-        {
-            ReadOnlyMemory<float> x = sequence.AsMemory(t * d, d);
-            if (t > 0)
-            {
-                yield return RawScore(x.Span, previous, scale);
-            }
-
-            model.Step(state, x.Span, probabilities, forecast);
-            forecast.CopyTo(previous, 0);
-        }
+        var zero = new float[model.InputSize];
+        return Errors(model, sequence).Select(e => RawScore(e, zero, scale));
     }
 
     /// <summary>The moving average the engine applies (s₀ = raw₀).</summary>

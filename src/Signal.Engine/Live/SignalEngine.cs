@@ -536,7 +536,9 @@ public sealed partial class SignalEngine : IDisposable
             if (s.LastForecast is { } previous)
             {
                 double raw = Anomaly.AnomalyCalibration.RawScore(input, previous, _model.AnomalyScale);
-                evidence = Evidence(input, previous, raw);
+                Span<int> top = [-1, -1, -1];
+                Span<double> parts = [-1, -1, -1];
+                TopErrors(input, previous, top, parts);
                 s.SmoothedScore = double.IsNaN(s.SmoothedScore) ? raw : s.SmoothedScore + (_options.AnomalySmoothing * (raw - s.SmoothedScore));
                 score = s.SmoothedScore;
                 (warming, threshold) = Calibrate(s, score);
@@ -549,7 +551,14 @@ public sealed partial class SignalEngine : IDisposable
                 {
                     Remember(s, score);
                 }
-                _anomalies.OnNext(new AnomalyScore(s.Id, timestampNs, score, raw, threshold, evidence[0].Feature, evidence));
+                // The evidence list is built only near or above the threshold, where it explains something; below, the top
+                // feature alone (no allocation beyond the score record on this per-step path).
+                if (double.IsNaN(threshold) || score >= 0.5 * threshold)
+                {
+                    evidence = Evidence(top, parts, raw * input.Length);
+                }
+
+                _anomalies.OnNext(new AnomalyScore(s.Id, timestampNs, score, raw, threshold, _columns[top[0]], evidence));
             }
 
             s.LastForecast ??= new float[input.Length];
@@ -601,21 +610,19 @@ public sealed partial class SignalEngine : IDisposable
         }
     }
 
-    /// <summary>The three inputs with the largest scaled squared forecast errors, and their shares of the raw score.</summary>
-    private Contribution[] Evidence(ReadOnlySpan<float> input, ReadOnlySpan<float> forecast, double raw)
+    /// <summary>The three inputs with the largest scaled squared forecast errors (indices and values, largest first).</summary>
+    private void TopErrors(ReadOnlySpan<float> input, ReadOnlySpan<float> forecast, Span<int> top, Span<double> value)
     {
-        Span<int> top = [-1, -1, -1];
-        Span<double> value = [-1, -1, -1];
         float[]? scale = _model.AnomalyScale;
         for (int j = 0; j < input.Length; j++)
         {
             double e = (input[j] - forecast[j]) / (scale is null ? 1.0 : scale[j]);
             e *= e;
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < top.Length; k++)
             {
                 if (e > value[k])
                 {
-                    for (int m = 2; m > k; m--)
+                    for (int m = top.Length - 1; m > k; m--)
                     {
                         (value[m], top[m]) = (value[m - 1], top[m - 1]);
                     }
@@ -625,8 +632,11 @@ public sealed partial class SignalEngine : IDisposable
                 }
             }
         }
+    }
 
-        double total = raw * input.Length;
+    /// <summary>The top errors as named shares of the raw score's sum.</summary>
+    private Contribution[] Evidence(ReadOnlySpan<int> top, ReadOnlySpan<double> value, double total)
+    {
         int n = top[2] >= 0 ? 3 : top[1] >= 0 ? 2 : 1;
         var result = new Contribution[n];
         for (int k = 0; k < n; k++)
