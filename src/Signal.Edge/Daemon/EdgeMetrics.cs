@@ -60,7 +60,7 @@ internal static class EdgeMetrics
         daemon.MessageLatency.Write(w, "signal_message_latency_seconds", "Arrival of a message to the end of its processing, the steps it completed included.");
         w.Counter("signal_drops_total", "Data dropped, by reason.", daemon.Connection.Counters.Qos0Dropped, ("reason", "mqtt_qos0_overflow"));
         w.Counter("signal_drops_total", string.Empty, daemon.Slots.Sum(s => s.PublisherDropped), ("reason", "result_publisher"));
-        w.Counter("signal_drops_total", string.Empty, daemon.Unrouted, ("reason", "no_model_for_topic"));
+        w.Counter("signal_unrouted_total", "Messages whose topic no model's template matched (also counted by the first model as rejected topic_mismatch).", daemon.Unrouted);
         w.Counter("signal_ignored_total", "Messages skipped on purpose: the daemon's own results under the publish prefix.", daemon.OwnResults, ("reason", "own_results"));
         w.Counter("signal_drops_total", string.Empty, daemon.Slots.Sum(s => s.Engine.Counters.RejectedTotal), ("reason", "rejected_input"));
         if (daemon.Influx is { } influx)
