@@ -128,4 +128,18 @@ public sealed class DemoTests
         Assert.Equal(0, demo.Terminate(TimeSpan.FromSeconds(30)));
         Directory.Delete(folder, recursive: true);
     }
+
+    [Fact]
+    public void Without_http_the_daemon_runs_on_the_plain_host_and_stops_on_time()
+    {
+        string folder = Directory.CreateTempSubdirectory("signal-nohttp-").FullName;
+        string lp = Path.Combine(folder, "demo.lp");
+        using var demo = new EdgeProcess(null, "demo", "--sensors", "2", "--http", "none", "--output", lp, "--duration", "3");
+        Assert.True(demo.WaitForExit(TimeSpan.FromSeconds(30)), demo.Output);
+        Assert.Equal(0, demo.ExitCode);
+        Assert.Contains("dashboard: off", demo.Output, StringComparison.Ordinal);
+        Assert.Contains("points written to", demo.Output, StringComparison.Ordinal);
+        Assert.Contains(File.ReadLines(lp), l => l.StartsWith("classification,model=demo-bearing,stream=sim1/vib ", StringComparison.Ordinal));
+        Directory.Delete(folder, recursive: true);
+    }
 }

@@ -82,6 +82,20 @@ internal sealed partial class EdgeProcess : IDisposable
         Assert.Fail($"timed out after {timeout.TotalSeconds} s waiting for {what}:\n{Output}");
     }
 
+    /// <summary>Waits for the process to end by itself.</summary>
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        bool exited = _process.WaitForExit(timeout);
+        if (exited)
+        {
+            _process.WaitForExit(); // flushes the redirected output
+        }
+
+        return exited;
+    }
+
+    public int ExitCode => _process.ExitCode;
+
     /// <summary>Sends SIGHUP (what <c>systemctl reload</c> sends).</summary>
     public void HangUp() => Assert.Equal(0, Kill(_process.Id, 1));
 
