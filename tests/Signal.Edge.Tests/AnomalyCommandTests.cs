@@ -73,4 +73,18 @@ public sealed class AnomalyCommandTests
         Assert.True(network.Metadata.ContainsKey("signal.anomaly.threshold"));
         Assert.Contains("\"anomaly\"", JsonSerializer.Serialize(Signal.Engine.Live.AlertRule.Defaults(Signal.Engine.Live.EngineModel.From(network)).Select(r => r.Name)), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_bundled_model_finds_injected_spikes_shifts_drift_and_dropouts_in_generated_vibration()
+    {
+        string model = Path.Combine(Directory.CreateTempSubdirectory("signal-generated-").FullName, "demo.sigm");
+        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        using var json = JsonDocument.Parse(Cli.Output("eval", "--task", "anomaly", "--model", model, "--data", "generated", "--json"));
+        JsonElement r = json.RootElement;
+        Assert.Equal(20, r.GetProperty("events").GetInt32()); // 5 each of 4 kinds
+        Assert.Equal(21, r.GetProperty("streams").GetInt32());
+        Assert.Equal(1.0, r.GetProperty("recall").GetDouble());
+        Assert.True(r.GetProperty("f1").GetDouble() >= 0.95, r.ToString());
+        Assert.True(r.GetProperty("mean_delay_s").GetDouble() < 1, r.ToString());
+    }
 }

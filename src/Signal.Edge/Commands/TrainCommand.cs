@@ -111,7 +111,7 @@ internal static class TrainCommand
     public static Command CreateEval()
     {
         var modelOption = new Option<FileInfo>("--model", "-m") { Description = "The model file.", Required = true };
-        var data = new Option<string>("--data") { Description = "The data set (folder or CSV file).", Required = true };
+        var data = new Option<string>("--data") { Description = "The data set (folder or CSV file); for --task anomaly also 'generated': vibration like the demo's with injected spikes, level shifts, frequency drift and dropouts.", Required = true };
         var split = new Option<string>("--split") { Description = "test or train (anomaly: also all, the default there: every anomalous recording is unseen by a forecaster of normal data)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (accuracy, macro_f1, per-class scores, confusion matrix)." };
         var testPattern = new Option<string?>("--test-pattern") { Description = "Recordings: the test split's file-name pattern (default: the one the model was trained with)." };
@@ -147,6 +147,11 @@ internal static class TrainCommand
                 Key = provenance.TryGetValue("key", out string? k) && k.Length > 0 ? k : null,
                 SampleRate = FeatureSequences.SpecOf(model.Metadata)?.SampleRate ?? 0,
             };
+            if (parse.GetValue(task) == "anomaly" && parse.GetValue(data) == "generated")
+            {
+                return AnomalyEval.RunGenerated(model, parse.GetValue(warmup), parse.GetValue(window), parse.GetValue(json));
+            }
+
             LabeledDataSet set = LabeledDataSet.Load(parse.GetValue(data)!, splitSeed, recordings);
             if (parse.GetValue(task) is { } t && t != "classify")
             {
