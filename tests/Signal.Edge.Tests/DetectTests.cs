@@ -97,4 +97,28 @@ public sealed class DetectTests
         Assert.Contains("line 2: timestamp 'yesterday' is not ISO 8601", error.ToString(), StringComparison.Ordinal);
         Assert.Contains("--warmup: 10 rows are too few", error.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_trained_model_with_features_scores_the_rows_as_samples_and_finds_a_dropout()
+    {
+        // 10 s of 12 kHz vibration from the demo's generator; the sensor reads 0 from 6 s to 7 s.
+        string folder = Directory.CreateTempSubdirectory("signal-detect-model-").FullName;
+        string model = Path.Combine(folder, "demo.sigm");
+        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        var samples = new float[120_000];
+        new Signal.Engine.Data.VibrationSource(12_000, 901).Next(samples, null);
+        Array.Clear(samples, 72_000, 12_000);
+        var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        string csv = Path.Combine(folder, "vibration.csv");
+        File.WriteAllLines(csv, ["timestamp,vibration", .. samples.Select((v, i) => string.Create(CultureInfo.InvariantCulture, $"{start.AddTicks(i * TimeSpan.TicksPerSecond / 12_000):O},{v:R}"))]);
+        string output = Path.Combine(folder, "scores.csv");
+        Cli.Output("detect", "--input", csv, "--model", model, "--warmup", "0.3", "--output", output);
+        (_, double[] scores, int[] flags) = Read(output);
+        Assert.Equal(120_000, flags.Length);
+        int[] flagged = [.. Enumerable.Range(0, flags.Length).Where(i => flags[i] == 1)];
+        Assert.NotEmpty(flagged);
+        Assert.All(flagged, i => Assert.True(i is >= 72_000 and < 90_000, $"row {i} ({i / 12_000.0:0.00} s) flagged outside the dropout"));
+        Assert.True(flagged[0] < 72_000 + 12_000 / 2, $"first flag at {flagged[0] / 12_000.0:0.00} s");
+        Assert.Equal(0, scores[500]); // before the first 1024-sample frame is complete
+    }
 }

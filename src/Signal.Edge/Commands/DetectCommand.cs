@@ -18,7 +18,7 @@ internal static class DetectCommand
     {
         var input = new Option<FileInfo>("--input", "-i") { Description = "CSV with a header: timestamp (ISO 8601 or YYYY-MM-DD HH:MM:SS), then one or more value columns.", Required = true };
         var output = new Option<FileInfo>("--output", "-o") { Description = "Where to write timestamp,score,anomaly (one row per input row).", Required = true };
-        var model = new Option<FileInfo?>("--model", "-m") { Description = "A forecaster of raw rows (written by --save-model); without it one is trained on the warm-up rows." };
+        var model = new Option<FileInfo?>("--model", "-m") { Description = "A forecaster: one written by --save-model (raw rows), or one from 'train --task forecast|both' (rows are its samples, one channel per column); without it one is trained on the warm-up rows." };
         var warmup = new Option<string>("--warmup") { Description = "Rows of normal behaviour to learn from: a count (e.g. 2000) or a fraction of the file (e.g. 0.15). No row in it is flagged.", DefaultValueFactory = _ => "0.15" };
         var window = new Option<int>("--window") { Description = "Trailing smoothed scores the dynamic threshold is chosen from (longer than the anomalies to find).", DefaultValueFactory = _ => 2000 };
         var quantile = new Option<double>("--quantile") { Description = "The fixed threshold: this quantile of the warm-up scores.", DefaultValueFactory = _ => 0.995 };
@@ -85,6 +85,11 @@ internal static class DetectCommand
     internal static (double[] Scores, bool[] Flags) Score(RecurrentModel forecaster, float[] values, int columns, int warm, double quantile, double smoothing, string mode, DynamicThresholdOptions dynamic)
     {
         int rows = values.Length / columns;
+        if (Signal.Engine.Data.FeatureSequences.SpecOf(forecaster.Metadata) is not null)
+        {
+            return ScoreFrames(forecaster, values, columns, warm, quantile, smoothing, mode, dynamic);
+        }
+
         float[] scale = forecaster.Metadata.TryGetValue(AnomalyCalibration.ScaleKey, out _) ? AnomalyCalibration.ScaleOf(forecaster.Metadata, columns)! : [.. Enumerable.Repeat(1f, columns)];
         float[] mean = Stats(forecaster, "signal.detect.mean", columns, 0), std = Stats(forecaster, "signal.detect.std", columns, 1);
         var scores = new double[rows];
@@ -126,6 +131,68 @@ internal static class DetectCommand
             }
 
             flags[t] = high;
+        }
+
+        return (scores, flags);
+    }
+
+    /// <summary>
+    /// A model with a feature pipeline: the rows are samples, cut into the model's frames; a row's score is that of the
+    /// last frame complete at that row (0 before the first), so it never depends on later rows. Flags as for rows, with
+    /// the dynamic threshold over the trailing window of frame scores.
+    /// </summary>
+    private static (double[] Scores, bool[] Flags) ScoreFrames(RecurrentModel forecaster, float[] values, int columns, int warm, double quantile, double smoothing, string mode, DynamicThresholdOptions dynamic)
+    {
+        var model = Signal.Engine.Live.EngineModel.From(forecaster, "detect");
+        Signal.Features.Pipeline.FeatureExtractor extractor = model.Pipeline!.CreateExtractor();
+        int width = model.Pipeline.OutputLength, rows = values.Length / columns;
+        var row = new float[width];
+        var forecast = new float[width];
+        var previous = new float[width];
+        RecurrentState state = forecaster.CreateState();
+        var frameScores = new List<double>();
+        var frameFlags = new List<bool>();
+        var scores = new double[rows];
+        var flags = new bool[rows];
+        double smoothed = double.NaN, fixedThreshold = double.PositiveInfinity;
+        int warmFrames = -1;
+        for (int t = 0; t < rows; t++)
+        {
+            if (extractor.Process(values.AsSpan(t * columns, columns), row, out _) == 1)
+            {
+                int f = frameScores.Count;
+                double raw = f == 0 ? 0 : AnomalyCalibration.RawScore(row, previous, model.AnomalyScale);
+                smoothed = f <= 1 ? raw : smoothed + (smoothing * (raw - smoothed));
+                forecaster.Step(state, row, [], forecast);
+                forecast.CopyTo(previous, 0);
+                frameScores.Add(smoothed);
+                bool high = false;
+                if (t < warm)
+                {
+                    warmFrames = f + 1;
+                }
+                else
+                {
+                    if (double.IsPositiveInfinity(fixedThreshold))
+                    {
+                        fixedThreshold = warmFrames > 2 ? AnomalyCalibration.QuantileOf(frameScores.GetRange(1, warmFrames - 1), quantile) : model.AnomalyThreshold;
+                        fixedThreshold = double.IsNaN(model.AnomalyThreshold) ? fixedThreshold : Math.Max(fixedThreshold, model.AnomalyThreshold);
+                    }
+
+                    high = mode == "dynamic" || smoothed > fixedThreshold;
+                    if (high && mode != "fixed")
+                    {
+                        int from = Math.Max(0, f + 1 - dynamic.Window);
+                        (_, IReadOnlyList<(int Start, int End)> runs) = DynamicThreshold.Evaluate(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frameScores).Slice(from, f + 1 - from), dynamic);
+                        high = runs.Any(r => r.End == f + 1 - from);
+                    }
+                }
+
+                frameFlags.Add(high);
+            }
+
+            scores[t] = frameScores.Count == 0 ? 0 : frameScores[^1];
+            flags[t] = t >= warm && frameFlags.Count > 0 && frameFlags[^1];
         }
 
         return (scores, flags);
@@ -191,6 +258,17 @@ internal static class DetectCommand
     private static RecurrentModel LoadModel(string path, int columns)
     {
         RecurrentModel model = RecurrentModel.Load(path);
+        if (model.ForecastSize == 0)
+        {
+            throw new ArgumentException($"--model: '{path}' has no forecasting head (train one with 'signal-edge train --task forecast', or let detect learn one).");
+        }
+
+        if (Signal.Engine.Data.FeatureSequences.SpecOf(model.Metadata) is { } spec)
+        {
+            // A model with a feature pipeline takes the rows as samples: one channel per value column.
+            return spec.Channels == columns ? model : throw new ArgumentException($"--model: '{path}' takes {spec.Channels} channel(s) of samples; the CSV has {columns} value column(s).");
+        }
+
         if (model.ForecastSize != columns || model.InputSize != columns)
         {
             throw new ArgumentException($"--model: '{path}' forecasts {model.ForecastSize} values per row; the CSV has {columns} value column(s). Use a model written by detect --save-model for data like this.");
