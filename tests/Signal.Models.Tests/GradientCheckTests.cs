@@ -61,7 +61,9 @@ public sealed class GradientCheckTests
     [InlineData(CellKind.Gru, 3, 0.0)]
     [InlineData(CellKind.Lstm, 3, 0.25)]
     [InlineData(CellKind.Gru, 3, 0.0, 1)]
-    public void Forecasting_gradients_match_finite_differences(CellKind kind, int classes, double dropout, int forecastClass = -1)
+    [InlineData(CellKind.Lstm, 0, 0.0, -1, true)]
+    [InlineData(CellKind.Gru, 3, 0.2, 0, true)]
+    public void Forecasting_gradients_match_finite_differences(CellKind kind, int classes, double dropout, int forecastClass = -1, bool skip = false)
     {
         // A forecaster alone (classes 0) and combined with a classifier: the MSE of each step's forecast of the next input.
         var architecture = new ModelArchitecture
@@ -71,10 +73,44 @@ public sealed class GradientCheckTests
             ForecastSize = 3,
             Layers = [new LayerArchitecture { Kind = kind, HiddenSize = 4 }, new LayerArchitecture { Kind = kind, HiddenSize = 3 }],
         };
-        Check(architecture, LossKind.EveryStep, dropout, forecastWeight: 0.7, forecastClass: forecastClass);
+        // skip: a recovery prefix (steps that take no loss) of 2, 0 and 1 steps on the three sequences.
+        Check(architecture, LossKind.EveryStep, dropout, forecastWeight: 0.7, forecastClass: forecastClass, skip: skip ? [2, 0, 1] : null);
     }
 
-    private static void Check(ModelArchitecture architecture, LossKind loss, double dropout, double forecastWeight = 1, int forecastClass = -1)
+    [Fact]
+    public void The_forecasting_loss_is_the_mean_squared_error_of_the_steps_after_the_skipped_prefix()
+    {
+        var architecture = new ModelArchitecture { InputSize = 3, Classes = 0, ForecastSize = 3, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 5 }] };
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 9).Tensors);
+        SequenceBatch batch = Batch(3, 1) with { Skip = [2, 0, 3] };
+        double loss = net.Loss(batch, LossKind.EveryStep, null, backward: false, out _, out int counted);
+
+        // Reference: the runnable model's forecasts (RecurrentModel.Predict), squared errors of targets at or after the skip.
+        RecurrentModel model = net.ToModel([]);
+        double sum = 0;
+        int terms = 0;
+        for (int b = 0; b < batch.Count; b++)
+        {
+            int n = batch.Lengths[b];
+            ReadOnlySpan<float> x = batch.Inputs.AsSpan(b * batch.Steps * 3, n * 3);
+            var forecasts = new float[n * 3];
+            model.Predict(x, n, [], forecasts);
+            for (int t = Math.Max(0, batch.Skip![b] - 1); t + 1 < n; t++)
+            {
+                for (int j = 0; j < 3; j++)
+                {
+                    double e = forecasts[(t * 3) + j] - x[((t + 1) * 3) + j];
+                    sum += e * e;
+                    terms++;
+                }
+            }
+        }
+
+        Assert.Equal(terms / 3, counted);
+        Assert.Equal(sum / terms, loss, 1e-5);
+    }
+
+    private static void Check(ModelArchitecture architecture, LossKind loss, double dropout, double forecastWeight = 1, int forecastClass = -1, int[]? skip = null)
     {
         var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors) { Dropout = dropout, DropoutWithoutGradients = true, ForecastWeight = forecastWeight, ForecastClass = forecastClass };
         Initialization.Apply(net, InitializationKind.Uniform, 5);
@@ -87,7 +123,7 @@ public sealed class GradientCheckTests
             }
         }
 
-        SequenceBatch batch = Batch(3, Math.Max(1, architecture.Classes));
+        SequenceBatch batch = Batch(3, Math.Max(1, architecture.Classes)) with { Skip = skip };
         float[] weights = [1f, 2.5f, 0.5f];
         double Loss(bool backward)
         {

@@ -45,6 +45,9 @@ internal static class AnomalyTrainer
         return set.ClassNames.ToList().FindIndex(c => s_normalNames.Contains(c.ToLowerInvariant()));
     }
 
+    /// <summary>Disturbed steps before each training sequence, so scores fall back after an anomaly (<see cref="TrainerOptions.RecoveryPrefix"/>).</summary>
+    public const int RecoveryPrefix = 8;
+
     /// <summary>The share of normal recordings kept out of training for <c>eval --task anomaly</c>. Default 0.5.</summary>
     public const double NormalTestFraction = 0.5;
 
@@ -108,6 +111,7 @@ internal static class AnomalyTrainer
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, options.Seed).Tensors);
         Initialization.Apply(network, options.Initialization, options.Seed);
         options.Loss = LossKind.EveryStep;
+        options.RecoveryPrefix = RecoveryPrefix;
         AnsiConsole.MarkupLineInterpolated($"[bold]Training[/] a {kind.ToString().ToUpperInvariant()} {layers}×{hidden} forecaster on {set.Name} ({normalName}): {data.Train.Count} training, {data.Held.Count} validation sequences, {data.Description}");
         var started = DateTime.UtcNow;
         IReadOnlyList<EpochReport> history = Trainer.Train(network, data.Train, data.Held, options, report =>

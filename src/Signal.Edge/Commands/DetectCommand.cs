@@ -244,7 +244,7 @@ internal static class DetectCommand
         var architecture = new ModelArchitecture { InputSize = columns, Classes = 0, ForecastSize = columns, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 32 }] };
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, seed).Tensors);
         Initialization.Apply(network, InitializationKind.XavierOrthogonal, seed);
-        Trainer.Train(network, train.Count > 0 ? train : Segments(0, warm, 16), held, new TrainerOptions { Epochs = 60, Loss = LossKind.EveryStep, Seed = seed, Patience = 15 });
+        Trainer.Train(network, train.Count > 0 ? train : Segments(0, warm, 16), held, new TrainerOptions { Epochs = 60, Loss = LossKind.EveryStep, Seed = seed, Patience = 15, RecoveryPrefix = AnomalyTrainer.RecoveryPrefix });
         RecurrentModel model = network.ToModel([]);
         AnomalyCalibration calibration = AnomalyCalibration.Fit(model, [z[..(cut * columns)]], [z[(cut * columns)..]], 0.99, 0.2);
         var metadata = new Dictionary<string, string>(calibration.ToMetadata())

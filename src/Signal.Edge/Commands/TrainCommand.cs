@@ -274,6 +274,7 @@ internal static class TrainCommand
         {
             // The forecaster learns normal behaviour only, so anything else (known faults or new ones) scores high.
             options.ForecastClass = AnomalyTrainer.NormalClass(set, anomaly.Normal);
+            options.RecoveryPrefix = AnomalyTrainer.RecoveryPrefix;
         }
 
         AnsiConsole.MarkupLineInterpolated($"[bold]Training[/] {kind.ToString().ToUpperInvariant()} {layers}×{hidden} on {set.Name} ({set.Format}): {train.Count} training, {held.Count} validation, {data.Test.Count} test sequences, {data.Description}, {set.ClassNames.Count} classes");

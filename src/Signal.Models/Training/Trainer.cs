@@ -60,6 +60,13 @@ public sealed class TrainerOptions
     /// <summary>With a forecasting head next to the classifier: the class the forecast is learned on (-1: every class). Default -1.</summary>
     public int ForecastClass { get; set; } = -1;
 
+    /// <summary>
+    /// Forecasting: a recovery prefix of this many disturbed steps before each training sequence (random rows of the
+    /// training data, scaled up 2-4× and with noise), which take no loss. The network learns to forecast normal data
+    /// again right after abnormal input, so an anomaly score falls back once the anomaly ends. 0 (default): none.
+    /// </summary>
+    public int RecoveryPrefix { get; set; }
+
     /// <summary>Seed of the shuffles. Default 1.</summary>
     public int Seed { get; set; } = 1;
 
@@ -181,7 +188,8 @@ public static class Trainer
                 int[] members = order[start..Math.Min(order.Length, start + options.BatchSize)];
                 network.ZeroGradients();
                 double total = TotalWeight(train, members, weights, options.Loss);
-                (double loss, int c, int n) = Run(replicas, train, members, options.Loss, weights, total, backward: true);
+                (double loss, int c, int n) = Run(replicas, train, members, options.Loss, weights, total, backward: true,
+                    options.RecoveryPrefix > 0 ? new Random(unchecked((options.Seed * 31) + (epoch * 7919) + start)) : null, options.RecoveryPrefix);
                 if (options.ClipNorm > 0)
                 {
                     Optimizer.ClipGradientNorm(network.Parameters, options.ClipNorm);
@@ -283,11 +291,18 @@ public static class Trainer
         members.Sum(i => (double)(weights?[data[i].Label] ?? 1f) * (loss == LossKind.EveryStep ? data[i].Steps : 1));
 
     private static (double Loss, int Correct, int Counted) Run(TrainingNetwork[] replicas, IReadOnlyList<LabeledSequence> data, int[] members,
-        LossKind loss, float[]? weights, double total, bool backward)
+        LossKind loss, float[]? weights, double total, bool backward, Random? recovery = null, int prefix = 0)
     {
         int parts = Math.Min(replicas.Length, members.Length);
         int forecastClass = replicas[0].ForecastClass;
-        double forecastTotal = members.Where(i => forecastClass < 0 || data[i].Label == forecastClass).Sum(i => data[i].Steps - 1.0);
+        prefix = recovery is null ? 0 : prefix;
+        double forecastTotal = members.Where(i => forecastClass < 0 || data[i].Label == forecastClass).Sum(i => data[i].Steps - (prefix > 0 ? 0.0 : 1.0));
+        SequenceBatch[]? packed = null;
+        if (prefix > 0)
+        {
+            // Drawn before the parallel parts, so the disturbance does not depend on the thread count.
+            packed = [.. Enumerable.Range(0, parts).Select(part => PackWithPrefix(data, members[(members.Length * part / parts)..(members.Length * (part + 1) / parts)], replicas[0].Architecture.InputSize, prefix, recovery!))];
+        }
         var results = new (double Loss, int Correct, int Counted)[parts];
         void Part(int part)
         {
@@ -298,7 +313,7 @@ public static class Trainer
                 net.ZeroGradients();
             }
 
-            SequenceBatch batch = Pack(data, members[from..to], net.Architecture.InputSize);
+            SequenceBatch batch = packed?[part] ?? Pack(data, members[from..to], net.Architecture.InputSize);
             double l = net.Loss(batch, loss, weights, backward, out int c, out int n, total, forecastTotal);
             results[part] = (l, c, n);
         }
@@ -320,6 +335,36 @@ public static class Trainer
         }
 
         return (results.Sum(r => r.Loss), results.Sum(r => r.Correct), results.Sum(r => r.Counted));
+    }
+
+    /// <summary>Packs with a disturbed prefix of <paramref name="prefix"/> steps before each sequence (no loss on it).</summary>
+    private static SequenceBatch PackWithPrefix(IReadOnlyList<LabeledSequence> data, int[] members, int inputs, int prefix, Random random)
+    {
+        int steps = members.Max(i => data[i].Steps) + prefix;
+        float[] values = new float[members.Length * steps * inputs];
+        for (int b = 0; b < members.Length; b++)
+        {
+            Span<float> row = values.AsSpan(b * steps * inputs, steps * inputs);
+            for (int p = 0; p < prefix; p++)
+            {
+                LabeledSequence other = data[random.Next(data.Count)];
+                ReadOnlySpan<float> source = other.Values.AsSpan(random.Next(other.Steps) * inputs, inputs);
+                float gain = (float)(2 + (2 * random.NextDouble()));
+                for (int j = 0; j < inputs; j++)
+                {
+                    double noise = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+                    row[(p * inputs) + j] = (gain * source[j]) + (float)noise;
+                }
+            }
+
+            LabeledSequence s = data[members[b]];
+            s.Values.AsSpan(0, s.Steps * inputs).CopyTo(row[(prefix * inputs)..]);
+        }
+
+        return new SequenceBatch(values, members.Length, steps, inputs, [.. members.Select(i => data[i].Steps + prefix)], [.. members.Select(i => data[i].Label)])
+        {
+            Skip = [.. members.Select(_ => prefix)],
+        };
     }
 
     private static SequenceBatch Pack(IReadOnlyList<LabeledSequence> data, int[] members, int inputs)

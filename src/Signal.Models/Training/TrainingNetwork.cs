@@ -32,7 +32,14 @@ public enum LossKind
 /// <param name="InputSize">Inputs per step.</param>
 /// <param name="Lengths">Valid steps of each sequence (1..Steps).</param>
 /// <param name="Labels">Class of each sequence.</param>
-public sealed record SequenceBatch(float[] Inputs, int Count, int Steps, int InputSize, int[] Lengths, int[] Labels);
+public sealed record SequenceBatch(float[] Inputs, int Count, int Steps, int InputSize, int[] Lengths, int[] Labels)
+{
+    /// <summary>
+    /// Steps at the start of each sequence that take no loss (a recovery prefix: the network runs through them, and
+    /// learns to forecast and classify the steps after them), or null for none.
+    /// </summary>
+    public int[]? Skip { get; init; }
+}
 
 /// <summary>
 /// Back-propagation through time for stacks of unidirectional LSTM, GRU and RNN layers with a dense softmax
@@ -220,7 +227,7 @@ public sealed class TrainingNetwork
                 throw new ArgumentException($"sequence {b} has length {batch.Lengths[b]} (1..{batch.Steps} allowed) or label {batch.Labels[b]} (0..{classes - 1} allowed).", nameof(batch));
             }
 
-            weightSum += (classWeights?[batch.Labels[b]] ?? 1f) * (loss == LossKind.EveryStep ? batch.Lengths[b] : 1);
+            weightSum += (classWeights?[batch.Labels[b]] ?? 1f) * (loss == LossKind.EveryStep ? batch.Lengths[b] - (batch.Skip?[b] ?? 0) : 1);
         }
 
         if (weightTotal > 0)
@@ -229,7 +236,8 @@ public sealed class TrainingNetwork
         }
 
         int forecastSize = Architecture.ForecastSize;
-        double predicted = forecastTotal > 0 ? forecastTotal : Enumerable.Range(0, batch.Count).Where(b => ForecastClass < 0 || batch.Labels[b] == ForecastClass).Sum(b => batch.Lengths[b] - 1.0);
+        double predicted = forecastTotal > 0 ? forecastTotal : Enumerable.Range(0, batch.Count).Where(b => ForecastClass < 0 || batch.Labels[b] == ForecastClass)
+            .Sum(b => batch.Lengths[b] - 1.0 - Math.Max(0, (batch.Skip?[b] ?? 0) - 1));
 
         double total = 0;
         correct = 0;
@@ -244,16 +252,17 @@ public sealed class TrainingNetwork
             float scale = (float)((classWeights?[label] ?? 1f) / weightSum);
             ReadOnlySpan<float> x = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, n * batch.InputSize);
             Forward(work, x, n, dropping);
-            int first = classes == 0 ? n : loss == LossKind.EveryStep ? 0 : n - 1;
+            int skip = batch.Skip?[b] ?? 0;
+            int first = classes == 0 ? n : loss == LossKind.EveryStep ? skip : n - 1;
             float[] top = dropping ? work.Dropped[^1] : work.Outputs[^1];
             int width = _layers[^1].HiddenSize;
             Array.Clear(work.OutputGradients[^1], 0, n * width);
             if (forecastSize > 0 && predicted > 0 && (ForecastClass < 0 || classes == 0 || label == ForecastClass))
             {
-                total += ForecastLoss(top, x, n, width, (float)(ForecastWeight / (predicted * forecastSize)), backward ? work.OutputGradients[^1] : null);
+                total += ForecastLoss(top, x, n, width, (float)(ForecastWeight / (predicted * forecastSize)), backward ? work.OutputGradients[^1] : null, Math.Max(0, skip - 1));
                 if (classes == 0)
                 {
-                    counted += n - 1;
+                    counted += n - 1 - Math.Max(0, skip - 1);
                 }
             }
 
@@ -303,15 +312,15 @@ public sealed class TrainingNetwork
     }
 
     /// <summary>
-    /// scale × Σₜ Σⱼ (ŷₜⱼ − xₜ₊₁ⱼ)² over steps t = 0..n−2, where ŷₜ = W·hₜ + b; adds the gradient to the head's
+    /// scale × Σₜ Σⱼ (ŷₜⱼ − xₜ₊₁ⱼ)² over steps t = from..n−2, where ŷₜ = W·hₜ + b; adds the gradient to the head's
     /// tensors and to <paramref name="dh"/> when given.
     /// </summary>
-    private double ForecastLoss(float[] top, ReadOnlySpan<float> x, int n, int width, float scale, float[]? dh)
+    private double ForecastLoss(float[] top, ReadOnlySpan<float> x, int n, int width, float scale, float[]? dh, int from)
     {
         int size = Architecture.ForecastSize;
         Parameter w = _byName[Architecture.ForecastPrefix + ".weight"], bias = _byName[Architecture.ForecastPrefix + ".bias"];
         double total = 0;
-        for (int t = 0; t + 1 < n; t++)
+        for (int t = from; t + 1 < n; t++)
         {
             ReadOnlySpan<float> h = top.AsSpan(t * width, width);
             ReadOnlySpan<float> next = x.Slice((t + 1) * size, size);
