@@ -6,7 +6,7 @@ using System.Net.Sockets;
 namespace Signal.Engine;
 
 /// <summary>What the private loopback servers (<see cref="Mqtt.LocalMosquitto"/>, <see cref="Storage.LocalInfluxDb"/>) share.</summary>
-internal static class LocalServer
+public static class LocalServer
 {
     /// <summary>A TCP port on 127.0.0.1 that was free a moment ago.</summary>
     /// <returns>The port.</returns>

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using Xunit;
@@ -47,12 +45,7 @@ internal sealed partial class EdgeProcess : IDisposable
         }
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    public static int FreePort() => Signal.Engine.LocalServer.FreePort();
 
     /// <summary>Polls <paramref name="condition"/> until it holds; fails with the process output when it never does.</summary>
     public async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout, string what)

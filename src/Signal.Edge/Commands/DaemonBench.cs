@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Signal.Engine.Data;
 using Signal.Engine.Mqtt;
@@ -84,7 +83,7 @@ internal static class DaemonBench
         string folder = Directory.CreateTempSubdirectory("signal-bench-daemon-").FullName;
         string model = Path.Combine(folder, "demo-bearing.sigm");
         File.WriteAllBytes(model, Demo.DemoModel.Bundled());
-        int port = FreePort();
+        int port = Signal.Engine.LocalServer.FreePort();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var start = new ProcessStartInfo(Environment.ProcessPath!) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
@@ -190,13 +189,6 @@ internal static class DaemonBench
     {
         string line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
         return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private sealed record Round(double StartToReadySeconds, double ReadyRssMb, double IdleRssMb, int Streams);
