@@ -31,8 +31,6 @@ internal sealed record AnomalyTraining(string Task, string? Normal, double Quant
 /// <summary><c>signal-edge train --task forecast</c>: a forecaster of normal behaviour, calibrated into an anomaly detector.</summary>
 internal static class AnomalyTrainer
 {
-    private static readonly string[] s_normalNames = ["normal", "ok", "healthy", "idle", "background"];
-
     /// <summary>The index of the normal class, or -1 when every class counts as normal.</summary>
     public static int NormalClass(LabeledDataSet set, string? normal)
     {
@@ -42,7 +40,7 @@ internal static class AnomalyTrainer
             return index >= 0 ? index : throw new ArgumentException($"--normal: the data has no class '{normal}' (it has {string.Join(", ", set.ClassNames)}).");
         }
 
-        return set.ClassNames.ToList().FindIndex(c => s_normalNames.Contains(c.ToLowerInvariant()));
+        return Signal.Engine.Live.AlertRule.NormalIndex(set.ClassNames);
     }
 
     /// <summary>Disturbed steps before each training sequence, so scores fall back after an anomaly (<see cref="TrainerOptions.RecoveryPrefix"/>).</summary>

@@ -32,7 +32,11 @@ internal sealed class StreamBoard
     /// <summary>Follows one engine's results until the returned handle is disposed.</summary>
     public IDisposable Follow(string model, SignalEngine engine)
     {
-        string? scoreRule = engine.Model.HasForecast ? null : FaultRule(engine);
+        // Without a forecasting head the watched score is the probability of the most likely fault class, against the
+        // class alerts' raise threshold; both are fixed per engine, so they are found once here, not per step.
+        bool faultScore = !engine.Model.HasForecast;
+        int normal = AlertRule.NormalIndex(engine.Model.Labels);
+        double raise = engine.Rules.FirstOrDefault(r => r.Class is not null)?.Raise ?? double.NaN;
         IDisposable classes = engine.Classifications.Subscribe(c =>
         {
             Entry e = Get(model, c.Stream);
@@ -43,11 +47,9 @@ internal sealed class StreamBoard
                 e.LastStepNs = c.TimestampNs;
                 e.LastSeen = DateTimeOffset.UtcNow;
                 e.Steps++;
-                if (scoreRule is not null)
+                if (faultScore)
                 {
-                    // Without a forecasting head the watched score is the probability of the most likely fault class.
                     float worst = 0;
-                    int normal = NormalIndex(engine.Model.Labels);
                     for (int i = 0; i < c.Probabilities.Length; i++)
                     {
                         if (i != normal)
@@ -56,7 +58,7 @@ internal sealed class StreamBoard
                         }
                     }
 
-                    e.Push(worst, engine.Rules.FirstOrDefault(r => r.Class is not null)?.Raise ?? double.NaN);
+                    e.Push(worst, raise);
                 }
             }
         }, _ => { });
@@ -120,21 +122,6 @@ internal sealed class StreamBoard
     }
 
     private static double? Finite(double v) => double.IsFinite(v) ? v : null;
-
-    private static int NormalIndex(IReadOnlyList<string> labels)
-    {
-        for (int i = 0; i < labels.Count; i++)
-        {
-            if (labels[i].Contains("normal", StringComparison.OrdinalIgnoreCase) || labels[i].Equals("ok", StringComparison.OrdinalIgnoreCase))
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
-
-    private static string? FaultRule(SignalEngine engine) => engine.Rules.FirstOrDefault(r => r.Class is not null)?.Name;
 
     private Entry Get(string model, string stream) => _streams.GetOrAdd((model, stream), static _ => new Entry());
 

@@ -75,6 +75,27 @@ public sealed class AlertRule
     }
 
     /// <summary>
+    /// The class of normal behaviour among <paramref name="labels"/>: the first named normal, ok, healthy, idle or
+    /// background (any case), or -1 when none is. The default alert rules skip it, the dashboard's fault probability
+    /// leaves it out, and forecasters learn from it.
+    /// </summary>
+    /// <param name="labels">Class labels.</param>
+    /// <returns>Its index, or -1.</returns>
+    public static int NormalIndex(IReadOnlyList<string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        for (int i = 0; i < labels.Count; i++)
+        {
+            if (labels[i].ToLowerInvariant() is "normal" or "ok" or "healthy" or "idle" or "background")
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>
     /// The rules used when none are configured: one per class except the first whose label looks normal
     /// (<c>normal</c>, <c>ok</c>, <c>healthy</c>, <c>idle</c>, <c>background</c>), and one for the anomaly score when
     /// the model forecasts (critical).
@@ -84,8 +105,8 @@ public sealed class AlertRule
     public static IReadOnlyList<AlertRule> Defaults(EngineModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        string[] normalNames = ["normal", "ok", "healthy", "idle", "background"];
-        string? normal = model.Labels.FirstOrDefault(l => normalNames.Contains(l.ToLowerInvariant()));
+        int index = NormalIndex(model.Labels);
+        string? normal = index < 0 ? null : model.Labels[index];
         var rules = model.Labels.Where(l => l != normal).Select(l => new AlertRule { Name = "class:" + l, Class = l }).ToList();
         if (model.HasForecast)
         {
