@@ -535,10 +535,10 @@ public sealed partial class SignalEngine : IDisposable
         {
             if (s.LastForecast is { } previous)
             {
-                double raw = Anomaly.AnomalyCalibration.RawScore(input, previous, _model.AnomalyScale);
+                // One pass over the inputs gives the raw score (AnomalyCalibration.RawScore's definition) and the evidence.
                 Span<int> top = [-1, -1, -1];
                 Span<double> parts = [-1, -1, -1];
-                TopErrors(input, previous, top, parts);
+                double raw = TopErrors(input, previous, top, parts) / input.Length;
                 s.SmoothedScore = double.IsNaN(s.SmoothedScore) ? raw : s.SmoothedScore + (_options.AnomalySmoothing * (raw - s.SmoothedScore));
                 score = s.SmoothedScore;
                 (warming, threshold) = Calibrate(s, score);
@@ -610,14 +610,19 @@ public sealed partial class SignalEngine : IDisposable
         }
     }
 
-    /// <summary>The three inputs with the largest scaled squared forecast errors (indices and values, largest first).</summary>
-    private void TopErrors(ReadOnlySpan<float> input, ReadOnlySpan<float> forecast, Span<int> top, Span<double> value)
+    /// <summary>
+    /// The sum of the scaled squared forecast errors, and the three inputs with the largest (indices and values,
+    /// largest first).
+    /// </summary>
+    private double TopErrors(ReadOnlySpan<float> input, ReadOnlySpan<float> forecast, Span<int> top, Span<double> value)
     {
         float[]? scale = _model.AnomalyScale;
+        double sum = 0;
         for (int j = 0; j < input.Length; j++)
         {
             double e = (input[j] - forecast[j]) / (scale is null ? 1.0 : scale[j]);
             e *= e;
+            sum += e;
             for (int k = 0; k < top.Length; k++)
             {
                 if (e > value[k])
@@ -632,6 +637,8 @@ public sealed partial class SignalEngine : IDisposable
                 }
             }
         }
+
+        return sum;
     }
 
     /// <summary>The top errors as named shares of the raw score's sum.</summary>
