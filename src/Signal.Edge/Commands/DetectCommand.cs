@@ -93,12 +93,11 @@ internal static class DetectCommand
         float[] scale = forecaster.Metadata.TryGetValue(AnomalyCalibration.ScaleKey, out _) ? AnomalyCalibration.ScaleOf(forecaster.Metadata, columns)! : [.. Enumerable.Repeat(1f, columns)];
         float[] mean = Stats(forecaster, "signal.detect.mean", columns, 0), std = Stats(forecaster, "signal.detect.std", columns, 1);
         var scores = new double[rows];
-        var flags = new bool[rows];
         RecurrentState state = forecaster.CreateState();
         var x = new float[columns];
         var forecast = new float[columns];
         var previous = new float[columns];
-        double smoothed = double.NaN, fixedThreshold = double.PositiveInfinity;
+        double smoothed = double.NaN;
         for (int t = 0; t < rows; t++)
         {
             for (int c = 0; c < columns; c++)
@@ -111,18 +110,27 @@ internal static class DetectCommand
             scores[t] = smoothed;
             forecaster.Step(state, x, [], forecast);
             forecast.CopyTo(previous, 0);
-            if (t == warm - 1)
-            {
-                // The fixed threshold: a quantile of the warm-up's scores (its first rows are the forecaster settling).
-                fixedThreshold = AnomalyCalibration.QuantileOf(scores[Math.Min(warm - 1, Math.Max(1, warm / 10))..warm], quantile);
-            }
+        }
 
-            if (t < warm)
-            {
-                continue;
-            }
+        // The warm-up's first tenth is the forecaster settling from its zero state: not part of the fixed threshold.
+        return (scores, Flag(scores, warm, Math.Min(warm - 1, Math.Max(1, warm / 10)), double.NaN, quantile, mode, dynamic));
+    }
 
-            bool high = mode == "dynamic" || smoothed > fixedThreshold;
+    /// <summary>
+    /// Flags each step after the warm-up from the scores up to it only: above the fixed threshold (the
+    /// <paramref name="quantile"/> of the warm-up's scores from <paramref name="settle"/> on, and at least
+    /// <paramref name="floor"/> when that is a number) and inside an anomalous run of the dynamic threshold over the
+    /// trailing window that survives pruning (<paramref name="mode"/> picks one or both).
+    /// </summary>
+    internal static bool[] Flag(double[] scores, int warmSteps, int settle, double floor, double quantile, string mode, DynamicThresholdOptions dynamic)
+    {
+        var flags = new bool[scores.Length];
+        double fixedThreshold = warmSteps > settle ? AnomalyCalibration.QuantileOf(scores[settle..warmSteps], quantile) : double.NaN;
+        fixedThreshold = double.IsNaN(floor) ? fixedThreshold : double.IsNaN(fixedThreshold) ? floor : Math.Max(fixedThreshold, floor);
+        fixedThreshold = double.IsNaN(fixedThreshold) ? double.PositiveInfinity : fixedThreshold;
+        for (int t = Math.Max(0, warmSteps); t < scores.Length; t++)
+        {
+            bool high = mode == "dynamic" || scores[t] > fixedThreshold;
             if (high && mode != "fixed")
             {
                 int from = Math.Max(0, t + 1 - dynamic.Window);
@@ -133,7 +141,7 @@ internal static class DetectCommand
             flags[t] = high;
         }
 
-        return (scores, flags);
+        return flags;
     }
 
     /// <summary>
@@ -151,11 +159,9 @@ internal static class DetectCommand
         var previous = new float[width];
         RecurrentState state = forecaster.CreateState();
         var frameScores = new List<double>();
-        var frameFlags = new List<bool>();
-        var scores = new double[rows];
-        var flags = new bool[rows];
-        double smoothed = double.NaN, fixedThreshold = double.PositiveInfinity;
-        int warmFrames = -1;
+        var lastFrame = new int[rows]; // the last frame complete at each row, -1 before the first
+        int warmFrames = 0;
+        double smoothed = double.NaN;
         for (int t = 0; t < rows; t++)
         {
             if (extractor.Process(values.AsSpan(t * columns, columns), row, out _) == 1)
@@ -166,33 +172,20 @@ internal static class DetectCommand
                 forecaster.Step(state, row, [], forecast);
                 forecast.CopyTo(previous, 0);
                 frameScores.Add(smoothed);
-                bool high = false;
-                if (t < warm)
-                {
-                    warmFrames = f + 1;
-                }
-                else
-                {
-                    if (double.IsPositiveInfinity(fixedThreshold))
-                    {
-                        fixedThreshold = warmFrames > 2 ? AnomalyCalibration.QuantileOf(frameScores.GetRange(1, warmFrames - 1), quantile) : model.AnomalyThreshold;
-                        fixedThreshold = double.IsNaN(model.AnomalyThreshold) ? fixedThreshold : Math.Max(fixedThreshold, model.AnomalyThreshold);
-                    }
-
-                    high = mode == "dynamic" || smoothed > fixedThreshold;
-                    if (high && mode != "fixed")
-                    {
-                        int from = Math.Max(0, f + 1 - dynamic.Window);
-                        (_, IReadOnlyList<(int Start, int End)> runs) = DynamicThreshold.Evaluate(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(frameScores).Slice(from, f + 1 - from), dynamic);
-                        high = runs.Any(r => r.End == f + 1 - from);
-                    }
-                }
-
-                frameFlags.Add(high);
+                warmFrames = t < warm ? f + 1 : warmFrames;
             }
 
-            scores[t] = frameScores.Count == 0 ? 0 : frameScores[^1];
-            flags[t] = t >= warm && frameFlags.Count > 0 && frameFlags[^1];
+            lastFrame[t] = frameScores.Count - 1;
+        }
+
+        double[] frames = [.. frameScores];
+        bool[] frameFlags = Flag(frames, warmFrames, 1, model.AnomalyThreshold, quantile, mode, dynamic);
+        var scores = new double[rows];
+        var flags = new bool[rows];
+        for (int t = 0; t < rows; t++)
+        {
+            scores[t] = lastFrame[t] < 0 ? 0 : frames[lastFrame[t]];
+            flags[t] = t >= warm && lastFrame[t] >= 0 && frameFlags[lastFrame[t]];
         }
 
         return (scores, flags);
