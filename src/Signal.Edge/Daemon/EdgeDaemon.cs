@@ -161,50 +161,27 @@ internal sealed partial class EdgeDaemon : BackgroundService
         using var checkpoints = folder is not null && _settings.State.CheckpointInterval > TimeSpan.Zero
             ? new Timer(_ => CheckpointAll(folder, "periodic"), null, _settings.State.CheckpointInterval, _settings.State.CheckpointInterval)
             : null;
-        long interval = (long)(_settings.Engine.IdleFlushInterval.TotalSeconds * Stopwatch.Frequency), lastFlush = 0;
-        try
-        {
-            while (await Connection.WaitToReadAsync(stop).ConfigureAwait(false))
-            {
-                while (Connection.TryRead(out MqttMessage message))
-                {
-                    if (message.Topic.StartsWith(_settings.Publish.Prefix, StringComparison.Ordinal))
-                    {
-                        // Our own results, when the subscription is as wide as '#': not sensor data.
-                        Interlocked.Increment(ref _ownResults);
-                        message.Release();
-                        continue;
-                    }
-
-                    try
-                    {
-                        ModelSlot slot = Route(message.Topic);
-                        lock (slot.Gate)
-                        {
-                            slot.Engine.Process(message);
-                        }
-                    }
-                    finally
-                    {
-                        message.Release();
-                    }
-
-                    MessageLatency.Observe(Stopwatch.GetElapsedTime(message.ReceivedTimestamp).TotalSeconds);
-                }
-
-                long now = Stopwatch.GetTimestamp();
-                if (now - lastFlush >= interval)
-                {
-                    FlushAll();
-                    lastFlush = now;
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-        }
-
+        await EngineRunner.RunAsync(Connection, Take, FlushAll, _settings.Engine.IdleFlushInterval, stop).ConfigureAwait(false);
         await ShutdownAsync(folder).ConfigureAwait(false);
+    }
+
+    /// <summary>Routes one message to its model (or skips our own results) and times it.</summary>
+    private void Take(in MqttMessage message)
+    {
+        if (message.Topic.StartsWith(_settings.Publish.Prefix, StringComparison.Ordinal))
+        {
+            // Our own results, when the subscription is as wide as '#': not sensor data.
+            Interlocked.Increment(ref _ownResults);
+            return;
+        }
+
+        ModelSlot slot = Route(message.Topic);
+        lock (slot.Gate)
+        {
+            slot.Engine.Process(message);
+        }
+
+        MessageLatency.Observe(Stopwatch.GetElapsedTime(message.ReceivedTimestamp).TotalSeconds);
     }
 
     private async Task ShutdownAsync(string? folder)

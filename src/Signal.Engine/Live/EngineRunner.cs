@@ -21,11 +21,29 @@ public static class EngineRunner
     /// <param name="connection">The connection (already subscribed; connected or connecting).</param>
     /// <param name="cancellationToken">Stops the loop.</param>
     /// <returns>A task that completes when the loop has stopped.</returns>
-    public static async Task RunAsync(SignalEngine engine, IMqttConnection connection, CancellationToken cancellationToken = default)
+    public static Task RunAsync(SignalEngine engine, IMqttConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(engine);
+        return RunAsync(connection, engine.Process, engine.Flush, engine.Options.IdleFlushInterval, cancellationToken);
+    }
+
+    /// <summary>
+    /// The same loop for any consumer (for example several engines routed by topic): <paramref name="process"/> takes
+    /// each message in arrival order (the loop releases it afterwards), and <paramref name="flush"/> steps what waits
+    /// when the intake runs empty, at most once per <paramref name="idleFlushInterval"/>, and once more at the end.
+    /// </summary>
+    /// <param name="connection">The connection (already subscribed; connected or connecting).</param>
+    /// <param name="process">Takes one message; it must not keep the message's buffer.</param>
+    /// <param name="flush">Steps every waiting frame.</param>
+    /// <param name="idleFlushInterval">The least time between two early flushes.</param>
+    /// <param name="cancellationToken">Stops the loop.</param>
+    /// <returns>A task that completes when the loop has stopped.</returns>
+    public static async Task RunAsync(IMqttConnection connection, MessageHandler process, Action flush, TimeSpan idleFlushInterval, CancellationToken cancellationToken = default)
+    {
         ArgumentNullException.ThrowIfNull(connection);
-        long interval = (long)(engine.Options.IdleFlushInterval.TotalSeconds * Stopwatch.Frequency), lastFlush = 0;
+        ArgumentNullException.ThrowIfNull(process);
+        ArgumentNullException.ThrowIfNull(flush);
+        long interval = (long)(idleFlushInterval.TotalSeconds * Stopwatch.Frequency), lastFlush = 0;
         try
         {
             while (await connection.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
@@ -34,7 +52,7 @@ public static class EngineRunner
                 {
                     try
                     {
-                        engine.Process(message);
+                        process(in message);
                     }
                     finally
                     {
@@ -45,7 +63,7 @@ public static class EngineRunner
                 long now = Stopwatch.GetTimestamp();
                 if (now - lastFlush >= interval)
                 {
-                    engine.Flush();
+                    flush();
                     lastFlush = now;
                 }
             }
@@ -54,6 +72,10 @@ public static class EngineRunner
         {
         }
 
-        engine.Flush();
+        flush();
     }
 }
+
+/// <summary>Takes one received message (see <see cref="EngineRunner.RunAsync(IMqttConnection, MessageHandler, Action, TimeSpan, CancellationToken)"/>).</summary>
+/// <param name="message">The message; its buffer is released after the call.</param>
+public delegate void MessageHandler(in MqttMessage message);
