@@ -70,7 +70,7 @@ internal static class DetectCommand
                 writer.WriteLine("timestamp,score,anomaly");
                 for (int t = 0; t < rows; t++)
                 {
-                    writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Quote(times[t])},{scores[t]:R},{(flags[t] ? 1 : 0)}"));
+                    writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{ModelCommands.Quote(times[t])},{scores[t]:R},{(flags[t] ? 1 : 0)}"));
                 }
             }
 
@@ -350,6 +350,4 @@ internal static class DetectCommand
     }
 
     private static int Runs(bool[] flags) => flags.Where((f, i) => f && (i == 0 || !flags[i - 1])).Count();
-
-    private static string Quote(string s) => s.Contains(',', StringComparison.Ordinal) ? $"\"{s}\"" : s;
 }

@@ -163,7 +163,8 @@ internal static class ModelCommands
         }
     }
 
-    private static string Quote(string label) => label.Contains(',', StringComparison.Ordinal) || label.Contains('"', StringComparison.Ordinal)
+    /// <summary>A CSV field: quoted (with doubled quotes) when it holds a comma or a quote.</summary>
+    internal static string Quote(string label) => label.Contains(',', StringComparison.Ordinal) || label.Contains('"', StringComparison.Ordinal)
         ? "\"" + label.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""
         : label;
 

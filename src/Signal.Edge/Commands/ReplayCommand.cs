@@ -50,7 +50,7 @@ internal static class ReplayCommand
             }
 
             string template = parse.GetValue(topic)!;
-            var streams = files.Select(f => (Topic: template.Replace("{name}", Sanitise(Path.GetFileNameWithoutExtension(f)), StringComparison.Ordinal), Recording: Recording.Load(f, parse.GetValue(key)))).ToList();
+            var streams = files.Select(f => (Topic: template.Replace("{name}", Signal.Engine.Live.TopicTemplate.Level(Path.GetFileNameWithoutExtension(f)), StringComparison.Ordinal), Recording: Recording.Load(f, parse.GetValue(key)))).ToList();
             var options = new MqttOptions { ClientId = $"signal-replay-{Environment.ProcessId}", CleanSession = true }.WithAddress(parse.GetValue(mqtt)!);
             using var stop = new CancellationTokenSource();
             void OnCancel(object? sender, ConsoleCancelEventArgs e)
@@ -80,7 +80,6 @@ internal static class ReplayCommand
         return command;
     }
 
-    private static string Sanitise(string name) => string.Concat(name.Select(c => c is '/' or '+' or '#' or ' ' ? '_' : c));
 
     private static async Task<(long Messages, long Samples, TimeSpan Took)> Replay(MqttOptions options, List<(string Topic, Recording Recording)> streams, double rate, int chunk, double speed, int qos, bool loop, CancellationToken stop)
     {

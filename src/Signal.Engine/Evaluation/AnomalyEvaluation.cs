@@ -94,7 +94,7 @@ public sealed record AnomalyEvaluation(double Precision, double Recall, double F
             {
                 int n = Math.Min(chunk, samples - at);
                 int length = BinaryPayload.Write(payload, sequence++, origin + (long)Math.Round(at * 1e9 / s.Rate), s.Rate, s.Channels, s.Samples.AsSpan(at * s.Channels, n * s.Channels));
-                engine.Process($"eval/{i}/{Sanitise(s.Name)}", payload.AsSpan(0, length));
+                engine.Process($"eval/{i}/{TopicTemplate.Level(s.Name)}", payload.AsSpan(0, length));
             }
 
             engine.Flush();
@@ -105,7 +105,7 @@ public sealed record AnomalyEvaluation(double Precision, double Recall, double F
         for (int i = 0; i < streams.Count; i++)
         {
             LabeledSignal s = streams[i];
-            string id = $"{i}/{Sanitise(s.Name)}";
+            string id = $"{i}/{TopicTemplate.Level(s.Name)}";
             List<(long Raised, long? Cleared)> raised = alerts.TryGetValue(id, out List<(long Raised, long? Cleared)>? list) ? list : [];
             double Seconds(long ns) => (ns - origin) / 1e9;
             bool[] useful = new bool[raised.Count];
@@ -143,5 +143,4 @@ public sealed record AnomalyEvaluation(double Precision, double Recall, double F
         return new AnomalyEvaluation(precision, recall, f1, delayMean, outcomes, falsePositives, streams.Count, engine.Counters.Steps);
     }
 
-    private static string Sanitise(string name) => string.Concat(name.Select(c => c is '/' or '+' or '#' or ' ' ? '_' : c));
 }

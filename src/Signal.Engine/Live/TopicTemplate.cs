@@ -37,6 +37,15 @@ public sealed class TopicTemplate
     /// <summary>The subscription filter matching the template (<c>{name}</c> → <c>+</c>).</summary>
     public string Filter => string.Join('/', _levels.Select(l => IsCapture(l) ? "+" : l));
 
+    /// <summary>A name made safe as one topic level: '/', '+', '#' and spaces become '_'.</summary>
+    /// <param name="name">Any name (a file name, a stream name).</param>
+    /// <returns>The level.</returns>
+    public static string Level(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return string.Concat(name.Select(c => c is '/' or '+' or '#' or ' ' ? '_' : c));
+    }
+
     /// <summary>Reads the stream id from a topic.</summary>
     /// <param name="topic">The topic.</param>
     /// <param name="stream">The stream id.</param>
