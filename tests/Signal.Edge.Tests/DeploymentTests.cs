@@ -7,8 +7,8 @@ namespace Signal.Edge.Tests;
 
 public sealed class DeploymentTests
 {
-    private static string Repository([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", ".."));
+    // The project copies deploy/edge.json and the unit beside the tests (source paths are mapped to /_/ on CI).
+    private static string Deployed(string file) => Path.Combine(AppContext.BaseDirectory, "deploy", file);
 
     [Fact]
     public void The_build_is_portable_managed_code_with_no_native_library_of_its_own()
@@ -35,12 +35,11 @@ public sealed class DeploymentTests
     [Fact]
     public void The_example_config_loads_and_the_systemd_unit_is_hardened()
     {
-        string repo = Repository();
-        EdgeSettings settings = EdgeSettings.Load(EdgeSettings.Configuration(Path.Combine(repo, "deploy", "edge.json"), new Dictionary<string, string?>(), new Dictionary<string, string?>()));
+        EdgeSettings settings = EdgeSettings.Load(EdgeSettings.Configuration(Deployed("edge.json"), new Dictionary<string, string?>(), new Dictionary<string, string?>()));
         Assert.Equal(["bearing", "pump"], settings.AllModels().Select(m => m.DisplayName));
         Assert.Equal("json", settings.Logging.Format);
 
-        string[] unit = File.ReadAllLines(Path.Combine(repo, "deploy", "systemd", "signal-edge.service"));
+        string[] unit = File.ReadAllLines(Deployed("signal-edge.service"));
         foreach (string line in new[] { "User=signal", "ProtectSystem=strict", "StateDirectory=signal-edge", "NoNewPrivileges=yes", "ProtectHome=yes", "PrivateTmp=yes", "KillSignal=SIGTERM", "ExecReload=/bin/kill -HUP $MAINPID" })
         {
             Assert.Contains(line, unit);
