@@ -45,6 +45,18 @@ public sealed class DeploymentTests
             Assert.Contains(line, unit);
         }
 
+        Assert.DoesNotContain(unit, l => l.StartsWith("Environment=DOTNET_TC_", StringComparison.Ordinal));
         Assert.Contains(unit, l => l.StartsWith("ExecStart=/usr/bin/dotnet /opt/signal-edge/signal-edge.dll run --config /etc/signal/edge.json", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_memory_settings_ship_in_the_runtimeconfig_so_they_hold_however_the_daemon_is_started()
+    {
+        // docs/daemon.md: these keep an idle daemon with 100 streams under 80 MB. The unit no longer sets them.
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "signal-edge.runtimeconfig.json")));
+        JsonElement properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.Equal(4096, properties.GetProperty("System.Runtime.TieredCompilation.CallCountThreshold").GetInt32());
+        Assert.False(properties.GetProperty("System.GC.Concurrent").GetBoolean());
+        Assert.False(properties.GetProperty("System.GC.Server").GetBoolean());
     }
 }

@@ -23,15 +23,17 @@ internal static class DaemonBench
         var streams = new Option<int>("--streams") { Description = "Streams fed before the idle RSS is read.", DefaultValueFactory = _ => 100 };
         var rounds = new Option<int>("--rounds") { Description = "Daemon starts measured.", DefaultValueFactory = _ => 3 };
         var idle = new Option<double>("--idle") { Description = "Seconds of idleness before RSS is read.", DefaultValueFactory = _ => 5 };
-        var runtimeDefaults = new Option<bool>("--runtime-defaults") { Description = "Run the daemon with the runtime's defaults instead of the systemd unit's environment (DOTNET_TC_CallCountThreshold=1000)." };
+        var env = new Option<string[]>("--env") { Description = "NAME=VALUE set in the daemon's environment, to try a runtime knob (e.g. DOTNET_GCgen0size=0x400000); repeatable." };
+        var breakdown = new Option<bool>("--breakdown") { Description = "Also report where the idle resident set lies: the largest mappings of /proc/PID/smaps (files, GC heap and other anonymous memory, JIT code)." };
         var command = new Command("daemon", """
             Measures the edge daemon against its goals (idle RSS with a model and 100 streams ≤ 80 MB, start to ready
-            ≤ 1.5 s), by default in the systemd unit's environment (--runtime-defaults for the runtime's own):
-            starts 'signal-edge run' with the bundled demo model against a private mosquitto, times process
+            ≤ 1.5 s) as shipped (the runtime settings in signal-edge.runtimeconfig.json; DOTNET_* variables of this
+            shell are not passed on, --env adds some): starts 'signal-edge run' with the bundled demo model against a
+            private mosquitto, times process
             start → /readyz 200, feeds every stream one second of 12 kHz vibration, waits, and reads VmRSS. Prints JSON.
             """)
         {
-            streams, rounds, idle, runtimeDefaults,
+            streams, rounds, idle, env, breakdown,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -42,6 +44,12 @@ internal static class DaemonBench
                 throw new ArgumentException("bench daemon: need --streams ≥ 1, --rounds ≥ 1, --idle ≥ 0.");
             }
 
+            string[] variables = parse.GetValue(env) ?? [];
+            if (variables.FirstOrDefault(v => v.IndexOf('=', StringComparison.Ordinal) < 1) is { } bad)
+            {
+                throw new ArgumentException($"bench daemon: --env '{bad}' is not NAME=VALUE.");
+            }
+
             if (!LocalMosquitto.IsInstalled)
             {
                 throw new ArgumentException("bench daemon: mosquitto is not installed (apt install mosquitto).");
@@ -50,14 +58,14 @@ internal static class DaemonBench
             var results = new List<Round>();
             for (int i = 0; i < r; i++)
             {
-                results.Add(RunRound(n, quiet, !parse.GetValue(runtimeDefaults)).GetAwaiter().GetResult());
+                results.Add(RunRound(n, quiet, variables, parse.GetValue(breakdown)).GetAwaiter().GetResult());
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {i + 1}: ready in {results[^1].StartToReadySeconds:0.000} s, idle RSS {results[^1].IdleRssMb:0.0} MB"));
             }
 
             Console.WriteLine(JsonSerializer.Serialize(new
             {
                 streams = n,
-                environment = parse.GetValue(runtimeDefaults) ? "runtime defaults" : "as deploy/systemd/signal-edge.service: DOTNET_TC_CallCountThreshold=1000",
+                environment = variables.Length == 0 ? "as shipped (signal-edge.runtimeconfig.json)" : "as shipped, with " + string.Join(' ', variables),
                 rounds = results,
                 best_start_to_ready_s = results.Min(x => x.StartToReadySeconds),
                 median_start_to_ready_s = Median(results.Select(x => x.StartToReadySeconds)),
@@ -76,7 +84,7 @@ internal static class DaemonBench
         return v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
     }
 
-    private static async Task<Round> RunRound(int streams, double idle, bool unitEnvironment)
+    private static async Task<Round> RunRound(int streams, double idle, string[] variables, bool breakdown)
     {
         using var broker = new LocalMosquitto(logAll: false);
         broker.Start();
@@ -96,13 +104,15 @@ internal static class DaemonBench
             start.ArgumentList.Add(a);
         }
 
-        if (unitEnvironment)
+        foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("DOTNET_", StringComparison.Ordinal) || k.StartsWith("COMPlus_", StringComparison.Ordinal)).ToList())
         {
-            start.Environment["DOTNET_TC_CallCountThreshold"] = "1000";
+            start.Environment.Remove(key);
         }
-        else
+
+        foreach (string variable in variables)
         {
-            start.Environment.Remove("DOTNET_TC_CallCountThreshold");
+            int eq = variable.IndexOf('=', StringComparison.Ordinal);
+            start.Environment[variable[..eq]] = variable[(eq + 1)..];
         }
 
         var clock = Stopwatch.StartNew();
@@ -143,9 +153,10 @@ internal static class DaemonBench
             await Until(async () => (await http.GetStringAsync($"http://127.0.0.1:{port}/metrics").ConfigureAwait(false)).Contains(metric, StringComparison.Ordinal), clock, daemon).ConfigureAwait(false);
             await Task.Delay(TimeSpan.FromSeconds(idle)).ConfigureAwait(false);
             string metrics = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics").ConfigureAwait(false);
-            double streamsHeld = double.Parse(metrics.Split('\n').First(l => l.StartsWith("signal_streams{", StringComparison.Ordinal)).Split(' ')[1], CultureInfo.InvariantCulture);
+            double Metric(string prefix) => double.Parse(metrics.Split('\n').First(l => l.StartsWith(prefix, StringComparison.Ordinal)).Split(' ')[1], CultureInfo.InvariantCulture);
+            double streamsHeld = Metric("signal_streams{");
             long rss = Rss(daemon.Id);
-            return new Round(ready, rssReady / 1048576.0, rss / 1048576.0, (int)streamsHeld);
+            return new Round(ready, rssReady / 1048576.0, rss / 1048576.0, (int)streamsHeld, Metric("signal_managed_heap_bytes ") / 1048576.0, Metric("signal_gc_committed_bytes ") / 1048576.0, breakdown ? Mappings(daemon.Id) : null);
         }
         finally
         {
@@ -191,5 +202,32 @@ internal static class DaemonBench
         return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
     }
 
-    private sealed record Round(double StartToReadySeconds, double ReadyRssMb, double IdleRssMb, int Streams);
+    /// <summary>
+    /// The resident set of a process by mapping (file name, <c>[heap]</c>, <c>[anon]</c>, the JIT's
+    /// <c>memfd:doublemapper</c>), in MB, the largest 15 and the rest, from /proc/PID/smaps (Linux).
+    /// </summary>
+    private static Dictionary<string, double> Mappings(int pid)
+    {
+        var kb = new Dictionary<string, long>(StringComparer.Ordinal);
+        string name = "[anon]";
+        foreach (string line in File.ReadLines($"/proc/{pid}/smaps"))
+        {
+            string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 5 && parts[0].Contains('-', StringComparison.Ordinal) && !parts[0].EndsWith(':'))
+            {
+                name = parts.Length > 5 ? Path.GetFileName(string.Join(' ', parts[5..])) : "[anon]";
+            }
+            else if (parts.Length >= 2 && parts[0] == "Rss:")
+            {
+                kb[name] = kb.GetValueOrDefault(name) + long.Parse(parts[1], CultureInfo.InvariantCulture);
+            }
+        }
+
+        KeyValuePair<string, long>[] sorted = [.. kb.OrderByDescending(p => p.Value)];
+        var top = sorted.Take(15).ToDictionary(p => p.Key, p => Math.Round(p.Value / 1024.0, 2), StringComparer.Ordinal);
+        top["(the rest)"] = Math.Round(sorted.Skip(15).Sum(p => p.Value) / 1024.0, 2);
+        return top;
+    }
+
+    private sealed record Round(double StartToReadySeconds, double ReadyRssMb, double IdleRssMb, int Streams, double IdleManagedHeapMb, double IdleGcCommittedMb, Dictionary<string, double>? IdleRssByMapping);
 }
