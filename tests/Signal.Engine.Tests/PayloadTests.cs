@@ -117,5 +117,15 @@ public sealed class PayloadTests
         Assert.True(whole.TryMatch("a/b/c", out id));
         Assert.Equal("a/b/c", id);
         Assert.Throws<ArgumentException>(() => new TopicTemplate("a/#/b"));
+
+        // Routing's Matches answers as TryMatch does, for every template and topic above.
+        string[] topics = ["sensors/pump-1/vib", "sensors/pump-1", "sensors/pump-1/vib/extra", "other/pump-1/vib", "site/north/m7/vib/x", "site/north/m7", "site/north", "sensors//vib", "sensors/pump-1/", "plant/l2/raw/accel", "plant/l2/cooked/accel", "a/b/c"];
+        foreach (TopicTemplate template in new[] { t, site, apart, whole })
+        {
+            foreach (string topic in topics)
+            {
+                Assert.Equal(template.TryMatch(topic, out _), template.Matches(topic));
+            }
+        }
     }
 }

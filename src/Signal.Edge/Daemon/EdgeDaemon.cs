@@ -243,7 +243,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
         {
             foreach (ModelSlot slot in Slots)
             {
-                if (slot.Template.TryMatch(topic, out _))
+                if (slot.Template.Matches(topic))
                 {
                     return slot;
                 }

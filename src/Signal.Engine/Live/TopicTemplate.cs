@@ -51,7 +51,14 @@ public sealed class TopicTemplate
     /// <param name="stream">The stream id.</param>
     /// <returns>False when the topic does not match the template.</returns>
     /// <remarks>Walks the topic without splitting it; when the captured levels are adjacent (the usual case) the id is one substring.</remarks>
-    public bool TryMatch(string topic, out string stream)
+    public bool TryMatch(string topic, out string stream) => Match(topic, readId: true, out stream);
+
+    /// <summary>Whether a topic matches the template, without reading the stream id (routing between templates).</summary>
+    /// <param name="topic">The topic.</param>
+    /// <returns>True when it matches.</returns>
+    public bool Matches(string topic) => Match(topic, readId: false, out _);
+
+    private bool Match(string topic, bool readId, out string stream)
     {
         ArgumentNullException.ThrowIfNull(topic);
         stream = string.Empty;
@@ -108,6 +115,7 @@ public sealed class TopicTemplate
         }
 
         stream = Captures == 0 ? topic
+            : !readId ? string.Empty
             : contiguous ? topic.Substring(firstCapture, lastCaptureEnd - firstCapture)
             : string.Join('/', Pieces(topic));
         return true;
