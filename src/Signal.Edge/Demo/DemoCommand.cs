@@ -164,8 +164,14 @@ internal static class DemoCommand
         }
 
         (bool ready, _, _, bool storage, _) = daemon.Readiness();
+
+        // The demo logs at Warning (the table owns the terminal), so model reloads (--model, then edit the file or
+        // SIGHUP) are shown here.
+        long kept = daemon.Slots.Sum(s => s.Reloads), reset = daemon.Slots.Sum(s => s.ReloadResets), refused = daemon.Slots.Sum(s => s.ReloadFailures);
+        string reloads = kept + reset + refused == 0 ? string.Empty
+            : string.Create(CultureInfo.InvariantCulture, $" · model reloads: {kept} kept state, {reset} reset, {refused} refused");
         table.Caption(string.Create(CultureInfo.InvariantCulture,
-            $"{(ready ? "ready" : "not ready")} · storage {(storage ? "ok" : "failing")} · {daemon.Slots.Sum(s => s.Engine.Counters.Steps):N0} steps · {daemon.Board.ActiveAlerts} active alerts · {daemon.Influx?.Counters.Written ?? 0:N0} points stored"));
+            $"{(ready ? "ready" : "not ready")} · storage {(storage ? "ok" : "failing")} · {daemon.Slots.Sum(s => s.Engine.Counters.Steps):N0} steps · {daemon.Board.ActiveAlerts} active alerts · {daemon.Influx?.Counters.Written ?? 0:N0} points stored{reloads}"));
         return table;
     }
 }
