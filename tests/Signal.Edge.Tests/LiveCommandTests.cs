@@ -42,6 +42,21 @@ public sealed class LiveCommandTests
     }
 
     [Fact]
+    public void A_password_in_an_address_flag_is_refused_without_repeating_it()
+    {
+        (int code, string error) = Fails("run", "--model", "x.sigm", "--mqtt", "mqtt://edge:s3cret-pw@127.0.0.1:1883");
+        Assert.Equal(1, code);
+        Assert.Contains("--mqtt: the address holds a password", error, StringComparison.Ordinal);
+        Assert.Contains("SIGNAL__BROKER__PASSWORD", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-pw", error, StringComparison.Ordinal);
+
+        (code, error) = Fails("run", "--model", "x.sigm", "--influx", "http://admin:s3cret-pw@127.0.0.1:8086/signal");
+        Assert.Equal(1, code);
+        Assert.Contains("--influx: the address holds a password", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-pw", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Fault_schedules_parse_and_bad_entries_are_quoted()
     {
         IReadOnlyList<FaultWindow> windows = FaultWindow.ParseSchedule("outer@10-20:0-2;5, inner@30.5-40");

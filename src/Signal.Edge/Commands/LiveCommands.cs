@@ -58,6 +58,8 @@ internal static class LiveCommands
                 }
             }
 
+            NoPasswordIn("--mqtt", parse.GetValue(mqtt), "credentials.mqttPasswordFile (a file) or SIGNAL__BROKER__PASSWORD");
+            NoPasswordIn("--influx", parse.GetValue(influx), "credentials.influxPasswordFile (a file) or SIGNAL__INFLUX__PASSWORD");
             Flag(model, "model", f => f.FullName);
             Flag(mqtt, "mqtt", v => v);
             Flag(topic, "topic", v => v);
@@ -299,5 +301,17 @@ internal static class LiveCommands
         GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         using var process = Process.GetCurrentProcess();
         return (GC.GetTotalMemory(false), process.WorkingSet64);
+    }
+
+    /// <summary>
+    /// Refuses a password inside an address flag: the command line is readable by every user of the machine (ps,
+    /// /proc) and lands in shell histories and unit files. A user name alone is fine.
+    /// </summary>
+    private static void NoPasswordIn(string flag, string? address, string instead)
+    {
+        if (address is not null && Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && uri.UserInfo.Contains(':', StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"{flag}: the address holds a password, which the command line would show to every user of this machine; give it through {instead} instead.");
+        }
     }
 }
