@@ -23,7 +23,7 @@ public sealed class InfluxTests
     /// <summary>Runs an InfluxQL query through /query and returns the first series' values.</summary>
     private static async Task<List<JsonElement[]>> Query(LocalInfluxDb db, string database, string q)
     {
-        using var http = new HttpClient();
+        using HttpClient http = db.CreateClient();
         string json = await http.GetStringAsync(new Uri(db.Address, $"/query?db={Uri.EscapeDataString(database)}&epoch=ns&q={Uri.EscapeDataString(q)}"));
         using var doc = JsonDocument.Parse(json);
         JsonElement result = doc.RootElement.GetProperty("results")[0];
@@ -128,6 +128,43 @@ public sealed class InfluxTests
         Assert.Equal(s_t0, rows.Single()[0].GetInt64());
         Assert.Equal(text, rows.Single()[1].GetString());
         Assert.Equal(2.5, rows.Single()[2].GetDouble());
+    }
+
+    [Fact]
+    public async Task Https_with_a_private_ca_stores_everything_and_a_certificate_from_another_ca_is_refused()
+    {
+        using var certificates = new TestCertificates();
+        using var db = new LocalInfluxDb(new TlsFiles(certificates.ServerCert, certificates.ServerKey, certificates.Ca));
+        Assert.Equal("https", db.Address.Scheme);
+        await using (var writer = new InfluxWriter(new InfluxOptions { Database = "tls", CaFile = certificates.Ca }.WithAddress(db.Address.ToString())))
+        {
+            for (int i = 0; i < 1_000; i++)
+            {
+                writer.Write("m", [new("stream", "s1")], [Field.Of("value", i * 0.5)], s_t0 + (i * 1000L));
+            }
+
+            await writer.FlushAsync();
+            Assert.Equal(1_000, writer.Counters.Written);
+            Assert.Null(writer.Problem);
+        }
+
+        Assert.Equal(1_000, await Count(db, "tls", "m"));
+
+        // A client that trusts another CA (or, with no caFile, only the system's roots) does not send to this server.
+        using var strangers = new TestCertificates();
+        foreach (string? ca in new[] { strangers.Ca, null })
+        {
+            await using var refused = new InfluxWriter(new InfluxOptions { Database = "tls", CaFile = ca, ShutdownTimeout = TimeSpan.FromSeconds(0.5) }.WithAddress(db.Address.ToString()));
+            refused.Write("m", [new("stream", "s2")], [Field.Of("value", 1.0)], s_t0);
+            _ = refused.FlushAsync();
+            await WaitUntil(() => refused.Problem is not null, TimeSpan.FromSeconds(20), () => "no TLS failure reported");
+            Assert.Contains("SSL", refused.Problem, StringComparison.OrdinalIgnoreCase);
+            Assert.Equal(0, refused.Counters.Written);
+        }
+
+        Assert.Equal(1_000, await Count(db, "tls", "m"));
+        Assert.Contains("influx.caFile: is only for https", Assert.Throws<ArgumentException>(() => new InfluxOptions { CaFile = certificates.Ca }.WithAddress("http://127.0.0.1:8086").Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("does not exist", Assert.Throws<ArgumentException>(() => new InfluxOptions { CaFile = "/nonexistent/ca.crt" }.WithAddress("https://127.0.0.1:8086").Validate()).Message, StringComparison.Ordinal);
     }
 
     [Fact]

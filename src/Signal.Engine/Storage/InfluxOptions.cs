@@ -97,6 +97,12 @@ public sealed class InfluxOptions
     /// </summary>
     public string? DeadLetterFile { get; set; }
 
+    /// <summary>
+    /// A PEM file with the certificate authority that signed the server's certificate (a private CA), trusted for
+    /// https in place of the system's roots. Null (the default): the system's roots.
+    /// </summary>
+    public string? CaFile { get; set; }
+
     /// <summary>How long disposing waits for the database before it spools what is left. Default 10 s.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -173,6 +179,16 @@ public sealed class InfluxOptions
         if (SpoolMaxBytes < 1 << 20)
         {
             Fail("spoolMaxBytes", "is below 1 MiB.");
+        }
+
+        if (CaFile is not null && Url!.Scheme != "https")
+        {
+            Fail("caFile", $"is only for https, and the url is '{Url}'.");
+        }
+
+        if (CaFile is not null && !File.Exists(CaFile))
+        {
+            Fail("caFile", $"'{CaFile}' does not exist.");
         }
     }
 

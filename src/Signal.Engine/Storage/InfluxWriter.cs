@@ -91,7 +91,7 @@ public sealed partial class InfluxWriter : IAsyncDisposable
         options.Validate();
         _options = options;
         _logger = logger ?? NullLogger.Instance;
-        _http = new HttpClient(handler ?? new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AutomaticDecompression = DecompressionMethods.All }, disposeHandler: true)
+        _http = new HttpClient(handler ?? Handler(options), disposeHandler: true)
         {
             Timeout = options.RequestTimeout,
         };
@@ -115,6 +115,17 @@ public sealed partial class InfluxWriter : IAsyncDisposable
         _alerts = NewBatch(true);
         _sender = Task.Run(SendLoop);
         _flusher = Task.Run(FlushLoop);
+    }
+
+    private static SocketsHttpHandler Handler(InfluxOptions options)
+    {
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AutomaticDecompression = DecompressionMethods.All };
+        if (options.CaFile is not null)
+        {
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { RemoteCertificateValidationCallback = PrivateCa.Validator(options.CaFile) };
+        }
+
+        return handler;
     }
 
     /// <summary>What happened to the points so far.</summary>

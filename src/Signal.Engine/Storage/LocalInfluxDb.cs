@@ -15,12 +15,15 @@ public sealed class LocalInfluxDb : IDisposable
 {
     private static readonly string[] s_executables = ["/usr/bin/influxd", "/usr/sbin/influxd"];
     private readonly string _folder;
+    private readonly TlsFiles? _https;
     private Process? _process;
 
     /// <summary>Writes the config and starts the server.</summary>
+    /// <param name="https">Serve https with these files instead of http.</param>
     /// <exception cref="InvalidOperationException">influxd is not installed, exited, or did not answer /ping within 30 s.</exception>
-    public LocalInfluxDb()
+    public LocalInfluxDb(TlsFiles? https = null)
     {
+        _https = https;
         _folder = Directory.CreateTempSubdirectory("signal-influxd-").FullName;
         Port = LocalServer.FreePort();
         int rpc = LocalServer.FreePort();
@@ -38,6 +41,9 @@ public sealed class LocalInfluxDb : IDisposable
               bind-address = "127.0.0.1:{Port}"
               log-enabled = false
               max-body-size = 0
+              https-enabled = {(https is null ? "false" : "true")}
+              https-certificate = "{https?.CertificateFile}"
+              https-private-key = "{https?.KeyFile}"
             [monitor]
               store-enabled = false
             [continuous_queries]
@@ -51,8 +57,8 @@ public sealed class LocalInfluxDb : IDisposable
     /// <summary>The loopback HTTP port.</summary>
     public int Port { get; }
 
-    /// <summary>The server's address, <c>http://127.0.0.1:port</c>.</summary>
-    public Uri Address => new(string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{Port}"));
+    /// <summary>The server's address, <c>http://127.0.0.1:port</c> (<c>https://</c> when started with TLS files).</summary>
+    public Uri Address => new(string.Create(CultureInfo.InvariantCulture, $"{(_https is null ? "http" : "https")}://127.0.0.1:{Port}"));
 
     /// <summary>The server's process id while it runs, else 0.</summary>
     public int ProcessId => _process?.Id ?? 0;
@@ -75,7 +81,8 @@ public sealed class LocalInfluxDb : IDisposable
         }) ?? throw new InvalidOperationException("influxd did not start");
         _process.BeginErrorReadLine();
         _process.BeginOutputReadLine();
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        using HttpClient http = CreateClient();
+        http.Timeout = TimeSpan.FromSeconds(1);
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromSeconds(30))
         {
@@ -100,6 +107,19 @@ public sealed class LocalInfluxDb : IDisposable
         }
 
         throw new InvalidOperationException("influxd did not answer /ping within 30 s");
+    }
+
+    /// <summary>An HTTP client for queries that trusts this server (its CA when it serves https).</summary>
+    /// <returns>A new client; the caller disposes it.</returns>
+    public HttpClient CreateClient()
+    {
+        var handler = new SocketsHttpHandler();
+        if (_https is not null)
+        {
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { RemoteCertificateValidationCallback = PrivateCa.Validator(_https.CaFile) };
+        }
+
+        return new HttpClient(handler, disposeHandler: true);
     }
 
     /// <summary>Stops the server by PID: SIGTERM, or SIGKILL when <paramref name="kill"/>.</summary>
