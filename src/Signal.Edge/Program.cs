@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Signal.Edge.Commands;
+using Spectre.Console;
 
 namespace Signal.Edge;
 
@@ -11,6 +12,20 @@ public static class Program
     /// <returns>The exit code: 0 on success, 1 on a usage or input error.</returns>
     public static int Main(string[] args)
     {
+        if (Console.IsOutputRedirected)
+        {
+            // Into a file or a pipe: no colour codes or cursor movement, and lines as long as they are (not wrapped
+            // at 80 columns), so output greps and diffs cleanly. Spectre otherwise decides from TERM alone.
+            AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Ansi = AnsiSupport.No,
+                ColorSystem = ColorSystemSupport.NoColors,
+                Interactive = InteractionSupport.No,
+                Out = new AnsiConsoleOutput(Console.Out),
+            });
+            AnsiConsole.Profile.Width = 240;
+        }
+
         var root = new RootCommand("Signal: real-time sensor signal classification. Run a command with --help for its options.");
         root.Subcommands.Add(FeaturesCommand.Create());
         root.Subcommands.Add(ModelCommands.CreateImport());
