@@ -60,6 +60,32 @@ public sealed class AnomalyCommandTests
     }
 
     [Fact]
+    public void Normal_recordings_alone_are_evaluated_with_injected_anomalies_in_their_held_out_part()
+    {
+        // A machine that has never failed: two recordings of one class, no class named normal, so all of it is normal.
+        string folder = Directory.CreateTempSubdirectory("signal-normal-only-").FullName;
+        var buffer = new float[24 * 12_000];
+        for (int i = 0; i < 2; i++)
+        {
+            new VibrationSource(12_000, 80 + i).Next(buffer, null);
+            Demo.DemoModel.WriteNpy(Path.Combine(folder, $"pump_{i}.npy"), buffer);
+        }
+
+        string model = Path.Combine(folder, "pump.sigm");
+        Cli.Output("train", "--task", "forecast", "--out", model, "--epochs", "40", "--hidden", "32", "--data", folder, "--rate", "12000",
+            "--label-pattern", "^(?<label>[a-z]+)_", "--test-pattern", "_1\\.npy$");
+        Assert.Contains("\"normal\":\"all data\"", RecurrentModel.Load(model).Metadata["signal.provenance"], StringComparison.Ordinal);
+
+        using var json = JsonDocument.Parse(Cli.Output("eval", "--task", "anomaly", "--model", model, "--data", folder, "--json"));
+        JsonElement r = json.RootElement;
+        Assert.Equal(20, r.GetProperty("events").GetInt32()); // 5 each of spikes, level shift, frequency drift, dropout
+        Assert.Equal(21, r.GetProperty("streams").GetInt32()); // and the held-out normal data alone
+        Assert.Equal(1.0, r.GetProperty("recall").GetDouble());
+        Assert.True(r.GetProperty("f1").GetDouble() >= 0.9, r.ToString());
+        Assert.True(r.GetProperty("mean_delay_s").GetDouble() < 1, r.ToString());
+    }
+
+    [Fact]
     public void A_combined_model_classifies_and_forecasts_normal_behaviour()
     {
         string folder = WriteRecordings();

@@ -127,4 +127,66 @@ public sealed class InjectedAnomalyTests
         Assert.Empty(dynamic.FalsePositives);
         Assert.True(dynamic.MeanDelaySeconds < 1, $"mean delay {dynamic.MeanDelaySeconds} s");
     }
+
+    [Fact]
+    public void Injection_into_given_normal_data_changes_only_the_event_and_as_documented()
+    {
+        // Channel 0: a 13 Hz sine of amplitude 2 (RMS √2 over the whole seconds before the event); channel 1: constant 1.
+        static float[] Stretch(int frames)
+        {
+            var x = new float[frames * 2];
+            for (int i = 0; i < frames; i++)
+            {
+                x[2 * i] = (float)(2 * Math.Sin(2 * Math.PI * 13 * i / Rate));
+                x[(2 * i) + 1] = 1;
+            }
+
+            return x;
+        }
+
+        int calls = 0;
+        List<LabeledSignal> streams = InjectedAnomalies.Inject(frames => { calls++; return Stretch(frames); }, 2, Rate, perKind: 2, normalSeconds: 1, eventSeconds: 0.5);
+        Assert.Equal(8, calls);
+        Assert.Equal(["spikes-0", "spikes-1", "level-shift-0", "level-shift-1", "frequency-drift-0", "frequency-drift-1", "dropout-0", "dropout-1"], streams.Select(s => s.Name));
+        float[] normal = Stretch(2500);
+        double[] rms = [Math.Sqrt(2), 1];
+        foreach (LabeledSignal stream in streams)
+        {
+            Assert.Equal([(1000L, 1500L)], stream.Events);
+            Assert.Equal(2500 * 2, stream.Samples.Length);
+            string kind = stream.Name[..stream.Name.LastIndexOf('-')];
+            int index = stream.Name[^1] - '0';
+            for (int t = 0; t < 2500; t++)
+            {
+                bool inEvent = t is >= 1000 and < 1500;
+                for (int c = 0; c < 2; c++)
+                {
+                    float got = stream.Samples[(2 * t) + c], was = normal[(2 * t) + c];
+                    if (kind == "frequency-drift")
+                    {
+                        // Resampled: untouched before the event, constants stay constant.
+                        if (t < 1000 || c == 1)
+                        {
+                            Assert.Equal(was, got, 5);
+                        }
+
+                        continue;
+                    }
+
+                    double expected = !inEvent ? was : kind switch
+                    {
+                        "spikes" => was + ((t - 1000) % 100 == 0 ? 8 * rms[c] : 0),
+                        "level-shift" => was + (3 * rms[c]),
+                        _ => c == index % 2 ? 0 : was,
+                    };
+                    Assert.True(Math.Abs(expected - got) < 1e-3, $"{stream.Name} frame {t} channel {c}: {got}, expected {expected}");
+                }
+            }
+        }
+
+        // The drift speeds the sine up: it leaves the original inside the event and ends ahead of it in phase.
+        float[] drift = streams.Single(s => s.Name == "frequency-drift-0").Samples;
+        Assert.Contains(Enumerable.Range(1000, 500), t => Math.Abs(drift[2 * t] - normal[2 * t]) > 0.5);
+        Assert.Throws<ArgumentOutOfRangeException>(() => InjectedAnomalies.Inject(Stretch, 2, Rate, normalSeconds: 0));
+    }
 }

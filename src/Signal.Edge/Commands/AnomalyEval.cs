@@ -57,11 +57,8 @@ internal static class AnomalyEval
             throw new ArgumentException("--normal-seconds and --anomaly-seconds must be positive.");
         }
 
+        // As in training: the class named normal (or --normal); without one, all of the data is normal.
         int normalClass = AnomalyTrainer.NormalClass(set, normalName);
-        if (normalClass < 0)
-        {
-            throw new ArgumentException($"no normal class: name it with --normal (the data has {string.Join(", ", set.ClassNames)}).");
-        }
 
         // The forecaster learned normal behaviour only, so every anomalous recording of either split is unseen; the
         // normal data is the part of the normal recordings kept out of training (AnomalyTrainer.NormalSplit).
@@ -73,15 +70,33 @@ internal static class AnomalyEval
             _ => throw new ArgumentException($"--split must be all, test or train (got '{split}')."),
         };
         List<LabeledSequence> normalData = AnomalyTrainer.NormalSplit(set, normalClass).Evaluation;
-        List<LabeledSignal> streams = Splice([.. normalData, .. anomalous.Where(s => s.Label != normalClass)], set.Channels, set.SampleRate, normalClass, set.ClassNames, normalSeconds, anomalySeconds);
+        List<LabeledSequence> faults = normalClass < 0 ? [] : [.. anomalous.Where(s => s.Label != normalClass)];
         EngineModel model = EngineModel.From(network, "eval");
         if (double.IsNaN(model.AnomalyThreshold))
         {
             throw new ArgumentException("the model has no anomaly threshold (signal.anomaly.threshold); train it with --task forecast to calibrate one.");
         }
 
+        List<LabeledSignal> streams;
+        string what;
+        if (faults.Count > 0)
+        {
+            streams = Splice([.. normalData, .. faults], set.Channels, set.SampleRate, normalClass, set.ClassNames, normalSeconds, anomalySeconds);
+            what = $"{set.Name} ({split} anomalous sequences spliced into unseen normal data: {normalSeconds:0.#} s before and after, {anomalySeconds:0.#} s each; plus the normal data alone)";
+        }
+        else
+        {
+            // Normal recordings only (the usual case for a machine that has not failed yet): the four kinds of
+            // injected anomalies, in the held-out normal data.
+            float[] pool = Pool(normalData, set.Channels, normalClass, normalSeconds, set.SampleRate);
+            Func<int, float[]> next = Cycle(pool, set.Channels);
+            streams = InjectedAnomalies.Inject(next, set.Channels, set.SampleRate, perKind: 5, normalSeconds, anomalySeconds);
+            streams.Add(new LabeledSignal("normal-only", pool, set.Channels, set.SampleRate, []));
+            what = $"{set.Name} (no anomalous recordings: spikes, level shifts, frequency drift and dropped channels injected into unseen normal data, {normalSeconds:0.#} s before and after, {anomalySeconds:0.#} s each; plus the normal data alone)";
+        }
+
         AnomalyEvaluation result = AnomalyEvaluation.Run(model, streams, new EngineOptions { AnomalyWarmupSteps = warmup, AnomalyWindow = window });
-        return Report(result, model, $"{set.Name} ({split} anomalous sequences spliced into unseen normal data: {normalSeconds:0.#} s before and after, {anomalySeconds:0.#} s each; plus the normal data alone)", warmup, window, json);
+        return Report(result, model, what, warmup, window, json);
     }
 
     private static int Report(AnomalyEvaluation result, EngineModel model, string what, int warmup, int window, bool json)
@@ -136,37 +151,50 @@ internal static class AnomalyEval
     /// </summary>
     public static List<LabeledSignal> Splice(IReadOnlyList<LabeledSequence> data, int channels, double rate, int normalClass, IReadOnlyList<string> names, double normalSeconds, double anomalySeconds)
     {
-        float[] pool = [.. data.Where(s => s.Label == normalClass).SelectMany(s => s.Values[..(s.Steps * channels)])];
+        float[] pool = Pool(data, channels, normalClass, normalSeconds, rate);
         int normal = (int)(normalSeconds * rate), anomaly = (int)(anomalySeconds * rate);
-        if (pool.Length / channels < 2 * normal)
-        {
-            throw new ArgumentException($"the split holds {pool.Length / channels / rate:0.#} s of normal data; {2 * normalSeconds:0.#} s are needed per stream (lower --normal-seconds).");
-        }
-
+        Func<int, float[]> next = Cycle(pool, channels);
         var streams = new List<LabeledSignal>();
-        long offset = 0;
-        float[] Normal()
-        {
-            var part = new float[normal * channels];
-            for (int i = 0; i < part.Length; i++)
-            {
-                part[i] = pool[(offset * channels + i) % pool.Length];
-            }
-
-            offset = (offset + normal) % (pool.Length / channels);
-            return part;
-        }
-
         int index = 0;
         foreach (LabeledSequence s in data.Where(s => s.Label != normalClass))
         {
             int take = Math.Min(anomaly, s.Steps);
-            float[] before = Normal(), after = Normal();
+            float[] before = next(normal), after = next(normal);
             float[] samples = [.. before, .. s.Values.AsSpan(0, take * channels), .. after];
             streams.Add(new LabeledSignal($"{names[s.Label]}-{index++}", samples, channels, rate, [(normal, normal + take)]));
         }
 
         streams.Add(new LabeledSignal("normal-only", pool, channels, rate, []));
         return streams;
+    }
+
+    /// <summary>The normal data of <paramref name="data"/> end to end (all of it when <paramref name="normalClass"/> is -1).</summary>
+    private static float[] Pool(IReadOnlyList<LabeledSequence> data, int channels, int normalClass, double normalSeconds, double rate)
+    {
+        float[] pool = [.. data.Where(s => normalClass < 0 || s.Label == normalClass).SelectMany(s => s.Values[..(s.Steps * channels)])];
+        if (pool.Length / channels < 2 * (int)(normalSeconds * rate))
+        {
+            throw new ArgumentException($"the split holds {pool.Length / channels / rate:0.#} s of normal data; {2 * normalSeconds:0.#} s are needed per stream (lower --normal-seconds).");
+        }
+
+        return pool;
+    }
+
+    /// <summary>Consecutive stretches of the pool, wrapping around at its end, so consecutive streams use different data.</summary>
+    private static Func<int, float[]> Cycle(float[] pool, int channels)
+    {
+        long offset = 0;
+        long frames = pool.Length / channels;
+        return n =>
+        {
+            var part = new float[n * channels];
+            for (int i = 0; i < part.Length; i++)
+            {
+                part[i] = pool[((offset * channels) + i) % pool.Length];
+            }
+
+            offset = (offset + n) % frames;
+            return part;
+        };
     }
 }

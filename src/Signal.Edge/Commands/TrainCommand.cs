@@ -108,6 +108,13 @@ internal static class TrainCommand
         return command;
     }
 
+    /// <summary>
+    /// Normal data before and after each evaluated event: 1.5 s, or warm-up + 8 steps of the model's feature frames
+    /// when that is longer (a stream learns its own statistics for the warm-up before it may alert).
+    /// </summary>
+    private static double LeadSeconds(RecurrentModel model, int warmup) =>
+        FeatureSequences.SpecOf(model.Metadata) is { SampleRate: > 0 } spec ? Math.Max(1.5, (warmup + 8) * spec.Hop / spec.SampleRate) : 1.5;
+
     public static Command CreateEval()
     {
         var modelOption = new Option<FileInfo>("--model", "-m") { Description = "The model file.", Required = true };
@@ -117,7 +124,7 @@ internal static class TrainCommand
         var testPattern = new Option<string?>("--test-pattern") { Description = "Recordings: the test split's file-name pattern (default: the one the model was trained with)." };
         var task = new Option<string>("--task") { Description = "classify (accuracy of the class per sequence) or anomaly (event-wise precision, recall, F1 and delay of anomaly alerts).", DefaultValueFactory = _ => "classify" };
         var normal = new Option<string?>("--normal") { Description = "anomaly: the normal class (default: the one the model was trained on, else one named normal/ok/healthy)." };
-        var normalSeconds = new Option<double>("--normal-seconds") { Description = "anomaly: seconds of normal data before and after each spliced-in anomaly.", DefaultValueFactory = _ => 1.5 };
+        var normalSeconds = new Option<double?>("--normal-seconds") { Description = "anomaly: seconds of normal data before and after each spliced-in anomaly. Default 1.5 s, longer when the model's steps are slow: at least --warmup + 8 steps, so a stream has learned its statistics before its event." };
         var warmup = new Option<int>("--warmup") { Description = "anomaly: steps a new stream learns its own score statistics before it may alert (engine.anomalyWarmupSteps).", DefaultValueFactory = _ => 24 };
         var window = new Option<int>("--window") { Description = "anomaly: the dynamic per-stream threshold's window in steps (engine.anomalyWindow); 0 for the fixed threshold alone.", DefaultValueFactory = _ => 0 };
         var anomalySeconds = new Option<double>("--anomaly-seconds") { Description = "anomaly: seconds of each anomalous recording spliced in.", DefaultValueFactory = _ => 3 };
@@ -157,7 +164,7 @@ internal static class TrainCommand
             {
                 return t == "anomaly"
                     ? AnomalyEval.Run(model, set, parse.GetValue(split) ?? "all", parse.GetValue(normal) ?? (provenance.TryGetValue("normal", out string? n) && n != "all data" ? n : null),
-                        parse.GetValue(normalSeconds), parse.GetValue(anomalySeconds), parse.GetValue(warmup), parse.GetValue(window), parse.GetValue(json))
+                        parse.GetValue(normalSeconds) ?? LeadSeconds(model, parse.GetValue(warmup)), parse.GetValue(anomalySeconds), parse.GetValue(warmup), parse.GetValue(window), parse.GetValue(json))
                     : throw new ArgumentException($"--task must be classify or anomaly (got '{t}').");
             }
 
