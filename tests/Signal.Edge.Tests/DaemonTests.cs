@@ -94,7 +94,6 @@ public sealed partial class DaemonTests
     public async Task The_daemon_routes_two_models_serves_health_and_metrics_and_keeps_stream_context_across_a_restart()
     {
         using var broker = new LocalMosquitto();
-        broker.Start();
         string folder = Directory.CreateTempSubdirectory("signal-daemon-").FullName;
         string state = Path.Combine(folder, "state");
         string bearing = DemoModelFile(folder, "bearing");
@@ -192,7 +191,6 @@ public sealed class ReplayAndInfoTests
     public async Task Replay_publishes_a_recording_as_numbered_timestamped_messages_that_add_up_to_it()
     {
         using var broker = new LocalMosquitto();
-        broker.Start();
         string folder = Directory.CreateTempSubdirectory("signal-replay-").FullName;
         string csv = Path.Combine(folder, "pump 1.csv");
         var rng = new Random(3);

@@ -24,6 +24,7 @@ internal static class DaemonBench
         var rounds = new Option<int>("--rounds") { Description = "Daemon starts measured.", DefaultValueFactory = _ => 3 };
         var idle = new Option<double>("--idle") { Description = "Seconds of idleness before RSS is read.", DefaultValueFactory = _ => 5 };
         var env = new Option<string[]>("--env") { Description = "NAME=VALUE set in the daemon's environment, to try a runtime knob (e.g. DOTNET_GCgen0size=0x400000); repeatable." };
+        var soakOption = new Option<double>("--soak") { Description = "After the idle reading, feed every stream in real time (12 kHz, a message per 50 ms) for this many seconds and report RSS every 5 s, its peak and its growth per hour after the first minute. Default 0: off." };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also report where the idle resident set lies: the largest mappings of /proc/PID/smaps (files, GC heap and other anonymous memory, JIT code)." };
         var command = new Command("daemon", """
             Measures the edge daemon against its goals (idle RSS with a model and 100 streams ≤ 80 MB, start to ready
@@ -33,15 +34,15 @@ internal static class DaemonBench
             start → /readyz 200, feeds every stream one second of 12 kHz vibration, waits, and reads VmRSS. Prints JSON.
             """)
         {
-            streams, rounds, idle, env, breakdown,
+            streams, rounds, idle, env, breakdown, soakOption,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             int n = parse.GetValue(streams), r = parse.GetValue(rounds);
             double quiet = parse.GetValue(idle);
-            if (n < 1 || r < 1 || quiet < 0)
+            if (n < 1 || r < 1 || quiet < 0 || !(parse.GetValue(soakOption) >= 0))
             {
-                throw new ArgumentException("bench daemon: need --streams ≥ 1, --rounds ≥ 1, --idle ≥ 0.");
+                throw new ArgumentException("bench daemon: need --streams ≥ 1, --rounds ≥ 1, --idle ≥ 0, --soak ≥ 0.");
             }
 
             string[] variables = parse.GetValue(env) ?? [];
@@ -58,7 +59,7 @@ internal static class DaemonBench
             var results = new List<Round>();
             for (int i = 0; i < r; i++)
             {
-                results.Add(RunRound(n, quiet, variables, parse.GetValue(breakdown)).GetAwaiter().GetResult());
+                results.Add(RunRound(n, quiet, variables, parse.GetValue(breakdown), parse.GetValue(soakOption)).GetAwaiter().GetResult());
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {i + 1}: ready in {results[^1].StartToReadySeconds:0.000} s, idle RSS {results[^1].IdleRssMb:0.0} MB"));
             }
 
@@ -84,10 +85,9 @@ internal static class DaemonBench
         return v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
     }
 
-    private static async Task<Round> RunRound(int streams, double idle, string[] variables, bool breakdown)
+    private static async Task<Round> RunRound(int streams, double idle, string[] variables, bool breakdown, double soak)
     {
         using var broker = new LocalMosquitto(logAll: false);
-        broker.Start();
         string folder = Directory.CreateTempSubdirectory("signal-bench-daemon-").FullName;
         string model = Path.Combine(folder, "demo-bearing.sigm");
         File.WriteAllBytes(model, Demo.DemoModel.Bundled());
@@ -126,37 +126,83 @@ internal static class DaemonBench
 
             // One second of data for every stream, then quiet.
             var options = new MqttOptions { ClientId = "bench-daemon-feed", CleanSession = true }.WithAddress(broker.Address);
-            await using (var feed = new MosquittoConnection(options))
+            await using var feed = new MosquittoConnection(options);
+            await feed.ConnectAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            var samples = new float[600];
+            var payload = new byte[BinaryPayload.HeaderLength + (4 * samples.Length)];
+            VibrationSource[] sources = [.. Enumerable.Range(0, streams).Select(s => new VibrationSource(12_000, s))];
+            long t0 = (DateTimeOffset.UtcNow.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+            async Task Send(ulong m)
             {
-                await feed.ConnectAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-                var samples = new float[600];
-                var payload = new byte[BinaryPayload.HeaderLength + (4 * samples.Length)];
-                VibrationSource[] sources = [.. Enumerable.Range(0, streams).Select(s => new VibrationSource(12_000, s))];
-                long t0 = (DateTimeOffset.UtcNow.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
-                for (ulong m = 0; m < 20; m++)
+                // Message m of every stream: 600 samples, 50 ms of 12 kHz vibration.
+                for (int s = 0; s < streams; s++)
                 {
-                    for (int s = 0; s < streams; s++)
+                    sources[s].Next(samples, null);
+                    BinaryPayload.Write(payload, m, t0 + (long)(m * 50_000_000), 12_000, 1, samples);
+                    while (!feed.Publish($"sensors/bench{s}/vib", payload, 1))
                     {
-                        sources[s].Next(samples, null);
-                        BinaryPayload.Write(payload, m, t0 + (long)(m * 50_000_000), 12_000, 1, samples);
-                        while (!feed.Publish($"sensors/bench{s}/vib", payload, 1))
-                        {
-                            await Task.Delay(10).ConfigureAwait(false);
-                        }
+                        await Task.Delay(10).ConfigureAwait(false);
                     }
                 }
-
-                await Task.Delay(500).ConfigureAwait(false);
             }
 
-            string metric = $"signal_messages_total{{model=\"demo-bearing\"}} {20 * streams}";
-            await Until(async () => (await http.GetStringAsync($"http://127.0.0.1:{port}/metrics").ConfigureAwait(false)).Contains(metric, StringComparison.Ordinal), clock, daemon).ConfigureAwait(false);
+            for (ulong m = 0; m < 20; m++)
+            {
+                await Send(m).ConfigureAwait(false);
+            }
+
+            async Task<string> Metrics() => await http.GetStringAsync($"http://127.0.0.1:{port}/metrics").ConfigureAwait(false);
+            static double Metric(string metrics, string prefix) => double.Parse(metrics.Split('\n').First(l => l.StartsWith(prefix, StringComparison.Ordinal)).Split(' ')[1], CultureInfo.InvariantCulture);
+            await Until(async () => Metric(await Metrics().ConfigureAwait(false), "signal_messages_total{") >= 20 * streams, clock, daemon).ConfigureAwait(false);
             await Task.Delay(TimeSpan.FromSeconds(idle)).ConfigureAwait(false);
-            string metrics = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics").ConfigureAwait(false);
-            double Metric(string prefix) => double.Parse(metrics.Split('\n').First(l => l.StartsWith(prefix, StringComparison.Ordinal)).Split(' ')[1], CultureInfo.InvariantCulture);
-            double streamsHeld = Metric("signal_streams{");
+            string metrics = await Metrics().ConfigureAwait(false);
             long rss = Rss(daemon.Id);
-            return new Round(ready, rssReady / 1048576.0, rss / 1048576.0, (int)streamsHeld, Metric("signal_managed_heap_bytes ") / 1048576.0, Metric("signal_gc_committed_bytes ") / 1048576.0, breakdown ? Mappings(daemon.Id) : null);
+            var round = new Round(ready, rssReady / 1048576.0, rss / 1048576.0, (int)Metric(metrics, "signal_streams{"), Metric(metrics, "signal_managed_heap_bytes ") / 1048576.0,
+                Metric(metrics, "signal_gc_committed_bytes ") / 1048576.0, breakdown ? Mappings(daemon.Id) : null);
+            if (soak <= 0)
+            {
+                return round;
+            }
+
+            // Steady traffic in real time (every stream one message per 50 ms), the resident set sampled every 5 s.
+            var samplesMb = new List<(double Seconds, double Mb)>();
+            var paced = Stopwatch.StartNew();
+            ulong next = 20;
+            double lastSample = 0;
+            while (paced.Elapsed.TotalSeconds < soak)
+            {
+                await Send(next++).ConfigureAwait(false);
+                double due = (next - 20) * 0.05;
+                if (due > paced.Elapsed.TotalSeconds)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(due - paced.Elapsed.TotalSeconds)).ConfigureAwait(false);
+                }
+
+                if (paced.Elapsed.TotalSeconds - lastSample >= 5)
+                {
+                    lastSample = paced.Elapsed.TotalSeconds;
+                    samplesMb.Add((lastSample, Rss(daemon.Id) / 1048576.0));
+                }
+            }
+
+            long sent = (long)next * streams;
+            await Until(async () => Metric(await Metrics().ConfigureAwait(false), "signal_messages_total{") >= sent, clock, daemon).ConfigureAwait(false);
+            metrics = await Metrics().ConfigureAwait(false);
+
+            // Growth: the least-squares slope of the samples after the first minute (start-up and JIT done), MB per hour.
+            (double Seconds, double Mb)[] settled = [.. samplesMb.Where(x => x.Seconds >= Math.Min(60, soak / 2))];
+            double? slope = null;
+            if (settled.Length >= 3)
+            {
+                double mt = settled.Average(x => x.Seconds), mr = settled.Average(x => x.Mb);
+                slope = settled.Sum(x => (x.Seconds - mt) * (x.Mb - mr)) / settled.Sum(x => (x.Seconds - mt) * (x.Seconds - mt)) * 3600;
+            }
+
+            return round with
+            {
+                Soak = new SoakResult(soak, sent - (20L * streams), (sent - (20L * streams)) / soak, Metric(metrics, "signal_steps_total{"),
+                    [.. samplesMb.Select(x => Math.Round(x.Mb, 1))], samplesMb.Max(x => x.Mb), slope, Metric(metrics, "signal_managed_heap_bytes ") / 1048576.0),
+            };
         }
         finally
         {
@@ -229,5 +275,11 @@ internal static class DaemonBench
         return top;
     }
 
-    private sealed record Round(double StartToReadySeconds, double ReadyRssMb, double IdleRssMb, int Streams, double IdleManagedHeapMb, double IdleGcCommittedMb, Dictionary<string, double>? IdleRssByMapping);
+    private sealed record Round(double StartToReadySeconds, double ReadyRssMb, double IdleRssMb, int Streams, double IdleManagedHeapMb, double IdleGcCommittedMb, Dictionary<string, double>? IdleRssByMapping)
+    {
+        public SoakResult? Soak { get; init; }
+    }
+
+    /// <summary>Steady traffic after the idle reading: messages, steps, RSS every 5 s, its peak and its growth after the first minute.</summary>
+    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb);
 }

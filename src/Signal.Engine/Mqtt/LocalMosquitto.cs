@@ -83,10 +83,19 @@ public sealed class LocalMosquitto : IDisposable
     /// <summary>Whether the broker executable is installed.</summary>
     public static bool IsInstalled => s_executables.Any(File.Exists);
 
-    /// <summary>Starts the broker (again) on <see cref="Port"/> and waits until it accepts connections.</summary>
+    /// <summary>
+    /// Starts the broker again after <see cref="Stop"/>, on <see cref="Port"/>, and waits until it accepts connections;
+    /// nothing while it runs (the constructor starts it).
+    /// </summary>
     /// <exception cref="InvalidOperationException">It exited or did not listen within 10 s.</exception>
     public void Start()
     {
+        if (_process is { HasExited: false })
+        {
+            // A second broker could not bind the port, and the first would be left running with no one to stop it.
+            return;
+        }
+
         _process = Process.Start(new ProcessStartInfo(Executable, ["-c", ConfigFile])
         {
             RedirectStandardError = true,

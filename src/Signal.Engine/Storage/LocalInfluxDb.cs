@@ -68,10 +68,15 @@ public sealed class LocalInfluxDb : IDisposable
     /// <summary>Whether Debian's influxd is installed.</summary>
     public static bool IsInstalled => s_executables.Any(File.Exists);
 
-    /// <summary>Starts the server (again) and waits until <c>/ping</c> answers.</summary>
+    /// <summary>Starts the server again after <see cref="Stop"/> and waits until <c>/ping</c> answers; nothing while it runs.</summary>
     /// <exception cref="InvalidOperationException">It exited or did not answer within 30 s.</exception>
     public void Start()
     {
+        if (_process is { HasExited: false })
+        {
+            return;
+        }
+
         string executable = s_executables.FirstOrDefault(File.Exists)
             ?? throw new InvalidOperationException("Debian's influxd is not installed: apt-get install influxdb (scripts/test.sh does this).");
         _process = Process.Start(new ProcessStartInfo(executable, ["-config", ConfigFile])
