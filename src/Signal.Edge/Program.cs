@@ -12,18 +12,12 @@ public static class Program
     /// <returns>The exit code: 0 on success, 1 on a usage or input error.</returns>
     public static int Main(string[] args)
     {
-        if (Console.IsOutputRedirected)
+        // Into a file or a pipe: no colour codes or cursor movement, and lines as long as they are, so output greps and
+        // diffs cleanly (Spectre otherwise decides from TERM alone). Not for the daemon, which writes through its
+        // logger only: loading Spectre there would cost it about 1 MB of resident memory.
+        if (Console.IsOutputRedirected && args is not ["run", ..])
         {
-            // Into a file or a pipe: no colour codes or cursor movement, and lines as long as they are (not wrapped
-            // at 80 columns), so output greps and diffs cleanly. Spectre otherwise decides from TERM alone.
-            AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
-            {
-                Ansi = AnsiSupport.No,
-                ColorSystem = ColorSystemSupport.NoColors,
-                Interactive = InteractionSupport.No,
-                Out = new AnsiConsoleOutput(Console.Out),
-            });
-            AnsiConsole.Profile.Width = 240;
+            PlainConsole();
         }
 
         var root = new RootCommand("Signal: real-time sensor signal classification. Run a command with --help for its options.");
@@ -41,5 +35,18 @@ public static class Program
         root.Subcommands.Add(DetectCommand.Create());
         root.Subcommands.Add(Demo.DemoModel.Create());
         return root.Parse(args).Invoke();
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void PlainConsole()
+    {
+        AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(Console.Out),
+        });
+        AnsiConsole.Profile.Width = 240;
     }
 }
