@@ -165,6 +165,7 @@ internal static class DaemonBench
             }
 
             // Steady traffic in real time (every stream one message per 50 ms), the resident set sampled every 5 s.
+            string before = await Metrics().ConfigureAwait(false);
             var samplesMb = new List<(double Seconds, double Mb)>();
             var paced = Stopwatch.StartNew();
             ulong next = 20;
@@ -201,7 +202,10 @@ internal static class DaemonBench
             return round with
             {
                 Soak = new SoakResult(soak, sent - (20L * streams), (sent - (20L * streams)) / soak, Metric(metrics, "signal_steps_total{"),
-                    [.. samplesMb.Select(x => Math.Round(x.Mb, 1))], samplesMb.Max(x => x.Mb), slope, Metric(metrics, "signal_managed_heap_bytes ") / 1048576.0),
+                    [.. samplesMb.Select(x => Math.Round(x.Mb, 1))], samplesMb.Max(x => x.Mb), slope, Metric(metrics, "signal_managed_heap_bytes ") / 1048576.0,
+                    (Metric(metrics, "signal_gc_allocated_bytes_total ") - Metric(before, "signal_gc_allocated_bytes_total ")) / (sent - (20L * streams)),
+                    Metric(metrics, "signal_gc_collections_total{generation=\"0\"}") - Metric(before, "signal_gc_collections_total{generation=\"0\"}"),
+                    Metric(metrics, "signal_gc_collections_total{generation=\"2\"}") - Metric(before, "signal_gc_collections_total{generation=\"2\"}")),
             };
         }
         finally
@@ -281,5 +285,5 @@ internal static class DaemonBench
     }
 
     /// <summary>Steady traffic after the idle reading: messages, steps, RSS every 5 s, its peak and its growth after the first minute.</summary>
-    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb);
+    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb, double AllocatedBytesPerMessage, double Gen0Collections, double Gen2Collections);
 }
