@@ -218,7 +218,8 @@ internal static class DaemonBench
 
     private static async Task<double> Until(Func<Task<bool>> condition, Stopwatch clock, Process daemon)
     {
-        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        TimeSpan deadline = clock.Elapsed + TimeSpan.FromSeconds(60);
+        while (clock.Elapsed < deadline)
         {
             if (daemon.HasExited)
             {
