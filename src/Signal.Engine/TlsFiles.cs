@@ -1,7 +1,11 @@
 namespace Signal.Engine;
 
-/// <summary>PEM files of a TLS server: its certificate, its private key and the CA that signed the certificate.</summary>
-/// <param name="CertificateFile">The server's certificate (PEM).</param>
-/// <param name="KeyFile">The server's private key (PEM, PKCS#8 or PKCS#1).</param>
-/// <param name="CaFile">The certificate of the CA that signed it (PEM), for clients to trust.</param>
-public sealed record TlsFiles(string CertificateFile, string KeyFile, string CaFile);
+/// <summary>
+/// TLS settings of a private loopback server (<see cref="Mqtt.LocalMosquitto"/>, <see cref="Storage.LocalInfluxDb"/>),
+/// as PEM files.
+/// </summary>
+/// <param name="CaFile">The CA certificate that signed the server's (and the clients') certificates; clients trust it.</param>
+/// <param name="CertFile">The server certificate.</param>
+/// <param name="KeyFile">The server's private key (PKCS#8 or PKCS#1).</param>
+/// <param name="RequireClientCertificate">Whether clients must present a certificate signed by the CA (mosquitto only).</param>
+public sealed record TlsFiles(string CaFile, string CertFile, string KeyFile, bool RequireClientCertificate = false);

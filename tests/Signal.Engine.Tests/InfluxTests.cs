@@ -134,7 +134,7 @@ public sealed class InfluxTests
     public async Task Https_with_a_private_ca_stores_everything_and_a_certificate_from_another_ca_is_refused()
     {
         using var certificates = new TestCertificates();
-        using var db = new LocalInfluxDb(new TlsFiles(certificates.ServerCert, certificates.ServerKey, certificates.Ca));
+        using var db = new LocalInfluxDb(new TlsFiles(certificates.Ca, certificates.ServerCert, certificates.ServerKey));
         Assert.Equal("https", db.Address.Scheme);
         await using (var writer = new InfluxWriter(new InfluxOptions { Database = "tls", CaFile = certificates.Ca }.WithAddress(db.Address.ToString())))
         {

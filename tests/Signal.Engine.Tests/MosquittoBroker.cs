@@ -12,7 +12,7 @@ public sealed class MosquittoBroker : IDisposable
 {
     private readonly LocalMosquitto _broker;
 
-    public MosquittoBroker(LocalMosquittoTls? tls = null) => _broker = new LocalMosquitto(tls);
+    public MosquittoBroker(TlsFiles? tls = null) => _broker = new LocalMosquitto(tls);
 
     public int Port => _broker.Port;
 

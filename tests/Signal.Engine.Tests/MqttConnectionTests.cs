@@ -125,7 +125,7 @@ public sealed class MqttConnectionTests
     public async Task Mutual_tls_carries_messages_and_the_broker_refuses_a_client_without_a_certificate()
     {
         using var certs = new TestCertificates();
-        using var broker = new MosquittoBroker(new LocalMosquittoTls(certs.Ca, certs.ServerCert, certs.ServerKey, RequireClientCertificate: true));
+        using var broker = new MosquittoBroker(new TlsFiles(certs.Ca, certs.ServerCert, certs.ServerKey, RequireClientCertificate: true));
         MqttOptions Tls(string id, bool withCertificate) => new MqttOptions
         {
             ClientId = id,

@@ -6,12 +6,6 @@ using System.Text;
 
 namespace Signal.Engine.Mqtt;
 
-/// <summary>TLS settings of a <see cref="LocalMosquitto"/> listener (PEM files).</summary>
-/// <param name="CaFile">The CA certificate that signed the server's and the clients' certificates.</param>
-/// <param name="CertFile">The server certificate.</param>
-/// <param name="KeyFile">The server's private key.</param>
-/// <param name="RequireClientCertificate">Whether clients must present a certificate signed by the CA.</param>
-public sealed record LocalMosquittoTls(string CaFile, string CertFile, string KeyFile, bool RequireClientCertificate);
 
 /// <summary>
 /// A private Debian <c>mosquitto</c> broker on a free 127.0.0.1 port, with its config, log and persistence file in a
@@ -29,7 +23,7 @@ public sealed class LocalMosquitto : IDisposable
     /// <param name="tls">A TLS listener instead of plain TCP, or null.</param>
     /// <param name="logAll">Whether the broker logs every packet (for debugging tests; slows it down).</param>
     /// <exception cref="InvalidOperationException">mosquitto is not installed, exited, or did not listen within 10 s.</exception>
-    public LocalMosquitto(LocalMosquittoTls? tls = null, bool logAll = true)
+    public LocalMosquitto(TlsFiles? tls = null, bool logAll = true)
     {
         _folder = Directory.CreateTempSubdirectory("signal-mosquitto-").FullName;
 

@@ -117,16 +117,8 @@ public sealed partial class InfluxWriter : IAsyncDisposable
         _flusher = Task.Run(FlushLoop);
     }
 
-    private static SocketsHttpHandler Handler(InfluxOptions options)
-    {
-        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AutomaticDecompression = DecompressionMethods.All };
-        if (options.CaFile is not null)
-        {
-            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { RemoteCertificateValidationCallback = PrivateCa.Validator(options.CaFile) };
-        }
-
-        return handler;
-    }
+    private static SocketsHttpHandler Handler(InfluxOptions options) =>
+        PrivateCa.Trusting(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AutomaticDecompression = DecompressionMethods.All }, options.CaFile);
 
     /// <summary>What happened to the points so far.</summary>
     public InfluxCounters Counters { get; } = new();

@@ -42,7 +42,7 @@ public sealed class LocalInfluxDb : IDisposable
               log-enabled = false
               max-body-size = 0
               https-enabled = {(https is null ? "false" : "true")}
-              https-certificate = "{https?.CertificateFile}"
+              https-certificate = "{https?.CertFile}"
               https-private-key = "{https?.KeyFile}"
             [monitor]
               store-enabled = false
@@ -118,13 +118,7 @@ public sealed class LocalInfluxDb : IDisposable
     /// <returns>A new client; the caller disposes it.</returns>
     public HttpClient CreateClient()
     {
-        var handler = new SocketsHttpHandler();
-        if (_https is not null)
-        {
-            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { RemoteCertificateValidationCallback = PrivateCa.Validator(_https.CaFile) };
-        }
-
-        return new HttpClient(handler, disposeHandler: true);
+        return new HttpClient(PrivateCa.Trusting(new SocketsHttpHandler(), _https?.CaFile), disposeHandler: true);
     }
 
     /// <summary>Stops the server by PID: SIGTERM, or SIGKILL when <paramref name="kill"/>.</summary>

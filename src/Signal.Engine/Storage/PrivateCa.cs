@@ -11,6 +11,22 @@ namespace Signal.Engine.Storage;
 /// </summary>
 public static class PrivateCa
 {
+    /// <summary>Makes a handler trust the CAs of a PEM file for server certificates (nothing when the file is null).</summary>
+    /// <param name="handler">The handler.</param>
+    /// <param name="caFile">A PEM file holding one or more CA certificates, or null for the system's roots.</param>
+    /// <returns>The handler.</returns>
+    /// <exception cref="ArgumentException">The file does not exist or holds no certificate.</exception>
+    public static SocketsHttpHandler Trusting(SocketsHttpHandler handler, string? caFile)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        if (caFile is not null)
+        {
+            handler.SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = Validator(caFile) };
+        }
+
+        return handler;
+    }
+
     /// <summary>A validation callback for <see cref="SslClientAuthenticationOptions"/> that trusts the CAs in a PEM file.</summary>
     /// <param name="caFile">A PEM file holding one or more CA certificates.</param>
     /// <returns>The callback.</returns>
