@@ -199,13 +199,18 @@ internal static class DaemonBench
                 slope = settled.Sum(x => (x.Seconds - mt) * (x.Mb - mr)) / settled.Sum(x => (x.Seconds - mt) * (x.Seconds - mt)) * 3600;
             }
 
+            // Traffic stops: after the idle collection, what is still resident is what the daemon keeps (a leak would stay).
+            await Task.Delay(TimeSpan.FromSeconds(Math.Max(idle, 5))).ConfigureAwait(false);
+            string after = await Metrics().ConfigureAwait(false);
+            double rssAfter = Rss(daemon.Id) / 1048576.0, heapAfter = Metric(after, "signal_managed_heap_bytes ") / 1048576.0;
             return round with
             {
                 Soak = new SoakResult(soak, sent - (20L * streams), (sent - (20L * streams)) / soak, Metric(metrics, "signal_steps_total{"),
                     [.. samplesMb.Select(x => Math.Round(x.Mb, 1))], samplesMb.Max(x => x.Mb), slope, Metric(metrics, "signal_managed_heap_bytes ") / 1048576.0,
                     (Metric(metrics, "signal_gc_allocated_bytes_total ") - Metric(before, "signal_gc_allocated_bytes_total ")) / (sent - (20L * streams)),
                     Metric(metrics, "signal_gc_collections_total{generation=\"0\"}") - Metric(before, "signal_gc_collections_total{generation=\"0\"}"),
-                    Metric(metrics, "signal_gc_collections_total{generation=\"2\"}") - Metric(before, "signal_gc_collections_total{generation=\"2\"}")),
+                    Metric(metrics, "signal_gc_collections_total{generation=\"2\"}") - Metric(before, "signal_gc_collections_total{generation=\"2\"}"),
+                    rssAfter, heapAfter),
             };
         }
         finally
@@ -285,6 +290,9 @@ internal static class DaemonBench
         public SoakResult? Soak { get; init; }
     }
 
-    /// <summary>Steady traffic after the idle reading: messages, steps, RSS every 5 s, its peak and its growth after the first minute.</summary>
-    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb, double AllocatedBytesPerMessage, double Gen0Collections, double Gen2Collections);
+    /// <summary>
+    /// Steady traffic after the idle reading: messages, steps, RSS every 5 s, its peak and its growth after the first
+    /// minute, allocation and collections; then RSS and managed heap once idle again.
+    /// </summary>
+    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb, double AllocatedBytesPerMessage, double Gen0Collections, double Gen2Collections, double IdleRssAfterMb, double IdleManagedHeapAfterMb);
 }
