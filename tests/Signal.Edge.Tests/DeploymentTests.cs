@@ -46,6 +46,7 @@ public sealed class DeploymentTests
         }
 
         Assert.DoesNotContain(unit, l => l.StartsWith("Environment=DOTNET_TC_", StringComparison.Ordinal));
+        Assert.Contains("Environment=DOTNET_GCgen0size=0x1000000", unit); // docs/daemon.md: resident memory under load
         Assert.Contains(unit, l => l.StartsWith("ExecStart=/usr/bin/dotnet /opt/signal-edge/signal-edge.dll run --config /etc/signal/edge.json", StringComparison.Ordinal));
     }
 

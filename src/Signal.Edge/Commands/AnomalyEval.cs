@@ -11,8 +11,9 @@ namespace Signal.Edge.Commands;
 
 /// <summary>
 /// <c>signal-edge eval --task anomaly</c>: splices every anomalous sequence of a split into normal data (normal,
-/// anomaly, normal), adds the normal data alone as one more stream, runs them through the live engine and scores the
-/// anomaly alerts event by event.
+/// anomaly, normal), or, when the data holds only normal recordings, injects anomalies into them
+/// (<see cref="InjectedAnomalies.Inject"/>); adds the normal data alone as one more stream, runs them through the live
+/// engine and scores the anomaly alerts event by event.
 /// </summary>
 internal static class AnomalyEval
 {

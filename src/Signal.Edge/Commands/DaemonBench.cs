@@ -210,7 +210,7 @@ internal static class DaemonBench
                     (Metric(metrics, "signal_gc_allocated_bytes_total ") - Metric(before, "signal_gc_allocated_bytes_total ")) / (sent - (20L * streams)),
                     Metric(metrics, "signal_gc_collections_total{generation=\"0\"}") - Metric(before, "signal_gc_collections_total{generation=\"0\"}"),
                     Metric(metrics, "signal_gc_collections_total{generation=\"2\"}") - Metric(before, "signal_gc_collections_total{generation=\"2\"}"),
-                    rssAfter, heapAfter),
+                    rssAfter, heapAfter, breakdown ? Mappings(daemon.Id) : null),
             };
         }
         finally
@@ -294,5 +294,5 @@ internal static class DaemonBench
     /// Steady traffic after the idle reading: messages, steps, RSS every 5 s, its peak and its growth after the first
     /// minute, allocation and collections; then RSS and managed heap once idle again.
     /// </summary>
-    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb, double AllocatedBytesPerMessage, double Gen0Collections, double Gen2Collections, double IdleRssAfterMb, double IdleManagedHeapAfterMb);
+    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb, double AllocatedBytesPerMessage, double Gen0Collections, double Gen2Collections, double IdleRssAfterMb, double IdleManagedHeapAfterMb, Dictionary<string, double>? IdleRssAfterByMapping);
 }
