@@ -68,6 +68,10 @@ internal sealed partial class EdgeProcess : IDisposable
             catch (HttpRequestException)
             {
             }
+            catch (TaskCanceledException)
+            {
+                // One slow answer (the client's timeout) while the machine is busy; the deadline above still holds.
+            }
 
             await Task.Delay(100);
         }
