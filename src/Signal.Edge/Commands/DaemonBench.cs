@@ -30,8 +30,13 @@ internal static class DaemonBench
             Measures the edge daemon against its goals (idle RSS with a model and 100 streams ≤ 80 MB, start to ready
             ≤ 1.5 s) as shipped (the runtime settings in signal-edge.runtimeconfig.json; DOTNET_* variables of this
             shell are not passed on, --env adds some): starts 'signal-edge run' with the bundled demo model against a
-            private mosquitto, times process
-            start → /readyz 200, feeds every stream one second of 12 kHz vibration, waits, and reads VmRSS. Prints JSON.
+            private mosquitto, times process start → /readyz 200, feeds every stream one second of 12 kHz vibration,
+            waits, and reads VmRSS. --soak S then keeps every stream fed in real time for S seconds and reports the
+            resident set under traffic and once idle again. Prints JSON.
+
+            Example:
+              signal-edge bench daemon
+              signal-edge bench daemon --rounds 1 --soak 600 --env DOTNET_GCgen0size=0x1000000 --breakdown
             """)
         {
             streams, rounds, idle, env, breakdown, soakOption,
