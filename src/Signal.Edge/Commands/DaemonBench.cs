@@ -207,7 +207,7 @@ internal static class DaemonBench
             // Traffic stops: after the idle collection, what is still resident is what the daemon keeps (a leak would stay).
             await Task.Delay(TimeSpan.FromSeconds(Math.Max(idle, 5))).ConfigureAwait(false);
             string after = await Metrics().ConfigureAwait(false);
-            double rssAfter = Rss(daemon.Id) / 1048576.0, heapAfter = Metric(after, "signal_managed_heap_bytes ") / 1048576.0;
+            double rssAfter = Rss(daemon.Id) / 1048576.0, heapAfter = Metric(after, "signal_managed_heap_bytes ") / 1048576.0, committedAfter = Metric(after, "signal_gc_committed_bytes ") / 1048576.0;
             return round with
             {
                 Soak = new SoakResult(soak, sent - (20L * streams), (sent - (20L * streams)) / soak, Metric(metrics, "signal_steps_total{"),
@@ -215,7 +215,7 @@ internal static class DaemonBench
                     (Metric(metrics, "signal_gc_allocated_bytes_total ") - Metric(before, "signal_gc_allocated_bytes_total ")) / (sent - (20L * streams)),
                     Metric(metrics, "signal_gc_collections_total{generation=\"0\"}") - Metric(before, "signal_gc_collections_total{generation=\"0\"}"),
                     Metric(metrics, "signal_gc_collections_total{generation=\"2\"}") - Metric(before, "signal_gc_collections_total{generation=\"2\"}"),
-                    rssAfter, heapAfter, breakdown ? Mappings(daemon.Id) : null),
+                    rssAfter, heapAfter, committedAfter, breakdown ? Mappings(daemon.Id) : null),
             };
         }
         finally
@@ -299,5 +299,5 @@ internal static class DaemonBench
     /// Steady traffic after the idle reading: messages, steps, RSS every 5 s, its peak and its growth after the first
     /// minute, allocation and collections; then RSS and managed heap once idle again.
     /// </summary>
-    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb, double AllocatedBytesPerMessage, double Gen0Collections, double Gen2Collections, double IdleRssAfterMb, double IdleManagedHeapAfterMb, Dictionary<string, double>? IdleRssAfterByMapping);
+    private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb, double AllocatedBytesPerMessage, double Gen0Collections, double Gen2Collections, double IdleRssAfterMb, double IdleManagedHeapAfterMb, double IdleGcCommittedAfterMb, Dictionary<string, double>? IdleRssAfterByMapping);
 }

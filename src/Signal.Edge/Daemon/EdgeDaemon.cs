@@ -382,6 +382,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
         {
             _trimDue = false;
             GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            Signal.Engine.NativeHeap.Trim();
             Interlocked.Increment(ref _trims);
         }
     }
