@@ -32,6 +32,24 @@ public sealed class CheckpointTests
         return EngineModel.From(network, "stateful");
     }
 
+    /// <summary>A checkpoint of an engine fed 500 frames on each of the devices' streams (<c>sensors/{device}/vib</c>, seeds 1, 2, …).</summary>
+    private static MemoryStream CheckpointOf(EngineModel model, params string[] devices)
+    {
+        var checkpoint = new MemoryStream();
+        using (var engine = new SignalEngine(model))
+        {
+            for (int i = 0; i < devices.Length; i++)
+            {
+                Feed(engine, TestModels.Messages(TestModels.Signal(500, 2, i + 1), 2, 1000, seed: i + 1), $"sensors/{devices[i]}/vib");
+            }
+
+            Assert.Equal(devices.Length, engine.WriteCheckpoint(checkpoint));
+        }
+
+        checkpoint.Position = 0;
+        return checkpoint;
+    }
+
     private static (List<Classification> Classes, List<AnomalyScore> Scores) Feed(SignalEngine engine, IEnumerable<byte[]> messages, string topic)
     {
         var classes = new List<Classification>();
@@ -95,16 +113,7 @@ public sealed class CheckpointTests
     [Fact]
     public void A_checkpoint_for_another_architecture_keeps_the_streams_but_resets_their_signal_state()
     {
-        EngineModel lstm = StatefulModel(CellKind.Lstm);
-        var checkpoint = new MemoryStream();
-        using (var first = new SignalEngine(lstm))
-        {
-            Feed(first, TestModels.Messages(TestModels.Signal(500, 2, 1), 2, 1000, seed: 1), "sensors/a/vib");
-            Feed(first, TestModels.Messages(TestModels.Signal(500, 2, 2), 2, 1000, seed: 2), "sensors/b/vib");
-            Assert.Equal(2, first.WriteCheckpoint(checkpoint));
-        }
-
-        checkpoint.Position = 0;
+        MemoryStream checkpoint = CheckpointOf(StatefulModel(CellKind.Lstm), "a", "b");
         using var gru = new SignalEngine(StatefulModel(CellKind.Gru));
         Assert.Equal(new CheckpointResult(2, 0, 2), gru.RestoreCheckpoint(checkpoint));
         Assert.Equal(2, gru.StreamCount);
@@ -121,14 +130,7 @@ public sealed class CheckpointTests
     public void A_damaged_checkpoint_is_refused_and_leaves_the_engine_unchanged()
     {
         EngineModel model = StatefulModel(CellKind.Gru);
-        var checkpoint = new MemoryStream();
-        using (var first = new SignalEngine(model))
-        {
-            Feed(first, TestModels.Messages(TestModels.Signal(500, 2, 1), 2, 1000, seed: 1), "sensors/a/vib");
-            first.WriteCheckpoint(checkpoint);
-        }
-
-        byte[] bytes = checkpoint.ToArray();
+        byte[] bytes = CheckpointOf(model, "a").ToArray();
         using var engine = new SignalEngine(model);
         FormatException truncated = Assert.Throws<FormatException>(() => engine.RestoreCheckpoint(new MemoryStream(bytes[..(bytes.Length - 7)])));
         Assert.Contains("truncated", truncated.Message, StringComparison.Ordinal);
