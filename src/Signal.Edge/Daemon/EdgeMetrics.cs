@@ -1,3 +1,4 @@
+using System.Globalization;
 using Signal.Engine.Live;
 
 namespace Signal.Edge.Daemon;
@@ -91,9 +92,10 @@ internal static class EdgeMetrics
         w.Gauge("signal_managed_heap_bytes", "Bytes of the managed heap (live and not yet collected).", GC.GetTotalMemory(false));
         w.Gauge("signal_gc_committed_bytes", "Bytes the garbage collector has committed.", GC.GetGCMemoryInfo().TotalCommittedBytes);
         w.Counter("signal_gc_allocated_bytes_total", "Bytes allocated on the managed heap since start.", GC.GetTotalAllocatedBytes(false));
-        w.Counter("signal_gc_collections_total", "Garbage collections, by generation.", GC.CollectionCount(0), ("generation", "0"));
-        w.Counter("signal_gc_collections_total", "Garbage collections, by generation.", GC.CollectionCount(1), ("generation", "1"));
-        w.Counter("signal_gc_collections_total", "Garbage collections, by generation.", GC.CollectionCount(2), ("generation", "2"));
+        for (int generation = 0; generation <= GC.MaxGeneration; generation++)
+        {
+            w.Counter("signal_gc_collections_total", "Garbage collections, by generation.", GC.CollectionCount(generation), ("generation", generation.ToString(CultureInfo.InvariantCulture)));
+        }
         w.Counter("signal_idle_trims_total", "Aggressive collections made when traffic stopped after a burst.", daemon.Trims);
         return w.ToString();
     }
