@@ -129,22 +129,12 @@ internal static class AnomalyTrainer
         }
 
         int bestEpoch = history.LastOrDefault(h => h.IsBest)?.Epoch ?? 0;
-        metadata["signal.provenance"] = JsonSerializer.Serialize(new Dictionary<string, string>
-        {
-            ["dataset"] = set.Name,
-            ["format"] = set.Format,
-            ["task"] = "forecast",
-            ["normal"] = normalName,
-            ["normalTestFraction"] = NormalTestFraction.ToString("R", CultureInfo.InvariantCulture),
-            ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
-            ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
-            ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
-            ["bestEpoch"] = bestEpoch.ToString(CultureInfo.InvariantCulture),
-            ["options"] = $"cell={kind.ToString().ToLowerInvariant()} layers={layers} hidden={hidden} {data.Description} quantile={anomaly.Quantile} validation={validationFraction}",
-            ["testPattern"] = dataOptions.Recordings.TestPattern ?? string.Empty,
-            ["labelPattern"] = dataOptions.Recordings.LabelPattern,
-            ["key"] = dataOptions.Recordings.Key ?? string.Empty,
-        });
+        Dictionary<string, string> provenance = TrainingData.Provenance(set, dataOptions.Recordings, options.Seed, started, history.Count, bestEpoch,
+            $"cell={kind.ToString().ToLowerInvariant()} layers={layers} hidden={hidden} {data.Description} quantile={anomaly.Quantile} validation={validationFraction}");
+        provenance["task"] = "forecast";
+        provenance["normal"] = normalName;
+        provenance["normalTestFraction"] = NormalTestFraction.ToString("R", CultureInfo.InvariantCulture);
+        metadata["signal.provenance"] = JsonSerializer.Serialize(provenance);
         trained = trained.WithMetadata(metadata);
         trained.Save(output.FullName);
 

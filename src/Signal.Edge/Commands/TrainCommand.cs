@@ -313,18 +313,9 @@ internal static class TrainCommand
         ClassificationMetrics metrics = ClassificationMetrics.Evaluate(trained, data.Test, set.ClassNames);
         var metadata = new Dictionary<string, string>(data.Metadata)
         {
-            ["signal.provenance"] = JsonSerializer.Serialize(new Dictionary<string, string>
+            ["signal.provenance"] = JsonSerializer.Serialize(new Dictionary<string, string>(TrainingData.Provenance(set, dataOptions.Recordings, options.Seed, started, history.Count, bestEpoch,
+                $"cell={cellName} layers={layers} hidden={hidden} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}"))
             {
-                ["dataset"] = set.Name,
-                ["format"] = set.Format,
-                ["seed"] = options.Seed.ToString(CultureInfo.InvariantCulture),
-                ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
-                ["epochs"] = history.Count.ToString(CultureInfo.InvariantCulture),
-                ["bestEpoch"] = bestEpoch.ToString(CultureInfo.InvariantCulture),
-                ["options"] = $"cell={cellName} layers={layers} hidden={hidden} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}",
-                ["testPattern"] = dataOptions.Recordings.TestPattern ?? string.Empty,
-                ["labelPattern"] = dataOptions.Recordings.LabelPattern,
-                ["key"] = dataOptions.Recordings.Key ?? string.Empty,
                 ["testAccuracy"] = metrics.Accuracy.ToString("R", CultureInfo.InvariantCulture),
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),
             }),

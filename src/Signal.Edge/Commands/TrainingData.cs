@@ -68,6 +68,25 @@ internal sealed record Prepared(IReadOnlyList<LabeledSequence> Train, IReadOnlyL
 internal static class TrainingData
 {
     /// <summary>
+    /// The model file's <c>signal.provenance</c> entries every trainer writes: what <c>eval</c> reads back to split the
+    /// data as training did (seed, test and label patterns, the array key), and an account of the run.
+    /// </summary>
+    public static Dictionary<string, string> Provenance(LabeledDataSet set, RecordingSetOptions recordings, int seed, DateTime started,
+        int epochs, int bestEpoch, string options) => new()
+    {
+        ["dataset"] = set.Name,
+        ["format"] = set.Format,
+        ["seed"] = seed.ToString(CultureInfo.InvariantCulture),
+        ["trainedAt"] = started.ToString("O", CultureInfo.InvariantCulture),
+        ["epochs"] = epochs.ToString(CultureInfo.InvariantCulture),
+        ["bestEpoch"] = bestEpoch.ToString(CultureInfo.InvariantCulture),
+        ["options"] = options,
+        ["testPattern"] = recordings.TestPattern ?? string.Empty,
+        ["labelPattern"] = recordings.LabelPattern,
+        ["key"] = recordings.Key ?? string.Empty,
+    };
+
+    /// <summary>
     /// Prepares the splits for training: learns the normalisation on <paramref name="train"/> only, extracts
     /// features with the pipeline the live engine runs, and cuts long recordings into segments (training segments
     /// overlap by three quarters, validation and test segments are disjoint).
