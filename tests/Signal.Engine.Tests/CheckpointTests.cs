@@ -89,7 +89,7 @@ public sealed class CheckpointTests
 
         checkpoint.Position = 0;
         using var second = new SignalEngine(EngineModel.From(model.Network, "reloaded"));
-        Assert.Equal(new CheckpointResult(1, 1, 0), second.RestoreCheckpoint(checkpoint));
+        Assert.Equal(new CheckpointResult(1, 1, 0, true), second.RestoreCheckpoint(checkpoint));
         (List<Classification> after, List<AnomalyScore> scoresAfter) = Feed(second, messages.Skip(half), "sensors/a/vib");
 
         // Independent reference: the offline pipeline over the whole signal, one network step per row.
@@ -111,11 +111,51 @@ public sealed class CheckpointTests
     }
 
     [Fact]
+    public void After_a_crash_a_restored_stream_jumps_over_the_lost_messages_and_keeps_its_state()
+    {
+        // A crash loses what arrived between the last checkpoint and the kill: the restored stream's next message jumps
+        // forward in sequence and time. It continues with its state (a restore_gap), as if the lost samples had
+        // never been sent: so the offline pipeline over the signal without them is the reference.
+        EngineModel model = StatefulModel(CellKind.Lstm);
+        float[] signal = TestModels.Signal(3000, 2, 5);
+        List<byte[]> messages = TestModels.Messages(signal, 2, 1000, seed: 9);
+        int checkpointed = messages.Count / 3, crashed = messages.Count / 2;
+        var checkpoint = new MemoryStream();
+        List<Classification> before;
+        using (var first = new SignalEngine(model))
+        {
+            (before, _) = Feed(first, messages.Take(checkpointed), "sensors/a/vib");
+            first.WriteCheckpoint(checkpoint);
+            Feed(first, messages.Skip(checkpointed).Take(crashed - checkpointed), "sensors/a/vib"); // lost with the crash
+        }
+
+        checkpoint.Position = 0;
+        using var second = new SignalEngine(model);
+        second.RestoreCheckpoint(checkpoint);
+        (List<Classification> after, _) = Feed(second, messages.Skip(crashed), "sensors/a/vib");
+
+        Assert.Empty(second.Counters.Resets);
+        Assert.Equal(1, second.Counters.RestoreGaps);
+        int keptSamples = messages.Take(checkpointed).Sum(m => (m.Length - 32) / 8), lostSamples = messages.Skip(checkpointed).Take(crashed - checkpointed).Sum(m => (m.Length - 32) / 8);
+        float[] seen = [.. signal.Take(keptSamples * 2), .. signal.Skip((keptSamples + lostSamples) * 2)];
+        List<float[]> offline = TestModels.Offline(model, seen);
+        Assert.True(after.Count > 20);
+        Assert.Equal(offline.Count, before.Count + after.Count);
+        for (int t = 0; t < offline.Count; t++)
+        {
+            Assert.Equal(offline[t], (t < before.Count ? before[t] : after[t - before.Count]).Probabilities);
+        }
+
+        // Only the first message after a restore may jump: a later gap is a gap again.
+        Assert.Equal(after[^1].Step + 1, after.Count + before.Count);
+    }
+
+    [Fact]
     public void A_checkpoint_for_another_architecture_keeps_the_streams_but_resets_their_signal_state()
     {
         MemoryStream checkpoint = CheckpointOf(StatefulModel(CellKind.Lstm), "a", "b");
         using var gru = new SignalEngine(StatefulModel(CellKind.Gru));
-        Assert.Equal(new CheckpointResult(2, 0, 2), gru.RestoreCheckpoint(checkpoint));
+        Assert.Equal(new CheckpointResult(2, 0, 2, false), gru.RestoreCheckpoint(checkpoint));
         Assert.Equal(2, gru.StreamCount);
         Assert.Equal(2, gru.Counters.Resets["model_changed"]);
 

@@ -72,7 +72,12 @@ internal sealed partial class EdgeDaemon : BackgroundService
     /// <summary>Messages whose topic no model's template matched.</summary>
     public long Unrouted => Interlocked.Read(ref _unrouted);
 
-    private long _unrouted, _ownResults;
+    private long _unrouted, _ownResults, _internalErrors;
+    private readonly Signal.Engine.LogLimiter _limiter = new();
+    private volatile bool _shuttingDown;
+
+    /// <summary>Messages whose processing failed outside the engine's own containment (counted as <c>internal_error</c>).</summary>
+    public long InternalErrors => Interlocked.Read(ref _internalErrors);
 
     /// <summary>Messages skipped because they are this daemon's own results (a subscription such as <c>#</c> takes them in too).</summary>
     public long OwnResults => Interlocked.Read(ref _ownResults);
@@ -181,9 +186,22 @@ internal sealed partial class EdgeDaemon : BackgroundService
         }
 
         ModelSlot slot = Route(message.Topic);
-        lock (slot.Gate)
+        try
         {
-            slot.Engine.Process(message);
+            lock (slot.Gate)
+            {
+                slot.Engine.Process(message);
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The engine contains its own failures per message; this guards what lies around it (a result observer,
+            // a reload in between). The message is counted and the loop goes on: one message never ends the daemon.
+            Interlocked.Increment(ref _internalErrors);
+            if (_limiter.ShouldLog("internal_error", Environment.TickCount64 * TimeSpan.TicksPerMillisecond, out long suppressed))
+            {
+                LogMessageFailed(_logger, message.Topic, suppressed, e);
+            }
         }
 
         MessageLatency.Observe(Stopwatch.GetElapsedTime(message.ReceivedTimestamp).TotalSeconds);
@@ -192,6 +210,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
     private async Task ShutdownAsync(string? folder)
     {
         var clock = Stopwatch.StartNew();
+        _shuttingDown = true;
         _hangup?.Dispose();
         foreach (FileSystemWatcher w in _watchers)
         {
@@ -351,6 +370,10 @@ internal sealed partial class EdgeDaemon : BackgroundService
         {
             LogConnected(_logger, e.Reason);
         }
+        else if (_shuttingDown)
+        {
+            LogDisconnectedAtStop(_logger, e.Reason);
+        }
         else
         {
             LogDisconnected(_logger, e.Reason);
@@ -432,6 +455,12 @@ internal sealed partial class EdgeDaemon : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "broker connection lost: {Reason} (reconnecting)")]
     private static partial void LogDisconnected(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "broker connection closed: {Reason}")]
+    private static partial void LogDisconnectedAtStop(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "a message on {Topic} failed: counted as internal_error, the loop goes on ({Suppressed} more suppressed in the last window)")]
+    private static partial void LogMessageFailed(ILogger logger, string topic, long suppressed, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "broker: {Problem} (still trying)")]
     private static partial void LogConnectProblem(ILogger logger, string problem);

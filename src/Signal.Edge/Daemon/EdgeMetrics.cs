@@ -87,7 +87,9 @@ internal static class EdgeMetrics
         w.Counter("signal_mqtt_received_total", "Messages received from the broker.", m.Received);
         w.Counter("signal_mqtt_received_bytes_total", "Payload bytes received from the broker.", m.ReceivedBytes);
         w.Counter("signal_mqtt_published_total", "Messages published (results, alerts, status).", m.Published);
-        w.Counter("signal_mqtt_connections_lost_total", "Broker connections lost.", m.ConnectionsLost);
+        w.Counter("signal_mqtt_connections_lost_total", "Established broker sessions lost (an outage counts once).", m.ConnectionsLost);
+        w.Counter("signal_mqtt_connections_refused_total", "Connections the broker refused in its CONNACK.", m.Refused);
+        w.Counter("signal_mqtt_short_sessions_total", "Sessions lost within 10 s of their start (session take-over by a client with the same id); each backs off the next reconnect.", m.ShortSessions);
         w.Gauge("signal_process_resident_memory_bytes", "Resident set size of the process.", Environment.WorkingSet);
         w.Gauge("signal_managed_heap_bytes", "Bytes of the managed heap (live and not yet collected).", GC.GetTotalMemory(false));
         w.Gauge("signal_gc_committed_bytes", "Bytes the garbage collector has committed.", GC.GetGCMemoryInfo().TotalCommittedBytes);

@@ -106,7 +106,7 @@ internal sealed partial class ModelSlot : IAsyncDisposable
             var state = new MemoryStream();
             old.WriteCheckpoint(state);
             state.Position = 0;
-            var engine = new SignalEngine(next, _options(), logger: _logger);
+            var engine = new SignalEngine(next, _options(), logger: _logger, counters: old.Counters);
             result = engine.RestoreCheckpoint(state);
             oldPublisher = _publisher;
             _sink?.Dispose();
@@ -119,9 +119,15 @@ internal sealed partial class ModelSlot : IAsyncDisposable
 
         old.Dispose();
         await oldPublisher.DisposeAsync().ConfigureAwait(false);
-        Interlocked.Increment(ref result.Reset > 0 ? ref _resets : ref _reloads);
-        LogReloaded(_logger, Name, Path, result.Reset > 0 ? "another architecture or feature layout: streams start afresh" : "same architecture: stream state kept",
-            result.Streams, clock.Elapsed.TotalMilliseconds);
+        Interlocked.Increment(ref result.Compatible ? ref _reloads : ref _resets);
+        string outcome = (result.Compatible, result.Streams) switch
+        {
+            (true, 0) => "same architecture and features (no streams held)",
+            (true, _) => "same architecture and features: stream state kept",
+            (false, 0) => "another architecture or feature layout (no streams held)",
+            (false, _) => "another architecture or feature layout: streams start afresh",
+        };
+        LogReloaded(_logger, Name, Path, outcome, result.Streams, clock.Elapsed.TotalMilliseconds);
         return true;
     }
 

@@ -5,7 +5,7 @@ namespace Signal.Engine.Live;
 /// <summary>What the engine has seen and done; every member is safe to read from any thread.</summary>
 public sealed class EngineCounters
 {
-    internal long _messages, _samples, _frames, _steps, _batches, _classifications, _alerts, _streamsCreated, _duplicates;
+    internal long _messages, _samples, _frames, _steps, _batches, _classifications, _alerts, _streamsCreated, _duplicates, _restoreGaps;
     private readonly ConcurrentDictionary<string, long> _rejected = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _resets = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _evictions = new(StringComparer.Ordinal);
@@ -58,6 +58,12 @@ public sealed class EngineCounters
 
     /// <summary>Messages dropped as redeliveries of a sequence number already taken (normal with QoS 1 after a reconnect).</summary>
     public long Duplicates => Interlocked.Read(ref _duplicates);
+
+    /// <summary>
+    /// Streams restored from a checkpoint whose first message jumped forward (the messages between the checkpoint and
+    /// a crash are gone); the stream continued with its state, no reset.
+    /// </summary>
+    public long RestoreGaps => Interlocked.Read(ref _restoreGaps);
 
     /// <summary>Rejected messages by reason (<c>undecodable</c>, <c>non_finite</c>, <c>channel_count</c>, <c>oversized</c>, …).</summary>
     public IReadOnlyDictionary<string, long> Rejected => _rejected;

@@ -43,8 +43,15 @@ public sealed class EngineOptions
     /// <summary>When set, only these stream ids are accepted; others are bad input (<c>unknown_stream</c>).</summary>
     public IReadOnlySet<string>? AllowedStreams { get; set; }
 
-    /// <summary>The most streams held at once; a new stream beyond it is refused (<c>stream_limit</c>). Default 1,000,000.</summary>
-    public int MaxStreams { get; set; } = 1_000_000;
+    /// <summary>
+    /// The most streams held at once; a new stream beyond it is refused (<c>stream_limit</c>, counted and
+    /// dead-lettered). Default 10,000, which fits an edge board: an idle stream of the bundled model holds about
+    /// 12 KB (its framer, feature and recurrent state), so 10,000 streams cost about 120 MB (docs/engine.md).
+    /// </summary>
+    public int MaxStreams { get; set; } = 10_000;
+
+    /// <summary>Bytes of a refused payload copied into its dead letter (the original size is reported beside). Default 1,024.</summary>
+    public int DeadLetterBytes { get; set; } = 1024;
 
     /// <summary>Alert rules; null gives <see cref="AlertRule.Defaults"/>.</summary>
     public IReadOnlyList<AlertRule>? Alerts { get; set; }
@@ -118,6 +125,11 @@ public sealed class EngineOptions
         if (MaxStreams < 1)
         {
             Fail("maxStreams", "is below 1.");
+        }
+
+        if (DeadLetterBytes < 0 || DeadLetterBytes > MaxMessageBytes)
+        {
+            Fail("deadLetterBytes", $"{DeadLetterBytes} is not between 0 and maxMessageBytes ({MaxMessageBytes}).");
         }
 
         if (!(AnomalySmoothing > 0 && AnomalySmoothing <= 1))

@@ -309,6 +309,8 @@ public sealed class ResultPublisher : IAsyncDisposable
             w.WriteString("reason", d.Reason);
             w.WriteString("detail", d.Detail);
             w.WriteString("received", DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
+            w.WriteNumber("payload_bytes", d.PayloadLength);
+            w.WriteBoolean("payload_truncated", d.Truncated);
             w.WriteBase64String("payload_base64", d.Payload);
         });
         Enqueue(new Outgoing(topic, json, _options.AlertQos, false, false));

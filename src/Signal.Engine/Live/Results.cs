@@ -68,5 +68,10 @@ public sealed record Alert(string Stream, string Rule, AlertState State, AlertSe
 /// <param name="Stream">The stream id, when the topic gave one.</param>
 /// <param name="Reason">The reason code (e.g. <c>undecodable</c>, <c>non_finite</c>, <c>channel_count</c>).</param>
 /// <param name="Detail">What exactly was wrong.</param>
-/// <param name="Payload">A copy of the original payload.</param>
-public sealed record DeadLetter(string Topic, string? Stream, string Reason, string Detail, byte[] Payload);
+/// <param name="Payload">A copy of the payload's first bytes, at most <see cref="EngineOptions.DeadLetterBytes"/>.</param>
+/// <param name="PayloadLength">The original payload's length in bytes (more than <paramref name="Payload"/> holds when it was cut).</param>
+public sealed record DeadLetter(string Topic, string? Stream, string Reason, string Detail, byte[] Payload, int PayloadLength)
+{
+    /// <summary>True when <see cref="Payload"/> holds only a prefix of the original payload.</summary>
+    public bool Truncated => Payload.Length < PayloadLength;
+}

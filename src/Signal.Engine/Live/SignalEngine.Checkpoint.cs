@@ -7,7 +7,9 @@ namespace Signal.Engine.Live;
 /// <param name="Streams">Streams in the checkpoint.</param>
 /// <param name="Restored">Streams whose recurrent state was restored.</param>
 /// <param name="Reset">Streams taken in but started afresh, because the model's architecture or features changed.</param>
-public sealed record CheckpointResult(int Streams, int Restored, int Reset);
+/// <param name="Compatible">Whether the checkpoint was written for this engine's architecture and features (true or false
+/// whether or not it held any stream).</param>
+public sealed record CheckpointResult(int Streams, int Restored, int Reset, bool Compatible);
 
 /// <content>Checkpoints: every stream's state to a file and back, across restarts and model reloads.</content>
 public sealed partial class SignalEngine
@@ -100,7 +102,7 @@ public sealed partial class SignalEngine
             {
                 string id = reader.ReadString();
                 int length = reader.ReadInt32();
-                byte[] bytes = reader.ReadBytes(length);
+                byte[] bytes = length < 0 ? [] : reader.ReadBytes(length);
                 if (length < 0 || bytes.Length != length)
                 {
                     throw new FormatException($"the checkpoint is truncated in stream '{id}'.");
@@ -140,6 +142,7 @@ public sealed partial class SignalEngine
                 }
 
                 s.LastSeenTicks = now;
+                s.Restored = true;
                 _streams[s.Id] = s;
                 if (!compatible)
                 {
@@ -148,7 +151,7 @@ public sealed partial class SignalEngine
             }
         }
 
-        return new CheckpointResult(loaded.Count, compatible ? loaded.Count : 0, compatible ? 0 : loaded.Count);
+        return new CheckpointResult(loaded.Count, compatible ? loaded.Count : 0, compatible ? 0 : loaded.Count, compatible);
     }
 
     /// <summary>What must match for a stream's feature state to carry over: the spec without its normalisation.</summary>

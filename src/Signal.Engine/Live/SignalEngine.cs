@@ -25,7 +25,7 @@ namespace Signal.Engine.Live;
 /// <para><b>Stream state</b> is created on a stream's first message; reset on a gap (sequence number jump, a timestamp
 /// beyond <see cref="EngineOptions.GapTolerance"/> from where the previous samples end, time going backwards, a change of
 /// sample rate), after its waiting frames are stepped; evicted after <see cref="EngineOptions.IdleTimeout"/> without data.
-/// Each is counted by reason in <see cref="Counters"/> and logged once per stream and reason.</para>
+/// Each is counted by reason in <see cref="Counters"/> and logged, at most 5 lines a minute per reason with a summary of the rest.</para>
 /// <para><b>Bad input</b> (oversized, topic not matching the template, unknown stream, undecodable, NaN/∞, wrong
 /// channel count or width, sample-rate mismatch) is counted by reason, logged once per stream and reason, and
 /// emitted on <see cref="DeadLetters"/>; state already accepted is untouched.</para>
@@ -55,7 +55,7 @@ public sealed partial class SignalEngine : IDisposable
     private readonly int[] _bandColumns;
     private readonly int[] _ruleClass;
     private readonly string[] _columns;
-    private readonly HashSet<(string Stream, string Reason)> _logged = [];
+    private readonly LogLimiter _limiter = new();
     private readonly Subject<Classification> _classifications = new();
     private readonly Subject<AnomalyScore> _anomalies = new();
     private readonly Subject<Alert> _alerts = new();
@@ -70,8 +70,11 @@ public sealed partial class SignalEngine : IDisposable
     /// <param name="options">Routing, batching and limits; validated here.</param>
     /// <param name="scheduler">The clock for batching waits and idle eviction (a <c>TestScheduler</c> in tests). Default: <see cref="DefaultScheduler.Instance"/>.</param>
     /// <param name="logger">Where stream events are logged, or null.</param>
-    public SignalEngine(EngineModel model, EngineOptions? options = null, IScheduler? scheduler = null, ILogger? logger = null)
+    /// <param name="counters">Counters to continue (an engine that replaces another on a model reload keeps counting
+    /// where the old one was, so Prometheus counters stay monotonic), or null for new ones.</param>
+    public SignalEngine(EngineModel model, EngineOptions? options = null, IScheduler? scheduler = null, ILogger? logger = null, EngineCounters? counters = null)
     {
+        Counters = counters ?? new EngineCounters();
         ArgumentNullException.ThrowIfNull(model);
         _model = model;
         _options = options ?? new EngineOptions();
@@ -124,7 +127,7 @@ public sealed partial class SignalEngine : IDisposable
     public IObservable<string> StreamsEvicted => _evicted.AsObservable();
 
     /// <summary>Counters by kind and reason.</summary>
-    public EngineCounters Counters { get; } = new();
+    public EngineCounters Counters { get; }
 
     /// <summary>The model.</summary>
     public EngineModel Model => _model;
@@ -176,7 +179,14 @@ public sealed partial class SignalEngine : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             Interlocked.Increment(ref Counters._messages);
-            Accept(topic, payload);
+            try
+            {
+                Accept(topic, payload);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                InternalError(topic, payload, e);
+            }
         }
     }
 
@@ -301,6 +311,10 @@ public sealed partial class SignalEngine : IDisposable
         }
 
         stream.LastSeenTicks = _scheduler.Now.UtcTicks;
+        // A stream restored from a checkpoint continues with its state: what arrived between the checkpoint and a
+        // crash is gone (a jump forward is expected once), and starting afresh would throw the context away too.
+        bool restored = stream.Restored;
+        bool jumped = false;
         if (data.Sequence is long sequence)
         {
             if (stream.LastSequence is long last)
@@ -313,12 +327,22 @@ public sealed partial class SignalEngine : IDisposable
 
                 if (sequence != last + 1)
                 {
-                    ResetSignal(stream, "sequence_gap", $"sequence {sequence} follows {last}");
+                    if (restored)
+                    {
+                        jumped = true;
+                        Log(stream.Id, "restore_gap", $"continues from the checkpoint: sequence {sequence} follows {last} ({sequence - last - 1} messages missing since the checkpoint)");
+                    }
+                    else
+                    {
+                        ResetSignal(stream, "sequence_gap", $"sequence {sequence} follows {last}");
+                    }
                 }
             }
 
             stream.LastSequence = sequence;
         }
+
+        stream.Restored = false;
 
         double rate = data.Rate > 0 ? data.Rate : stream.Rate > 0 ? stream.Rate : _model.SampleRate;
         if (stream.HasTime && stream.Rate > 0 && rate != stream.Rate)
@@ -334,6 +358,16 @@ public sealed partial class SignalEngine : IDisposable
             {
                 ResetSignal(stream, "time_backwards", $"data at {ts} ns, the stream had reached {expected} ns");
             }
+            else if (ts > expected + tolerance && (restored || jumped))
+            {
+                // The same jump in time: the stream's clock moves on to the message, its state stays.
+                stream.OriginNs += ts - expected;
+                if (!jumped)
+                {
+                    jumped = true;
+                    Log(stream.Id, "restore_gap", $"continues from the checkpoint: {(ts - expected) / 1e6:0.###} ms of samples missing since the checkpoint");
+                }
+            }
             else if (ts > expected + tolerance)
             {
                 ResetSignal(stream, "time_gap", $"{(ts - expected) / 1e6:0.###} ms of samples missing");
@@ -345,6 +379,11 @@ public sealed partial class SignalEngine : IDisposable
             stream.OriginNs = data.TimestampNs ?? (_scheduler.Now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
             stream.HasTime = true;
             stream.Samples = 0;
+        }
+
+        if (jumped)
+        {
+            Interlocked.Increment(ref Counters._restoreGaps);
         }
 
         stream.Rate = rate;
@@ -461,9 +500,17 @@ public sealed partial class SignalEngine : IDisposable
                 return;
             }
 
-            while (_ready.Count > 0)
+            try
             {
-                RunBatch();
+                while (_ready.Count > 0)
+                {
+                    RunBatch();
+                }
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // On a timer thread an exception would end the process: contain it as Process does.
+                Contained(null, e);
             }
         }
     }
@@ -477,20 +524,40 @@ public sealed partial class SignalEngine : IDisposable
     /// <summary>One batched step over the streams at the head of the ready queue.</summary>
     private void RunBatch()
     {
-        int n = Math.Min(_options.MaxBatch, _ready.Count);
-        if (n <= 0)
-        {
-            return;
-        }
-
-        for (int i = 0; i < n; i++)
+        int take = Math.Min(_options.MaxBatch, _ready.Count), n = 0;
+        for (int k = 0; k < take; k++)
         {
             StreamState s = _ready.Dequeue();
             s.InReadyQueue = false;
-            _batch[i] = s;
-            _states[i] = s.State;
-            s.PeekRow(_input, out _times[i]).CopyTo(_inputs.AsSpan(i * _input, _input));
+            ReadOnlySpan<float> row = s.PeekRow(_input, out long time);
+            if (!TensorPrimitives.IsFiniteAll(row))
+            {
+                // Finite samples can still give an infinite feature (a power of 1e38 overflows float): the network
+                // would refuse the whole batch, so this stream's frames go and its signal state starts afresh.
+                int column = IndexOfNonFinite(row);
+                s.ClearPending();
+                s.ResetSignal();
+                Counters.Reset("non_finite_features");
+                Log(s.Id, "non_finite_features", $"feature '{_columns[column]}' is {row[column].ToString(CultureInfo.InvariantCulture)}; the stream starts afresh");
+                continue;
+            }
+
+            _batch[n] = s;
+            _states[n] = s.State;
+            _times[n] = time;
+            row.CopyTo(_inputs.AsSpan(n * _input, _input));
             s.PopRow();
+            n++;
+        }
+
+        if (n == 0)
+        {
+            if (_ready.Count == 0)
+            {
+                CancelTimer();
+            }
+
+            return;
         }
 
         _stepper.Step(_states.AsSpan(0, n), _inputs.AsSpan(0, n * _input), _probabilities.AsSpan(0, n * _classes), _forecasts.Length == 0 ? default : _forecasts.AsSpan(0, n * _input));
@@ -589,7 +656,7 @@ public sealed partial class SignalEngine : IDisposable
             AlertState? change = s.Trackers[r].Update(rule, value, raise, clear, timestampNs, out bool suppressed);
             if (suppressed)
             {
-                LogOnce(s.Id, "alert_suppressed", $"rule {rule.Name} would raise within its suppression window");
+                Log(s.Id, "alert_suppressed", $"rule {rule.Name} would raise within its suppression window");
             }
 
             if (change is { } state)
@@ -740,7 +807,7 @@ public sealed partial class SignalEngine : IDisposable
 
         stream.ResetSignal();
         Counters.Reset(reason);
-        LogOnce(stream.Id, reason, detail);
+        Log(stream.Id, reason, detail);
     }
 
     private void EvictIdle()
@@ -752,6 +819,7 @@ public sealed partial class SignalEngine : IDisposable
                 return;
             }
 
+            LogSummaries();
             long cutoff = _scheduler.Now.UtcTicks - _options.IdleTimeout.Ticks;
             List<string>? idle = null;
             foreach ((string id, StreamState s) in _streams)
@@ -766,27 +834,97 @@ public sealed partial class SignalEngine : IDisposable
             {
                 _streams.Remove(id);
                 Counters.Evict("idle");
-                LogOnce(id, "idle", $"no data for {_options.IdleTimeout}");
+                Log(id, "idle", $"no data for {_options.IdleTimeout}");
                 _evicted.OnNext(id);
             }
         }
     }
 
-    private void Reject(string topic, string? stream, string reason, string detail, ReadOnlySpan<byte> payload)
+    private void Reject(string topic, string? stream, string reason, string detail, ReadOnlySpan<byte> payload, bool log = true)
     {
         Counters.Reject(reason);
-        LogOnce(stream ?? topic, reason, detail);
+        if (log)
+        {
+            Log(stream ?? topic, reason, detail);
+        }
+
         if (_deadLetters.HasObservers)
         {
-            _deadLetters.OnNext(new DeadLetter(topic, stream, reason, detail, payload.ToArray()));
+            // A prefix only: a hostile 50 MB message must not be copied (and re-published) whole.
+            int keep = Math.Min(payload.Length, _options.DeadLetterBytes);
+            _deadLetters.OnNext(new DeadLetter(topic, stream, reason, detail, payload[..keep].ToArray(), payload.Length));
         }
     }
 
-    private void LogOnce(string stream, string reason, string detail)
+    /// <summary>
+    /// The last line of defence: a message whose processing threw (a defect, never bad input, which is refused with a
+    /// reason before this) is counted as <c>internal_error</c> and dead-lettered, and the engine takes the next one.
+    /// The stream it was for starts afresh, since its state may be half-updated.
+    /// </summary>
+    private void InternalError(string topic, ReadOnlySpan<byte> payload, Exception error)
     {
-        if (_logged.Count < 100_000 && _logged.Add((stream, reason)))
+        string? id = _topics.TryMatch(topic, out string matched) ? matched : null;
+        Contained(id, error, topic);
+        Reject(topic, id, "internal_error", error.GetType().Name + ": " + error.Message, payload, log: false);
+    }
+
+    /// <summary>
+    /// After an exception inside the engine: rebuilds the ready queue from what streams hold (a batch may have been
+    /// half taken), and starts <paramref name="stream"/> afresh since its state may be half-updated.
+    /// </summary>
+    private void Contained(string? stream, Exception error, string? topic = null)
+    {
+        try
         {
-            LogStreamEvent(_logger, stream, reason, detail);
+            _ready.Clear();
+            foreach (StreamState s in _streams.Values)
+            {
+                s.InReadyQueue = s.PendingCount > 0;
+                if (s.InReadyQueue)
+                {
+                    _ready.Enqueue(s);
+                }
+            }
+
+            if (stream is not null && _streams.TryGetValue(stream, out StreamState? state))
+            {
+                state.ResetSignal();
+                Counters.Reset("internal_error");
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            if (stream is not null)
+            {
+                _streams.Remove(stream); // its state cannot be trusted; its next message starts it again
+            }
+        }
+
+        if (topic is null)
+        {
+            Counters.Reject("internal_error");
+        }
+
+        if (_limiter.ShouldLog("internal_error", _scheduler.Now.UtcTicks, out long suppressed))
+        {
+            LogInternalError(_logger, topic ?? "(timer)", suppressed, error);
+        }
+    }
+
+    private void Log(string stream, string reason, string detail)
+    {
+        if (_limiter.ShouldLog(reason, _scheduler.Now.UtcTicks, out long suppressed))
+        {
+            LogStreamEvent(_logger, stream, reason, detail, suppressed);
+        }
+    }
+
+    /// <summary>Writes the summaries of reasons whose lines were suppressed (from the periodic eviction tick).</summary>
+    private void LogSummaries()
+    {
+        foreach ((string reason, long count) in _limiter.TakeSummaries(_scheduler.Now.UtcTicks))
+        {
+            LogSuppressed(_logger, reason, count);
         }
     }
 
@@ -803,6 +941,12 @@ public sealed partial class SignalEngine : IDisposable
         return -1;
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "stream {Stream}: {Reason}: {Detail} (logged once per stream and reason)")]
-    private static partial void LogStreamEvent(ILogger logger, string stream, string reason, string detail);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "stream {Stream}: {Reason}: {Detail} (at most 5 lines a minute per reason; {Suppressed} more suppressed in the last window)")]
+    private static partial void LogStreamEvent(ILogger logger, string stream, string reason, string detail, long suppressed);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Reason}: {Count} more in the last minute (not logged one by one; see signal_rejected_total and signal_stream_resets_total)")]
+    private static partial void LogSuppressed(ILogger logger, string reason, long count);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "internal error on a message of {Topic}: counted as internal_error, dead-lettered, the message loop goes on ({Suppressed} more suppressed in the last window)")]
+    private static partial void LogInternalError(ILogger logger, string topic, long suppressed, Exception exception);
 }

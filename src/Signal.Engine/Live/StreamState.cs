@@ -37,6 +37,9 @@ internal sealed class StreamState
 
     public long? LastSequence { get; set; }
 
+    /// <summary>True from a checkpoint restore until the stream's next message: a jump forward then continues.</summary>
+    public bool Restored { get; set; }
+
     /// <summary>Data time of this stream's sample 0 since the last reset, Unix ns; valid when <see cref="HasTime"/>.</summary>
     public long OriginNs { get; set; }
 
@@ -107,6 +110,13 @@ internal sealed class StreamState
         {
             _head = 0;
         }
+    }
+
+    /// <summary>Drops the frames waiting for a step.</summary>
+    public void ClearPending()
+    {
+        _head = 0;
+        _count = 0;
     }
 
     /// <summary>Forgets everything learned from the signal (after a gap); keeps the id and the alert trackers.</summary>

@@ -95,7 +95,7 @@ public sealed class MqttException : Exception
 /// <summary>Counters of one connection; every member is read atomically.</summary>
 public sealed class MqttCounters
 {
-    internal long _received, _receivedBytes, _published, _publishFailures, _connects, _connectionsLost, _pauses, _qos0Dropped;
+    internal long _received, _receivedBytes, _published, _publishFailures, _connects, _connectionsLost, _refused, _shortSessions, _pauses, _qos0Dropped;
 
     /// <summary>Messages received.</summary>
     public long Received => Interlocked.Read(ref _received);
@@ -112,8 +112,17 @@ public sealed class MqttCounters
     /// <summary>Sessions established (CONNACK accepted).</summary>
     public long Connects => Interlocked.Read(ref _connects);
 
-    /// <summary>Connections lost or refused.</summary>
+    /// <summary>Established sessions that were lost (one outage counts once, however many reconnect attempts it takes).</summary>
     public long ConnectionsLost => Interlocked.Read(ref _connectionsLost);
+
+    /// <summary>Connections the broker refused in its CONNACK (bad credentials, unauthorised client id, ...).</summary>
+    public long Refused => Interlocked.Read(ref _refused);
+
+    /// <summary>
+    /// Sessions lost within 10 s of their start; each makes the next reconnect wait longer (doubling, up to the
+    /// reconnect maximum). Two clients with one client id take the session from each other this way.
+    /// </summary>
+    public long ShortSessions => Interlocked.Read(ref _shortSessions);
 
     /// <summary>Times intake paused because the consumer was full.</summary>
     public long Pauses => Interlocked.Read(ref _pauses);

@@ -52,6 +52,11 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     private volatile bool _paused;
     private int _queued;
     private bool _socketOpen;
+    private long _connectedAt;
+    private TimeSpan _flapDelay;
+
+    /// <summary>A session that ends sooner than this after it began makes the next reconnect wait (back-off).</summary>
+    private static readonly TimeSpan ShortSession = TimeSpan.FromSeconds(10);
     private bool _disposed;
 
     /// <summary>Creates the connection (nothing is sent until <see cref="ConnectAsync"/>).</summary>
@@ -302,10 +307,20 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         {
             if (!_socketOpen)
             {
+                if (_flapDelay > TimeSpan.Zero)
+                {
+                    // The last session ended soon after it began: most often another client took the session over
+                    // (the same client id), and reconnecting at once would take it back, round and round.
+                    SleepOrWake(_flapDelay, descriptors);
+                    if (_stopping)
+                    {
+                        break;
+                    }
+                }
+
                 int rc = OpenSocket(everOpened);
                 if (rc != LibMosquitto.Success)
                 {
-                    Interlocked.Increment(ref Counters._connectionsLost);
                     LogUnreachable(_logger, _options, LibMosquitto.ErrorText(rc), delay.TotalSeconds);
                     SleepOrWake(delay, descriptors);
                     delay = Backoff.Next(delay, _options.ReconnectDelayMax);
@@ -432,6 +447,17 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         if (_connected)
         {
             Interlocked.Increment(ref Counters._connectionsLost);
+            TimeSpan lived = Stopwatch.GetElapsedTime(_connectedAt);
+            if (lived < ShortSession)
+            {
+                _flapDelay = _flapDelay == TimeSpan.Zero ? _options.ReconnectDelay : Backoff.Next(_flapDelay, _options.ReconnectDelayMax);
+                Interlocked.Increment(ref Counters._shortSessions);
+                LogShortSession(_logger, _options, lived.TotalSeconds, _options.ClientId, _flapDelay.TotalSeconds);
+            }
+            else
+            {
+                _flapDelay = TimeSpan.Zero;
+            }
         }
 
         SetConnected(false, LibMosquitto.ErrorText(rc));
@@ -447,6 +473,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         _connected = connected;
         if (connected)
         {
+            _connectedAt = Stopwatch.GetTimestamp();
             LogConnected(_logger, _options, _options.ClientId);
         }
         else if (_stopping)
@@ -473,7 +500,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         if (code != 0)
         {
             string why = LibMosquitto.ConnackText(code);
-            Interlocked.Increment(ref Counters._connectionsLost);
+            Interlocked.Increment(ref Counters._refused);
             LogRefused(_logger, _options, why);
             _firstConnect.TrySetException(new MqttException($"mqtt: {_options} refused the connection: {why}."));
             return;
@@ -571,6 +598,9 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT: cannot reach {Broker}: {Reason}; retrying in {Delay:0.0} s")]
     private static partial void LogUnreachable(ILogger logger, MqttOptions broker, string reason, double delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT: the session with {Broker} ended {Seconds:0.###} s after it began; if another client uses the client id '{ClientId}' the broker hands the session back and forth (give each daemon its own mqtt.clientId); reconnecting in {Delay:0.0} s")]
+    private static partial void LogShortSession(ILogger logger, MqttOptions broker, double seconds, string clientId, double delay);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "MQTT: connected to {Broker} as {ClientId}")]
     private static partial void LogConnected(ILogger logger, MqttOptions broker, string clientId);

@@ -19,6 +19,7 @@ namespace Signal.Engine.Payloads;
 /// </remarks>
 public sealed class PayloadDecoder
 {
+    private const int MaxSenMLNames = 1024;
     private const double RelativeTimeLimit = 268_435_456; // 2^28 s: SenML times below this are relative to "now"
     private readonly DecodedPayload _result = new();
     private float[] _scratch = new float[256];
@@ -64,6 +65,13 @@ public sealed class PayloadDecoder
         }
         catch (FormatException e)
         {
+            error = "payload: " + e.Message;
+            return false;
+        }
+        catch (InvalidOperationException e)
+        {
+            // Utf8JsonReader's getters throw this on a token of the wrong type; every field is checked before it is
+            // read, so reaching here is a decoder defect, but the message is still refused, never the loop ended.
             error = "payload: " + e.Message;
             return false;
         }
@@ -310,7 +318,7 @@ public sealed class PayloadDecoder
     {
         ns = 0;
         error = string.Empty;
-        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out long wholeMs) && Math.Abs(wholeMs) < 9_000_000_000_000)
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out long wholeMs) && wholeMs is > -9_000_000_000_000 and < 9_000_000_000_000)
         {
             ns = wholeMs * 1_000_000;
             return true;
@@ -332,6 +340,44 @@ public sealed class PayloadDecoder
         error = "json: 'ts' is neither Unix milliseconds nor an ISO 8601 time";
         return false;
     }
+
+    /// <summary>Reads a SenML numeric field, naming the record and field when it is not a finite number.</summary>
+    private static bool TryNumber(ref Utf8JsonReader reader, int record, string field, out double value, out string error)
+    {
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out value) && double.IsFinite(value))
+        {
+            error = string.Empty;
+            return true;
+        }
+
+        value = 0;
+        return Fail($"senml: record {record} field '{field}' is {Describe(reader.TokenType)}, not a finite number", out error);
+    }
+
+    /// <summary>Reads a SenML string field, naming the record and field when it is not a string.</summary>
+    private static bool TryString(ref Utf8JsonReader reader, int record, string field, out string value, out string error)
+    {
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            value = reader.GetString() ?? string.Empty;
+            error = string.Empty;
+            return true;
+        }
+
+        value = string.Empty;
+        return Fail($"senml: record {record} field '{field}' is {Describe(reader.TokenType)}, not a string", out error);
+    }
+
+    private static string Describe(JsonTokenType token) => token switch
+    {
+        JsonTokenType.Number => "a number",
+        JsonTokenType.String => "a string",
+        JsonTokenType.True or JsonTokenType.False => "a boolean",
+        JsonTokenType.Null => "null",
+        JsonTokenType.StartArray => "an array",
+        JsonTokenType.StartObject => "an object",
+        _ => "missing",
+    };
 
     private bool TryReadSenML(ReadOnlySpan<byte> payload, out string error)
     {
@@ -356,32 +402,54 @@ public sealed class PayloadDecoder
                 if (reader.ValueTextEquals("bn"u8))
                 {
                     reader.Read();
-                    baseName = reader.GetString() ?? string.Empty;
+                    if (!TryString(ref reader, record, "bn", out string? bn, out error))
+                    {
+                        return false;
+                    }
+
+                    baseName = bn;
                 }
                 else if (reader.ValueTextEquals("bt"u8))
                 {
                     reader.Read();
-                    baseTime = reader.GetDouble();
+                    if (!TryNumber(ref reader, record, "bt", out baseTime, out error))
+                    {
+                        return false;
+                    }
                 }
                 else if (reader.ValueTextEquals("bv"u8))
                 {
                     reader.Read();
-                    baseValue = reader.GetDouble();
+                    if (!TryNumber(ref reader, record, "bv", out baseValue, out error))
+                    {
+                        return false;
+                    }
                 }
                 else if (reader.ValueTextEquals("n"u8))
                 {
                     reader.Read();
-                    name = reader.GetString();
+                    if (!TryString(ref reader, record, "n", out name, out error))
+                    {
+                        return false;
+                    }
                 }
                 else if (reader.ValueTextEquals("t"u8))
                 {
                     reader.Read();
-                    time = reader.GetDouble();
+                    if (!TryNumber(ref reader, record, "t", out time, out error))
+                    {
+                        return false;
+                    }
                 }
                 else if (reader.ValueTextEquals("v"u8))
                 {
                     reader.Read();
-                    value = reader.GetDouble();
+                    if (!TryNumber(ref reader, record, "v", out double v, out error))
+                    {
+                        return false;
+                    }
+
+                    value = v;
                 }
                 else if (reader.ValueTextEquals("vs"u8) || reader.ValueTextEquals("vb"u8) || reader.ValueTextEquals("vd"u8))
                 {
@@ -409,6 +477,12 @@ public sealed class PayloadDecoder
             int channel = _result.ChannelNames.IndexOf(full);
             if (channel < 0)
             {
+                if (_result.ChannelNames.Count == MaxSenMLNames)
+                {
+                    // The name lookup is linear: a bound keeps a hostile message of many names from costing seconds.
+                    return Fail($"senml: more than {MaxSenMLNames} distinct names", out error);
+                }
+
                 channel = _result.ChannelNames.Count;
                 _result.ChannelNames.Add(full);
             }
