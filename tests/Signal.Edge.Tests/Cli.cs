@@ -22,4 +22,20 @@ internal static class Cli
 
         return output.ToString();
     }
+
+    /// <summary>Runs <paramref name="args"/> and returns the exit code and what it wrote to standard error.</summary>
+    public static (int Code, string Error) Fails(params string[] args)
+    {
+        var error = new StringWriter();
+        TextWriter original = Console.Error;
+        Console.SetError(error);
+        try
+        {
+            return (Program.Main(args), error.ToString());
+        }
+        finally
+        {
+            Console.SetError(original);
+        }
+    }
 }

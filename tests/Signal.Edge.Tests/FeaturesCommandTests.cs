@@ -73,4 +73,28 @@ public sealed class FeaturesCommandTests : IDisposable
         Assert.Contains("'hop'", error.ToString(), StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_dir, "x.csv")));
     }
+
+    [Fact]
+    public void A_nan_in_a_csv_recording_is_reported_by_its_line_and_channel()
+    {
+        string path = Path.Combine(_dir, "nan.csv");
+        var text = new System.Text.StringBuilder("x,y\n");
+        for (int i = 0; i < 3000; i++)
+        {
+            text.Append(i == 2500 ? "0.5,nan" : "0.5,0.25").Append('\n');
+        }
+
+        File.WriteAllText(path, text.ToString());
+        (int code, string error) = Cli.Fails("features", "--input", path, "--rate", "1000", "--frame", "256", "--hop", "128", "--output", Path.Combine(_dir, "nan-features.csv"));
+        Assert.Equal(1, code);
+        Assert.Contains($"'{path}' line 2502, channel 'y': NaN is not a finite number", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Train_refuses_a_data_path_that_does_not_exist()
+    {
+        (int code, string error) = Cli.Fails("train", "--data", Path.Combine(_dir, "no-such-folder"), "--out", Path.Combine(_dir, "m.sigm"));
+        Assert.Equal(1, code);
+        Assert.Contains("no-such-folder' does not exist", error, StringComparison.Ordinal);
+    }
 }

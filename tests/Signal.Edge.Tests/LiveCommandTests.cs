@@ -6,20 +6,7 @@ namespace Signal.Edge.Tests;
 [Collection("console")]
 public sealed class LiveCommandTests
 {
-    private static (int Code, string Error) Fails(params string[] args)
-    {
-        var error = new StringWriter();
-        TextWriter original = Console.Error;
-        Console.SetError(error);
-        try
-        {
-            return (Program.Main(args), error.ToString());
-        }
-        finally
-        {
-            Console.SetError(original);
-        }
-    }
+    private static (int Code, string Error) Fails(params string[] args) => Cli.Fails(args);
 
     [Fact]
     public void A_config_file_with_a_bad_field_is_refused_with_its_json_path()

@@ -291,7 +291,7 @@ internal static class DetectCommand
     internal static (string[] Times, float[] Values, int Columns) ReadCsv(string path)
     {
         using var reader = new StreamReader(path);
-        string header = reader.ReadLine() ?? throw new InvalidDataException($"'{path}' is empty.");
+        string header = Signal.Engine.Data.TextLines.ReadLine(reader, path, 1) ?? throw new InvalidDataException($"'{path}' is empty.");
         string[] names = header.Split(',');
         int columns = names.Length - 1;
         if (columns < 1)
@@ -303,7 +303,7 @@ internal static class DetectCommand
         var values = new List<float>();
         int line = 1;
         DateTime? last = null;
-        for (string? text = reader.ReadLine(); text is not null; text = reader.ReadLine())
+        for (string? text = Signal.Engine.Data.TextLines.ReadLine(reader, path, line + 1); text is not null; text = Signal.Engine.Data.TextLines.ReadLine(reader, path, line + 1))
         {
             line++;
             if (text.Length == 0)
@@ -332,7 +332,7 @@ internal static class DetectCommand
             times.Add(stamp);
             for (int c = 1; c < cells.Length; c++)
             {
-                if (!float.TryParse(cells[c], NumberStyles.Float, CultureInfo.InvariantCulture, out float v) || !float.IsFinite(v))
+                if (!Signal.Engine.Data.TextLines.TryParseFloat(cells[c], out float v) || !float.IsFinite(v))
                 {
                     throw new InvalidDataException($"'{path}' line {line}, column '{names[c].Trim()}': '{cells[c]}' is not a finite number.");
                 }

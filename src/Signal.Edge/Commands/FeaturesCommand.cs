@@ -80,7 +80,19 @@ internal static class FeaturesCommand
         }
 
         var clock = Stopwatch.StartNew();
-        float[] rows = pipeline.ExtractAll(recording.Samples);
+        float[] rows;
+        try
+        {
+            rows = pipeline.ExtractAll(recording.Samples);
+        }
+        catch (NonFiniteSampleException e)
+        {
+            // ExtractAll takes the whole recording as one chunk, so the sample index is the recording's.
+            throw new InvalidDataException(
+                $"'{recording.Source}' {recording.Where(e.SampleIndex)}, channel '{recording.ChannelNames[e.Channel]}': {e.Value.ToString(CultureInfo.InvariantCulture)} is not a finite number " +
+                "(set \"nonFinite\": \"hold\" in a --spec to repeat the previous sample instead).", e);
+        }
+
         double seconds = clock.Elapsed.TotalSeconds;
         int count = rows.Length / pipeline.OutputLength;
         WriteCsv(output.FullName, pipeline, rows, spec);

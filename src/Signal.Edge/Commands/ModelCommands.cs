@@ -150,7 +150,7 @@ internal static class ModelCommands
             AnsiConsole.Write(table);
             return 0;
         }));
-        return new Command("bench", "Benchmarks on this machine.") { models, LiveCommands.CreateStreamsBench(), EndToEndBench.Create(), InfluxBench.Create(), DaemonBench.Create() };
+        return new Command("bench", "Benchmarks on this machine.") { models, LiveCommands.CreateStreamsBench(), EndToEndBench.Create(), InfluxBench.Create(), DaemonBench.Create(), FuzzBench.Create() };
     }
 
     private static void Describe(RecurrentModel model, string title)
@@ -173,10 +173,8 @@ internal static class ModelCommands
     {
         var values = new List<float>();
         steps = 0;
-        int lineNumber = 0;
-        foreach (string raw in File.ReadLines(path))
+        foreach ((int lineNumber, string raw) in Signal.Engine.Data.TextLines.Read(path))
         {
-            lineNumber++;
             string line = raw.Trim();
             if (line.Length == 0)
             {
@@ -184,7 +182,7 @@ internal static class ModelCommands
             }
 
             string[] cells = line.Split(',');
-            bool numeric = float.TryParse(cells[0], NumberStyles.Float, CultureInfo.InvariantCulture, out _);
+            bool numeric = Signal.Engine.Data.TextLines.TryParseFloat(cells[0], out _);
             if (!numeric && steps == 0 && values.Count == 0)
             {
                 continue; // header
@@ -197,7 +195,7 @@ internal static class ModelCommands
 
             foreach (string cell in cells)
             {
-                if (!float.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) || !float.IsFinite(v))
+                if (!Signal.Engine.Data.TextLines.TryParseFloat(cell, out float v) || !float.IsFinite(v))
                 {
                     throw new InvalidDataException($"{path}, line {lineNumber}: '{cell}' is not a finite number.");
                 }

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace Signal.Engine.Data;
 
 /// <summary>
@@ -16,13 +14,12 @@ public static class CsvRecordingReader
     public static Recording Read(string path)
     {
         var values = new List<float>();
+        var lines = new List<int>();
         string[]? names = null;
         int channels = -1;
         char separator = ',';
-        int lineNumber = 0;
-        foreach (string line in File.ReadLines(path))
+        foreach ((int lineNumber, string line) in TextLines.Read(path))
         {
-            lineNumber++;
             if (line.Length == 0 || line[0] == '#')
             {
                 continue;
@@ -37,7 +34,7 @@ public static class CsvRecordingReader
             if (channels < 0)
             {
                 channels = fields.Length;
-                if (!fields.All(f => float.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
+                if (!fields.All(f => TextLines.TryParseFloat(f, out _)))
                 {
                     names = [.. fields.Select(f => f.Trim().Trim('"'))];
                     continue;
@@ -51,13 +48,15 @@ public static class CsvRecordingReader
 
             for (int c = 0; c < fields.Length; c++)
             {
-                if (!float.TryParse(fields[c], NumberStyles.Float, CultureInfo.InvariantCulture, out float v))
+                if (!TextLines.TryParseFloat(fields[c], out float v))
                 {
                     throw new InvalidDataException($"'{path}' line {lineNumber}, column {c + 1}: '{fields[c]}' is not a number.");
                 }
 
                 values.Add(v);
             }
+
+            lines.Add(lineNumber);
         }
 
         if (channels < 0 || values.Count == 0)
@@ -66,6 +65,6 @@ public static class CsvRecordingReader
         }
 
         names ??= [.. Enumerable.Range(0, channels).Select(c => channels == 1 ? "value" : $"ch{c}")];
-        return new Recording([.. values], channels, names, path);
+        return new Recording([.. values], channels, names, path) { SourceLines = [.. lines] };
     }
 }

@@ -26,6 +26,62 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
     /// <summary>Whether each sequence is a long recording to be cut into segments (NumPy recordings) rather than one example.</summary>
     public bool IsRecordings => Format == "npz";
 
+    /// <summary>", did you mean '…'?" naming the entry beside a missing path whose name is closest, or nothing.</summary>
+    private static string NearestSibling(string path)
+    {
+        string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        string? parent = Path.GetDirectoryName(full);
+        if (parent is null || !Directory.Exists(parent))
+        {
+            return string.Empty;
+        }
+
+        string name = Path.GetFileName(full);
+        string? best = null;
+        int bestDistance = int.MaxValue;
+        try
+        {
+            foreach (string entry in Directory.EnumerateFileSystemEntries(parent).Take(10_000))
+            {
+                string candidate = Path.GetFileName(entry);
+                int d = Distance(name, candidate);
+                if (d < bestDistance)
+                {
+                    (best, bestDistance) = (entry, d);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return string.Empty;
+        }
+
+        return best is not null && bestDistance <= Math.Max(2, name.Length / 3) ? $" (did you mean '{best}'?)" : string.Empty;
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var row = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++)
+        {
+            row[j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+
+        return row[b.Length];
+    }
+
     /// <summary>Loads a data set folder, detecting its format.</summary>
     /// <param name="path">The folder (or one of its split files).</param>
     /// <returns>The data set.</returns>
@@ -40,11 +96,13 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
             return ReadCsv(path, seed);
         }
 
-        string folder = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
-        if (!Directory.Exists(folder))
+        if (!File.Exists(path) && !Directory.Exists(path))
         {
-            throw new DirectoryNotFoundException($"data set '{path}' does not exist.");
+            // Never fall back to the parent folder: a typo would train on everything beside it.
+            throw new DirectoryNotFoundException($"data set '{path}' does not exist{NearestSibling(path)}.");
         }
+
+        string folder = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
 
         string? trainTsv = Directory.GetFiles(folder, "*_TRAIN.tsv").FirstOrDefault();
         if (trainTsv is not null)
@@ -117,7 +175,7 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
     private static LabeledDataSet ReadCsv(string path, int seed)
     {
         using var reader = new StreamReader(path);
-        string header = reader.ReadLine() ?? throw new InvalidDataException($"{path} is empty.");
+        string header = TextLines.ReadLine(reader, path, 1) ?? throw new InvalidDataException($"{path} is empty.");
         string[] names = header.Split(',');
         if (names.Length < 4 || !names[0].Trim().Equals("recording", StringComparison.OrdinalIgnoreCase) || !names[^1].Trim().Equals("label", StringComparison.OrdinalIgnoreCase))
         {
@@ -129,7 +187,7 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
         var seen = new HashSet<string>(StringComparer.Ordinal);
         int lineNumber = 1;
         string? line;
-        while ((line = reader.ReadLine()) is not null)
+        while ((line = TextLines.ReadLine(reader, path, lineNumber + 1)) is not null)
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line))
@@ -160,7 +218,7 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
 
             for (int c = 0; c < channels; c++)
             {
-                if (!float.TryParse(cells[2 + c], NumberStyles.Float, CultureInfo.InvariantCulture, out float v) || !float.IsFinite(v))
+                if (!TextLines.TryParseFloat(cells[2 + c], out float v) || !float.IsFinite(v))
                 {
                     throw new InvalidDataException($"{path}, line {lineNumber}, column '{names[2 + c]}': '{cells[2 + c]}' is not a finite number.");
                 }
@@ -210,10 +268,8 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
         }
 
         var rows = new List<(float[], int, string)>();
-        int lineNumber = 0;
-        foreach (string line in File.ReadLines(path))
+        foreach ((int lineNumber, string line) in TextLines.Read(path))
         {
-            lineNumber++;
             if (string.IsNullOrWhiteSpace(line))
             {
                 continue;
@@ -223,7 +279,7 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
             var values = new List<float>(cells.Length);
             for (int i = 1; i < cells.Length; i++)
             {
-                if (!float.TryParse(cells[i], NumberStyles.Float, CultureInfo.InvariantCulture, out float v))
+                if (!TextLines.TryParseFloat(cells[i], out float v))
                 {
                     throw new InvalidDataException($"{path}, line {lineNumber}, column {i + 1}: '{cells[i]}' is not a number.");
                 }
@@ -299,10 +355,8 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
         var rows = new List<(float[], int, string)>();
         channels = -1;
         bool data = false;
-        int lineNumber = 0;
-        foreach (string raw in File.ReadLines(path))
+        foreach ((int lineNumber, string raw) in TextLines.Read(path))
         {
-            lineNumber++;
             string line = raw.Trim();
             if (!data)
             {

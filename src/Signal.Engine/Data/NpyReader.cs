@@ -29,24 +29,52 @@ public static partial class NpyReader
     /// <returns>The recording.</returns>
     public static Recording ReadNpz(string path, string? key)
     {
-        using ZipArchive zip = ZipFile.OpenRead(path);
-        ZipArchiveEntry? entry = key is null
-            ? zip.Entries.FirstOrDefault(e => e.Name.EndsWith(".npy", StringComparison.Ordinal))
-            : zip.GetEntry(key + ".npy");
-        if (entry is null)
+        ZipArchive zip;
+        try
         {
-            string names = string.Join(", ", zip.Entries.Select(e => Path.GetFileNameWithoutExtension(e.Name)));
-            throw new InvalidDataException(key is null
-                ? $"'{path}' holds no .npy array."
-                : $"'{path}' has no array '{key}'; it holds: {names}.");
+            zip = ZipFile.OpenRead(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"'{path}' is not a readable .npz archive (truncated or damaged: {e.Message})", e);
         }
 
-        using Stream stream = entry.Open();
-        using var buffered = new MemoryStream();
-        stream.CopyTo(buffered);
-        buffered.Position = 0;
-        return Read(buffered, $"{path}:{entry.Name}", Path.GetFileNameWithoutExtension(entry.Name));
+        using (zip)
+        {
+            ZipArchiveEntry? entry = key is null
+                ? zip.Entries.FirstOrDefault(e => e.Name.EndsWith(".npy", StringComparison.Ordinal))
+                : zip.GetEntry(key + ".npy");
+            if (entry is null)
+            {
+                string names = string.Join(", ", zip.Entries.Select(e => Path.GetFileNameWithoutExtension(e.Name)));
+                throw new InvalidDataException(key is null
+                    ? $"'{path}' holds no .npy array."
+                    : $"'{path}' has no array '{key}'; it holds: {names}.");
+            }
+
+            string source = $"{path}:{entry.Name}";
+            if (entry.Length > MaxArrayBytes)
+            {
+                throw new InvalidDataException($"'{source}' unpacks to {entry.Length:N0} bytes; arrays of more than {MaxArrayBytes:N0} bytes are refused.");
+            }
+
+            try
+            {
+                using Stream stream = entry.Open();
+                using var buffered = new MemoryStream((int)entry.Length);
+                stream.CopyTo(buffered);
+                buffered.Position = 0;
+                return Read(buffered, source, Path.GetFileNameWithoutExtension(entry.Name));
+            }
+            catch (InvalidDataException e) when (!e.Message.Contains(source, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($"'{source}' is truncated or damaged: {e.Message}", e);
+            }
+        }
     }
+
+    /// <summary>The largest array read, in bytes of its data (1 GiB): a header cannot make the reader allocate more.</summary>
+    public const long MaxArrayBytes = 1L << 30;
 
     /// <summary>Reads a .npy array from a stream.</summary>
     /// <param name="stream">The stream, positioned at the magic string.</param>
@@ -65,29 +93,72 @@ public static partial class NpyReader
 
         byte major = reader.ReadByte();
         reader.ReadByte();
-        int headerLength = major == 1 ? reader.ReadUInt16() : (int)reader.ReadUInt32();
-        string header = Encoding.Latin1.GetString(reader.ReadBytes(headerLength));
+        if (major is < 1 or > 3)
+        {
+            throw new InvalidDataException($"'{source}' is .npy format version {major}; versions 1-3 are read.");
+        }
+
+        long headerLength = major == 1 ? reader.ReadUInt16() : reader.ReadUInt32();
+        if (headerLength > 1 << 20)
+        {
+            throw new InvalidDataException($"'{source}' has a .npy header of {headerLength:N0} bytes (more than 1 MiB: damaged).");
+        }
+
+        byte[] headerBytes = reader.ReadBytes((int)headerLength);
+        if (headerBytes.Length != headerLength)
+        {
+            throw new InvalidDataException($"'{source}' ends inside its .npy header.");
+        }
+
+        string header = Encoding.Latin1.GetString(headerBytes);
         string descr = Field(header, DescrPattern(), "descr", source);
         bool fortran = Field(header, FortranPattern(), "fortran_order", source) == "True";
-        int[] shape = [.. Field(header, ShapePattern(), "shape", source)
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
-        if (shape.Length is < 1 or > 2)
+        string shapeText = Field(header, ShapePattern(), "shape", source);
+        var dims = new List<long>();
+        foreach (string part in shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            throw new InvalidDataException($"'{source}' has shape ({string.Join(", ", shape)}); a recording is 1-D (samples) or 2-D (samples, channels).");
+            if (!long.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out long dim))
+            {
+                throw new InvalidDataException($"'{source}' has shape ({shapeText}): '{part}' is not a non-negative whole number.");
+            }
+
+            dims.Add(dim);
         }
 
-        int samples = shape[0], channels = shape.Length == 2 ? shape[1] : 1;
-        if (channels < 1)
+        if (dims.Count is < 1 or > 2)
         {
-            throw new InvalidDataException($"'{source}' has no channels (shape ({string.Join(", ", shape)})).");
+            throw new InvalidDataException($"'{source}' has shape ({shapeText}); a recording is 1-D (samples) or 2-D (samples, channels).");
         }
 
+        if (descr.Length < 3 || descr[0] is not ('<' or '>' or '|' or '=') || !int.TryParse(descr.AsSpan(2), NumberStyles.None, CultureInfo.InvariantCulture, out int size)
+            || (descr[1], size) is not (('f', 4) or ('f', 8) or ('i', 1) or ('u', 1) or ('i', 2) or ('u', 2) or ('i', 4) or ('i', 8)))
+        {
+            throw new InvalidDataException($"'{source}' has dtype '{descr}'; supported: f4, f8, i1, i2, i4, i8, u1, u2 (numbers, not objects or strings).");
+        }
+
+        long samplesLong = dims[0], channelsLong = dims.Count == 2 ? dims[1] : 1;
+        if (channelsLong < 1)
+        {
+            throw new InvalidDataException($"'{source}' has no channels (shape ({shapeText})).");
+        }
+
+        // Checked in this order so no product overflows: each dimension, then the element count, then the bytes.
+        if (samplesLong > Array.MaxLength || channelsLong > Array.MaxLength || samplesLong * channelsLong > Array.MaxLength
+            || samplesLong * channelsLong * size > MaxArrayBytes)
+        {
+            throw new InvalidDataException($"'{source}' has shape ({shapeText}) of dtype '{descr}': more than {MaxArrayBytes:N0} bytes of data are refused.");
+        }
+
+        if (stream.CanSeek && stream.Length - stream.Position < samplesLong * channelsLong * size)
+        {
+            throw new InvalidDataException($"'{source}' ends after {stream.Length - stream.Position:N0} of {samplesLong * channelsLong * size:N0} data bytes that shape ({shapeText}) needs.");
+        }
+
+        int samples = (int)samplesLong, channels = (int)channelsLong;
         bool bigEndian = descr[0] == '>';
         char kind = descr[1];
-        int size = int.Parse(descr.AsSpan(2), CultureInfo.InvariantCulture);
         long count = (long)samples * channels;
-        byte[] raw = reader.ReadBytes(checked((int)(count * size)));
+        byte[] raw = reader.ReadBytes((int)(count * size));
         if (raw.Length != count * size)
         {
             throw new InvalidDataException($"'{source}' ends after {raw.Length} of {count * size} data bytes.");
@@ -124,7 +195,7 @@ public static partial class NpyReader
         return m.Success ? m.Groups[1].Value : throw new InvalidDataException($"'{source}' has a .npy header without '{field}'.");
     }
 
-    [GeneratedRegex(@"'descr'\s*:\s*'([<>|=][a-z]\d+)'")]
+    [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")]
     private static partial Regex DescrPattern();
 
     [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")]

@@ -10,6 +10,16 @@ public sealed record Recording(float[] Samples, int Channels, IReadOnlyList<stri
     /// <summary>Multichannel samples in the recording.</summary>
     public int Length => Samples.Length / Channels;
 
+    /// <summary>For text recordings: the 1-based line of each sample in <see cref="Source"/>, so errors name it; else null.</summary>
+    public IReadOnlyList<int>? SourceLines { get; init; }
+
+    /// <summary>Where sample <paramref name="sample"/> is in the source: <c>line N</c> for text, <c>sample N</c> otherwise.</summary>
+    /// <param name="sample">The multichannel sample's index.</param>
+    /// <returns>The place, for messages.</returns>
+    public string Where(int sample) => SourceLines is { } lines && (uint)sample < (uint)lines.Count
+        ? "line " + lines[sample].ToString(System.Globalization.CultureInfo.InvariantCulture)
+        : "sample " + sample.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>
     /// Loads a recording by its extension: <c>.npy</c>, <c>.npz</c> (the array named <paramref name="key"/>, else the
     /// first one) or CSV (<c>.csv</c>, <c>.txt</c>, <c>.tsv</c>: one column per channel, optional header).
