@@ -482,6 +482,45 @@ public sealed class InfluxTests
     }
 
     [Fact]
+    public void A_fully_replayed_spool_leaves_no_segment_on_disk_and_a_restart_replays_nothing()
+    {
+        string folder = Directory.CreateTempSubdirectory("signal-spool-replayed-").FullName;
+        using (var spool = new DiskSpool(folder, 1 << 20, SpoolSync.Never))
+        {
+            for (int b = 0; b < 3; b++)
+            {
+                using var batch = new LineBatch(1024);
+                LineProtocol.Write(batch, "m", [], [Field.Of("value", (double)b)], s_t0 + b);
+                batch.EndPoint();
+                spool.Append(batch, out _);
+            }
+
+            Assert.True(spool.Bytes > 0);
+            int replayed = 0;
+            while (spool.TryPeek(out LineBatch? batch))
+            {
+                using (batch)
+                {
+                    replayed += batch!.Count;
+                    spool.Commit(batch.Count);
+                }
+            }
+
+            Assert.Equal(3, replayed);
+            Assert.Equal((0L, 0L), (spool.Points, spool.Bytes));
+            Assert.Empty(Directory.GetFiles(folder, "*", SearchOption.AllDirectories));
+        }
+
+        using (var again = new DiskSpool(folder, 1 << 20, SpoolSync.Never))
+        {
+            Assert.True(again.IsEmpty);
+            Assert.False(again.TryPeek(out _));
+        }
+
+        Directory.Delete(folder, recursive: true);
+    }
+
+    [Fact]
     public async Task A_file_url_appends_the_line_protocol_to_that_file()
     {
         string path = Path.Combine(Directory.CreateTempSubdirectory("signal-lp-").FullName, "points.lp");

@@ -94,17 +94,21 @@ internal sealed partial class EdgeDaemon : BackgroundService
     /// <summary>True while the message loop runs and has not failed.</summary>
     public bool IsAlive => _running && _fault is null;
 
-    /// <summary>The checks behind <c>/readyz</c>: models loaded and running, broker connected, storage writable.</summary>
+    /// <summary>
+    /// The checks behind <c>/readyz</c>: models loaded and running, broker connected with every subscription granted,
+    /// storage writable.
+    /// </summary>
     public (bool Ready, bool Running, bool Broker, bool Storage, string? StorageProblem) Readiness()
     {
         bool storage = Influx?.IsWritable ?? true;
-        bool ready = IsAlive && Connection.IsConnected && storage;
+        bool broker = Connection.IsConnected && Connection.SubscriptionProblem is null;
+        bool ready = IsAlive && broker && storage;
         if (ready && SecondsToReady is null)
         {
             SecondsToReady = (DateTimeOffset.UtcNow - StartedAt).TotalSeconds;
         }
 
-        return (ready, IsAlive, Connection.IsConnected, storage, Influx?.Problem);
+        return (ready, IsAlive, broker, storage, Influx?.Problem ?? Connection.SubscriptionProblem);
     }
 
     /// <summary>Completes when the loop has stopped and everything is flushed and checkpointed.</summary>

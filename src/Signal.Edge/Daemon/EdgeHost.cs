@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -190,9 +191,40 @@ internal static partial class EdgeHost
             c.Response.ContentType = PrometheusWriter.ContentType;
             return c.Response.WriteAsync(EdgeMetrics.Render(daemon));
         });
-        app.MapGet("/api/streams", (HttpContext c) => c.Response.WriteAsJsonAsync(daemon.Board.Snapshot(), s_json));
+        app.MapGet("/api/streams", (HttpContext c) =>
+        {
+            // Paged (?offset=&limit=, at most http.maxStreamsPerResponse): 10,000 streams must not cost one response each.
+            int offset = int.TryParse(c.Request.Query["offset"], NumberStyles.None, CultureInfo.InvariantCulture, out int o) ? o : 0;
+            int limit = int.TryParse(c.Request.Query["limit"], NumberStyles.None, CultureInfo.InvariantCulture, out int l) ? Math.Min(l, settings.Http.MaxStreamsPerResponse) : settings.Http.MaxStreamsPerResponse;
+            IReadOnlyList<StreamView> page = daemon.Board.Snapshot(offset, limit, out int total);
+            c.Response.Headers["X-Total-Count"] = total.ToString(CultureInfo.InvariantCulture);
+            return c.Response.WriteAsJsonAsync(page, s_json);
+        });
         app.MapGet("/api/health", (HttpContext c) => c.Response.WriteAsJsonAsync(Health(daemon), s_json));
+        var snapshots = new SnapshotCache(daemon, settings.Http.EventInterval, settings.Http.MaxStreamsPerResponse);
+        int eventClients = 0;
         app.MapGet("/api/events", async (HttpContext c) =>
+        {
+            if (Interlocked.Increment(ref eventClients) > settings.Http.MaxEventClients)
+            {
+                Interlocked.Decrement(ref eventClients);
+                c.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                c.Response.Headers.RetryAfter = "10";
+                await c.Response.WriteAsync($"503: {settings.Http.MaxEventClients} event streams are open already (http.maxEventClients).\n").ConfigureAwait(false);
+                return;
+            }
+
+            try
+            {
+                await Events(c).ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref eventClients);
+            }
+        });
+
+        async Task Events(HttpContext c)
         {
             c.Response.ContentType = "text/event-stream";
             c.Response.Headers.CacheControl = "no-cache";
@@ -204,8 +236,8 @@ internal static partial class EdgeHost
             {
                 do
                 {
-                    string json = JsonSerializer.Serialize(new { health = Health(daemon), streams = daemon.Board.Snapshot() }, s_json);
-                    await c.Response.WriteAsync("event: snapshot\ndata: " + json + "\n\n", aborted).ConfigureAwait(false);
+                    // One serialisation per interval, shared by every client.
+                    await c.Response.Body.WriteAsync(snapshots.Current(), aborted).ConfigureAwait(false);
                     await c.Response.Body.FlushAsync(aborted).ConfigureAwait(false);
                 }
                 while (await timer.WaitForNextTickAsync(aborted).ConfigureAwait(false));
@@ -213,13 +245,37 @@ internal static partial class EdgeHost
             catch (OperationCanceledException)
             {
             }
-        });
+        }
         app.MapGet("/", (HttpContext c) =>
         {
             c.Response.ContentType = "text/html; charset=utf-8";
             c.Response.Headers.ContentSecurityPolicy = "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'";
             return c.Response.Body.WriteAsync(DashboardPage.Html).AsTask();
         });
+    }
+
+    /// <summary>The dashboard's event, serialised at most once per interval however many clients read it.</summary>
+    private sealed class SnapshotCache(EdgeDaemon daemon, TimeSpan interval, int maxStreams)
+    {
+        private readonly Lock _gate = new();
+        private byte[] _event = [];
+        private long _madeAt = long.MinValue;
+
+        public byte[] Current()
+        {
+            lock (_gate)
+            {
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(_madeAt) >= interval * 0.9 || _madeAt == long.MinValue)
+                {
+                    IReadOnlyList<StreamView> streams = daemon.Board.Snapshot(0, maxStreams, out int total);
+                    string json = JsonSerializer.Serialize(new { health = Health(daemon), streams_total = total, streams }, s_json);
+                    _event = Encoding.UTF8.GetBytes("event: snapshot\ndata: " + json + "\n\n");
+                    _madeAt = System.Diagnostics.Stopwatch.GetTimestamp();
+                }
+
+                return _event;
+            }
+        }
     }
 
     private static object Health(EdgeDaemon daemon)

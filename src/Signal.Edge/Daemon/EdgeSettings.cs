@@ -213,6 +213,11 @@ internal sealed class EdgeSettings
             throw new ArgumentException($"qos: {Qos} is not 0, 1 or 2.");
         }
 
+        if (Topic is not null && MqttTopics.FilterProblem(Topic) is { } topicProblem)
+        {
+            throw new ArgumentException($"topic: '{Topic}' is not a valid MQTT topic filter: {topicProblem}.");
+        }
+
         Engine.Validate();
         Publish.Validate();
         Influx?.Validate();
@@ -274,6 +279,12 @@ internal sealed class HttpSettings
     /// <summary>How often the dashboard's event stream sends a snapshot.</summary>
     public TimeSpan EventInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>The most dashboard event streams (<c>/api/events</c>) open at once; more are answered 503. Default 8.</summary>
+    public int MaxEventClients { get; set; } = 8;
+
+    /// <summary>The most streams in one <c>/api/streams</c> page (<c>?limit=</c>) and in each event snapshot. Default 1,000.</summary>
+    public int MaxStreamsPerResponse { get; set; } = 1000;
+
     /// <summary>False when <see cref="Address"/> is <c>none</c>.</summary>
     public bool Enabled => !string.Equals(Address, "none", StringComparison.OrdinalIgnoreCase);
 
@@ -304,6 +315,16 @@ internal sealed class HttpSettings
             throw new ArgumentException($"http:eventInterval: {EventInterval} is below 50 ms.");
         }
 
+        if (MaxEventClients is < 0 or > 10_000)
+        {
+            throw new ArgumentException($"http:maxEventClients: {MaxEventClients} is not between 0 and 10,000.");
+        }
+
+        if (MaxStreamsPerResponse is < 1 or > 1_000_000)
+        {
+            throw new ArgumentException($"http:maxStreamsPerResponse: {MaxStreamsPerResponse} is not between 1 and 1,000,000.");
+        }
+
         if (Token is { Length: < 16 })
         {
             throw new ArgumentException("http:token: a token must have at least 16 characters.");
@@ -326,6 +347,22 @@ internal sealed class StateSettings
         if (CheckpointInterval < TimeSpan.Zero)
         {
             throw new ArgumentException($"state:checkpointInterval: {CheckpointInterval} is negative.");
+        }
+
+        if (Folder is not null)
+        {
+            // Found now, not at the first checkpoint or at shutdown: a folder that cannot be written loses every state.
+            try
+            {
+                Directory.CreateDirectory(Folder);
+                string probe = Path.Combine(Folder, $".write-test-{Environment.ProcessId}");
+                File.WriteAllBytes(probe, []);
+                File.Delete(probe);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+            {
+                throw new ArgumentException($"state:folder: '{Folder}' cannot be created or written ({e.Message}); checkpoints go there.", e);
+            }
         }
     }
 }

@@ -105,19 +105,40 @@ internal sealed class StreamBoard
     }
 
     /// <summary>A copy of every stream's view, ordered by model and stream id.</summary>
-    public IReadOnlyList<StreamView> Snapshot()
+    public IReadOnlyList<StreamView> Snapshot() => Snapshot(0, int.MaxValue, out _);
+
+    /// <summary>
+    /// A page of the streams' views, ordered by model and stream id: only the page's views are built, so a request
+    /// costs its page, not the whole board.
+    /// </summary>
+    /// <param name="offset">Streams to skip.</param>
+    /// <param name="limit">The most streams returned.</param>
+    /// <param name="total">Streams on the board.</param>
+    public IReadOnlyList<StreamView> Snapshot(int offset, int limit, out int total)
     {
-        var views = new List<StreamView>(_streams.Count);
-        foreach (((string model, string stream), Entry e) in _streams)
+        var keys = new List<(string Model, string Stream)>(_streams.Count);
+        foreach (KeyValuePair<(string, string), Entry> pair in _streams)
         {
+            keys.Add(pair.Key);
+        }
+
+        total = keys.Count;
+        keys.Sort((a, b) => (string.CompareOrdinal(a.Model, b.Model) * 2) + Math.Sign(string.CompareOrdinal(a.Stream, b.Stream)));
+        var views = new List<StreamView>(Math.Clamp(keys.Count - offset, 0, limit));
+        for (int i = Math.Max(0, offset); i < keys.Count && views.Count < limit; i++)
+        {
+            if (!_streams.TryGetValue(keys[i], out Entry? e))
+            {
+                continue; // evicted meanwhile
+            }
+
             lock (e)
             {
-                views.Add(new StreamView(model, stream, e.Label, e.Confidence, Finite(e.Score), Finite(e.Threshold), e.ScoreKind, e.Steps,
+                views.Add(new StreamView(keys[i].Model, keys[i].Stream, e.Label, e.Confidence, Finite(e.Score), Finite(e.Threshold), e.ScoreKind, e.Steps,
                     e.LastSeen, e.LastStepNs, [.. e.Alerts.Values], [.. e.Recent()], e.TopFeature));
             }
         }
 
-        views.Sort((a, b) => (string.CompareOrdinal(a.Model, b.Model) * 2) + Math.Sign(string.CompareOrdinal(a.Stream, b.Stream)));
         return views;
     }
 

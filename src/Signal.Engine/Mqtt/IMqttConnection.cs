@@ -12,6 +12,12 @@ public interface IMqttConnection : IAsyncDisposable
     /// <summary>True while a session with the broker is established (CONNACK received, not yet lost).</summary>
     bool IsConnected { get; }
 
+    /// <summary>
+    /// Why the broker refused a subscription (a failed SUBACK: not authorised, or a filter it does not take), or null
+    /// while every subscription is granted. A daemon with a refused subscription is not ready.
+    /// </summary>
+    string? SubscriptionProblem => null;
+
     /// <summary>True while intake is paused because the consumer holds <see cref="MqttOptions.ReceiveCapacity"/> unread messages.</summary>
     bool IsPaused { get; }
 

@@ -44,6 +44,8 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     private readonly Channel<MqttMessage> _received = Channel.CreateUnbounded<MqttMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly Lock _subscriptionsLock = new();
     private readonly Dictionary<string, int> _subscriptions = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, string> _pendingSubscriptions = [];
+    private volatile string? _subscriptionProblem;
     private readonly TaskCompletionSource _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _wake;
     private Thread? _thread;
@@ -111,6 +113,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         LibMosquitto.ConnectCallbackSet(_handle, &OnConnect);
         LibMosquitto.DisconnectCallbackSet(_handle, &OnDisconnect);
         LibMosquitto.MessageCallbackSet(_handle, &OnMessage);
+        LibMosquitto.SubscribeCallbackSet(_handle, &OnSubscribe);
     }
 
     /// <inheritdoc/>
@@ -118,6 +121,9 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
 
     /// <inheritdoc/>
     public bool IsPaused => _paused;
+
+    /// <inheritdoc/>
+    public string? SubscriptionProblem => _subscriptionProblem;
 
     /// <inheritdoc/>
     public MqttCounters Counters { get; } = new();
@@ -164,6 +170,11 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     public void Subscribe(string pattern, int qos)
     {
         ArgumentException.ThrowIfNullOrEmpty(pattern);
+        if (MqttTopics.FilterProblem(pattern) is { } problem)
+        {
+            throw new ArgumentException($"mqtt: cannot subscribe to '{pattern}': {problem}.", nameof(pattern));
+        }
+
         ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)qos, 2u, nameof(qos));
         lock (_subscriptionsLock)
         {
@@ -172,7 +183,12 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
 
         if (_connected)
         {
-            Check(LibMosquitto.Subscribe(_handle, out _, pattern, qos), "subscribe " + pattern);
+            Check(LibMosquitto.Subscribe(_handle, out int mid, pattern, qos), "subscribe " + pattern);
+            lock (_subscriptionsLock)
+            {
+                _pendingSubscriptions[mid] = pattern;
+            }
+
             Wake();
         }
     }
@@ -513,12 +529,21 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
             subscriptions = [.. _subscriptions];
         }
 
+        _subscriptionProblem = null;
         foreach ((string pattern, int qos) in subscriptions)
         {
-            int rc = LibMosquitto.Subscribe(_handle, out _, pattern, qos);
+            int rc = LibMosquitto.Subscribe(_handle, out int mid, pattern, qos);
             if (rc != LibMosquitto.Success)
             {
+                _subscriptionProblem = $"subscribing to '{pattern}' failed: {LibMosquitto.ErrorText(rc)}";
                 LogSubscribeFailed(_logger, pattern, LibMosquitto.ErrorText(rc));
+            }
+            else
+            {
+                lock (_subscriptionsLock)
+                {
+                    _pendingSubscriptions[mid] = pattern;
+                }
             }
         }
 
@@ -548,6 +573,38 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         {
             _paused = true;
             Interlocked.Increment(ref Counters._pauses);
+        }
+    }
+
+    private unsafe void HandleSubscribe(int mid, int count, int* granted)
+    {
+        string? pattern;
+        lock (_subscriptionsLock)
+        {
+            _pendingSubscriptions.Remove(mid, out pattern);
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            // 0x80 (MQTT 3.1.1) and every MQTT 5 reason code from 0x80 up are refusals.
+            if (granted[i] >= 0x80)
+            {
+                _subscriptionProblem = $"the broker refused the subscription to '{pattern ?? "?"}' (SUBACK 0x{granted[i]:x2}: not authorised, or a filter it does not accept)";
+                LogSubscribeFailed(_logger, pattern ?? "?", $"SUBACK 0x{granted[i]:x2}");
+            }
+        }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnSubscribe(nint mosq, nint userData, int mid, int count, int* granted)
+    {
+        try
+        {
+            From(userData)?.HandleSubscribe(mid, count, granted);
+        }
+        catch (Exception e)
+        {
+            Trace.TraceError("mqtt subscribe callback: " + e);
         }
     }
 

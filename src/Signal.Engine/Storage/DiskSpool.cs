@@ -216,6 +216,19 @@ internal sealed partial class DiskSpool : IDisposable
                 lane.ReadOffset += lane.PeekLength;
                 lane.ReadPoints += points;
                 lane.PeekLength = 0;
+                if (lane.ReadSegment is { } segment && lane.ReadOffset >= segment.Bytes)
+                {
+                    // Fully replayed: gone from disk and from the gauges now, so a restart does not replay it again
+                    // (the segment being written is closed; the next append starts a new one).
+                    if (segment == lane.Current)
+                    {
+                        lane.CloseWriter();
+                    }
+
+                    lane.Forget(segment);
+                    File.Delete(segment.Path);
+                }
+
                 return;
             }
         }
