@@ -23,16 +23,12 @@ public sealed class KernelTests(ITestOutputHelper output)
         Assert.True(K.IsSupported(K.Best));
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(VectorPaths))]
     public void Products_equal_the_scalar_path_for_every_output_count_and_odd_input_counts(string pathName)
     {
         KernelPath path = Enum.Parse<KernelPath>(pathName);
-        if (!K.IsSupported(path))
-        {
-            output.WriteLine($"{path} is not supported here; skipped (the scalar run covers this machine).");
-            return;
-        }
+        Skip.IfNot(K.IsSupported(path), $"{path} is not supported here (the scalar run covers this machine).");
 
         var random = new Random(7);
         foreach (int rows in new[] { 1, 5, 6, 13 })
@@ -52,15 +48,12 @@ public sealed class KernelTests(ITestOutputHelper output)
         }
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(VectorPaths))]
     public void Fused_gates_equal_the_scalar_path_for_every_hidden_size(string pathName)
     {
         KernelPath path = Enum.Parse<KernelPath>(pathName);
-        if (!K.IsSupported(path))
-        {
-            return;
-        }
+        Skip.IfNot(K.IsSupported(path), $"{path} is not supported here (the scalar run covers this machine).");
 
         var random = new Random(11);
         for (int h = 0; h <= 256; h++)
