@@ -40,7 +40,7 @@ public sealed class DeploymentTests
         Assert.Equal("json", settings.Logging.Format);
 
         string[] unit = File.ReadAllLines(Deployed("signal-edge.service"));
-        foreach (string line in new[] { "User=signal", "ProtectSystem=strict", "StateDirectory=signal-edge", "NoNewPrivileges=yes", "ProtectHome=yes", "PrivateTmp=yes", "KillSignal=SIGTERM", "ExecReload=/bin/kill -HUP $MAINPID" })
+        foreach (string line in new[] { "User=signal", "ProtectSystem=strict", "StateDirectory=signal-edge", "NoNewPrivileges=yes", "ProtectHome=yes", "PrivateTmp=yes", "KillSignal=SIGTERM", "ExecReload=/bin/kill -HUP $MAINPID", "Type=notify", "NotifyAccess=main", "WatchdogSec=30" })
         {
             Assert.Contains(line, unit);
         }

@@ -96,6 +96,13 @@ internal sealed partial class EdgeProcess : IDisposable
     /// <summary>Sends SIGHUP (what <c>systemctl reload</c> sends).</summary>
     public void HangUp() => Assert.Equal(0, Kill(_process.Id, 1));
 
+    /// <summary>Sends SIGKILL (a crash, an OOM kill, a power cut of the process) and waits for the process to end.</summary>
+    public void Kill()
+    {
+        Assert.Equal(0, Kill(_process.Id, 9));
+        _process.WaitForExit();
+    }
+
     /// <summary>Sends SIGTERM (what systemd sends) and waits for the exit code.</summary>
     public int Terminate(TimeSpan timeout)
     {

@@ -171,6 +171,8 @@ internal sealed partial class EdgeDaemon : BackgroundService
         _running = true;
         _ = ConnectAsync(stop);
         using var summary = new Timer(_ => Summary(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
+        TimeSpan tick = _systemd.WatchdogInterval is { } watchdog ? TimeSpan.FromTicks(Math.Min(watchdog.Ticks / 3, TimeSpan.TicksPerSecond)) : TimeSpan.FromSeconds(1);
+        using var notify = _systemd.Enabled ? new Timer(_ => NotifySystemd(), null, TimeSpan.Zero, tick) : null;
         using var trim = new Timer(_ => TrimWhenIdle(), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
         using var checkpoints = folder is not null && _settings.State.CheckpointInterval > TimeSpan.Zero
             ? new Timer(_ => CheckpointAll(folder, "periodic"), null, _settings.State.CheckpointInterval, _settings.State.CheckpointInterval)
@@ -182,6 +184,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
     /// <summary>Routes one message to its model (or skips our own results) and times it.</summary>
     private void Take(in MqttMessage message)
     {
+        Interlocked.Increment(ref _taken);
         if (message.Topic.StartsWith(_settings.Publish.Prefix, StringComparison.Ordinal))
         {
             // Our own results, when the subscription is as wide as '#': not sensor data.
@@ -215,6 +218,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
     {
         var clock = Stopwatch.StartNew();
         _shuttingDown = true;
+        _systemd.Notify("STOPPING=1\nSTATUS=draining, flushing storage and checkpointing");
         _hangup?.Dispose();
         foreach (FileSystemWatcher w in _watchers)
         {
@@ -302,6 +306,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
 
     private void FlushAll()
     {
+        Interlocked.Increment(ref _flushes); // the loop's own heartbeat: it ran
         foreach (ModelSlot slot in Slots)
         {
             lock (slot.Gate)
@@ -384,6 +389,34 @@ internal sealed partial class EdgeDaemon : BackgroundService
         }
     }
 
+    private readonly SystemdNotifier _systemd = new();
+    private long _taken, _flushes, _progressAtLastTick = -1, _queuedAtLastTick;
+    private bool _readySent;
+
+    /// <summary>
+    /// systemd: READY=1 once the daemon is first ready (broker connected, subscriptions granted, storage writable);
+    /// WATCHDOG=1 while the message loop makes progress. The loop is stalled when messages wait for it and it took none
+    /// since the last tick; an idle loop with nothing waiting is healthy. systemd restarts a stalled daemon.
+    /// </summary>
+    private void NotifySystemd()
+    {
+        if (!_readySent && Readiness().Ready)
+        {
+            _readySent = _systemd.Notify($"READY=1\nSTATUS=ready: {Slots.Count} model(s), subscribed");
+        }
+
+        long taken = Interlocked.Read(ref _taken), progress = taken + Interlocked.Read(ref _flushes);
+        MqttCounters c = Connection.Counters;
+        long waiting = c.Received - c.Qos0Dropped - taken;
+        bool stalled = progress == _progressAtLastTick && waiting > 0 && _queuedAtLastTick > 0;
+        _progressAtLastTick = progress;
+        _queuedAtLastTick = waiting;
+        if (IsAlive && !stalled && _systemd.WatchdogInterval is not null)
+        {
+            _systemd.Notify("WATCHDOG=1");
+        }
+    }
+
     private long _lastSteps, _trimSeen = -1, _trims;
     private bool _trimDue;
 
@@ -428,6 +461,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
     /// <inheritdoc/>
     public override void Dispose()
     {
+        _systemd.Dispose();
         lock (_debounce)
         {
             foreach (Timer t in _debounce.Values)

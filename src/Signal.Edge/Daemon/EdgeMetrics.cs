@@ -30,6 +30,7 @@ internal static class EdgeMetrics
             w.Counter("signal_steps_total", "Stream steps run, per model.", c.Steps, model);
             w.Counter("signal_batches_total", "Batched steps run, per model.", c.Batches, model);
             w.Counter("signal_duplicates_total", "Redelivered messages dropped by sequence number, per model.", c.Duplicates, model);
+            w.Counter("signal_restore_gaps_total", "Streams restored from a checkpoint whose next message jumped forward (what a crash lost); they continued with their state.", c.RestoreGaps, model);
             w.Counter("signal_alert_changes_total", "Alert raises and clears, per model.", c.Alerts, model);
             w.Gauge("signal_streams", "Streams held, per model.", slot.Engine.StreamCount, model);
             foreach ((string reason, long n) in c.Rejected)
@@ -61,6 +62,7 @@ internal static class EdgeMetrics
         daemon.MessageLatency.Write(w, "signal_message_latency_seconds", "Arrival of a message to the end of its processing, the steps it completed included.");
         w.Counter("signal_drops_total", "Data dropped, by reason.", daemon.Connection.Counters.Qos0Dropped, ("reason", "mqtt_qos0_overflow"));
         w.Counter("signal_drops_total", string.Empty, daemon.Slots.Sum(s => s.PublisherDropped), ("reason", "result_publisher"));
+        w.Counter("signal_internal_errors_total", "Messages whose processing failed outside the engines' own containment (the loop went on).", daemon.InternalErrors);
         w.Counter("signal_unrouted_total", "Messages whose topic no model's template matched (also counted by the first model as rejected topic_mismatch).", daemon.Unrouted);
         w.Counter("signal_ignored_total", "Messages skipped on purpose: the daemon's own results under the publish prefix.", daemon.OwnResults, ("reason", "own_results"));
         w.Counter("signal_drops_total", string.Empty, daemon.Slots.Sum(s => s.Engine.Counters.RejectedTotal), ("reason", "rejected_input"));
