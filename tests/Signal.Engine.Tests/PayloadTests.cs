@@ -62,7 +62,7 @@ public sealed class PayloadTests
         Assert.Equal(100, p.Rate, 6);
         Assert.Equal(1_320_067_464_000_000_000L, p.TimestampNs);
         Assert.Contains("string, boolean or data", Error("""[{"n": "door", "vs": "open"}]"""u8), StringComparison.Ordinal);
-        Assert.Contains("do not all have", Error("""[{"n": "x", "v": 1}, {"n": "y", "v": 1}, {"n": "x", "v": 2}]"""u8), StringComparison.Ordinal);
+        Assert.Contains("every name needs one record per sample", Error("""[{"n": "x", "v": 1}, {"n": "y", "v": 1}, {"n": "x", "v": 2}]"""u8), StringComparison.Ordinal);
     }
 
     [Fact]

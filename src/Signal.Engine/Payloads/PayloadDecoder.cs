@@ -504,19 +504,25 @@ public sealed class PayloadDecoder
             return Fail("senml: no record with a numeric value", out error);
         }
 
-        int samples = 0;
+        Span<int> seen = width <= 256 ? stackalloc int[width] : new int[width];
+        seen.Clear();
         for (int i = 0; i < _senmlName.Count; i++)
         {
-            samples += _senmlName[i] == 0 ? 1 : 0;
+            seen[_senmlName[i]]++;
         }
 
-        if (samples * width != used)
+        int samples = seen[0];
+        for (int c = 1; c < width; c++)
         {
-            return Fail($"senml: the {width} names do not all have {samples} records", out error);
+            // Every name the same count (a total that merely adds up is not enough: 2 + 3 + 1 + 2 = 4 × 2).
+            if (seen[c] != samples)
+            {
+                return Fail($"senml: name '{_result.ChannelNames[c]}' has {seen[c]} records, '{_result.ChannelNames[0]}' has {samples}; every name needs one record per sample", out error);
+            }
         }
 
+        seen.Clear();
         Span<float> values = _result.Reserve(used);
-        Span<int> seen = width <= 256 ? stackalloc int[width] : new int[width];
         (double Base, double Offset) firstTime = (double.NaN, 0), secondTime = (double.NaN, 0);
         for (int i = 0; i < used; i++)
         {
