@@ -57,6 +57,8 @@ internal sealed partial class ModelSlot : IAsyncDisposable
     /// <summary>This model's topics.</summary>
     public TopicTemplate Template { get; }
 
+    private readonly Signal.Engine.LogLimiter _storageLog = new();
+
     /// <summary>Held while a message is processed or the engine is swapped.</summary>
     public Lock Gate { get; } = new();
 
@@ -212,7 +214,14 @@ internal sealed partial class ModelSlot : IAsyncDisposable
     private (ResultPublisher, InfluxSink?, IDisposable, IDisposable, IDisposable) Attach(SignalEngine engine)
     {
         var publisher = new ResultPublisher(engine, _connection, _publish);
-        InfluxSink? sink = _influx is null ? null : new InfluxSink(engine, _influx, e => LogStorageError(_logger, Name, e.Message));
+        InfluxSink? sink = _influx is null ? null : new InfluxSink(engine, _influx, e =>
+        {
+            // A stream id that cannot be stored fails on every point: a few lines a minute, then a count.
+            if (_storageLog.ShouldLog("storage", Environment.TickCount64 * TimeSpan.TicksPerMillisecond, out long suppressed))
+            {
+                LogStorageError(_logger, Name, e.Message, suppressed);
+            }
+        });
         IDisposable follow = _board.Follow(Name, engine);
         IObservable<long> times = engine.Model.Labels.Count > 0
             ? System.Reactive.Linq.Observable.Select(engine.Classifications, c => c.TimestampNs)
@@ -262,6 +271,6 @@ internal sealed partial class ModelSlot : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "checkpoint {Path} is damaged and was set aside as .corrupt; streams start afresh: {Problem}")]
     private static partial void LogCorruptCheckpoint(ILogger logger, string path, string problem);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model}: a result could not be stored: {Problem}")]
-    private static partial void LogStorageError(ILogger logger, string model, string problem);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model}: a result could not be stored: {Problem} ({Suppressed} more such errors in the last minute were not logged)")]
+    private static partial void LogStorageError(ILogger logger, string model, string problem, long suppressed);
 }
