@@ -75,4 +75,22 @@ public sealed class LiveCommandTests
         Assert.Equal(0, paced.GetProperty("latency_unmatched").GetInt64());
         Assert.InRange(paced.GetProperty("p50_ms").GetDouble(), 0.001, 1000);
     }
+
+    [Fact]
+    public void Run_refuses_an_invalid_topic_filter_and_an_unwritable_state_folder_before_starting()
+    {
+        // Console-capturing, so here in the "console" collection rather than beside the daemon process tests.
+        string folder = Directory.CreateTempSubdirectory("signal-refuse-").FullName;
+        string model = Path.Combine(folder, "bearing.sigm");
+        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        string config = Path.Combine(folder, "edge.json");
+        File.WriteAllText(config, $$"""{ "models": [ { "path": "{{model}}" } ], "http": { "address": "none" } }""");
+        (int code, string error) = Cli.Fails("run", "--config", config, "--topic", "sensors/#/x");
+        Assert.Equal(1, code);
+        Assert.Contains("topic: 'sensors/#/x' is not a valid MQTT topic filter: '#' must be a whole level and the last one", error, StringComparison.Ordinal);
+        (code, error) = Cli.Fails("run", "--config", config, "--state", "/proc/nope");
+        Assert.Equal(1, code);
+        Assert.Contains("state:folder: '/proc/nope' cannot be created or written", error, StringComparison.Ordinal);
+        Directory.Delete(folder, recursive: true);
+    }
 }
