@@ -129,7 +129,7 @@ internal sealed class EdgeSettings
             System.Reflection.PropertyInfo? property = properties.FirstOrDefault(p => string.Equals(p.Name, section.Key, StringComparison.OrdinalIgnoreCase));
             if (property is null)
             {
-                string nearest = properties.Where(p => p.CanWrite).MinBy(p => Distance(p.Name.ToLowerInvariant(), section.Key.ToLowerInvariant()))?.Name ?? "?";
+                string nearest = properties.Where(p => p.CanWrite).MinBy(p => Signal.Engine.EditDistance.Between(p.Name.ToLowerInvariant(), section.Key.ToLowerInvariant()))?.Name ?? "?";
                 throw new ArgumentException($"config: '{section.Path}' is not a setting (did you mean '{char.ToLowerInvariant(nearest[0])}{nearest[1..]}'?).");
             }
 
@@ -155,30 +155,6 @@ internal sealed class EdgeSettings
 
             CheckKeys(children, target);
         }
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++)
-        {
-            d[i, 0] = i;
-        }
-
-        for (int j = 0; j <= b.Length; j++)
-        {
-            d[0, j] = j;
-        }
-
-        for (int i = 1; i <= a.Length; i++)
-        {
-            for (int j = 1; j <= b.Length; j++)
-            {
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            }
-        }
-
-        return d[a.Length, b.Length];
     }
 
     /// <summary>The models to run, with the shorthand <see cref="Model"/> folded in.</summary>

@@ -44,7 +44,7 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
             foreach (string entry in Directory.EnumerateFileSystemEntries(parent).Take(10_000))
             {
                 string candidate = Path.GetFileName(entry);
-                int d = Distance(name, candidate);
+                int d = EditDistance.Between(name, candidate);
                 if (d < bestDistance)
                 {
                     (best, bestDistance) = (entry, d);
@@ -57,29 +57,6 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
         }
 
         return best is not null && bestDistance <= Math.Max(2, name.Length / 3) ? $" (did you mean '{best}'?)" : string.Empty;
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var row = new int[b.Length + 1];
-        for (int j = 0; j <= b.Length; j++)
-        {
-            row[j] = j;
-        }
-
-        for (int i = 1; i <= a.Length; i++)
-        {
-            int diagonal = row[0];
-            row[0] = i;
-            for (int j = 1; j <= b.Length; j++)
-            {
-                int above = row[j];
-                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
-                diagonal = above;
-            }
-        }
-
-        return row[b.Length];
     }
 
     /// <summary>Loads a data set folder, detecting its format.</summary>
