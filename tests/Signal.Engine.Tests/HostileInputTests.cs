@@ -92,6 +92,33 @@ public sealed class HostileInputTests
         engine.Flush();
         Assert.Equal((3, 1), (seen, thrown));
         Assert.Equal(1, engine.Counters.Rejected["internal_error"]);
+        Assert.Equal(1, engine.Counters.InternalErrors);
+        Assert.Equal(1, engine.Counters.Resets["internal_error"]); // the stream of the failed batch, once
+    }
+
+    [Fact]
+    public void An_exception_on_the_batching_timer_is_contained_and_the_streams_of_its_batch_start_afresh()
+    {
+        // Before, this exception escaped on a timer thread and ended the process.
+        var clock = new System.Reactive.Concurrency.HistoricalScheduler(new DateTimeOffset(2026, 11, 30, 0, 0, 0, TimeSpan.Zero));
+        using var engine = new SignalEngine(TestModels.Raw(3), new EngineOptions { MaxBatch = 8, MaxWait = TimeSpan.FromMilliseconds(10) }, clock);
+        int thrown = 0, seen = 0;
+        using IDisposable counter = engine.Classifications.Subscribe(_ => seen++);
+        using IDisposable failing = engine.Classifications.Subscribe(_ =>
+        {
+            thrown++;
+            throw new InvalidOperationException("observer defect");
+        });
+        engine.Process("sensors/a/vib", TestModels.Binary(0, 1, 0, 3, [1f, 2f, 3f]));
+        engine.Process("sensors/b/vib", TestModels.Binary(0, 1, 0, 3, [1f, 2f, 3f]));
+        clock.AdvanceBy(TimeSpan.FromMilliseconds(10)); // the timer steps a and b; the first result throws
+        Assert.Equal((1, 1), (seen, thrown));
+        Assert.Equal(1, engine.Counters.InternalErrors);
+        Assert.Equal(2, engine.Counters.Resets["internal_error"]);
+        Assert.False(engine.Counters.Rejected.ContainsKey("internal_error")); // no message was refused
+        engine.Process("sensors/a/vib", TestModels.Binary(1, 2, 0, 3, [1f, 2f, 3f]));
+        clock.AdvanceBy(TimeSpan.FromMilliseconds(10));
+        Assert.Equal(2, seen);
     }
 
     [Fact]

@@ -62,7 +62,7 @@ internal static class EdgeMetrics
         daemon.MessageLatency.Write(w, "signal_message_latency_seconds", "Arrival of a message to the end of its processing, the steps it completed included.");
         w.Counter("signal_drops_total", "Data dropped, by reason.", daemon.Connection.Counters.Qos0Dropped, ("reason", "mqtt_qos0_overflow"));
         w.Counter("signal_drops_total", string.Empty, daemon.Slots.Sum(s => s.PublisherDropped), ("reason", "result_publisher"));
-        w.Counter("signal_internal_errors_total", "Messages whose processing failed outside the engines' own containment (the loop went on).", daemon.InternalErrors);
+        w.Counter("signal_internal_errors_total", "Exceptions contained while processing messages or stepping batches (defects; the loop went on).", daemon.InternalErrors + daemon.Slots.Sum(s => s.Engine.Counters.InternalErrors));
         w.Counter("signal_unrouted_total", "Messages whose topic no model's template matched (also counted by the first model as rejected topic_mismatch).", daemon.Unrouted);
         w.Counter("signal_ignored_total", "Messages skipped on purpose: the daemon's own results under the publish prefix.", daemon.OwnResults, ("reason", "own_results"));
         w.Counter("signal_drops_total", string.Empty, daemon.Slots.Sum(s => s.Engine.Counters.RejectedTotal), ("reason", "rejected_input"));

@@ -5,7 +5,7 @@ namespace Signal.Engine.Live;
 /// <summary>What the engine has seen and done; every member is safe to read from any thread.</summary>
 public sealed class EngineCounters
 {
-    internal long _messages, _samples, _frames, _steps, _batches, _classifications, _alerts, _streamsCreated, _duplicates, _restoreGaps;
+    internal long _messages, _samples, _frames, _steps, _batches, _classifications, _alerts, _streamsCreated, _duplicates, _restoreGaps, _internalErrors;
     private readonly ConcurrentDictionary<string, long> _rejected = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _resets = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _evictions = new(StringComparer.Ordinal);
@@ -64,6 +64,12 @@ public sealed class EngineCounters
     /// a crash are gone); the stream continued with its state, no reset.
     /// </summary>
     public long RestoreGaps => Interlocked.Read(ref _restoreGaps);
+
+    /// <summary>
+    /// Exceptions the engine contained (defects, never bad input): while processing a message (that message is also
+    /// rejected as <c>internal_error</c>) or on the batching timer.
+    /// </summary>
+    public long InternalErrors => Interlocked.Read(ref _internalErrors);
 
     /// <summary>Rejected messages by reason (<c>undecodable</c>, <c>non_finite</c>, <c>channel_count</c>, <c>oversized</c>, …).</summary>
     public IReadOnlyDictionary<string, long> Rejected => _rejected;

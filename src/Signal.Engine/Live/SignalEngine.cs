@@ -27,8 +27,10 @@ namespace Signal.Engine.Live;
 /// sample rate), after its waiting frames are stepped; evicted after <see cref="EngineOptions.IdleTimeout"/> without data.
 /// Each is counted by reason in <see cref="Counters"/> and logged, at most 5 lines a minute per reason with a summary of the rest.</para>
 /// <para><b>Bad input</b> (oversized, topic not matching the template, unknown stream, undecodable, NaN/∞, wrong
-/// channel count or width, sample-rate mismatch) is counted by reason, logged once per stream and reason, and
-/// emitted on <see cref="DeadLetters"/>; state already accepted is untouched.</para>
+/// channel count or width, sample-rate mismatch) is counted by reason, logged (rate-limited by reason), and
+/// emitted on <see cref="DeadLetters"/> with a bounded prefix of the payload; state already accepted is untouched. An
+/// exception while processing (a defect) is contained: counted, dead-lettered as <c>internal_error</c>, the streams
+/// involved start afresh, and the engine goes on.</para>
 /// <para><b>Threads.</b> Every public member is safe to call from any thread: calls are serialised by an internal lock,
 /// and results are emitted under it, in order, on the calling (or timer) thread. Observers must be quick or hand off
 /// (the MQTT publisher uses a bounded channel).</para>
@@ -869,13 +871,31 @@ public sealed partial class SignalEngine : IDisposable
     }
 
     /// <summary>
-    /// After an exception inside the engine: rebuilds the ready queue from what streams hold (a batch may have been
-    /// half taken), and starts <paramref name="stream"/> afresh since its state may be half-updated.
+    /// After an exception inside the engine: the streams of the batch that was being stepped (a step may have updated
+    /// some of their states) and <paramref name="stream"/> (the message's) start afresh, and the ready queue is rebuilt
+    /// from what streams hold (a batch may have been half taken). Counted in <see cref="EngineCounters.InternalErrors"/>.
     /// </summary>
     private void Contained(string? stream, Exception error, string? topic = null)
     {
+        Interlocked.Increment(ref Counters._internalErrors);
         try
         {
+            bool inBatch = false;
+            for (int i = 0; i < _batch.Length && _batch[i] is not null; i++)
+            {
+                inBatch |= _batch[i].Id == stream;
+                _batch[i].ResetSignal();
+                Counters.Reset("internal_error");
+                _batch[i] = null!;
+                _states[i] = null!;
+            }
+
+            if (!inBatch && stream is not null && _streams.TryGetValue(stream, out StreamState? state))
+            {
+                state.ResetSignal();
+                Counters.Reset("internal_error");
+            }
+
             _ready.Clear();
             foreach (StreamState s in _streams.Values)
             {
@@ -884,12 +904,6 @@ public sealed partial class SignalEngine : IDisposable
                 {
                     _ready.Enqueue(s);
                 }
-            }
-
-            if (stream is not null && _streams.TryGetValue(stream, out StreamState? state))
-            {
-                state.ResetSignal();
-                Counters.Reset("internal_error");
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -900,14 +914,9 @@ public sealed partial class SignalEngine : IDisposable
             }
         }
 
-        if (topic is null)
-        {
-            Counters.Reject("internal_error");
-        }
-
         if (_limiter.ShouldLog("internal_error", _scheduler.Now.UtcTicks, out long suppressed))
         {
-            LogInternalError(_logger, topic ?? "(timer)", suppressed, error);
+            LogInternalError(_logger, topic ?? "(the batching timer)", suppressed, error);
         }
     }
 

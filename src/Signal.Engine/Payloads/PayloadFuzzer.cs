@@ -120,7 +120,7 @@ public sealed class PayloadFuzzer
                 problem = "decoder threw " + e.GetType().Name + ": " + e.Message;
             }
 
-            long before = engine.Counters.Rejected.GetValueOrDefault("internal_error");
+            long before = engine.Counters.InternalErrors;
             try
             {
                 engine.Process(topic, payload);
@@ -130,7 +130,7 @@ public sealed class PayloadFuzzer
                 problem ??= "engine threw " + e.GetType().Name + ": " + e.Message;
             }
 
-            if (problem is null && engine.Counters.Rejected.GetValueOrDefault("internal_error") != before)
+            if (problem is null && engine.Counters.InternalErrors != before)
             {
                 problem = "the engine had to contain an exception (internal_error)";
             }
