@@ -27,9 +27,6 @@ public sealed class LogLimiter
     /// <summary>Lines written in full per reason and window.</summary>
     public int Burst { get; }
 
-    /// <summary>Lines suppressed so far, over all reasons.</summary>
-    public long Suppressed { get; private set; }
-
     /// <summary>Whether a line of <paramref name="reason"/> at <paramref name="nowTicks"/> is written.</summary>
     /// <param name="reason">The reason (a short code such as <c>undecodable</c>).</param>
     /// <param name="nowTicks">The time, in ticks of any monotonic or wall clock the caller always uses.</param>
@@ -45,7 +42,6 @@ public sealed class LogLimiter
                 if (_reasons.Count >= 10_000)
                 {
                     suppressedBefore = 0;
-                    Suppressed++;
                     return false; // reasons are a small fixed set; this only bounds a caller's mistake
                 }
 
@@ -69,7 +65,6 @@ public sealed class LogLimiter
             }
 
             entry.Suppressed++;
-            Suppressed++;
             return false;
         }
     }

@@ -146,8 +146,14 @@ public sealed class CheckpointTests
             Assert.Equal(offline[t], (t < before.Count ? before[t] : after[t - before.Count]).Probabilities);
         }
 
-        // Only the first message after a restore may jump: a later gap is a gap again.
+        // The step count carried on over the jump (a reset would have started it at 0 again).
         Assert.Equal(after[^1].Step + 1, after.Count + before.Count);
+
+        // Only the first message after a restore may jump: a later gap is a gap again.
+        byte[] late = TestModels.Binary((ulong)messages.Count + 5, 1_800_000_000_000_000_000, 1000, 2, new float[2 * 64]);
+        second.Process("sensors/a/vib", late);
+        Assert.Equal(1, second.Counters.Resets["sequence_gap"]);
+        Assert.Equal(1, second.Counters.RestoreGaps);
     }
 
     [Fact]

@@ -259,13 +259,13 @@ internal static partial class EdgeHost
     {
         private readonly Lock _gate = new();
         private byte[] _event = [];
-        private long _madeAt = long.MinValue;
+        private long _madeAt;
 
         public byte[] Current()
         {
             lock (_gate)
             {
-                if (System.Diagnostics.Stopwatch.GetElapsedTime(_madeAt) >= interval * 0.9 || _madeAt == long.MinValue)
+                if (_event.Length == 0 || System.Diagnostics.Stopwatch.GetElapsedTime(_madeAt) >= interval * 0.9)
                 {
                     IReadOnlyList<StreamView> streams = daemon.Board.Snapshot(0, maxStreams, out int total);
                     string json = JsonSerializer.Serialize(new { health = Health(daemon), streams_total = total, streams }, s_json);

@@ -530,6 +530,11 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         }
 
         _subscriptionProblem = null;
+        lock (_subscriptionsLock)
+        {
+            _pendingSubscriptions.Clear(); // SUBACKs of an earlier session never come
+        }
+
         foreach ((string pattern, int qos) in subscriptions)
         {
             int rc = LibMosquitto.Subscribe(_handle, out int mid, pattern, qos);
