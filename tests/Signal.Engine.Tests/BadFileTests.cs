@@ -76,6 +76,27 @@ public sealed class BadFileTests : IDisposable
     }
 
     [Fact]
+    public void Bounded_lines_equal_dotnets_readlines_across_buffer_boundaries_and_line_ends()
+    {
+        string path = Path.Combine(_dir, "lines.txt");
+        var random = new Random(5);
+        var text = new StringBuilder();
+        for (int i = 0; i < 3000; i++)
+        {
+            text.Append(new string((char)('a' + (i % 26)), i % 97 == 0 ? 70_000 : random.Next(0, 300)));
+            text.Append(random.Next(3) == 0 ? "\r\n" : "\n");
+        }
+
+        text.Append("last line without an end");
+        File.WriteAllText(path, text.ToString());
+        List<(int Number, string Text)> ours = [.. TextLines.Read(path)];
+        string[] reference = File.ReadAllLines(path);
+        Assert.Equal(reference, ours.Select(l => l.Text));
+        Assert.Equal(Enumerable.Range(1, reference.Length), ours.Select(l => l.Number));
+        Assert.Throws<InvalidDataException>(() => TextLines.Read(path, maxChars: 69_999).Count());
+    }
+
+    [Fact]
     public void Csv_reads_nan_and_inf_as_numpy_writes_them_and_remembers_each_samples_line()
     {
         string path = Path.Combine(_dir, "special.csv");

@@ -290,8 +290,8 @@ internal static class DetectCommand
     /// <summary>Reads timestamp,value[,value…] with a header; names the row and column of anything it cannot read.</summary>
     internal static (string[] Times, float[] Values, int Columns) ReadCsv(string path)
     {
-        using var reader = new StreamReader(path);
-        string header = Signal.Engine.Data.TextLines.ReadLine(reader, path, 1) ?? throw new InvalidDataException($"'{path}' is empty.");
+        using var reader = new Signal.Engine.Data.BoundedLineReader(path);
+        string header = reader.ReadLine() ?? throw new InvalidDataException($"'{path}' is empty.");
         string[] names = header.Split(',');
         int columns = names.Length - 1;
         if (columns < 1)
@@ -303,7 +303,7 @@ internal static class DetectCommand
         var values = new List<float>();
         int line = 1;
         DateTime? last = null;
-        for (string? text = Signal.Engine.Data.TextLines.ReadLine(reader, path, line + 1); text is not null; text = Signal.Engine.Data.TextLines.ReadLine(reader, path, line + 1))
+        for (string? text = reader.ReadLine(); text is not null; text = reader.ReadLine())
         {
             line++;
             if (text.Length == 0)

@@ -151,8 +151,8 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
     /// </summary>
     private static LabeledDataSet ReadCsv(string path, int seed)
     {
-        using var reader = new StreamReader(path);
-        string header = TextLines.ReadLine(reader, path, 1) ?? throw new InvalidDataException($"{path} is empty.");
+        using var reader = new BoundedLineReader(path);
+        string header = reader.ReadLine() ?? throw new InvalidDataException($"{path} is empty.");
         string[] names = header.Split(',');
         if (names.Length < 4 || !names[0].Trim().Equals("recording", StringComparison.OrdinalIgnoreCase) || !names[^1].Trim().Equals("label", StringComparison.OrdinalIgnoreCase))
         {
@@ -164,7 +164,7 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
         var seen = new HashSet<string>(StringComparer.Ordinal);
         int lineNumber = 1;
         string? line;
-        while ((line = TextLines.ReadLine(reader, path, lineNumber + 1)) is not null)
+        while ((line = reader.ReadLine()) is not null)
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line))

@@ -20,42 +20,11 @@ public static class TextLines
     /// <exception cref="InvalidDataException">A line is longer than <paramref name="maxChars"/>; the message names file and line.</exception>
     public static IEnumerable<(int Number, string Text)> Read(string path, int maxChars = MaxLineChars)
     {
-        using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-        int number = 0;
-        while (ReadLine(reader, path, ++number, maxChars) is { } line)
+        using var reader = new BoundedLineReader(path, maxChars);
+        while (reader.ReadLine() is { } line)
         {
-            yield return (number, line);
+            yield return (reader.LineNumber, line);
         }
-    }
-
-    /// <summary>Reads one line of at most <paramref name="maxChars"/> characters (without its end of line).</summary>
-    /// <param name="reader">The reader.</param>
-    /// <param name="path">The file, for the message.</param>
-    /// <param name="number">The line's number, for the message.</param>
-    /// <param name="maxChars">The longest line accepted.</param>
-    /// <returns>The line, or null at the end.</returns>
-    /// <exception cref="InvalidDataException">The line is longer than <paramref name="maxChars"/>.</exception>
-    public static string? ReadLine(TextReader reader, string path, int number, int maxChars = MaxLineChars)
-    {
-        ArgumentNullException.ThrowIfNull(reader);
-        var line = new StringBuilder();
-        int c;
-        while ((c = reader.Read()) >= 0)
-        {
-            if (c == '\n')
-            {
-                return Trim(line);
-            }
-
-            if (line.Length == maxChars)
-            {
-                throw new InvalidDataException($"'{path}' line {number} is longer than {maxChars:N0} characters (is the file text with one row per line?).");
-            }
-
-            line.Append((char)c);
-        }
-
-        return line.Length == 0 ? null : Trim(line);
     }
 
     /// <summary>
@@ -88,7 +57,103 @@ public static class TextLines
 
         return false;
     }
+}
 
-    private static string Trim(StringBuilder line) =>
-        line.Length > 0 && line[^1] == '\r' ? line.ToString(0, line.Length - 1) : line.ToString();
+/// <summary>
+/// Reads the lines of a text file, refusing one longer than a limit before it is held whole. Scans a block buffer for
+/// line ends (vectorised <c>IndexOf</c>), so it reads as fast as <see cref="File.ReadLines(string)"/>.
+/// </summary>
+/// <remarks>Not thread-safe.</remarks>
+public sealed class BoundedLineReader : IDisposable
+{
+    private readonly StreamReader _reader;
+    private readonly string _path;
+    private readonly int _maxChars;
+    private char[] _buffer = new char[1 << 16];
+    private int _start, _end;
+    private bool _eof;
+
+    /// <summary>Opens the file.</summary>
+    /// <param name="path">The file (UTF-8, BOM detected).</param>
+    /// <param name="maxChars">The longest line accepted (default <see cref="TextLines.MaxLineChars"/>).</param>
+    public BoundedLineReader(string path, int maxChars = TextLines.MaxLineChars)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxChars, 1);
+        _path = path;
+        _maxChars = maxChars;
+        _reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+    }
+
+    /// <summary>The 1-based number of the line last returned (0 before the first).</summary>
+    public int LineNumber { get; private set; }
+
+    /// <summary>The next line without its end of line (<c>\n</c> or <c>\r\n</c>), or null at the end.</summary>
+    /// <exception cref="InvalidDataException">The line is longer than the limit; the message names file and line.</exception>
+    public string? ReadLine()
+    {
+        int searched = 0;
+        while (true)
+        {
+            int newline = _buffer.AsSpan(_start + searched, _end - _start - searched).IndexOf('\n');
+            if (newline >= 0)
+            {
+                int length = searched + newline;
+                return Take(length, length + 1);
+            }
+
+            searched = _end - _start;
+            if (searched > _maxChars)
+            {
+                throw new InvalidDataException($"'{_path}' line {LineNumber + 1} is longer than {_maxChars:N0} characters (is the file text with one row per line?).");
+            }
+
+            if (_eof)
+            {
+                return searched == 0 ? null : Take(searched, searched);
+            }
+
+            Fill();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _reader.Dispose();
+
+    private string Take(int length, int consumed)
+    {
+        ReadOnlySpan<char> line = _buffer.AsSpan(_start, length);
+        if (line.Length > 0 && line[^1] == '\r')
+        {
+            line = line[..^1];
+        }
+
+        if (line.Length > _maxChars)
+        {
+            throw new InvalidDataException($"'{_path}' line {LineNumber + 1} is longer than {_maxChars:N0} characters (is the file text with one row per line?).");
+        }
+
+        _start += consumed;
+        LineNumber++;
+        return new string(line);
+    }
+
+    private void Fill()
+    {
+        if (_start > 0)
+        {
+            _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+            _end -= _start;
+            _start = 0;
+        }
+
+        if (_end == _buffer.Length)
+        {
+            // A long line: grow, but never past the limit (plus room for its line end).
+            Array.Resize(ref _buffer, (int)Math.Min((long)_buffer.Length * 2, _maxChars + 2L));
+        }
+
+        int read = _reader.Read(_buffer, _end, _buffer.Length - _end);
+        _eof = read == 0;
+        _end += read;
+    }
 }
