@@ -14,7 +14,8 @@ public static class CsvRecordingReader
     public static Recording Read(string path)
     {
         var values = new List<float>();
-        var lines = new List<int>();
+        var runs = new List<(int Sample, int Line)>();
+        int samples = 0, lastLine = -1;
         string[]? names = null;
         int channels = -1;
         char separator = ',';
@@ -56,7 +57,13 @@ public static class CsvRecordingReader
                 values.Add(v);
             }
 
-            lines.Add(lineNumber);
+            if (lineNumber != lastLine + 1)
+            {
+                runs.Add((samples, lineNumber)); // a new run of consecutive lines (after a header, comment or blank)
+            }
+
+            lastLine = lineNumber;
+            samples++;
         }
 
         if (channels < 0 || values.Count == 0)
@@ -65,6 +72,6 @@ public static class CsvRecordingReader
         }
 
         names ??= [.. Enumerable.Range(0, channels).Select(c => channels == 1 ? "value" : $"ch{c}")];
-        return new Recording([.. values], channels, names, path) { SourceLines = [.. lines] };
+        return new Recording([.. values], channels, names, path) { LineRuns = [.. runs] };
     }
 }

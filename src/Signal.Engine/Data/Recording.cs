@@ -10,15 +10,31 @@ public sealed record Recording(float[] Samples, int Channels, IReadOnlyList<stri
     /// <summary>Multichannel samples in the recording.</summary>
     public int Length => Samples.Length / Channels;
 
-    /// <summary>For text recordings: the 1-based line of each sample in <see cref="Source"/>, so errors name it; else null.</summary>
-    public IReadOnlyList<int>? SourceLines { get; init; }
+    /// <summary>
+    /// For text recordings, where samples sit in <see cref="Source"/> so errors can name the line: from each entry's
+    /// sample on, sample <c>i</c> is on line <c>Line + (i - Sample)</c> (a new entry after each skipped header, comment or
+    /// blank line; one entry for a plain file). Null for binary recordings.
+    /// </summary>
+    public IReadOnlyList<(int Sample, int Line)>? LineRuns { get; init; }
 
     /// <summary>Where sample <paramref name="sample"/> is in the source: <c>line N</c> for text, <c>sample N</c> otherwise.</summary>
     /// <param name="sample">The multichannel sample's index.</param>
     /// <returns>The place, for messages.</returns>
-    public string Where(int sample) => SourceLines is { } lines && (uint)sample < (uint)lines.Count
-        ? "line " + lines[sample].ToString(System.Globalization.CultureInfo.InvariantCulture)
-        : "sample " + sample.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public string Where(int sample)
+    {
+        if (LineRuns is { Count: > 0 } runs && (uint)sample < (uint)Length)
+        {
+            int run = runs.Count - 1;
+            while (run > 0 && runs[run].Sample > sample)
+            {
+                run--; // runs are few (one per skipped line): a scan from the end is enough for an error message
+            }
+
+            return "line " + (runs[run].Line + sample - runs[run].Sample).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return "sample " + sample.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     /// <summary>
     /// Loads a recording by its extension: <c>.npy</c>, <c>.npz</c> (the array named <paramref name="key"/>, else the
