@@ -184,7 +184,6 @@ internal sealed partial class EdgeDaemon : BackgroundService
     /// <summary>Routes one message to its model (or skips our own results) and times it.</summary>
     private void Take(in MqttMessage message)
     {
-        Interlocked.Increment(ref _taken);
         if (message.Topic.StartsWith(_settings.Publish.Prefix, StringComparison.Ordinal))
         {
             // Our own results, when the subscription is as wide as '#': not sensor data.
@@ -306,7 +305,6 @@ internal sealed partial class EdgeDaemon : BackgroundService
 
     private void FlushAll()
     {
-        Interlocked.Increment(ref _flushes); // the loop's own heartbeat: it ran
         foreach (ModelSlot slot in Slots)
         {
             lock (slot.Gate)
@@ -390,7 +388,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
     }
 
     private readonly SystemdNotifier _systemd = new();
-    private long _taken, _flushes, _progressAtLastTick = -1, _queuedAtLastTick;
+    private long _takenAtLastTick = -1, _queuedAtLastTick;
     private bool _readySent;
 
     /// <summary>
@@ -405,11 +403,12 @@ internal sealed partial class EdgeDaemon : BackgroundService
             _readySent = _systemd.Notify($"READY=1\nSTATUS=ready: {Slots.Count} model(s), subscribed");
         }
 
-        long taken = Interlocked.Read(ref _taken), progress = taken + Interlocked.Read(ref _flushes);
+        // Every message the loop took is counted by an engine or as our own result (engine counters survive reloads).
+        long taken = OwnResults + Slots.Sum(s => s.Engine.Counters.Messages);
         MqttCounters c = Connection.Counters;
         long waiting = c.Received - c.Qos0Dropped - taken;
-        bool stalled = progress == _progressAtLastTick && waiting > 0 && _queuedAtLastTick > 0;
-        _progressAtLastTick = progress;
+        bool stalled = taken == _takenAtLastTick && waiting > 0 && _queuedAtLastTick > 0;
+        _takenAtLastTick = taken;
         _queuedAtLastTick = waiting;
         if (IsAlive && !stalled && _systemd.WatchdogInterval is not null)
         {

@@ -183,9 +183,10 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
 
         if (_connected)
         {
-            Check(LibMosquitto.Subscribe(_handle, out int mid, pattern, qos), "subscribe " + pattern);
             lock (_subscriptionsLock)
             {
+                // Under the lock, so the SUBACK (on the network thread) finds the id even when it comes at once.
+                Check(LibMosquitto.Subscribe(_handle, out int mid, pattern, qos), "subscribe " + pattern);
                 _pendingSubscriptions[mid] = pattern;
             }
 
