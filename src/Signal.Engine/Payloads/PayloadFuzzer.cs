@@ -75,11 +75,10 @@ public sealed class PayloadFuzzer
     /// <param name="model">The engine's model.</param>
     /// <param name="cases">How many payloads.</param>
     /// <param name="seed">The fuzzer's seed.</param>
-    /// <param name="regressions">Known crashers run first (they count as cases).</param>
     /// <param name="progress">Called with the cases done so far, about once a second, or null.</param>
     /// <param name="cancellationToken">Stops early; the result covers the cases run.</param>
     /// <returns>Cases run, failures and the first failing payloads.</returns>
-    public static FuzzResult Run(EngineModel model, int cases, int seed, IEnumerable<byte[]>? regressions = null, Action<long>? progress = null, CancellationToken cancellationToken = default)
+    public static FuzzResult Run(EngineModel model, int cases, int seed, Action<long>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         var fuzzer = new PayloadFuzzer(seed, model.Channels, model.SampleRate, model.Network.InputSize);
@@ -90,21 +89,10 @@ public sealed class PayloadFuzzer
         var failures = new List<FuzzFailure>();
         long failed = 0, run = 0, lastProgress = Stopwatch.GetTimestamp();
         var clock = Stopwatch.StartNew();
-        IEnumerable<(string, byte[])> Cases()
+        for (int i = 0; i < cases; i++)
         {
-            foreach (byte[] r in regressions ?? [])
-            {
-                yield return ("sensors/s0/vib", r);
-            }
-
-            for (int i = 0; i < cases; i++)
-            {
-                yield return (fuzzer.Topic(), fuzzer.Next());
-            }
-        }
-
-        foreach ((string topic, byte[] payload) in Cases())
-        {
+            string topic = fuzzer.Topic();
+            byte[] payload = fuzzer.Next();
             if (cancellationToken.IsCancellationRequested)
             {
                 break;
