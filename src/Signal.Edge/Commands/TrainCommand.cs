@@ -117,12 +117,13 @@ internal static class TrainCommand
 
     public static Command CreateEval()
     {
-        var modelOption = new Option<FileInfo>("--model", "-m") { Description = "The model file.", Required = true };
+        var modelOption = new Option<FileInfo?>("--model", "-m") { Description = "The model file (not for --task anomaly on a NAB-style corpus, which runs the streaming detector)." };
         var data = new Option<string>("--data") { Description = "The data set (folder or CSV file); for --task anomaly also 'generated': vibration like the demo's with injected spikes, level shifts, frequency drift and dropouts.", Required = true };
         var split = new Option<string>("--split") { Description = "test or train (anomaly: also all, the default there: every anomalous recording is unseen by a forecaster of normal data)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (accuracy, macro_f1, per-class scores, confusion matrix)." };
         var testPattern = new Option<string?>("--test-pattern") { Description = "Recordings: the test split's file-name pattern (default: the one the model was trained with)." };
-        var task = new Option<string>("--task") { Description = "classify (accuracy of the class per sequence) or anomaly (event-wise precision, recall, F1 and delay of anomaly alerts).", DefaultValueFactory = _ => "classify" };
+        var task = new Option<string>("--task") { Description = "classify (accuracy of the class per sequence) or anomaly (event-wise precision, recall, F1 and delay of anomaly alerts; on a folder with data/ and labels/combined_windows.json, NAB v1.1 scores of the streaming detector).", DefaultValueFactory = _ => "classify" };
+        var order = new Option<string>("--order") { Description = "anomaly on a NAB-style corpus: rows whose time steps back are read in file order (file), sorted (time) or refused (reject).", DefaultValueFactory = _ => "file" };
         var normal = new Option<string?>("--normal") { Description = "anomaly: the normal class (default: the one the model was trained on, else one named normal/ok/healthy)." };
         var normalSeconds = new Option<double?>("--normal-seconds") { Description = "anomaly: seconds of normal data before and after each spliced-in anomaly. Default 1.5 s, longer when the model's steps are slow: at least --warmup + 8 steps, so a stream has learned its statistics before its event." };
         var warmup = new Option<int>("--warmup") { Description = "anomaly: steps a new stream learns its own score statistics before it may alert (engine.anomalyWarmupSteps).", DefaultValueFactory = _ => 24 };
@@ -135,13 +136,19 @@ internal static class TrainCommand
             Example:
               signal-edge eval --model basicmotions.sigm --data ../shared/datasets/basicmotions --json
               signal-edge eval --task anomaly --model cwru-anomaly.sigm --data ../shared/datasets/cwru/Data --json
+              signal-edge eval --task anomaly --data ../shared/datasets/nab-dev
             """)
         {
-            modelOption, data, split, json, testPattern, task, normal, normalSeconds, anomalySeconds, warmup, window,
+            modelOption, data, split, json, testPattern, task, normal, normalSeconds, anomalySeconds, warmup, window, order,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
-            RecurrentModel model = RecurrentModel.Load(parse.GetValue(modelOption)!.FullName);
+            if (parse.GetValue(task) == "anomaly" && NabBenchmark.IsCorpus(parse.GetValue(data)!))
+            {
+                return NabEval.Run(parse.GetValue(data)!, TimeSeriesCsv.ParseOrder(parse.GetValue(order)!), parse.GetValue(json));
+            }
+
+            RecurrentModel model = RecurrentModel.Load((parse.GetValue(modelOption) ?? throw new ArgumentException("--model is required (except for --task anomaly on a NAB-style corpus).")).FullName);
             // Data without a split of its own is split as the model's training split it: same seed, same patterns.
             Dictionary<string, string> provenance = model.Metadata.TryGetValue("signal.provenance", out string? text)
                 ? JsonSerializer.Deserialize<Dictionary<string, string>>(text) ?? []

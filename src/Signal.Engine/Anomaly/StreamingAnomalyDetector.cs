@@ -1,0 +1,297 @@
+using System.Globalization;
+
+namespace Signal.Engine.Anomaly;
+
+/// <summary>The settings of a <see cref="StreamingAnomalyDetector"/>. One default recipe serves every stream; validate once with <see cref="Validate"/>.</summary>
+public sealed class AnomalyDetectorOptions
+{
+    /// <summary>Rows the detector learns from before it may flag. Default 750 (NAB's largest probationary period).</summary>
+    public int WarmupRows { get; set; } = 750;
+
+    /// <summary>The log-likelihood score (<see cref="AnomalyLikelihood.Update"/>) at which a row is anomalous. Default 0.5 (a tail probability of 10⁻⁵).</summary>
+    public double Threshold { get; set; } = 0.5;
+
+    /// <summary>Rows after a flag in which no new anomaly is flagged (the alert holds). Default 0: a fifth of <see cref="WarmupRows"/>.</summary>
+    public int RefractoryRows { get; set; }
+
+    /// <summary>Rows of each detector's past scores its likelihood is estimated from. Default 0: <see cref="WarmupRows"/> · 4/3, so a new level is normal within about that many rows.</summary>
+    public int LikelihoodHistory { get; set; }
+
+    /// <summary>Raw scores in the likelihood's short moving average. Default 1.</summary>
+    public int LikelihoodAverage { get; set; } = 1;
+
+    /// <summary>Rows in the subsequences the pattern detector compares. Default 8.</summary>
+    public int PatternLength { get; set; } = 8;
+
+    /// <summary>Earlier rows the pattern detector searches for the nearest subsequence. Default 4096.</summary>
+    public int PatternHistory { get; set; } = 4096;
+
+    /// <summary>Rows over which the level statistics adapt (the time constant of their moving averages). Default 0: <see cref="WarmupRows"/>.</summary>
+    public int AdaptationRows { get; set; }
+
+    /// <summary>Checks every setting; the message names the one that is wrong.</summary>
+    public void Validate()
+    {
+        if (WarmupRows < 16)
+        {
+            throw new ArgumentException($"warmupRows must be at least 16 (got {WarmupRows}).");
+        }
+
+        if (!(Threshold is > 0 and < 1))
+        {
+            throw new ArgumentException($"threshold must be in (0, 1) (got {Threshold}).");
+        }
+
+        if (RefractoryRows < 0 || LikelihoodHistory < 0 || AdaptationRows < 0)
+        {
+            throw new ArgumentException("refractoryRows, likelihoodHistory and adaptationRows must not be negative (0 picks the default).");
+        }
+
+        if (LikelihoodAverage < 1 || PatternLength < 2 || PatternHistory < 2 * PatternLength)
+        {
+            throw new ArgumentException($"likelihoodAverage must be at least 1, patternLength at least 2 and patternHistory at least twice patternLength (got {LikelihoodAverage}, {PatternLength}, {PatternHistory}).");
+        }
+    }
+
+    internal int Refractory => RefractoryRows > 0 ? RefractoryRows : Math.Max(1, WarmupRows / 5);
+
+    internal int History => LikelihoodHistory > 0 ? LikelihoodHistory : Math.Max(64, WarmupRows * 4 / 3);
+
+    internal int Adaptation => AdaptationRows > 0 ? AdaptationRows : WarmupRows;
+}
+
+/// <summary>What the detector made of one row.</summary>
+/// <param name="Score">The ensemble's score in [0, 1]: the largest log-likelihood score of its detectors.</param>
+/// <param name="Flag">True on the row an anomaly starts (onset only; the rows after it within the refractory period are not flagged again).</param>
+/// <param name="Strongest">The index in <see cref="StreamingAnomalyDetector.Names"/> of the detector with the largest score.</param>
+public readonly record struct AnomalyVerdict(double Score, bool Flag, int Strongest);
+
+/// <summary>
+/// An online anomaly detector for one slowly sampled stream (temperature, load, traffic, counts): an ensemble of cheap
+/// detectors, each turned into an anomaly likelihood against its own recent history, flagged sparsely. A row is scored
+/// and flagged from the rows up to it only.
+/// </summary>
+/// <remarks>
+/// <para>Detectors (their raw scores are in units of the stream's normal variation, about 1 when normal):</para>
+/// <list type="table">
+/// <item><term>value</term><description>|x − μ| / σ, μ and σ moving averages of the values over <see cref="AnomalyDetectorOptions.AdaptationRows"/>: a level never seen lately.</description></item>
+/// <item><term>difference</term><description>|xₜ − xₜ₋₁| over the moving mean absolute difference: a jump.</description></item>
+/// <item><term>seasonal</term><description>|x − profile(time of day)| over the profile's mean absolute residual, when the warm-up shows a daily
+/// pattern (the profile explains at least half of the variance) and rows carry times: a normal Monday morning is not an anomaly, a quiet
+/// afternoon that is usually busy is.</description></item>
+/// <item><term>change</term><description>a two-sided CUSUM of the standardised values with drift ½ and leak 1 %: a small sustained shift.</description></item>
+/// <item><term>pattern</term><description>the distance of the last <see cref="AnomalyDetectorOptions.PatternLength"/> rows to the nearest earlier
+/// subsequence in the last <see cref="AnomalyDetectorOptions.PatternHistory"/> rows: a shape never seen before.</description></item>
+/// <item><term>external</term><description>raw scores given to <see cref="Step"/>, such as a recurrent forecaster's scaled error.</description></item>
+/// </list>
+/// <para>Each raw score passes through its own <see cref="AnomalyLikelihood"/>; the ensemble's score is the largest. A row
+/// after the warm-up whose score reaches <see cref="AnomalyDetectorOptions.Threshold"/> is flagged unless a flag was
+/// raised within the last <see cref="AnomalyDetectorOptions.RefractoryRows"/> rows: an operator (and NAB) counts
+/// every flagged row, so the onset is flagged and the anomaly then holds. Every statistic is a moving one, so a new
+/// level persists into normal.</para>
+/// <para>Not thread-safe: one instance per stream. Steps allocate nothing.</para>
+/// </remarks>
+public sealed class StreamingAnomalyDetector
+{
+    private const int Value = 0, Difference = 1, Seasonal = 2, Change = 3, Pattern = 4, Own = 5;
+    private const int DayBins = 96;
+    private static readonly string[] s_own = ["value", "difference", "seasonal", "change", "pattern"];
+
+    private readonly AnomalyDetectorOptions _options;
+    private readonly AnomalyLikelihood[] _likelihoods;
+    private readonly double[] _raw;
+    private readonly double[] _evidence;
+    private readonly double[] _history;
+    private readonly double[] _profile = new double[DayBins];
+    private readonly double[] _profileResidual = new double[DayBins];
+    private readonly int[] _profileCount = new int[DayBins];
+    private readonly int _settle;
+    private long _rows;
+    private long _lastFlag = long.MinValue / 2;
+    private double _mean, _variance, _previous, _meanDifference, _cusumUp, _cusumDown;
+    private double _firstSeconds = double.NaN, _lastSeconds = double.NaN;
+    private double _warmResidual, _warmTotal, _warmMean;
+    private bool _seasonal;
+
+    /// <summary>Creates a detector for one stream.</summary>
+    /// <param name="options">The settings (validated here).</param>
+    /// <param name="external">Names of the raw scores given to each <see cref="Step"/> besides the value (e.g. "forecast").</param>
+    public StreamingAnomalyDetector(AnomalyDetectorOptions options, params string[] external)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(external);
+        options.Validate();
+        _options = options;
+        Names = [.. s_own, .. external];
+        _likelihoods = [.. Names.Select(_ => new AnomalyLikelihood(options.History, options.LikelihoodAverage, Math.Max(2, options.WarmupRows / 2), 0.25))];
+        _raw = new double[Names.Count];
+        _evidence = new double[Names.Count];
+        _history = new double[options.PatternHistory];
+        _settle = Math.Max(2, options.WarmupRows / 5);
+    }
+
+    /// <summary>The detectors' names: value, difference, seasonal, change, pattern, then the external ones.</summary>
+    public IReadOnlyList<string> Names { get; }
+
+    /// <summary>Each detector's log-likelihood score at the last step, in the order of <see cref="Names"/>.</summary>
+    public ReadOnlySpan<double> Evidence => _evidence;
+
+    /// <summary>Each detector's raw score at the last step, in the order of <see cref="Names"/>.</summary>
+    public ReadOnlySpan<double> RawScores => _raw;
+
+    /// <summary>Rows seen.</summary>
+    public long Rows => _rows;
+
+    /// <summary>Whether the warm-up found a daily pattern (the seasonal detector is on).</summary>
+    public bool IsSeasonal => _seasonal;
+
+    /// <summary>Scores one row and decides whether an anomaly starts at it.</summary>
+    /// <param name="seconds">The row's time in seconds (any epoch), or NaN when rows carry no time (no seasonal detector then).</param>
+    /// <param name="value">The row's value (a non-finite value is read as the previous one).</param>
+    /// <param name="external">The external raw scores, one per external name.</param>
+    public AnomalyVerdict Step(double seconds, double value, ReadOnlySpan<double> external = default)
+    {
+        if (external.Length != _raw.Length - Own)
+        {
+            throw new ArgumentException($"{_raw.Length - Own} external score(s) expected, got {external.Length}.", nameof(external));
+        }
+
+        if (!double.IsFinite(value))
+        {
+            value = _rows == 0 ? 0 : _previous;
+        }
+
+        ScoreValue(value);
+        ScoreSeasonal(seconds, value);
+        ScorePattern(value);
+        external.CopyTo(_raw.AsSpan(Own));
+        UpdateLevel(value);
+
+        double best = 0;
+        int strongest = 0;
+        for (int i = 0; i < _raw.Length; i++)
+        {
+            _evidence[i] = _rows >= _settle ? _likelihoods[i].Update(_raw[i]) : 0;
+            if (_evidence[i] > best)
+            {
+                best = _evidence[i];
+                strongest = i;
+            }
+        }
+
+        bool flag = _rows >= _options.WarmupRows && best >= _options.Threshold && _rows - _lastFlag > _options.Refractory;
+        _lastFlag = flag ? _rows : _lastFlag;
+        _rows++;
+        return new AnomalyVerdict(best, flag, strongest);
+    }
+
+    /// <summary>The evidence of the last step as text, strongest first, e.g. "pattern 0.82, value 0.61" (allocates; for alerts and reports).</summary>
+    public string DescribeEvidence(int top = 3)
+    {
+        IEnumerable<int> order = Enumerable.Range(0, _evidence.Length).Where(i => _evidence[i] > 0).OrderByDescending(i => _evidence[i]).Take(top);
+        return string.Join(", ", order.Select(i => string.Create(CultureInfo.InvariantCulture, $"{Names[i]} {_evidence[i]:0.00}")));
+    }
+
+    private double Deviation => Math.Max(Math.Sqrt(_variance), 1e-6 * (Math.Abs(_mean) + 1e-3));
+
+    private void ScoreValue(double x)
+    {
+        if (_rows == 0)
+        {
+            Array.Clear(_raw);
+            return;
+        }
+
+        double sd = Deviation;
+        double z = (x - _mean) / sd;
+        _raw[Value] = Math.Abs(z);
+        double difference = Math.Abs(x - _previous);
+        _raw[Difference] = difference / Math.Max(_meanDifference, 1e-3 * sd);
+        _cusumUp = Math.Max(0, (0.99 * _cusumUp) + z - 0.5);
+        _cusumDown = Math.Max(0, (0.99 * _cusumDown) - z - 0.5);
+        _raw[Change] = Math.Max(_cusumUp, _cusumDown);
+    }
+
+    private void UpdateLevel(double x)
+    {
+        double alpha = Math.Max(1.0 / (_rows + 1), 1.0 / _options.Adaptation);
+        if (_rows == 0)
+        {
+            _mean = x;
+        }
+        else
+        {
+            double difference = Math.Abs(x - _previous);
+            _meanDifference += (difference - _meanDifference) * alpha;
+            double delta = x - _mean;
+            _mean += alpha * delta;
+            _variance = (1 - alpha) * (_variance + (alpha * delta * delta));
+        }
+
+        _previous = x;
+    }
+
+    private void ScoreSeasonal(double seconds, double x)
+    {
+        _raw[Seasonal] = 0;
+        if (!double.IsFinite(seconds))
+        {
+            return;
+        }
+
+        _firstSeconds = double.IsNaN(_firstSeconds) ? seconds : _firstSeconds;
+        _lastSeconds = seconds;
+        int bin = (int)(((seconds % 86400) + 86400) % 86400 / (86400 / DayBins)) % DayBins;
+        double residual = x - _profile[bin];
+        if (_profileCount[bin] > 0)
+        {
+            _raw[Seasonal] = _seasonal ? Math.Abs(residual) / Math.Max(_profileResidual[bin], 1e-3 * Deviation) : 0;
+            if (_rows < _options.WarmupRows && _lastSeconds - _firstSeconds >= 86400)
+            {
+                // The second day on: how much of the variance the profile built so far explains.
+                _warmResidual += residual * residual;
+                _warmTotal += (x - _warmMean) * (x - _warmMean);
+            }
+        }
+
+        if (_rows + 1 == _options.WarmupRows)
+        {
+            _seasonal = _warmTotal > 0 && _warmResidual < 0.5 * _warmTotal;
+        }
+
+        int n = ++_profileCount[bin];
+        double alpha = Math.Max(1.0 / n, 0.2);
+        _profile[bin] += alpha * (x - _profile[bin]);
+        _profileResidual[bin] += (n == 1 ? 0 : alpha) * (Math.Abs(residual) - _profileResidual[bin]);
+        _warmMean += (x - _warmMean) / (_rows + 1);
+    }
+
+    private void ScorePattern(double x)
+    {
+        int m = _options.PatternLength, capacity = _history.Length;
+        _history[(int)(_rows % capacity)] = x;
+        _raw[Pattern] = 0;
+        long candidates = Math.Min(_rows + 1, capacity) - (2 * m) + 1;
+        if (candidates <= 0)
+        {
+            return;
+        }
+
+        // Subsequences ending at rows t − m … t − m − candidates + 1 (none overlapping the current one).
+        double best = double.PositiveInfinity;
+        long t = _rows;
+        for (long end = t - m; end > t - m - candidates; end--)
+        {
+            double sum = 0;
+            for (int k = 0; k < m && sum < best; k++)
+            {
+                double d = _history[(int)((t - k) % capacity)] - _history[(int)((end - k) % capacity)];
+                sum += d * d;
+            }
+
+            best = Math.Min(best, sum);
+        }
+
+        _raw[Pattern] = Math.Sqrt(best / m) / Deviation;
+    }
+}
