@@ -19,7 +19,9 @@ public sealed class AnomalyLikelihood
 {
     private readonly double[] _averages;
     private readonly double[] _recent;
-    private double _sum, _sumSquares, _recentSum;
+    private readonly double[] _sorted;
+    private double _recentSum;
+    private int _count;
     private long _steps;
 
     /// <summary>Creates a likelihood over a history of <paramref name="history"/> steps.</summary>
@@ -35,6 +37,7 @@ public sealed class AnomalyLikelihood
         }
 
         _averages = new double[history];
+        _sorted = new double[history];
         _recent = new double[average];
         Learning = learning;
         MinimumDeviation = minimumDeviation;
@@ -63,7 +66,7 @@ public sealed class AnomalyLikelihood
     {
         if (!double.IsFinite(raw))
         {
-            raw = double.IsNaN(raw) ? 0 : double.MaxValue / 1e10;
+            raw = double.IsNaN(raw) ? 0 : 1e30;
         }
 
         int slot = (int)(_steps % _recent.Length);
@@ -72,43 +75,84 @@ public sealed class AnomalyLikelihood
         long filled = Math.Min(_steps + 1, _recent.Length);
         double average = _recentSum / filled;
         Current = average;
-        long known = Math.Min(_steps, _averages.Length);
+        int known = _count;
         double score = 0;
         Tail = 1;
-        if (_steps >= Learning && known >= 2)
+        if (_steps >= Learning && known >= 10)
         {
-            double mean = _sum / known;
-            double variance = Math.Max(0, (_sumSquares / known) - (mean * mean));
-            double deviation = Math.Max(Math.Max(Math.Sqrt(variance), MinimumDeviation), 0.05 * Math.Abs(mean));
-            Tail = average > mean ? 0.5 * Erfc((average - mean) / (deviation * Math.Sqrt(2))) : 0.5;
+            Tail = TailProbability(average);
             score = Math.Min(1, -Math.Log10(Math.Max(Tail, 1e-300)) / 10);
         }
 
-        int h = (int)(_steps % _averages.Length);
         if (_steps >= _averages.Length)
         {
-            double old = _averages[h];
-            _sum -= old;
-            _sumSquares -= old * old;
+            Remove(_averages[(int)(_steps % _averages.Length)]);
         }
 
-        _averages[h] = average;
-        _sum += average;
-        _sumSquares += average * average;
+        _averages[(int)(_steps % _averages.Length)] = average;
+        Insert(average);
         _steps++;
-        if (_steps % _averages.Length == 0)
+        return score;
+    }
+
+    /// <summary>
+    /// P(A ≥ a) under the history: the empirical share below the 90th percentile u; above it, 0.1 · exp(−(a − u)/β) with β
+    /// the mean excess over u (at least <see cref="MinimumDeviation"/> and 5 % of u): the exponential tail of peaks over a
+    /// threshold, which goes on past the largest score seen (an empirical share cannot).
+    /// </summary>
+    private double TailProbability(double a)
+    {
+        int n = _count;
+        int k = (int)(0.9 * n);
+        double u = _sorted[k];
+        if (a <= u)
         {
-            // Re-sum now and then, so rounding in the running sums cannot drift over a long stream.
-            _sum = 0;
-            _sumSquares = 0;
-            foreach (double a in _averages)
+            int below = LowerBound(a);
+            return Math.Max(0.1, 1 - ((double)below / n));
+        }
+
+        double excess = 0;
+        for (int i = k; i < n; i++)
+        {
+            excess += _sorted[i] - u;
+        }
+
+        double beta = Math.Max(Math.Max(excess / (n - k), MinimumDeviation), 0.05 * Math.Abs(u));
+        return (n - k) / (double)n * Math.Exp(-(a - u) / beta);
+    }
+
+    private int LowerBound(double value)
+    {
+        int lo = 0, hi = _count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_sorted[mid] < value)
             {
-                _sum += a;
-                _sumSquares += a * a;
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
             }
         }
 
-        return score;
+        return lo;
+    }
+
+    private void Insert(double value)
+    {
+        int at = LowerBound(value);
+        Array.Copy(_sorted, at, _sorted, at + 1, _count - at);
+        _sorted[at] = value;
+        _count++;
+    }
+
+    private void Remove(double value)
+    {
+        int at = LowerBound(value);
+        Array.Copy(_sorted, at + 1, _sorted, at, _count - at - 1);
+        _count--;
     }
 
     /// <summary>Forgets everything (a stream that starts afresh).</summary>
@@ -116,7 +160,8 @@ public sealed class AnomalyLikelihood
     {
         Array.Clear(_averages);
         Array.Clear(_recent);
-        _sum = _sumSquares = _recentSum = 0;
+        _recentSum = 0;
+        _count = 0;
         _steps = 0;
         Tail = 1;
         Current = 0;

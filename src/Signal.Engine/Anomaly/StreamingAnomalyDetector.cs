@@ -8,17 +8,17 @@ public sealed class AnomalyDetectorOptions
     /// <summary>Rows the detector learns from before it may flag. Default 750 (NAB's largest probationary period).</summary>
     public int WarmupRows { get; set; } = 750;
 
-    /// <summary>The log-likelihood score (<see cref="AnomalyLikelihood.Update"/>) at which a row is anomalous. Default 0.5 (a tail probability of 10⁻⁵).</summary>
-    public double Threshold { get; set; } = 0.5;
+    /// <summary>The ensemble's score at which a row is anomalous: −log₁₀ of the combined tail probability, over 10. Default 0.45 (a tail probability of 10⁻⁴·⁵).</summary>
+    public double Threshold { get; set; } = 0.45;
 
     /// <summary>Rows after a flag in which no new anomaly is flagged (the alert holds). Default 0: a fifth of <see cref="WarmupRows"/>.</summary>
     public int RefractoryRows { get; set; }
 
-    /// <summary>Rows of each detector's past scores its likelihood is estimated from. Default 0: <see cref="WarmupRows"/> · 4/3, so a new level is normal within about that many rows.</summary>
-    public int LikelihoodHistory { get; set; }
+    /// <summary>Rows of each detector's past scores its likelihood is estimated from (older ones drop out). Default 2000.</summary>
+    public int LikelihoodHistory { get; set; } = 2000;
 
-    /// <summary>Raw scores in the likelihood's short moving average. Default 1.</summary>
-    public int LikelihoodAverage { get; set; } = 1;
+    /// <summary>Raw scores in the likelihood's short moving average. Default 3.</summary>
+    public int LikelihoodAverage { get; set; } = 3;
 
     /// <summary>Rows in the subsequences the pattern detector compares. Default 8.</summary>
     public int PatternLength { get; set; } = 8;
@@ -28,6 +28,7 @@ public sealed class AnomalyDetectorOptions
 
     /// <summary>Rows over which the level statistics adapt (the time constant of their moving averages). Default 0: <see cref="WarmupRows"/>.</summary>
     public int AdaptationRows { get; set; }
+
 
     /// <summary>Checks every setting; the message names the one that is wrong.</summary>
     public void Validate()
@@ -42,9 +43,14 @@ public sealed class AnomalyDetectorOptions
             throw new ArgumentException($"threshold must be in (0, 1) (got {Threshold}).");
         }
 
-        if (RefractoryRows < 0 || LikelihoodHistory < 0 || AdaptationRows < 0)
+        if (RefractoryRows < 0 || AdaptationRows < 0)
         {
-            throw new ArgumentException("refractoryRows, likelihoodHistory and adaptationRows must not be negative (0 picks the default).");
+            throw new ArgumentException("refractoryRows and adaptationRows must not be negative (0 picks the default).");
+        }
+
+        if (LikelihoodHistory < 16)
+        {
+            throw new ArgumentException($"likelihoodHistory must be at least 16 (got {LikelihoodHistory}).");
         }
 
         if (LikelihoodAverage < 1 || PatternLength < 2 || PatternHistory < 2 * PatternLength)
@@ -54,8 +60,6 @@ public sealed class AnomalyDetectorOptions
     }
 
     internal int Refractory => RefractoryRows > 0 ? RefractoryRows : Math.Max(1, WarmupRows / 5);
-
-    internal int History => LikelihoodHistory > 0 ? LikelihoodHistory : Math.Max(64, WarmupRows * 4 / 3);
 
     internal int Adaptation => AdaptationRows > 0 ? AdaptationRows : WarmupRows;
 }
@@ -79,7 +83,7 @@ public readonly record struct AnomalyVerdict(double Score, bool Flag, int Strong
 /// <item><term>seasonal</term><description>|x − profile(time of day)| over the profile's mean absolute residual, when the warm-up shows a daily
 /// pattern (the profile explains at least half of the variance) and rows carry times: a normal Monday morning is not an anomaly, a quiet
 /// afternoon that is usually busy is.</description></item>
-/// <item><term>change</term><description>a two-sided CUSUM of the standardised values with drift ½ and leak 1 %: a small sustained shift.</description></item>
+/// <item><term>change</term><description>a two-sided CUSUM of the standardised values (clipped to ±4) with drift ½ and leak 2 %: a small sustained shift.</description></item>
 /// <item><term>pattern</term><description>the distance of the last <see cref="AnomalyDetectorOptions.PatternLength"/> rows to the nearest earlier
 /// subsequence in the last <see cref="AnomalyDetectorOptions.PatternHistory"/> rows: a shape never seen before.</description></item>
 /// <item><term>external</term><description>raw scores given to <see cref="Step"/>, such as a recurrent forecaster's scaled error.</description></item>
@@ -123,7 +127,7 @@ public sealed class StreamingAnomalyDetector
         options.Validate();
         _options = options;
         Names = [.. s_own, .. external];
-        _likelihoods = [.. Names.Select(_ => new AnomalyLikelihood(options.History, options.LikelihoodAverage, Math.Max(2, options.WarmupRows / 2), 0.25))];
+        _likelihoods = [.. Names.Select(_ => new AnomalyLikelihood(options.LikelihoodHistory, options.LikelihoodAverage, Math.Max(2, options.WarmupRows / 2), 0.25))];
         _raw = new double[Names.Count];
         _evidence = new double[Names.Count];
         _history = new double[options.PatternHistory];
@@ -167,22 +171,40 @@ public sealed class StreamingAnomalyDetector
         external.CopyTo(_raw.AsSpan(Own));
         UpdateLevel(value);
 
-        double best = 0;
+        // Fisher's method: −2 Σ ln qᵢ is χ² with 2k degrees of freedom when the k detectors are calm and independent,
+        // so several detectors that are each a little surprised add up, while one detector's noise does not.
+        double strongestScore = 0, fisher = 0;
         int strongest = 0;
+        bool scored = _rows >= _settle;
         for (int i = 0; i < _raw.Length; i++)
         {
-            _evidence[i] = _rows >= _settle ? _likelihoods[i].Update(_raw[i]) : 0;
-            if (_evidence[i] > best)
+            _evidence[i] = scored ? _likelihoods[i].Update(_raw[i]) : 0;
+            fisher += -2 * Math.Log(Math.Max(_likelihoods[i].Tail, 1e-300));
+            if (_evidence[i] > strongestScore)
             {
-                best = _evidence[i];
+                strongestScore = _evidence[i];
                 strongest = i;
             }
         }
 
-        bool flag = _rows >= _options.WarmupRows && best >= _options.Threshold && _rows - _lastFlag > _options.Refractory;
+        double score = scored ? Math.Min(1, -ChiSquareLogTail(fisher, _raw.Length) / Math.Log(10) / 10) : 0;
+        bool flag = _rows >= _options.WarmupRows && score >= _options.Threshold && _rows - _lastFlag > _options.Refractory;
         _lastFlag = flag ? _rows : _lastFlag;
         _rows++;
-        return new AnomalyVerdict(best, flag, strongest);
+        return new AnomalyVerdict(score, flag, strongest);
+    }
+
+    /// <summary>ln P(X ≥ x) for X ~ χ² with 2k degrees of freedom: ln(e^(−x/2) Σ_{j&lt;k} (x/2)ʲ/j!).</summary>
+    internal static double ChiSquareLogTail(double x, int k)
+    {
+        double term = 1, sum = 1;
+        for (int j = 1; j < k; j++)
+        {
+            term *= x / 2 / j;
+            sum += term;
+        }
+
+        return (-x / 2) + Math.Log(sum);
     }
 
     /// <summary>The evidence of the last step as text, strongest first, e.g. "pattern 0.82, value 0.61" (allocates; for alerts and reports).</summary>
@@ -207,8 +229,10 @@ public sealed class StreamingAnomalyDetector
         _raw[Value] = Math.Abs(z);
         double difference = Math.Abs(x - _previous);
         _raw[Difference] = difference / Math.Max(_meanDifference, 1e-3 * sd);
-        _cusumUp = Math.Max(0, (0.99 * _cusumUp) + z - 0.5);
-        _cusumDown = Math.Max(0, (0.99 * _cusumDown) - z - 0.5);
+        // Clipped, so one wild row cannot hold the sums up for hundreds of rows, and only once the level is known.
+        double clipped = _rows >= _settle ? Math.Clamp(z, -4, 4) : 0;
+        _cusumUp = Math.Max(0, (0.98 * _cusumUp) + clipped - 0.5);
+        _cusumDown = Math.Max(0, (0.98 * _cusumDown) - clipped - 0.5);
         _raw[Change] = Math.Max(_cusumUp, _cusumDown);
     }
 
