@@ -1,16 +1,19 @@
 using System.CommandLine;
 using System.Globalization;
 using Signal.Engine.Anomaly;
+using Signal.Engine.Data;
 using Signal.Models.Networks;
 using Signal.Models.Training;
 
 namespace Signal.Edge.Commands;
 
 /// <summary>
-/// <c>signal-edge detect</c>: unsupervised anomaly detection on a CSV recording with no trained model. It learns normal
-/// behaviour from the warm-up rows (a small GRU forecaster of the next row, trained on them), then scores every row
-/// online and flags it with the larger of a fixed threshold (a quantile of the warm-up scores) and the dynamic
-/// threshold of Hundman et al. 2018 over the trailing window.
+/// <c>signal-edge detect</c>: unsupervised anomaly detection on a CSV recording with no trained model. By default
+/// (<c>--method ensemble</c>) every column runs a <see cref="StreamingAnomalyDetector"/> (value, difference, seasonal,
+/// change and pattern detectors combined by likelihood, sparse onset flags), joined by a recurrent forecaster's error
+/// when one is given or saved. <c>--method forecaster</c> is the earlier detector: a small GRU forecaster of the next
+/// row learned from the warm-up rows, flagged against a fixed threshold (a quantile of the warm-up scores) and the
+/// dynamic threshold of Hundman et al. 2018 over the trailing window.
 /// </summary>
 internal static class DetectCommand
 {
@@ -26,18 +29,21 @@ internal static class DetectCommand
         var threshold = new Option<string>("--threshold") { Description = "both (a row is anomalous above the fixed and the dynamic threshold), fixed, or dynamic.", DefaultValueFactory = _ => "both" };
         var save = new Option<FileInfo?>("--save-model") { Description = "Also save the forecaster trained on the warm-up rows (for --model on later files)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the forecaster's training.", DefaultValueFactory = _ => 1 };
+        var method = new Option<string>("--method") { Description = "ensemble (value, difference, seasonal, change and pattern detectors per column, plus the forecaster's error when --model or --save-model is given; sparse onset flags) or forecaster (the recurrent forecaster alone with fixed and dynamic thresholds; --window, --quantile, --smoothing and --threshold apply to it).", DefaultValueFactory = _ => "ensemble" };
+        var order = new Option<string>("--order") { Description = "Rows whose time is earlier than the row before: read in file order with one warning (file), sorted by time (time), or refused (reject).", DefaultValueFactory = _ => "file" };
         var command = new Command("detect", """
-            Finds anomalies in a CSV recording without a trained model. The warm-up rows teach a small recurrent
-            forecaster what normal looks like; every row is then scored by how far it is from the forecast made at the
-            row before (errors scaled per column by their size in the warm-up, smoothed), and flagged against a fixed
-            threshold from the warm-up and the dynamic threshold of Hundman et al. 2018 (telemanom). No row is scored
-            with knowledge of the rows after it. See docs/anomaly.md.
+            Finds anomalies in a CSV recording without a trained model. Each column runs an ensemble of cheap
+            online detectors (level, jump, daily pattern, sustained change, never-seen shape), each judged by the
+            likelihood of its score under its own recent history, and the onset of an anomaly is flagged once (then
+            the anomaly holds for a fifth of the warm-up). With --model or --save-model a recurrent forecaster's error
+            joins the ensemble. No row is scored with knowledge of the rows after it. Output: timestamp, score (0-1),
+            anomaly (1 on an onset row), evidence (the detectors that fired). See docs/anomaly.md.
 
             Example:
               signal-edge detect --input machine.csv --warmup 0.2 --output machine-scores.csv
             """)
         {
-            input, output, model, warmup, window, quantile, smoothing, threshold, save, seed,
+            input, output, model, warmup, window, quantile, smoothing, threshold, save, seed, method, order,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -53,32 +59,138 @@ internal static class DetectCommand
                 throw new ArgumentException("--quantile must be in (0.5, 1) and --smoothing in (0, 1].");
             }
 
-            var dynamic = new DynamicThresholdOptions { Window = parse.GetValue(window) };
-            dynamic.Validate();
-            (string[] times, float[] values, int columns) = ReadCsv(parse.GetValue(input)!.FullName);
-            int rows = times.Length;
-            int warm = WarmupRows(parse.GetValue(warmup)!, rows);
-            RecurrentModel forecaster = parse.GetValue(model) is { } file ? LoadModel(file.FullName, columns) : Fit(values, columns, warm, parse.GetValue(seed));
-            if (parse.GetValue(save) is { } saveTo)
+            string how = parse.GetValue(method)!;
+            if (how is not ("ensemble" or "forecaster"))
             {
-                forecaster.Save(saveTo.FullName);
+                throw new ArgumentException($"--method must be ensemble or forecaster (got '{how}').");
             }
 
-            (double[] scores, bool[] flags) = Score(forecaster, values, columns, warm, q, alpha, mode, dynamic);
+            var dynamic = new DynamicThresholdOptions { Window = parse.GetValue(window) };
+            dynamic.Validate();
+            string inputPath = parse.GetValue(input)!.FullName;
+            RowOrder rowOrder = TimeSeriesCsv.ParseOrder(parse.GetValue(order)!);
+            TimeSeriesCsv series = TimeSeriesCsv.Read(inputPath, rowOrder);
+            if (series.Irregularities.Describe(inputPath, rowOrder) is { } warning)
+            {
+                Console.Error.WriteLine($"warning: {warning}");
+            }
+
+            (string[] times, float[] values, int columns) = (series.Stamps, series.Values, series.Columns);
+            int rows = times.Length;
+            int warm = WarmupRows(parse.GetValue(warmup)!, rows);
+            RecurrentModel? forecaster = parse.GetValue(model) is { } file ? LoadModel(file.FullName, columns)
+                : how == "forecaster" || parse.GetValue(save) is not null ? Fit(values, columns, warm, parse.GetValue(seed)) : null;
+            if (parse.GetValue(save) is { } saveTo)
+            {
+                forecaster!.Save(saveTo.FullName);
+            }
+
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            string[]? evidence = null;
+            double[] scores;
+            bool[] flags;
+            if (how == "forecaster")
+            {
+                (scores, flags) = Score(forecaster!, values, columns, warm, q, alpha, mode, dynamic);
+            }
+            else
+            {
+                (scores, flags, evidence) = Ensemble(series, warm, forecaster);
+            }
+
+            double seconds = clock.Elapsed.TotalSeconds;
             using (var writer = new StreamWriter(parse.GetValue(output)!.FullName))
             {
-                writer.WriteLine("timestamp,score,anomaly");
+                writer.WriteLine(evidence is null ? "timestamp,score,anomaly" : "timestamp,score,anomaly,evidence");
                 for (int t = 0; t < rows; t++)
                 {
-                    writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{ModelCommands.Quote(times[t])},{scores[t]:R},{(flags[t] ? 1 : 0)}"));
+                    writer.WriteLine(evidence is null
+                        ? string.Create(CultureInfo.InvariantCulture, $"{ModelCommands.Quote(times[t])},{scores[t]:R},{(flags[t] ? 1 : 0)}")
+                        : string.Create(CultureInfo.InvariantCulture, $"{ModelCommands.Quote(times[t])},{scores[t]:0.####},{(flags[t] ? 1 : 0)},{ModelCommands.Quote(evidence[t])}"));
                 }
             }
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{rows:N0} rows × {columns} column(s); learned from the first {warm:N0}; {flags.Count(f => f):N0} rows flagged in {Runs(flags):N0} anomalies; wrote {parse.GetValue(output)!.FullName}"));
+                $"{rows:N0} rows × {columns} column(s); learned from the first {warm:N0}; {flags.Count(f => f):N0} rows flagged in {Runs(flags):N0} anomalies ({how}, {seconds:0.00} s); wrote {parse.GetValue(output)!.FullName}"));
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// The ensemble: one <see cref="StreamingAnomalyDetector"/> per column (with the forecaster's raw error of the row
+    /// as external evidence when there is a forecaster); a row's score is the largest of its columns', and it is flagged
+    /// when a column's detector flags it. Row t uses only rows 0..t. Evidence names the column and detectors of each
+    /// flagged row (and of rows scoring half the threshold or more).
+    /// </summary>
+    internal static (double[] Scores, bool[] Flags, string[] Evidence) Ensemble(TimeSeriesCsv series, int warm, RecurrentModel? forecaster)
+    {
+        if (forecaster is not null && Signal.Engine.Data.FeatureSequences.SpecOf(forecaster.Metadata) is not null)
+        {
+            throw new ArgumentException("--model: a model with a feature pipeline scores frames, not rows; use it with --method forecaster.");
+        }
+
+        int rows = series.Rows, columns = series.Columns;
+        double[]? errors = forecaster is null ? null : ForecastErrors(forecaster, series.Values, columns);
+        var options = new AnomalyDetectorOptions { WarmupRows = Math.Max(16, warm) };
+        string[] external = forecaster is null ? [] : ["forecast"];
+        StreamingAnomalyDetector[] detectors = [.. Enumerable.Range(0, columns).Select(_ => new StreamingAnomalyDetector(options, external))];
+        var scores = new double[rows];
+        var flags = new bool[rows];
+        var evidence = new string[rows];
+        var extra = new double[external.Length];
+        for (int t = 0; t < rows; t++)
+        {
+            double seconds = Signal.Engine.Evaluation.NabBenchmark.Seconds(series.Times[t]);
+            int strongest = -1;
+            for (int c = 0; c < columns; c++)
+            {
+                if (errors is not null)
+                {
+                    extra[0] = errors[t];
+                }
+
+                AnomalyVerdict verdict = detectors[c].Step(seconds, series.Values[(t * columns) + c], extra);
+                flags[t] |= verdict.Flag;
+                if (strongest < 0 || verdict.Score > scores[t])
+                {
+                    scores[t] = verdict.Score;
+                    strongest = c;
+                }
+            }
+
+            evidence[t] = flags[t] || scores[t] >= options.Threshold / 2
+                ? (columns > 1 ? $"{series.Names[strongest]}: " : string.Empty) + detectors[strongest].DescribeEvidence()
+                : string.Empty;
+        }
+
+        return (scores, flags, evidence);
+    }
+
+    /// <summary>The forecaster's raw scaled error of each row (0 for the first): the mean squared error of the forecast made at the row before, in units of the warm-up's error.</summary>
+    private static double[] ForecastErrors(RecurrentModel forecaster, float[] values, int columns)
+    {
+        int rows = values.Length / columns;
+        float[] scale = forecaster.Metadata.TryGetValue(AnomalyCalibration.ScaleKey, out _) ? AnomalyCalibration.ScaleOf(forecaster.Metadata, columns)! : [.. Enumerable.Repeat(1f, columns)];
+        float[] mean = Stats(forecaster, "signal.detect.mean", columns, 0), std = Stats(forecaster, "signal.detect.std", columns, 1);
+        var errors = new double[rows];
+        RecurrentState state = forecaster.CreateState();
+        var x = new float[columns];
+        var forecast = new float[columns];
+        var previous = new float[columns];
+        for (int t = 0; t < rows; t++)
+        {
+            for (int c = 0; c < columns; c++)
+            {
+                x[c] = (values[(t * columns) + c] - mean[c]) / std[c];
+            }
+
+            errors[t] = t == 0 ? 0 : AnomalyCalibration.RawScore(x, previous, scale);
+            forecaster.Step(state, x, [], forecast);
+            forecast.CopyTo(previous, 0);
+        }
+
+        return errors;
     }
 
     /// <summary>Scores every row online: row t uses only rows 0..t.</summary>
@@ -192,7 +304,7 @@ internal static class DetectCommand
     }
 
     /// <summary>A GRU forecaster of the next row, trained on the warm-up rows (standardised per column with their statistics).</summary>
-    private static RecurrentModel Fit(float[] values, int columns, int warm, int seed)
+    internal static RecurrentModel Fit(float[] values, int columns, int warm, int seed)
     {
         if (warm < 64)
         {
@@ -285,68 +397,6 @@ internal static class DetectCommand
         }
 
         throw new ArgumentException($"--warmup: '{text}' is not a row count below {rows:N0} or a fraction between 0 and 1.");
-    }
-
-    /// <summary>Reads timestamp,value[,value…] with a header; names the row and column of anything it cannot read.</summary>
-    internal static (string[] Times, float[] Values, int Columns) ReadCsv(string path)
-    {
-        using var reader = new Signal.Engine.Data.BoundedLineReader(path);
-        string header = reader.ReadLine() ?? throw new InvalidDataException($"'{path}' is empty.");
-        string[] names = header.Split(',');
-        int columns = names.Length - 1;
-        if (columns < 1)
-        {
-            throw new InvalidDataException($"'{path}': the header '{header}' has no value column after the timestamp.");
-        }
-
-        var times = new List<string>();
-        var values = new List<float>();
-        int line = 1;
-        DateTime? last = null;
-        for (string? text = reader.ReadLine(); text is not null; text = reader.ReadLine())
-        {
-            line++;
-            if (text.Length == 0)
-            {
-                continue;
-            }
-
-            string[] cells = text.Split(',');
-            if (cells.Length != names.Length)
-            {
-                throw new InvalidDataException($"'{path}' line {line}: {cells.Length} fields; the header has {names.Length}.");
-            }
-
-            string stamp = cells[0].Trim().Trim('"');
-            if (!DateTime.TryParse(stamp, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out DateTime time))
-            {
-                throw new InvalidDataException($"'{path}' line {line}: timestamp '{stamp}' is not ISO 8601 or YYYY-MM-DD HH:MM:SS.");
-            }
-
-            if (last is { } before && time < before)
-            {
-                throw new InvalidDataException($"'{path}' line {line}: timestamp {stamp} is earlier than the row before; sort the file by time.");
-            }
-
-            last = time;
-            times.Add(stamp);
-            for (int c = 1; c < cells.Length; c++)
-            {
-                if (!Signal.Engine.Data.TextLines.TryParseFloat(cells[c], out float v) || !float.IsFinite(v))
-                {
-                    throw new InvalidDataException($"'{path}' line {line}, column '{names[c].Trim()}': '{cells[c]}' is not a finite number.");
-                }
-
-                values.Add(v);
-            }
-        }
-
-        if (times.Count < 2)
-        {
-            throw new InvalidDataException($"'{path}' has {times.Count} data row(s); at least two are needed.");
-        }
-
-        return ([.. times], [.. values], columns);
     }
 
     private static int Runs(bool[] flags) => flags.Where((f, i) => f && (i == 0 || !flags[i - 1])).Count();

@@ -14,7 +14,7 @@ internal static class NabEval
 {
     private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
 
-    public static int Run(string folder, RowOrder order, bool json)
+    public static int Run(string folder, RowOrder order, bool json, bool forecaster)
     {
         IReadOnlyList<NabFile> files = NabBenchmark.Load(folder);
         if (files.Count == 0)
@@ -23,7 +23,9 @@ internal static class NabEval
         }
 
         int done = 0;
-        IReadOnlyList<NabFileResult> results = NabBenchmark.Run(files, NabBenchmark.DefaultDetector, order, r =>
+        Func<TimeSeriesCsv, int, bool[]> detector = !forecaster ? NabBenchmark.DefaultDetector : (series, probation) =>
+            DetectCommand.Ensemble(series, probation, DetectCommand.Fit(series.Values, series.Columns, probation, seed: 1)).Flags;
+        IReadOnlyList<NabFileResult> results = NabBenchmark.Run(files, detector, order, r =>
         {
             int n = Interlocked.Increment(ref done);
             if (!json)

@@ -123,6 +123,7 @@ internal static class TrainCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object (accuracy, macro_f1, per-class scores, confusion matrix)." };
         var testPattern = new Option<string?>("--test-pattern") { Description = "Recordings: the test split's file-name pattern (default: the one the model was trained with)." };
         var task = new Option<string>("--task") { Description = "classify (accuracy of the class per sequence) or anomaly (event-wise precision, recall, F1 and delay of anomaly alerts; on a folder with data/ and labels/combined_windows.json, NAB v1.1 scores of the streaming detector).", DefaultValueFactory = _ => "classify" };
+        var forecaster = new Option<bool>("--forecaster") { Description = "anomaly on a NAB-style corpus: also train a GRU forecaster on each file's probationary rows and add its error to the ensemble (slower)." };
         var order = new Option<string>("--order") { Description = "anomaly on a NAB-style corpus: rows whose time steps back are read in file order (file), sorted (time) or refused (reject).", DefaultValueFactory = _ => "file" };
         var normal = new Option<string?>("--normal") { Description = "anomaly: the normal class (default: the one the model was trained on, else one named normal/ok/healthy)." };
         var normalSeconds = new Option<double?>("--normal-seconds") { Description = "anomaly: seconds of normal data before and after each spliced-in anomaly. Default 1.5 s, longer when the model's steps are slow: at least --warmup + 8 steps, so a stream has learned its statistics before its event." };
@@ -139,13 +140,13 @@ internal static class TrainCommand
               signal-edge eval --task anomaly --data ../shared/datasets/nab-dev
             """)
         {
-            modelOption, data, split, json, testPattern, task, normal, normalSeconds, anomalySeconds, warmup, window, order,
+            modelOption, data, split, json, testPattern, task, normal, normalSeconds, anomalySeconds, warmup, window, order, forecaster,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             if (parse.GetValue(task) == "anomaly" && NabBenchmark.IsCorpus(parse.GetValue(data)!))
             {
-                return NabEval.Run(parse.GetValue(data)!, TimeSeriesCsv.ParseOrder(parse.GetValue(order)!), parse.GetValue(json));
+                return NabEval.Run(parse.GetValue(data)!, TimeSeriesCsv.ParseOrder(parse.GetValue(order)!), parse.GetValue(json), parse.GetValue(forecaster));
             }
 
             RecurrentModel model = RecurrentModel.Load((parse.GetValue(modelOption) ?? throw new ArgumentException("--model is required (except for --task anomaly on a NAB-style corpus).")).FullName);
