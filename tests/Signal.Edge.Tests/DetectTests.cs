@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using Xunit;
 
 namespace Signal.Edge.Tests;
@@ -30,8 +31,8 @@ public sealed class DetectTests
     private static (string[] Stamps, double[] Scores, int[] Flags) Read(string path)
     {
         string[] lines = File.ReadAllLines(path);
-        Assert.Equal("timestamp,score,anomaly", lines[0]);
-        string[][] cells = [.. lines.Skip(1).Select(l => l.Split(','))];
+        Assert.True(lines[0] is "timestamp,score,anomaly" or "timestamp,score,anomaly,evidence", lines[0]);
+        string[][] cells = [.. lines.Skip(1).Select(l => l.Split(',', 4))];
         return ([.. cells.Select(c => c[0])], [.. cells.Select(c => double.Parse(c[1], CultureInfo.InvariantCulture))], [.. cells.Select(c => int.Parse(c[2], CultureInfo.InvariantCulture))]);
     }
 
@@ -112,7 +113,7 @@ public sealed class DetectTests
         string csv = Path.Combine(folder, "vibration.csv");
         File.WriteAllLines(csv, ["timestamp,vibration", .. samples.Select((v, i) => string.Create(CultureInfo.InvariantCulture, $"{start.AddTicks(i * TimeSpan.TicksPerSecond / 12_000):O},{v:R}"))]);
         string output = Path.Combine(folder, "scores.csv");
-        Cli.Output("detect", "--input", csv, "--model", model, "--warmup", "0.3", "--output", output);
+        Cli.Output("detect", "--input", csv, "--model", model, "--warmup", "0.3", "--output", output, "--method", "forecaster");
         (_, double[] scores, int[] flags) = Read(output);
         Assert.Equal(120_000, flags.Length);
         int[] flagged = [.. Enumerable.Range(0, flags.Length).Where(i => flags[i] == 1)];
@@ -120,5 +121,70 @@ public sealed class DetectTests
         Assert.All(flagged, i => Assert.True(i is >= 72_000 and < 90_000, $"row {i} ({i / 12_000.0:0.00} s) flagged outside the dropout"));
         Assert.True(flagged[0] < 72_000 + 12_000 / 2, $"first flag at {flagged[0] / 12_000.0:0.00} s");
         Assert.Equal(0, scores[500]); // before the first 1024-sample frame is complete
+    }
+}
+
+[Collection("console")]
+public sealed class NabEvalTests
+{
+    /// <summary>
+    /// A NAB-style corpus of two files: "spike" holds one window that starts exactly at a jump to 10× the level
+    /// (row 1500 of 2,000), "quiet" holds noise and no window. A detector that flags the jump's onset and nothing else
+    /// scores exactly 100 on every profile (reward A_TP for the window, no false positive): worked out from NAB's rules,
+    /// not from this program.
+    /// </summary>
+    private static string Corpus()
+    {
+        string root = Directory.CreateTempSubdirectory("signal-nab-").FullName;
+        Directory.CreateDirectory(Path.Combine(root, "data", "synthetic"));
+        Directory.CreateDirectory(Path.Combine(root, "labels"));
+        var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        string Stamp(int i) => start.AddMinutes(5 * i).ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
+        var rng = new Random(7);
+        File.WriteAllLines(Path.Combine(root, "data", "synthetic", "spike.csv"),
+            ["timestamp,value", .. Enumerable.Range(0, 2000).Select(i => string.Create(CultureInfo.InvariantCulture, $"{Stamp(i)},{(i is >= 1500 and < 1510 ? 100 : 10) + rng.NextDouble():0.###}"))]);
+        File.WriteAllLines(Path.Combine(root, "data", "synthetic", "quiet.csv"),
+            ["timestamp,value", .. Enumerable.Range(0, 2000).Select(i => string.Create(CultureInfo.InvariantCulture, $"{Stamp(i)},{10 + rng.NextDouble():0.###}"))]);
+        File.WriteAllText(Path.Combine(root, "labels", "combined_windows.json"),
+            $$"""{ "synthetic/quiet.csv": [], "synthetic/spike.csv": [["{{Stamp(1500)}}.000000", "{{Stamp(1600)}}.000000"]] }""");
+        return root;
+    }
+
+    [Fact]
+    public void Eval_scores_a_nab_style_corpus_with_nab_rules()
+    {
+        string root = Corpus();
+        using JsonDocument doc = JsonDocument.Parse(Cli.Output("eval", "--task", "anomaly", "--data", root, "--json"));
+        JsonElement json = doc.RootElement;
+        Assert.Equal(2, json.GetProperty("files").GetInt32());
+        Assert.Equal(1, json.GetProperty("windows").GetInt32());
+        JsonElement spike = json.GetProperty("per_file").EnumerateArray().Single(f => f.GetProperty("file").GetString() == "synthetic/spike.csv");
+        Assert.Equal((1, 0), (spike.GetProperty("true_positives").GetInt32(), spike.GetProperty("false_positives").GetInt32()));
+        JsonElement quiet = json.GetProperty("per_file").EnumerateArray().Single(f => f.GetProperty("file").GetString() == "synthetic/quiet.csv");
+        Assert.Equal(0, quiet.GetProperty("detections").GetInt32());
+        foreach (JsonElement profile in json.GetProperty("scores").EnumerateArray())
+        {
+            Assert.Equal(100.0, profile.GetProperty("score").GetDouble(), 9);
+        }
+
+        string table = Cli.Output("eval", "--task", "anomaly", "--data", root);
+        Assert.Contains("synthetic/spike.csv", table, StringComparison.Ordinal);
+        Assert.Contains("100.00", table, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_clock_that_steps_back_is_read_in_file_order_with_a_warning_or_refused_on_request()
+    {
+        string root = Corpus();
+        string file = Path.Combine(root, "data", "synthetic", "quiet.csv");
+        List<string> lines = [.. File.ReadAllLines(file)];
+        (lines[900], lines[901]) = (lines[901], lines[900]);
+        File.WriteAllLines(file, lines);
+        (int code, string error) = Cli.Fails("eval", "--task", "anomaly", "--data", root, "--order", "reject");
+        Assert.Equal(1, code);
+        Assert.Contains("line 902: timestamp", error, StringComparison.Ordinal);
+        (int ok, string warnings) = Cli.Fails("eval", "--task", "anomaly", "--data", root, "--json");
+        Assert.Equal(0, ok);
+        Assert.Contains("synthetic/quiet.csv': 1 row(s) step back in time (read in file order", warnings, StringComparison.Ordinal);
     }
 }

@@ -130,9 +130,14 @@ internal static class DetectCommand
             throw new ArgumentException("--model: a model with a feature pipeline scores frames, not rows; use it with --method forecaster.");
         }
 
+        if (warm < 16)
+        {
+            throw new ArgumentException($"--warmup: {warm} rows are too few to learn normal behaviour from (at least 16).");
+        }
+
         int rows = series.Rows, columns = series.Columns;
         double[]? errors = forecaster is null ? null : ForecastErrors(forecaster, series.Values, columns);
-        var options = new AnomalyDetectorOptions { WarmupRows = Math.Max(16, warm) };
+        var options = new AnomalyDetectorOptions { WarmupRows = warm };
         string[] external = forecaster is null ? [] : ["forecast"];
         StreamingAnomalyDetector[] detectors = [.. Enumerable.Range(0, columns).Select(_ => new StreamingAnomalyDetector(options, external))];
         var scores = new double[rows];
