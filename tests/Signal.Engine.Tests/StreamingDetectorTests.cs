@@ -116,6 +116,7 @@ public sealed class StreamingDetectorTests
         Assert.StartsWith("forecast", detector.DescribeEvidence(), StringComparison.Ordinal);
         Assert.Contains("must be at least 16", Assert.Throws<ArgumentException>(() => new AnomalyDetectorOptions { WarmupRows = 3 }.Validate()).Message, StringComparison.Ordinal);
         Assert.Contains("threshold", Assert.Throws<ArgumentException>(() => new AnomalyDetectorOptions { Threshold = 1.5 }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("engine.anomalyLikelihoodWarmup: 5 is below 16", Assert.Throws<ArgumentException>(() => new Live.EngineOptions { AnomalyLikelihoodWarmup = 5 }.Validate()).Message, StringComparison.Ordinal);
     }
 }
 

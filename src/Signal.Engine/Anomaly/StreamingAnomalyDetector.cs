@@ -9,7 +9,10 @@ public sealed class AnomalyDetectorOptions
     public int WarmupRows { get; set; } = 750;
 
     /// <summary>The ensemble's score at which a row is anomalous: −log₁₀ of the combined tail probability, over 10. Default 0.45 (a tail probability of 10⁻⁴·⁵).</summary>
-    public double Threshold { get; set; } = 0.45;
+    public double Threshold { get; set; } = DefaultThreshold;
+
+    /// <summary>The default <see cref="Threshold"/>, 0.45 (tuned once on nab-dev; one recipe for every stream).</summary>
+    public const double DefaultThreshold = 0.45;
 
     /// <summary>Rows after a flag in which no new anomaly is flagged (the alert holds). Default 0: a fifth of <see cref="WarmupRows"/>.</summary>
     public int RefractoryRows { get; set; }

@@ -78,6 +78,16 @@ public sealed class EngineOptions
     /// </summary>
     public int AnomalyWindow { get; set; }
 
+    /// <summary>
+    /// Judges each stream's forecast errors by likelihood instead of a threshold (<see cref="Anomaly.StreamingAnomalyDetector"/>):
+    /// the raw error of every step goes through the ensemble (level, jump, time of day, sustained change, new shape of
+    /// the error series), and the anomaly score becomes the ensemble's score in [0, 1] with its threshold (0.45), so a
+    /// stream whose errors are always large and one whose errors are always small alert alike. The value is the
+    /// ensemble's warm-up in steps (no anomaly alert before it); 0 (default) keeps the calibrated threshold. Costs about
+    /// 230 KB per stream (each detector's score history), so for slow sensors rather than ten thousand streams.
+    /// </summary>
+    public int AnomalyLikelihoodWarmup { get; set; }
+
     /// <summary>Threads a large batch is split over (0: the processor count). Default 1.</summary>
     public int Threads { get; set; } = 1;
 
@@ -145,6 +155,11 @@ public sealed class EngineOptions
         if (AnomalyWindow is not 0 and (< 10 or > 100_000))
         {
             Fail("anomalyWindow", $"{AnomalyWindow} is outside 10-100,000 (or 0 for off).");
+        }
+
+        if (AnomalyLikelihoodWarmup is not 0 and < 16)
+        {
+            Fail("anomalyLikelihoodWarmup", $"{AnomalyLikelihoodWarmup} is below 16 (or 0 for off).");
         }
 
         if (AnomalyWarmupSteps < 0)

@@ -610,7 +610,18 @@ public sealed partial class SignalEngine : IDisposable
                 double raw = TopErrors(input, previous, top, parts) / input.Length;
                 s.SmoothedScore = double.IsNaN(s.SmoothedScore) ? raw : s.SmoothedScore + (_options.AnomalySmoothing * (raw - s.SmoothedScore));
                 score = s.SmoothedScore;
-                (warming, threshold) = Calibrate(s, score);
+                if (_options.AnomalyLikelihoodWarmup > 0)
+                {
+                    s.Detector ??= new Anomaly.StreamingAnomalyDetector(new Anomaly.AnomalyDetectorOptions { WarmupRows = _options.AnomalyLikelihoodWarmup });
+                    score = s.Detector.Step(timestampNs / 1e9, raw).Score;
+                    threshold = Anomaly.AnomalyDetectorOptions.DefaultThreshold;
+                    warming = s.Detector.Rows <= _options.AnomalyLikelihoodWarmup;
+                }
+                else
+                {
+                    (warming, threshold) = Calibrate(s, score);
+                }
+
                 alertThreshold = threshold;
                 if (_options.AnomalyWindow > 0 && !double.IsNaN(threshold) && score > threshold)
                 {

@@ -71,6 +71,9 @@ internal sealed class StreamState
     /// <summary>The last smoothed scores (ring) for the dynamic threshold, or null when it is off.</summary>
     public float[]? ScoreWindow { get; set; }
 
+    /// <summary>The stream's likelihood ensemble over its forecast errors (<see cref="EngineOptions.AnomalyLikelihoodWarmup"/>), created at its first score.</summary>
+    public Anomaly.StreamingAnomalyDetector? Detector { get; set; }
+
     public int WindowCount { get; set; }
 
     public int WindowNext { get; set; }
@@ -134,6 +137,7 @@ internal sealed class StreamState
         WarmupMean = 0;
         WarmupM2 = 0;
         OwnThreshold = double.NaN;
+        Detector = null;
         WindowCount = 0;
         WindowNext = 0;
     }
