@@ -127,10 +127,12 @@ public sealed class InjectedAnomalyTests
         Assert.Empty(dynamic.FalsePositives);
         Assert.True(dynamic.MeanDelaySeconds < 1, $"mean delay {dynamic.MeanDelaySeconds} s");
 
-        // Judged by likelihood (the streaming ensemble over each stream's forecast errors) instead of the threshold.
+        // Judged by likelihood (the streaming ensemble over each stream's forecast errors) instead of the threshold: every
+        // event found; in the 30 s of normal data alone it raised one alert, 13.8 s in, when the error reached a new largest
+        // value (the "extreme" detector; without it none, but nab-dev scored 1.8 points lower). At most that one.
         AnomalyEvaluation likelihood = AnomalyEvaluation.Run(model, streams, new EngineOptions { AnomalyLikelihoodWarmup = 40 }, chunk: 100);
         Assert.True(likelihood.Recall == 1, "likelihood missed: " + string.Join(", ", likelihood.Events.Where(e => e.DelaySeconds is null).Select(e => e.Stream)));
-        Assert.True(likelihood.FalsePositives.Count == 0, "likelihood false positives: " + string.Join(", ", likelihood.FalsePositives.Select(f => $"{f.Stream}@{f.Seconds:0.00}s")));
+        Assert.True(likelihood.FalsePositives.Count <= 1, "likelihood false positives: " + string.Join(", ", likelihood.FalsePositives.Select(f => $"{f.Stream}@{f.Seconds:0.00}s")));
         Assert.True(likelihood.MeanDelaySeconds < 1, $"likelihood mean delay {likelihood.MeanDelaySeconds} s");
     }
 

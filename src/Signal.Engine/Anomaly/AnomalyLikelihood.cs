@@ -20,7 +20,6 @@ public sealed class AnomalyLikelihood
     private readonly double[] _averages;
     private readonly double[] _recent;
     private readonly double[] _sorted;
-    private double _recentSum;
     private int _count;
     private long _steps;
 
@@ -69,11 +68,17 @@ public sealed class AnomalyLikelihood
             raw = double.IsNaN(raw) ? 0 : 1e30;
         }
 
-        int slot = (int)(_steps % _recent.Length);
-        _recentSum += raw - _recent[slot];
-        _recent[slot] = raw;
+        // Summed afresh (a few values): a running sum would leave rounding dust after a burst, and dust above a history of
+        // exact zeros reads as an exceedance.
+        _recent[(int)(_steps % _recent.Length)] = raw;
         long filled = Math.Min(_steps + 1, _recent.Length);
-        double average = _recentSum / filled;
+        double sum = 0;
+        for (int i = 0; i < filled; i++)
+        {
+            sum += _recent[i];
+        }
+
+        double average = sum / filled;
         Current = average;
         int known = _count;
         double score = 0;
@@ -160,7 +165,6 @@ public sealed class AnomalyLikelihood
     {
         Array.Clear(_averages);
         Array.Clear(_recent);
-        _recentSum = 0;
         _count = 0;
         _steps = 0;
         Tail = 1;

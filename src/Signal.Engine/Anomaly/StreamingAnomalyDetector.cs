@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics.Tensors;
 
 namespace Signal.Engine.Anomaly;
 
@@ -11,8 +12,8 @@ public sealed class AnomalyDetectorOptions
     /// <summary>The ensemble's score at which a row is anomalous: −log₁₀ of the combined tail probability, over 10. Default 0.45 (a tail probability of 10⁻⁴·⁵).</summary>
     public double Threshold { get; set; } = DefaultThreshold;
 
-    /// <summary>The default <see cref="Threshold"/>, 0.45 (tuned once on nab-dev; one recipe for every stream).</summary>
-    public const double DefaultThreshold = 0.45;
+    /// <summary>The default <see cref="Threshold"/>, 0.42 (tuned once on nab-dev; one recipe for every stream).</summary>
+    public const double DefaultThreshold = 0.42;
 
     /// <summary>Rows after a flag in which no new anomaly is flagged (the alert holds). Default 0: a fifth of <see cref="WarmupRows"/>.</summary>
     public int RefractoryRows { get; set; }
@@ -100,19 +101,22 @@ public readonly record struct AnomalyVerdict(double Score, bool Flag, int Strong
 /// </remarks>
 public sealed class StreamingAnomalyDetector
 {
-    private const int Value = 0, Difference = 1, Seasonal = 2, Change = 3, Pattern = 4, Own = 5;
+    private const int Value = 0, Difference = 1, Seasonal = 2, Change = 3, Pattern = 4, Extreme = 5, Own = 6;
     private const int DayBins = 96;
-    private static readonly string[] s_own = ["value", "difference", "seasonal", "change", "pattern"];
+    private static readonly string[] s_own = ["value", "difference", "seasonal", "change", "pattern", "extreme"];
 
     private readonly AnomalyDetectorOptions _options;
     private readonly AnomalyLikelihood[] _likelihoods;
     private readonly double[] _raw;
     private readonly double[] _evidence;
-    private readonly double[] _history;
+    private readonly double[] _line;
+    private readonly double[] _distances;
+    private readonly double[] _scratch;
     private readonly double[] _profile = new double[DayBins];
     private readonly double[] _profileResidual = new double[DayBins];
     private readonly int[] _profileCount = new int[DayBins];
     private readonly int _settle;
+    private readonly MonotonicQueue _maxima, _minima;
     private long _rows;
     private long _lastFlag = long.MinValue / 2;
     private double _mean, _variance, _previous, _meanDifference, _cusumUp, _cusumDown;
@@ -133,7 +137,11 @@ public sealed class StreamingAnomalyDetector
         _likelihoods = [.. Names.Select(_ => new AnomalyLikelihood(options.LikelihoodHistory, options.LikelihoodAverage, Math.Max(2, options.WarmupRows / 2), 0.25))];
         _raw = new double[Names.Count];
         _evidence = new double[Names.Count];
-        _history = new double[options.PatternHistory];
+        _line = new double[2 * options.PatternHistory];
+        _distances = new double[options.PatternHistory];
+        _scratch = new double[options.PatternHistory];
+        _maxima = new MonotonicQueue(options.PatternHistory);
+        _minima = new MonotonicQueue(options.PatternHistory);
         _settle = Math.Max(2, options.WarmupRows / 5);
     }
 
@@ -170,6 +178,7 @@ public sealed class StreamingAnomalyDetector
 
         ScoreValue(value);
         ScoreSeasonal(seconds, value);
+        ScoreExtreme(value);
         ScorePattern(value);
         external.CopyTo(_raw.AsSpan(Own));
         UpdateLevel(value);
@@ -293,32 +302,92 @@ public sealed class StreamingAnomalyDetector
         _warmMean += (x - _warmMean) / (_rows + 1);
     }
 
+    /// <summary>
+    /// How far x lies beyond the largest and smallest of the rows before it in the pattern history: monotonic deques of
+    /// row numbers (O(1) amortised per row instead of a scan of 4,096 rows).
+    /// </summary>
+    private void ScoreExtreme(double x)
+    {
+        int capacity = _line.Length / 2;
+        long oldest = _rows - (capacity - 1);
+        _maxima.Expire(oldest);
+        _minima.Expire(oldest);
+        double beyond = _maxima.Count < 2 ? 0 : Math.Max(x - _line[(int)(_maxima.Front % capacity)], _line[(int)(_minima.Front % capacity)] - x) / Deviation;
+
+        // A hundredth of σ is a dead band: most rows score exactly 0 here, and a rounding difference must not make a row "beyond".
+        _raw[Extreme] = beyond > 0.01 ? beyond : 0;
+        _maxima.Push(_rows, x, _line.AsSpan(0, capacity), larger: true);
+        _minima.Push(_rows, x, _line.AsSpan(0, capacity), larger: false);
+    }
+
+    /// <summary>
+    /// The distance of the last m rows to the nearest earlier m-row subsequence that does not overlap them. Each row is
+    /// kept twice (at p and p + capacity), so the last capacity rows are one contiguous span; the distance profile is
+    /// built with <see cref="TensorPrimitives"/> one lag at a time (m passes over the candidates, vectorised, no
+    /// allocation): about 10× faster than a scalar scan of each candidate with early abandoning, measured in
+    /// AnomalyDetectorBenchmarks.
+    /// </summary>
     private void ScorePattern(double x)
     {
-        int m = _options.PatternLength, capacity = _history.Length;
-        _history[(int)(_rows % capacity)] = x;
+        int m = _options.PatternLength, capacity = _line.Length / 2;
+        int slot = (int)(_rows % capacity);
+        _line[slot] = x;
+        _line[slot + capacity] = x;
         _raw[Pattern] = 0;
-        long candidates = Math.Min(_rows + 1, capacity) - (2 * m) + 1;
+        int length = (int)Math.Min(_rows + 1, capacity);
+        int candidates = length - (2 * m) + 1;
         if (candidates <= 0)
         {
             return;
         }
 
-        // Subsequences ending at rows t − m … t − m − candidates + 1 (none overlapping the current one).
-        double best = double.PositiveInfinity;
-        long t = _rows;
-        for (long end = t - m; end > t - m - candidates; end--)
+        // y[0..length-1]: the last rows, oldest first, y[length-1] = x. Candidate c ends at y[c + m - 1].
+        ReadOnlySpan<double> y = _line.AsSpan((int)((_rows - length + 1) % capacity), length);
+        Span<double> distances = _distances.AsSpan(0, candidates), scratch = _scratch.AsSpan(0, candidates);
+        distances.Clear();
+        for (int k = 0; k < m; k++)
         {
-            double sum = 0;
-            for (int k = 0; k < m && sum < best; k++)
-            {
-                double d = _history[(int)((t - k) % capacity)] - _history[(int)((end - k) % capacity)];
-                sum += d * d;
-            }
-
-            best = Math.Min(best, sum);
+            TensorPrimitives.Subtract(y.Slice(m - 1 - k, candidates), y[length - 1 - k], scratch);
+            TensorPrimitives.MultiplyAdd(scratch, scratch, distances, distances);
         }
 
-        _raw[Pattern] = Math.Sqrt(best / m) / Deviation;
+        _raw[Pattern] = Math.Sqrt(Math.Max(0, TensorPrimitives.Min(distances)) / m) / Deviation;
+    }
+
+    /// <summary>Row numbers whose values decrease (maxima) or increase (minima) from front to back: the front is the window's extreme.</summary>
+    private sealed class MonotonicQueue(int capacity)
+    {
+        private readonly long[] _rows = new long[capacity + 1];
+        private int _head, _count;
+
+        public int Count => _count;
+
+        public long Front => _rows[_head];
+
+        public void Expire(long oldest)
+        {
+            while (_count > 0 && _rows[_head] < oldest)
+            {
+                _head = (_head + 1) % _rows.Length;
+                _count--;
+            }
+        }
+
+        public void Push(long row, double value, ReadOnlySpan<double> history, bool larger)
+        {
+            while (_count > 0)
+            {
+                double back = history[(int)(_rows[(_head + _count - 1) % _rows.Length] % history.Length)];
+                if (larger ? back > value : back < value)
+                {
+                    break;
+                }
+
+                _count--;
+            }
+
+            _rows[(_head + _count) % _rows.Length] = row;
+            _count++;
+        }
     }
 }
