@@ -9,7 +9,7 @@ public sealed class AnomalyDetectorOptions
     /// <summary>Rows the detector learns from before it may flag. Default 750 (NAB's largest probationary period).</summary>
     public int WarmupRows { get; set; } = 750;
 
-    /// <summary>The ensemble's score at which a row is anomalous: −log₁₀ of the combined tail probability, over 10. Default 0.45 (a tail probability of 10⁻⁴·⁵).</summary>
+    /// <summary>The ensemble's score at which a row is anomalous: −log₁₀ of the combined tail probability, over 10. Default 0.42 (a tail probability of 10⁻⁴·²).</summary>
     public double Threshold { get; set; } = DefaultThreshold;
 
     /// <summary>The default <see cref="Threshold"/>, 0.42 (tuned once on nab-dev; one recipe for every stream).</summary>
@@ -90,6 +90,8 @@ public readonly record struct AnomalyVerdict(double Score, bool Flag, int Strong
 /// <item><term>change</term><description>a two-sided CUSUM of the standardised values (clipped to ±4) with drift ½ and leak 2 %: a small sustained shift.</description></item>
 /// <item><term>pattern</term><description>the distance of the last <see cref="AnomalyDetectorOptions.PatternLength"/> rows to the nearest earlier
 /// subsequence in the last <see cref="AnomalyDetectorOptions.PatternHistory"/> rows: a shape never seen before.</description></item>
+/// <item><term>extreme</term><description>how far x lies beyond the largest or smallest of the last
+/// <see cref="AnomalyDetectorOptions.PatternHistory"/> rows, over σ (0 inside, and within 0.01 σ of the edge): a new record.</description></item>
 /// <item><term>external</term><description>raw scores given to <see cref="Step"/>, such as a recurrent forecaster's scaled error.</description></item>
 /// </list>
 /// <para>Each raw score passes through its own <see cref="AnomalyLikelihood"/>; the ensemble's score is the largest. A row
@@ -145,7 +147,7 @@ public sealed class StreamingAnomalyDetector
         _settle = Math.Max(2, options.WarmupRows / 5);
     }
 
-    /// <summary>The detectors' names: value, difference, seasonal, change, pattern, then the external ones.</summary>
+    /// <summary>The detectors' names: value, difference, seasonal, change, pattern, extreme, then the external ones.</summary>
     public IReadOnlyList<string> Names { get; }
 
     /// <summary>Each detector's log-likelihood score at the last step, in the order of <see cref="Names"/>.</summary>
