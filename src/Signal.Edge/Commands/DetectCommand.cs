@@ -207,26 +207,13 @@ internal static class DetectCommand
             return ScoreFrames(forecaster, values, columns, warm, quantile, smoothing, mode, dynamic);
         }
 
-        float[] scale = forecaster.Metadata.TryGetValue(AnomalyCalibration.ScaleKey, out _) ? AnomalyCalibration.ScaleOf(forecaster.Metadata, columns)! : [.. Enumerable.Repeat(1f, columns)];
-        float[] mean = Stats(forecaster, "signal.detect.mean", columns, 0), std = Stats(forecaster, "signal.detect.std", columns, 1);
+        double[] raw = ForecastErrors(forecaster, values, columns);
         var scores = new double[rows];
-        RecurrentState state = forecaster.CreateState();
-        var x = new float[columns];
-        var forecast = new float[columns];
-        var previous = new float[columns];
         double smoothed = double.NaN;
         for (int t = 0; t < rows; t++)
         {
-            for (int c = 0; c < columns; c++)
-            {
-                x[c] = (values[(t * columns) + c] - mean[c]) / std[c];
-            }
-
-            double raw = t == 0 ? 0 : AnomalyCalibration.RawScore(x, previous, scale);
-            smoothed = t <= 1 ? raw : smoothed + (smoothing * (raw - smoothed));
+            smoothed = t <= 1 ? raw[t] : smoothed + (smoothing * (raw[t] - smoothed));
             scores[t] = smoothed;
-            forecaster.Step(state, x, [], forecast);
-            forecast.CopyTo(previous, 0);
         }
 
         // The warm-up's first tenth is the forecaster settling from its zero state: not part of the fixed threshold.
