@@ -9,17 +9,17 @@ public sealed class AnomalyDetectorOptions
     /// <summary>Rows the detector learns from before it may flag. Default 750 (NAB's largest probationary period).</summary>
     public int WarmupRows { get; set; } = 750;
 
-    /// <summary>The ensemble's score at which a row is anomalous: −log₁₀ of the combined tail probability, over 10. Default 0.42 (a tail probability of 10⁻⁴·²).</summary>
+    /// <summary>The ensemble's score at which a row is anomalous: −log₁₀ of the combined tail probability, over 10. Default 0.45 (a combined tail probability of 10⁻⁴·⁵).</summary>
     public double Threshold { get; set; } = DefaultThreshold;
 
-    /// <summary>The default <see cref="Threshold"/>, 0.42 (tuned once on nab-dev; one recipe for every stream).</summary>
-    public const double DefaultThreshold = 0.42;
+    /// <summary>The default <see cref="Threshold"/>, 0.45 (tuned once on nab-dev; one recipe for every stream).</summary>
+    public const double DefaultThreshold = 0.45;
 
     /// <summary>Rows after a flag in which no new anomaly is flagged (the alert holds). Default 0: a fifth of <see cref="WarmupRows"/>.</summary>
     public int RefractoryRows { get; set; }
 
-    /// <summary>Rows of each detector's past scores its likelihood is estimated from (older ones drop out). Default 2000.</summary>
-    public int LikelihoodHistory { get; set; } = 2000;
+    /// <summary>Rows of each detector's past scores its likelihood is estimated from (older ones drop out). Default 4000.</summary>
+    public int LikelihoodHistory { get; set; } = 4000;
 
     /// <summary>Raw scores in the likelihood's short moving average. Default 3.</summary>
     public int LikelihoodAverage { get; set; } = 3;
@@ -144,7 +144,8 @@ public sealed class StreamingAnomalyDetector
         _scratch = new double[options.PatternHistory];
         _maxima = new MonotonicQueue(options.PatternHistory);
         _minima = new MonotonicQueue(options.PatternHistory);
-        _settle = Math.Max(2, options.WarmupRows / 5);
+        // The level statistics settle over the warm-up's first rows; their raw scores would inflate the likelihoods' histories.
+        _settle = Math.Max(2, options.WarmupRows * 2 / 5);
     }
 
     /// <summary>The detectors' names: value, difference, seasonal, change, pattern, extreme, then the external ones.</summary>
@@ -201,7 +202,17 @@ public sealed class StreamingAnomalyDetector
             }
         }
 
-        double score = scored ? Math.Min(1, -ChiSquareLogTail(fisher, _raw.Length) / Math.Log(10) / 10) : 0;
+        // Fisher's test dilutes one detector's strong surprise among k calm ones; Bonferroni's (k · the smallest q) keeps
+        // it. The row takes the stronger of the two, paying a factor 2 for having looked twice.
+        double minTail = 1;
+        for (int i = 0; i < _raw.Length; i++)
+        {
+            minTail = Math.Min(minTail, _likelihoods[i].Tail);
+        }
+
+        double logTail = Math.Log(2) + Math.Min(ChiSquareLogTail(fisher, _raw.Length), Math.Log(_raw.Length * Math.Max(minTail, 1e-300)));
+
+        double score = scored ? Math.Min(1, -logTail / Math.Log(10) / 10) : 0;
         bool flag = _rows >= _options.WarmupRows && score >= _options.Threshold && _rows - _lastFlag > _options.Refractory;
         _lastFlag = flag ? _rows : _lastFlag;
         _rows++;
