@@ -30,8 +30,8 @@ public sealed class AnomalyDetectorOptions
     /// <summary>Earlier rows the pattern detector searches for the nearest subsequence. Default 4096.</summary>
     public int PatternHistory { get; set; } = 4096;
 
-    /// <summary>Rows over which the level statistics adapt (the time constant of their moving averages). Default 0: <see cref="WarmupRows"/>.</summary>
-    public int AdaptationRows { get; set; }
+    /// <summary>Rows over which the level statistics adapt (the time constant of their moving averages): a new level is normal after a few times this. Default 2000.</summary>
+    public int AdaptationRows { get; set; } = 2000;
 
 
     /// <summary>Checks every setting; the message names the one that is wrong.</summary>
@@ -47,9 +47,14 @@ public sealed class AnomalyDetectorOptions
             throw new ArgumentException($"threshold must be in (0, 1) (got {Threshold}).");
         }
 
-        if (RefractoryRows < 0 || AdaptationRows < 0)
+        if (RefractoryRows < 0)
         {
-            throw new ArgumentException("refractoryRows and adaptationRows must not be negative (0 picks the default).");
+            throw new ArgumentException($"refractoryRows must not be negative (0 picks a fifth of the warm-up; got {RefractoryRows}).");
+        }
+
+        if (AdaptationRows < 1)
+        {
+            throw new ArgumentException($"adaptationRows must be at least 1 (got {AdaptationRows}).");
         }
 
         if (LikelihoodHistory < 16)
@@ -65,7 +70,6 @@ public sealed class AnomalyDetectorOptions
 
     internal int Refractory => RefractoryRows > 0 ? RefractoryRows : Math.Max(1, WarmupRows / 5);
 
-    internal int Adaptation => AdaptationRows > 0 ? AdaptationRows : WarmupRows;
 }
 
 /// <summary>What the detector made of one row.</summary>
@@ -263,7 +267,7 @@ public sealed class StreamingAnomalyDetector
 
     private void UpdateLevel(double x)
     {
-        double alpha = Math.Max(1.0 / (_rows + 1), 1.0 / _options.Adaptation);
+        double alpha = Math.Max(1.0 / (_rows + 1), 1.0 / _options.AdaptationRows);
         if (_rows == 0)
         {
             _mean = x;
