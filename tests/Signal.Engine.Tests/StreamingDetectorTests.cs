@@ -103,6 +103,31 @@ public sealed class StreamingDetectorTests
     }
 
     [Fact]
+    public void A_detector_holds_about_a_third_of_a_megabyte_and_steps_without_allocating()
+    {
+        // 6 likelihood histories of 4,000 scores twice in single precision (192,000 B), the pattern history twice (65,536 B),
+        // two deques of 4,097 row numbers (65,552 B), plus small arrays.
+        var options = new AnomalyDetectorOptions();
+        new StreamingAnomalyDetector(options).Step(0, 1); // the thread's shared scratch of the pattern search
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var detector = new StreamingAnomalyDetector(options);
+        long held = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.InRange(held, 320_000, 340_000);
+        for (int i = 0; i < 3000; i++)
+        {
+            detector.Step(i * 60, Math.Sin(i / 30.0));
+        }
+
+        before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 3000; i < 5000; i++)
+        {
+            detector.Step(i * 60, Math.Sin(i / 30.0));
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void Evidence_names_the_detectors_and_settings_are_checked()
     {
         var detector = new StreamingAnomalyDetector(new AnomalyDetectorOptions { WarmupRows = 100 }, "forecast");

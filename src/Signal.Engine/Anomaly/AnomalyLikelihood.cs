@@ -1,25 +1,28 @@
 namespace Signal.Engine.Anomaly;
 
 /// <summary>
-/// Numenta's anomaly likelihood (Ahmad et al. 2017, §4): how improbable the recent raw scores of a detector are under
-/// the distribution of that detector's own past scores. A noisy stream and a quiet one, or a detector whose scores run
-/// in tens and one whose scores run in hundredths, get comparable likelihoods.
+/// An anomaly likelihood after Numenta's (Ahmad et al. 2017, §4): how improbable the recent raw scores of a detector
+/// are under the distribution of that detector's own past scores. A noisy stream and a quiet one, or a detector whose
+/// scores run in tens and one whose scores run in hundredths, get comparable likelihoods.
 /// </summary>
 /// <remarks>
-/// <para>Each step the raw score enters a short moving average (<see cref="Average"/> steps); the averages of the last
-/// <see cref="History"/> steps (older ones excluded: the distribution adapts) give a mean μ and a standard deviation σ
-/// (at least <see cref="MinimumDeviation"/>, and at least 5 % of |μ|, so a flat history does not make every change
-/// infinitely improbable). The tail probability of the current average is q = ½ erfc((a − μ)/(σ√2)) for a above μ,
-/// and ½ otherwise. <see cref="Update"/> returns the log score −log₁₀(q)/10 capped at 1, Numenta's
-/// <c>computeLogLikelihood</c>: 0.5 means q = 10⁻⁵.</para>
-/// <para>During the first <see cref="Learning"/> steps the score is 0 (nothing is known yet). The current average
-/// is compared with the history before it is added. Not thread-safe: one instance per stream and detector.</para>
+/// <para>Each step the raw score enters a short moving average (<see cref="Average"/> steps, summed afresh). The
+/// averages of the last <see cref="History"/> steps (older ones drop out: the distribution adapts) are kept sorted. The
+/// tail probability q of the current average a: below their 90th percentile u, the share of the history at or above a
+/// (at least 0.1); above u, an exponential tail 0.1 · e^(−(a − u)/β) with β the mean excess of the history over u (at
+/// least <see cref="MinimumDeviation"/> and 5 % of u), the peaks-over-threshold model, which goes on past the largest
+/// score seen. Numenta fits a normal distribution instead; raw scores are heavy-tailed, and with a normal fit a row in
+/// every few hundred looked like a 10⁻⁵ event. <see cref="Update"/> returns the log score −log₁₀(q)/10 capped at 1, as
+/// Numenta's <c>computeLogLikelihood</c>: 0.5 means q = 10⁻⁵.</para>
+/// <para>During the first <see cref="Learning"/> steps (and until 10 averages are known) the score is 0 and q = 1. The
+/// current average is compared with the history before it is added. Not thread-safe: one instance per stream and
+/// detector.</para>
 /// </remarks>
 public sealed class AnomalyLikelihood
 {
-    private readonly double[] _averages;
+    private readonly float[] _averages; // single precision: a rank and a mean excess need no more, and a stream's detectors keep 2 × 6 of these
     private readonly double[] _recent;
-    private readonly double[] _sorted;
+    private readonly float[] _sorted;
     private int _count;
     private long _steps;
 
@@ -27,7 +30,7 @@ public sealed class AnomalyLikelihood
     /// <param name="history">Steps of averaged scores the distribution is estimated from (older ones drop out).</param>
     /// <param name="average">Raw scores in the short moving average (1 scores each raw score alone).</param>
     /// <param name="learning">Steps before the first score (at least 2).</param>
-    /// <param name="minimumDeviation">The least σ, in the raw score's units.</param>
+    /// <param name="minimumDeviation">The least β of the exponential tail, in the raw score's units.</param>
     public AnomalyLikelihood(int history, int average, int learning, double minimumDeviation)
     {
         if (history < 2 || average < 1 || learning < 2 || !(minimumDeviation > 0))
@@ -35,8 +38,8 @@ public sealed class AnomalyLikelihood
             throw new ArgumentOutOfRangeException(nameof(history), $"history ({history}) and learning ({learning}) must be at least 2, average ({average}) at least 1, minimumDeviation ({minimumDeviation}) positive.");
         }
 
-        _averages = new double[history];
-        _sorted = new double[history];
+        _averages = new float[history];
+        _sorted = new float[history];
         _recent = new double[average];
         Learning = learning;
         MinimumDeviation = minimumDeviation;
@@ -94,8 +97,8 @@ public sealed class AnomalyLikelihood
             Remove(_averages[(int)(_steps % _averages.Length)]);
         }
 
-        _averages[(int)(_steps % _averages.Length)] = average;
-        Insert(average);
+        _averages[(int)(_steps % _averages.Length)] = (float)average;
+        Insert((float)average);
         _steps++;
         return score;
     }
@@ -145,7 +148,7 @@ public sealed class AnomalyLikelihood
         return lo;
     }
 
-    private void Insert(double value)
+    private void Insert(float value)
     {
         int at = LowerBound(value);
         Array.Copy(_sorted, at, _sorted, at + 1, _count - at);
@@ -153,7 +156,7 @@ public sealed class AnomalyLikelihood
         _count++;
     }
 
-    private void Remove(double value)
+    private void Remove(float value)
     {
         int at = LowerBound(value);
         Array.Copy(_sorted, at + 1, _sorted, at, _count - at - 1);
@@ -169,21 +172,5 @@ public sealed class AnomalyLikelihood
         _steps = 0;
         Tail = 1;
         Current = 0;
-    }
-
-    /// <summary>The complementary error function: Numerical Recipes' Chebyshev fit <c>erfcc</c>, fractional error below 1.2·10⁻⁷ everywhere (enough for tail probabilities read on a log scale).</summary>
-    public static double Erfc(double x)
-    {
-        double z = Math.Abs(x);
-        double t = 1 / (1 + (0.5 * z));
-        ReadOnlySpan<double> c = [-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277];
-        double poly = 0;
-        for (int k = c.Length - 1; k >= 0; k--)
-        {
-            poly = (poly * t) + c[k];
-        }
-
-        double r = t * Math.Exp(-(z * z) + poly);
-        return x >= 0 ? r : 2 - r;
     }
 }

@@ -73,9 +73,9 @@ public sealed class AnomalyDetectorOptions
 }
 
 /// <summary>What the detector made of one row.</summary>
-/// <param name="Score">The ensemble's score in [0, 1]: the largest log-likelihood score of its detectors.</param>
+/// <param name="Score">The ensemble's score in [0, 1]: −log₁₀ of the combined tail probability of its detectors, over 10.</param>
 /// <param name="Flag">True on the row an anomaly starts (onset only; the rows after it within the refractory period are not flagged again).</param>
-/// <param name="Strongest">The index in <see cref="StreamingAnomalyDetector.Names"/> of the detector with the largest score.</param>
+/// <param name="Strongest">The index in <see cref="StreamingAnomalyDetector.Names"/> of the detector with the largest evidence.</param>
 public readonly record struct AnomalyVerdict(double Score, bool Flag, int Strongest);
 
 /// <summary>
@@ -98,7 +98,8 @@ public readonly record struct AnomalyVerdict(double Score, bool Flag, int Strong
 /// <see cref="AnomalyDetectorOptions.PatternHistory"/> rows, over σ (0 inside, and within 0.01 σ of the edge): a new record.</description></item>
 /// <item><term>external</term><description>raw scores given to <see cref="Step"/>, such as a recurrent forecaster's scaled error.</description></item>
 /// </list>
-/// <para>Each raw score passes through its own <see cref="AnomalyLikelihood"/>; the ensemble's score is the largest. A row
+/// <para>Each raw score passes through its own <see cref="AnomalyLikelihood"/> (fed from two fifths of the warm-up on);
+/// their tail probabilities are combined by the stronger of Fisher's and Bonferroni's tests (times 2). A row
 /// after the warm-up whose score reaches <see cref="AnomalyDetectorOptions.Threshold"/> is flagged unless a flag was
 /// raised within the last <see cref="AnomalyDetectorOptions.RefractoryRows"/> rows: an operator (and NAB) counts
 /// every flagged row, so the onset is flagged and the anomaly then holds. Every statistic is a moving one, so a new
@@ -116,8 +117,8 @@ public sealed class StreamingAnomalyDetector
     private readonly double[] _raw;
     private readonly double[] _evidence;
     private readonly double[] _line;
-    private readonly double[] _distances;
-    private readonly double[] _scratch;
+    [ThreadStatic]
+    private static double[]? t_distances, t_scratch; // scratch of the pattern search, shared by the detectors stepped on a thread
     private readonly double[] _profile = new double[DayBins];
     private readonly double[] _profileResidual = new double[DayBins];
     private readonly int[] _profileCount = new int[DayBins];
@@ -144,8 +145,6 @@ public sealed class StreamingAnomalyDetector
         _raw = new double[Names.Count];
         _evidence = new double[Names.Count];
         _line = new double[2 * options.PatternHistory];
-        _distances = new double[options.PatternHistory];
-        _scratch = new double[options.PatternHistory];
         _maxima = new MonotonicQueue(options.PatternHistory);
         _minima = new MonotonicQueue(options.PatternHistory);
         // The level statistics settle over the warm-up's first rows; their raw scores would inflate the likelihoods' histories.
@@ -360,7 +359,13 @@ public sealed class StreamingAnomalyDetector
 
         // y[0..length-1]: the last rows, oldest first, y[length-1] = x. Candidate c ends at y[c + m - 1].
         ReadOnlySpan<double> y = _line.AsSpan((int)((_rows - length + 1) % capacity), length);
-        Span<double> distances = _distances.AsSpan(0, candidates), scratch = _scratch.AsSpan(0, candidates);
+        if (t_distances is null || t_distances.Length < candidates)
+        {
+            t_distances = new double[capacity];
+            t_scratch = new double[capacity];
+        }
+
+        Span<double> distances = t_distances.AsSpan(0, candidates), scratch = t_scratch.AsSpan(0, candidates);
         distances.Clear();
         for (int k = 0; k < m; k++)
         {

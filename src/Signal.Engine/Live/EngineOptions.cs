@@ -84,7 +84,7 @@ public sealed class EngineOptions
     /// the error series), and the anomaly score becomes the ensemble's score in [0, 1] with its threshold (0.45), so a
     /// stream whose errors are always large and one whose errors are always small alert alike. The value is the
     /// ensemble's warm-up in steps (no anomaly alert before it); 0 (default) keeps the calibrated threshold. Costs about
-    /// 230 KB per stream (each detector's score history), so for slow sensors rather than ten thousand streams.
+    /// 330 KB per stream (each detector's score history), so for slow sensors rather than ten thousand streams.
     /// </summary>
     public int AnomalyLikelihoodWarmup { get; set; }
 
