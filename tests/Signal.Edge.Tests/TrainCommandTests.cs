@@ -133,6 +133,8 @@ public sealed class CsvDataSetTests : IDisposable
         Assert.Equal(30, set.Train.Count + set.Test.Count);
         Assert.Equal(6, set.Test.Count); // 20 % of each class's 15 recordings, whole recordings only
         Assert.All(set.Train.Concat(set.Test), s => Assert.Equal(20, s.Steps));
+        Assert.Equal(100, set.SampleRate); // from the timestamps; 20 samples are one example each, not long recordings
+        Assert.False(set.IsRecordings);
 
         string model = Path.Combine(_dir, "m.sigm");
         Assert.Equal(0, Program.Main(["train", "--data", csv, "--out", model, "--hidden", "8", "--epochs", "30", "--seed", "4"]));
@@ -145,5 +147,53 @@ public sealed class CsvDataSetTests : IDisposable
         var e = Assert.Throws<InvalidDataException>(() => Signal.Engine.Data.LabeledDataSet.Load(csv));
         Assert.Contains("line 6", e.Message, StringComparison.Ordinal);
         Assert.Contains("changes label", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Long_csv_recordings_take_their_rate_from_the_timestamps_and_train_on_features_by_default()
+    {
+        // 24 recordings of 5 s at 1 kHz: a 50 Hz tone ("low") or a 200 Hz tone ("high") in noise, each at its own phase.
+        var random = new Random(5);
+        var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        var lines = new List<string> { "recording,timestamp,vibration,label" };
+        for (int r = 0; r < 24; r++)
+        {
+            string label = r % 2 == 0 ? "low" : "high";
+            double frequency = label == "low" ? 50 : 200, phase = random.NextDouble() * 6;
+            for (int t = 0; t < 5000; t++)
+            {
+                double v = Math.Sin((2 * Math.PI * frequency * t / 1000) + phase) + (0.3 * (random.NextDouble() - 0.5));
+                string stamp = r % 3 == 0 ? start.AddMilliseconds(t).ToString("O", CultureInfo.InvariantCulture) : (t / 1000.0).ToString("0.###", CultureInfo.InvariantCulture);
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"r{r},{stamp},{v:0.#####},{label}"));
+            }
+        }
+
+        string csv = Path.Combine(_dir, "tones.csv");
+        File.WriteAllLines(csv, lines);
+        var set = Signal.Engine.Data.LabeledDataSet.Load(csv, seed: 2);
+        Assert.Equal(1000, set.SampleRate);
+        Assert.True(set.IsRecordings);
+
+        string model = Path.Combine(_dir, "tones.sigm");
+        Assert.Equal(0, Program.Main(["train", "--data", csv, "--out", model, "--hidden", "8", "--epochs", "15", "--seed", "2"]));
+        Signal.Models.Networks.RecurrentModel trained = Signal.Models.Networks.RecurrentModel.Load(model);
+        Signal.Features.Pipeline.FeatureSpec? spec = Signal.Engine.Data.FeatureSequences.SpecOf(trained.Metadata);
+        Assert.NotNull(spec);
+        Assert.Equal(1000, spec.SampleRate);
+        using var doc = JsonDocument.Parse(Cli.Output("eval", "--model", model, "--data", csv, "--json"));
+        Assert.Equal(1.0, doc.RootElement.GetProperty("accuracy").GetDouble());
+
+        // Clocks that disagree (recording r1 at 500 Hz) give no rate, and the recordings are examples again.
+        static string Slower(string line)
+        {
+            string[] cells = line.Split(',');
+            cells[1] = (2 * double.Parse(cells[1], CultureInfo.InvariantCulture)).ToString("R", CultureInfo.InvariantCulture);
+            return string.Join(',', cells);
+        }
+
+        File.WriteAllLines(csv, [.. lines.Select(l => l.StartsWith("r1,", StringComparison.Ordinal) ? Slower(l) : l)]);
+        Signal.Engine.Data.LabeledDataSet mixed = Signal.Engine.Data.LabeledDataSet.Load(csv, seed: 2);
+        Assert.Equal(0, mixed.SampleRate);
+        Assert.False(mixed.IsRecordings);
     }
 }

@@ -23,8 +23,14 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
     /// <summary>Samples per second of every sequence where the format knows it (NumPy recordings); 0 where it does not.</summary>
     public double SampleRate { get; init; }
 
-    /// <summary>Whether each sequence is a long recording to be cut into segments (NumPy recordings) rather than one example.</summary>
-    public bool IsRecordings => Format == "npz";
+    /// <summary>Whether each sequence is a long recording to be cut into segments (NumPy recordings, and CSV recordings with timestamps at least <see cref="LongRecordingSamples"/> long) rather than one example.</summary>
+    public bool IsRecordings => Format == "npz" || LongRecordings;
+
+    /// <summary>Set by the CSV reader when every recording carries a regular clock and is long: it is read as NumPy recordings are (features, segments, validation by recording).</summary>
+    public bool LongRecordings { get; init; }
+
+    /// <summary>Samples a CSV recording needs, at the least, to count as a long recording: 4 default feature frames (4,096).</summary>
+    public const int LongRecordingSamples = 4096;
 
     /// <summary>", did you mean '…'?" naming the entry beside a missing path whose name is closest, or nothing.</summary>
     private static string NearestSibling(string path)
@@ -147,7 +153,10 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
     /// Our CSV layout: a header <c>recording,timestamp,&lt;channel&gt;…,label</c>, then one row per sample; the rows of
     /// a recording are contiguous and share its label, and form one sequence in timestamp order. With no split of
     /// its own the data is split by recording (never by segments of one recording): a seeded 20 % of each class's
-    /// recordings is the test split.
+    /// recordings is the test split. Timestamps (seconds, or ISO 8601) give the sample rate when every recording's
+    /// clock agrees (<see cref="SampleRate"/>); when, besides, every recording holds at least
+    /// <see cref="LongRecordingSamples"/> samples, the recordings are long ones (<see cref="IsRecordings"/>) and train
+    /// as a folder of NumPy recordings does: the default feature pipeline, segments, validation by recording.
     /// </summary>
     private static LabeledDataSet ReadCsv(string path, int seed)
     {
@@ -161,6 +170,8 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
 
         int channels = names.Length - 3;
         var recordings = new List<(string Id, string Label, List<float> Values)>();
+        var clocks = new List<(double First, double Last)>();
+        bool timed = true;
         var seen = new HashSet<string>(StringComparer.Ordinal);
         int lineNumber = 1;
         string? line;
@@ -187,10 +198,20 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
                 }
 
                 recordings.Add((id, label, []));
+                clocks.Add((double.NaN, double.NaN));
             }
             else if (recordings[^1].Label != label)
             {
                 throw new InvalidDataException($"{path}, line {lineNumber}: recording '{id}' changes label from '{recordings[^1].Label}' to '{label}'; a recording has one label.");
+            }
+
+            if (timed && TrySeconds(cells[1], out double seconds))
+            {
+                clocks[^1] = (double.IsNaN(clocks[^1].First) ? seconds : clocks[^1].First, seconds);
+            }
+            else
+            {
+                timed = false;
             }
 
             for (int c = 0; c < channels; c++)
@@ -221,7 +242,56 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
             }
         }
 
-        return Build(Path.GetFileNameWithoutExtension(path), channels, train, test, "csv");
+        double rate = timed ? SampleRateOf(recordings.Select((r, i) => (r.Values.Count / channels, clocks[i].Last - clocks[i].First))) : 0;
+        bool isLong = rate > 0 && recordings.All(r => r.Values.Count / channels >= LongRecordingSamples);
+        return Build(Path.GetFileNameWithoutExtension(path), channels, train, test, "csv") with { SampleRate = rate, LongRecordings = isLong };
+    }
+
+    /// <summary>A timestamp in seconds: a number (seconds) or an ISO 8601 date and time.</summary>
+    private static bool TrySeconds(string cell, out double seconds)
+    {
+        string text = cell.Trim();
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out seconds) && double.IsFinite(seconds))
+        {
+            return true;
+        }
+
+        if (DateTime.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out DateTime time))
+        {
+            seconds = time.Ticks / (double)TimeSpan.TicksPerSecond;
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// The sample rate the recordings' clocks agree on: samples − 1 over the time from first to last sample, per
+    /// recording; 0 when a recording has fewer than two samples or no time, or when two recordings differ by more than
+    /// 1 %. A rate within 0.1 % of a whole number of hertz is rounded to it (timestamps are written rounded).
+    /// </summary>
+    private static double SampleRateOf(IEnumerable<(int Samples, double Seconds)> recordings)
+    {
+        double low = double.PositiveInfinity, high = 0, sum = 0;
+        int count = 0;
+        foreach ((int samples, double seconds) in recordings)
+        {
+            if (samples < 2 || !(seconds > 0))
+            {
+                return 0;
+            }
+
+            double rate = (samples - 1) / seconds;
+            (low, high, sum, count) = (Math.Min(low, rate), Math.Max(high, rate), sum + rate, count + 1);
+        }
+
+        if (count == 0 || high > low * 1.01)
+        {
+            return 0;
+        }
+
+        double mean = sum / count;
+        return Math.Abs(mean - Math.Round(mean)) <= 1e-3 * mean ? Math.Round(mean) : mean;
     }
 
     internal static LabeledDataSet Build(string name, int channels, List<(float[] Values, int Steps, string Label)> train, List<(float[] Values, int Steps, string Label)> test, string format)
