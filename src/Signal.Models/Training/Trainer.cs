@@ -48,6 +48,15 @@ public sealed class TrainerOptions
     /// <summary>Learning-rate schedule: <c>cosine</c> (default), <c>step</c> (×0.1 at 50% and 75%) or <c>constant</c>.</summary>
     public string Schedule { get; set; } = "cosine";
 
+    /// <summary>
+    /// Augmentation while training (never on validation): each training sequence of each batch is multiplied by a
+    /// factor drawn from N(1, <see cref="AugmentScale"/>²) (magnitude scaling). Default 0 (off).
+    /// </summary>
+    public double AugmentScale { get; set; }
+
+    /// <summary>Augmentation while training: N(0, <see cref="AugmentJitter"/>²) noise added to every input (jitter). Default 0 (off).</summary>
+    public double AugmentJitter { get; set; }
+
     /// <summary>Epochs of linear warm-up. Default 3.</summary>
     public int WarmupEpochs { get; set; } = 3;
 
@@ -94,6 +103,11 @@ public sealed class TrainerOptions
         if (Optimizer is not ("adamw" or "adam" or "sgd"))
         {
             throw new ArgumentException($"optimizer must be adamw, adam or sgd (got '{Optimizer}').");
+        }
+
+        if (!(AugmentScale >= 0 && AugmentScale < 1) || !(AugmentJitter >= 0 && AugmentJitter < 10))
+        {
+            throw new ArgumentException($"augmentScale must be in [0, 1) and augmentJitter in [0, 10) (got {AugmentScale} and {AugmentJitter}).");
         }
 
         if (Dropout is < 0 or >= 1 || double.IsNaN(Dropout))
@@ -189,7 +203,8 @@ public static class Trainer
                 network.ZeroGradients();
                 double total = TotalWeight(train, members, weights, options.Loss);
                 (double loss, int c, int n) = Run(replicas, train, members, options.Loss, weights, total, backward: true,
-                    options.RecoveryPrefix > 0 ? new Random(unchecked((options.Seed * 31) + (epoch * 7919) + start)) : null, options.RecoveryPrefix);
+                    options.RecoveryPrefix > 0 ? new Random(unchecked((options.Seed * 31) + (epoch * 7919) + start)) : null, options.RecoveryPrefix,
+                    options.AugmentScale > 0 || options.AugmentJitter > 0 ? (new Random(unchecked((options.Seed * 131) + (epoch * 7919) + start)), options.AugmentScale, options.AugmentJitter) : null);
                 if (options.ClipNorm > 0)
                 {
                     Optimizer.ClipGradientNorm(network.Parameters, options.ClipNorm);
@@ -291,7 +306,7 @@ public static class Trainer
         members.Sum(i => (double)(weights?[data[i].Label] ?? 1f) * (loss == LossKind.EveryStep ? data[i].Steps : 1));
 
     private static (double Loss, int Correct, int Counted) Run(TrainingNetwork[] replicas, IReadOnlyList<LabeledSequence> data, int[] members,
-        LossKind loss, float[]? weights, double total, bool backward, Random? recovery = null, int prefix = 0)
+        LossKind loss, float[]? weights, double total, bool backward, Random? recovery = null, int prefix = 0, (Random Random, double Scale, double Jitter)? augment = null)
     {
         int parts = Math.Min(replicas.Length, members.Length);
         int forecastClass = replicas[0].ForecastClass;
@@ -302,6 +317,16 @@ public static class Trainer
         {
             // Drawn before the parallel parts, so the disturbance does not depend on the thread count.
             packed = [.. Enumerable.Range(0, parts).Select(part => PackWithPrefix(data, members[(members.Length * part / parts)..(members.Length * (part + 1) / parts)], replicas[0].Architecture.InputSize, prefix, recovery!))];
+        }
+
+        if (augment is { } a)
+        {
+            // Drawn before the parallel parts too, in member order, so the result does not depend on the thread count.
+            packed ??= [.. Enumerable.Range(0, parts).Select(part => Pack(data, members[(members.Length * part / parts)..(members.Length * (part + 1) / parts)], replicas[0].Architecture.InputSize))];
+            foreach (SequenceBatch batch in packed)
+            {
+                Augment(batch, a.Random, a.Scale, a.Jitter);
+            }
         }
         var results = new (double Loss, int Correct, int Counted)[parts];
         void Part(int part)
@@ -336,6 +361,22 @@ public static class Trainer
 
         return (results.Sum(r => r.Loss), results.Sum(r => r.Correct), results.Sum(r => r.Counted));
     }
+
+    /// <summary>Magnitude scaling by N(1, scale²) per sequence and N(0, jitter²) noise per input, on each sequence's own steps.</summary>
+    private static void Augment(SequenceBatch batch, Random random, double scale, double jitter)
+    {
+        for (int b = 0; b < batch.Count; b++)
+        {
+            float factor = (float)(1 + (scale * Gaussian(random)));
+            Span<float> values = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, batch.Lengths[b] * batch.InputSize);
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = (values[i] * factor) + (jitter > 0 ? (float)(jitter * Gaussian(random)) : 0);
+            }
+        }
+    }
+
+    private static double Gaussian(Random random) => Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
 
     /// <summary>Packs with a disturbed prefix of <paramref name="prefix"/> steps before each sequence (no loss on it).</summary>
     private static SequenceBatch PackWithPrefix(IReadOnlyList<LabeledSequence> data, int[] members, int inputs, int prefix, Random random)
