@@ -77,6 +77,42 @@ public sealed class GradientCheckTests
         Check(architecture, LossKind.EveryStep, dropout, forecastWeight: 0.7, forecastClass: forecastClass, skip: skip ? [2, 0, 1] : null);
     }
 
+    [Theory]
+    [InlineData(LossKind.LastStep, 0.1)]
+    [InlineData(LossKind.EveryStep, 0.3)]
+    public void Label_smoothing_gradients_match_finite_differences(LossKind loss, double smoothing)
+    {
+        var architecture = new ModelArchitecture { InputSize = 3, Classes = 3, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 4 }] };
+        Check(architecture, loss, 0, smoothing: smoothing);
+    }
+
+    [Fact]
+    public void The_label_smoothed_loss_is_pytorchs_definition()
+    {
+        // PyTorch: (1 − ε)·(−log p_y) + ε·mean_c(−log p_c), averaged over the sequences, with p the runnable model's
+        // probabilities at the last step.
+        var architecture = new ModelArchitecture { InputSize = 3, Classes = 3, Layers = [new LayerArchitecture { Kind = CellKind.Lstm, HiddenSize = 5 }] };
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 8).Tensors) { LabelSmoothing = 0.2 };
+        SequenceBatch batch = Batch(3, 3);
+        double loss = net.Loss(batch, LossKind.LastStep, null, backward: false, out _, out _);
+        RecurrentModel model = net.ToModel(["a", "b", "c"]);
+        double expected = 0;
+        for (int b = 0; b < batch.Count; b++)
+        {
+            RecurrentState state = model.CreateState();
+            var p = new float[3];
+            for (int t = 0; t < batch.Lengths[b]; t++)
+            {
+                model.Step(state, batch.Inputs.AsSpan(((b * batch.Steps) + t) * 3, 3), p);
+            }
+
+            expected += ((0.8 * -Math.Log(p[batch.Labels[b]])) + (0.2 * p.Average(q => -Math.Log(q)))) / batch.Count;
+        }
+
+        Assert.Equal(expected, loss, 1e-5);
+        Assert.Throws<ArgumentOutOfRangeException>(() => net.LabelSmoothing = 1);
+    }
+
     [Fact]
     public void The_forecasting_loss_is_the_mean_squared_error_of_the_steps_after_the_skipped_prefix()
     {
@@ -110,9 +146,9 @@ public sealed class GradientCheckTests
         Assert.Equal(sum / terms, loss, 1e-5);
     }
 
-    private static void Check(ModelArchitecture architecture, LossKind loss, double dropout, double forecastWeight = 1, int forecastClass = -1, int[]? skip = null)
+    private static void Check(ModelArchitecture architecture, LossKind loss, double dropout, double forecastWeight = 1, int forecastClass = -1, int[]? skip = null, double smoothing = 0)
     {
-        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors) { Dropout = dropout, DropoutWithoutGradients = true, ForecastWeight = forecastWeight, ForecastClass = forecastClass };
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors) { Dropout = dropout, DropoutWithoutGradients = true, ForecastWeight = forecastWeight, ForecastClass = forecastClass, LabelSmoothing = smoothing };
         Initialization.Apply(net, InitializationKind.Uniform, 5);
         foreach (Parameter p in net.Parameters)
         {

@@ -57,6 +57,9 @@ public sealed class TrainerOptions
     /// <summary>Augmentation while training: N(0, <see cref="AugmentJitter"/>²) noise added to every input (jitter). Default 0 (off).</summary>
     public double AugmentJitter { get; set; }
 
+    /// <summary>Label smoothing ε of the classification loss (<see cref="TrainingNetwork.LabelSmoothing"/>). Default 0.</summary>
+    public double LabelSmoothing { get; set; }
+
     /// <summary>Epochs of linear warm-up. Default 3.</summary>
     public int WarmupEpochs { get; set; } = 3;
 
@@ -103,6 +106,11 @@ public sealed class TrainerOptions
         if (Optimizer is not ("adamw" or "adam" or "sgd"))
         {
             throw new ArgumentException($"optimizer must be adamw, adam or sgd (got '{Optimizer}').");
+        }
+
+        if (!(LabelSmoothing >= 0 && LabelSmoothing < 1))
+        {
+            throw new ArgumentException($"labelSmoothing must be in [0, 1) (got {LabelSmoothing}).");
         }
 
         if (!(AugmentScale >= 0 && AugmentScale < 1) || !(AugmentJitter >= 0 && AugmentJitter < 10))
@@ -179,6 +187,7 @@ public static class Trainer
         for (int r = 0; r < replicas.Length; r++)
         {
             replicas[r].Dropout = options.Dropout;
+            replicas[r].LabelSmoothing = options.LabelSmoothing;
             replicas[r].TruncateSteps = options.TruncateSteps;
             replicas[r].ForecastClass = network.Architecture.Classes == 0 ? -1 : options.ForecastClass;
             replicas[r].SeedDropout(unchecked((options.Seed * 7919) + r));

@@ -59,6 +59,7 @@ public sealed class TrainingNetwork
     private readonly int[] _inputSizes;
     private readonly Dictionary<string, Parameter> _byName;
     private double _dropout;
+    private double _smoothing;
     private int _truncate;
     private Random _random = new(1);
 
@@ -115,6 +116,16 @@ public sealed class TrainingNetwork
 
     /// <summary>The architecture.</summary>
     public ModelArchitecture Architecture { get; }
+
+    /// <summary>
+    /// Label smoothing ε of the classification loss: the target puts 1 − ε on the label and ε/K on each of the K classes
+    /// (PyTorch's <c>CrossEntropyLoss(label_smoothing=ε)</c>), so the loss is logΣe^z − (1 − ε)·z_y − (ε/K)·Σ z_c. Default 0.
+    /// </summary>
+    public double LabelSmoothing
+    {
+        get => _smoothing;
+        set => _smoothing = value is >= 0 and < 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "label smoothing must be at least 0 and below 1.");
+    }
 
     /// <summary>
     /// Dropout probability applied, while computing gradients only, to each layer's output where it feeds the next
@@ -286,7 +297,8 @@ public sealed class TrainingNetwork
                 }
 
                 double logSum = max + Math.Log(sum);
-                total += scale * (logSum - logits[label]);
+                float smooth = (float)_smoothing, share = smooth / classes;
+                total += scale * (logSum - ((1 - smooth) * logits[label]) - (smooth > 0 ? share * TensorPrimitives.Sum(logits) : 0));
                 if (!backward)
                 {
                     continue;
@@ -295,7 +307,7 @@ public sealed class TrainingNetwork
                 Span<float> dh = work.OutputGradients[^1].AsSpan(t * width, width);
                 for (int c = 0; c < classes; c++)
                 {
-                    float dlogit = scale * ((float)Math.Exp(logits[c] - logSum) - (c == label ? 1f : 0f));
+                    float dlogit = scale * ((float)Math.Exp(logits[c] - logSum) - ((c == label ? 1f - smooth : 0f) + share));
                     headBias!.Gradient[c] += dlogit;
                     TensorPrimitives.MultiplyAdd(h, dlogit, head!.Gradient.AsSpan(c * width, width), head.Gradient.AsSpan(c * width, width));
                     TensorPrimitives.MultiplyAdd(head.Value.AsSpan(c * width, width), dlogit, dh, dh);
