@@ -167,6 +167,12 @@ public sealed class NabEvalTests
             Assert.Equal(100.0, profile.GetProperty("score").GetDouble(), 9);
         }
 
+        // Without a scored window the normalised scores are undefined: null in JSON, "-" in the table.
+        File.WriteAllText(Path.Combine(root, "labels", "combined_windows.json"), """{ "synthetic/quiet.csv": [] }""");
+        using JsonDocument none = JsonDocument.Parse(Cli.Output("eval", "--task", "anomaly", "--data", root, "--json"));
+        Assert.All(none.RootElement.GetProperty("scores").EnumerateArray(), p => Assert.Equal(JsonValueKind.Null, p.GetProperty("score").ValueKind));
+        File.WriteAllText(Path.Combine(root, "labels", "combined_windows.json"),
+            $$"""{ "synthetic/quiet.csv": [], "synthetic/spike.csv": [["{{File.ReadLines(Path.Combine(root, "data", "synthetic", "spike.csv")).ElementAt(1501).Split(',')[0]}}", "{{File.ReadLines(Path.Combine(root, "data", "synthetic", "spike.csv")).ElementAt(1601).Split(',')[0]}}"]] }""");
         string table = Cli.Output("eval", "--task", "anomaly", "--data", root);
         Assert.Contains("synthetic/spike.csv", table, StringComparison.Ordinal);
         Assert.Contains("100.00", table, StringComparison.Ordinal);

@@ -46,7 +46,7 @@ internal static class NabEval
                 corpus = Path.GetFullPath(folder),
                 files = results.Count,
                 windows = results.Sum(r => r.Scores[0].Windows),
-                scores = profiles.Select((p, i) => new { profile = p.Name, score = NabScore.NormalizedTotal(results.Select(r => r.Scores[i])) }),
+                scores = profiles.Select((p, i) => new { profile = p.Name, score = Nullable(NabScore.NormalizedTotal(results.Select(r => r.Scores[i]))) }),
                 categories = results.GroupBy(r => r.File.Category).Select(g => new
                 {
                     category = g.Key,
