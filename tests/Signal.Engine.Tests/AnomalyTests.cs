@@ -102,6 +102,39 @@ public sealed class AnomalyTests
     }
 
     [Fact]
+    public void A_slow_sensor_stepped_sample_by_sample_is_judged_by_the_streaming_ensemble_on_its_values()
+    {
+        // Ten days of five-minute readings with a daily cycle; from day 7 the level rises by 40 for 50 readings.
+        EngineModel model = TestModels.Raw(1, forecast: true);
+        var rng = new Random(8);
+        float[] signal = [.. Enumerable.Range(0, 2880).Select(i => (float)(20 + (8 * Math.Sin(2 * Math.PI * i / 288)) + rng.NextDouble() + (i is >= 2016 and < 2066 ? 40 : 0)))];
+        using var engine = new SignalEngine(model, new EngineOptions { AnomalyLikelihoodWarmup = 600 });
+        var alerts = new List<Alert>();
+        var scores = new List<AnomalyScore>();
+        engine.Alerts.Where(a => a.Rule == "anomaly").Subscribe(alerts.Add);
+        engine.AnomalyScores.Subscribe(scores.Add);
+        foreach (byte[] m in TestModels.Messages(signal, 1, 1.0 / 300, seed: 9))
+        {
+            engine.Process("sensors/boiler/temperature", m);
+        }
+
+        engine.Flush();
+        Assert.Equal(2879, scores.Count);
+        Assert.All(scores, s => Assert.Equal(AnomalyDetectorOptions.DefaultThreshold, s.Threshold));
+        Alert raised = Assert.Single(alerts, a => a.State == AlertState.Raised);
+        int at = scores.FindIndex(s => s.TimestampNs == raised.TimestampNs) + 1; // scores start at the second sample
+        Assert.InRange(at, 2016, 2026);
+        Assert.All(scores.Take(2010), s => Assert.True(s.Score < AnomalyDetectorOptions.DefaultThreshold || s.TimestampNs < scores[600].TimestampNs, $"score {s.Score:0.00} before the shift"));
+        string[] detectors = ["value", "difference", "seasonal", "change", "pattern", "extreme", "forecast"];
+        Assert.NotNull(raised.Evidence);
+        Assert.All(raised.Evidence!, e => Assert.Contains(e.Feature, detectors));
+        // The three most surprised detectors, strongest first, each with its share of all detectors' evidence.
+        Assert.Equal(3, raised.Evidence!.Count);
+        Assert.True(raised.Evidence[0].Share >= raised.Evidence[1].Share && raised.Evidence[1].Share >= raised.Evidence[2].Share && raised.Evidence[2].Share > 0);
+        Assert.InRange(raised.Evidence.Sum(e => e.Share), 0.3, 1.0);
+    }
+
+    [Fact]
     public void A_warming_stream_raises_no_anomaly_alert_then_alerts_above_its_own_threshold()
     {
         int d = TestModels.WithFeatures().Network.InputSize;

@@ -612,10 +612,9 @@ public sealed partial class SignalEngine : IDisposable
                 score = s.SmoothedScore;
                 if (_options.AnomalyLikelihoodWarmup > 0)
                 {
-                    s.Detector ??= new Anomaly.StreamingAnomalyDetector(new Anomaly.AnomalyDetectorOptions { WarmupRows = _options.AnomalyLikelihoodWarmup });
-                    score = s.Detector.Step(timestampNs / 1e9, raw).Score;
+                    score = Likelihood(s, timestampNs, input, raw);
                     threshold = Anomaly.AnomalyDetectorOptions.DefaultThreshold;
-                    warming = s.Detector.Rows <= _options.AnomalyLikelihoodWarmup;
+                    warming = s.Detector!.Rows <= _options.AnomalyLikelihoodWarmup;
                 }
                 else
                 {
@@ -635,7 +634,7 @@ public sealed partial class SignalEngine : IDisposable
                 // feature alone (no allocation beyond the score record on this per-step path).
                 if (double.IsNaN(threshold) || score >= 0.5 * threshold)
                 {
-                    evidence = Evidence(top, parts, raw * input.Length);
+                    evidence = s.Detector is { } detector && input.Length == 1 ? DetectorEvidence(detector) : Evidence(top, parts, raw * input.Length);
                 }
 
                 _anomalies.OnNext(new AnomalyScore(s.Id, timestampNs, score, raw, threshold, _columns[top[0]], evidence));
@@ -734,6 +733,15 @@ public sealed partial class SignalEngine : IDisposable
         return result;
     }
 
+    /// <summary>A single-sample stream's evidence: the ensemble's three most surprised detectors, each with its share of their summed evidence.</summary>
+    private static Contribution[] DetectorEvidence(Anomaly.StreamingAnomalyDetector detector)
+    {
+        double[] evidence = detector.Evidence.ToArray();
+        double total = evidence.Sum(e => Math.Max(0, e));
+        return [.. Enumerable.Range(0, evidence.Length).Where(i => evidence[i] > 0).OrderByDescending(i => evidence[i]).Take(3)
+            .Select(i => new Contribution(detector.Names[i], evidence[i] / total))];
+    }
+
     private static readonly Anomaly.DynamicThresholdOptions s_dynamic = new();
 
     private void Remember(StreamState s, double score)
@@ -763,6 +771,26 @@ public sealed partial class SignalEngine : IDisposable
         (double epsilon, IReadOnlyList<(int Start, int End)> runs) = Anomaly.DynamicThreshold.Evaluate(window, s_dynamic);
         return runs.Count > 0 && runs[^1].End == n ? epsilon : double.PositiveInfinity;
     }
+
+    /// <summary>
+    /// The streaming ensemble's score of a step. A model that steps on single raw samples of one channel (a slow
+    /// sensor: temperature, load, flow) gives the ensemble the value itself, with the forecaster's error as external
+    /// evidence, as <c>signal-edge detect --model</c> does; any other model gives it the forecast error as the series.
+    /// </summary>
+    private double Likelihood(StreamState s, long timestampNs, ReadOnlySpan<float> input, double raw)
+    {
+        bool samples = _model.Pipeline is null && input.Length == 1;
+        s.Detector ??= new Anomaly.StreamingAnomalyDetector(new Anomaly.AnomalyDetectorOptions { WarmupRows = _options.AnomalyLikelihoodWarmup }, samples ? s_forecastEvidence : []);
+        if (!samples)
+        {
+            return s.Detector.Step(timestampNs / 1e9, raw).Score;
+        }
+
+        Span<double> external = [raw];
+        return s.Detector.Step(timestampNs / 1e9, input[0], external).Score;
+    }
+
+    private static readonly string[] s_forecastEvidence = ["forecast"];
 
     /// <summary>Per-stream calibration: during warm-up collects the stream's scores (no anomaly alerts); after it, its own threshold.</summary>
     private (bool Warming, double Threshold) Calibrate(StreamState s, double score)
