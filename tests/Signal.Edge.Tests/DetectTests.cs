@@ -74,6 +74,34 @@ public sealed class DetectTests
     }
 
     [Fact]
+    public void Irregular_rows_are_read_in_file_order_with_one_warning_and_every_row_is_scored()
+    {
+        string csv = WriteCsv(3000);
+        string folder = Path.GetDirectoryName(csv)!;
+        List<string> lines = [.. File.ReadAllLines(csv)];
+        (lines[2001], lines[2002]) = (lines[2002], lines[2001]); // the clock steps back once
+        lines[2500] = lines[2500].Split(',')[0] + ",," + lines[2500].Split(',')[2]; // a missing temperature
+        lines.Insert(2600, lines[2600]); // a duplicated row
+        File.WriteAllLines(csv, lines);
+        string output = Path.Combine(folder, "irregular.csv");
+        (int code, string warning) = Cli.Fails("detect", "--input", csv, "--output", output, "--warmup", "1000");
+        Assert.Equal(0, code);
+        Assert.Contains("1 row(s) step back in time (read in file order", warning, StringComparison.Ordinal);
+        Assert.Contains("1 duplicated timestamp(s)", warning, StringComparison.Ordinal);
+        Assert.Contains("1 missing value(s) interpolated", warning, StringComparison.Ordinal);
+        (string[] stamps, _, _) = Read(output);
+        Assert.Equal(3001, stamps.Length);
+        Assert.Equal(lines[2002].Split(',')[0], stamps[2001]); // file order kept
+
+        (int refused, string error) = Cli.Fails("detect", "--input", csv, "--output", output, "--warmup", "1000", "--order", "reject");
+        Assert.Equal(1, refused);
+        Assert.Contains("line 2003: timestamp", error, StringComparison.Ordinal);
+        Assert.Equal(0, Cli.Fails("detect", "--input", csv, "--output", output, "--warmup", "1000", "--order", "time").Code);
+        (string[] sorted, _, _) = Read(output);
+        Assert.Equal(lines[2001].Split(',')[0], sorted[2001]);
+    }
+
+    [Fact]
     public void Bad_rows_are_refused_naming_the_line_and_column()
     {
         string folder = Directory.CreateTempSubdirectory("signal-detect-bad-").FullName;
