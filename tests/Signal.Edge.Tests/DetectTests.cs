@@ -125,6 +125,9 @@ public sealed class DetectTests
         Assert.Contains("line 3, column 'a': 'oops' is not a finite number", error.ToString(), StringComparison.Ordinal);
         Assert.Contains("line 2: timestamp 'yesterday' is not ISO 8601", error.ToString(), StringComparison.Ordinal);
         Assert.Contains("--warmup: 10 rows are too few", error.ToString(), StringComparison.Ordinal);
+        (int code, string message) = Cli.Fails("detect", "--input", WriteCsv(200), "--output", Path.Combine(folder, "o.csv"), "--threshold", "fixed");
+        Assert.Equal(1, code);
+        Assert.Contains("--threshold applies to --method forecaster", message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -65,6 +65,13 @@ internal static class DetectCommand
                 throw new ArgumentException($"--method must be ensemble or forecaster (got '{how}').");
             }
 
+            // The forecaster's threshold options mean nothing to the ensemble: refuse them rather than ignore them.
+            Option[] forecasterOnly = [window, quantile, smoothing, threshold];
+            if (how == "ensemble" && forecasterOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } given)
+            {
+                throw new ArgumentException($"{given.Name} applies to --method forecaster; the ensemble flags where its likelihood score reaches {AnomalyDetectorOptions.DefaultThreshold} (docs/anomaly.md).");
+            }
+
             var dynamic = new DynamicThresholdOptions { Window = parse.GetValue(window) };
             dynamic.Validate();
             string inputPath = parse.GetValue(input)!.FullName;
