@@ -86,6 +86,22 @@ public sealed class GradientCheckTests
         Check(architecture, loss, 0, smoothing: smoothing);
     }
 
+    [Theory]
+    [InlineData(CellKind.Gru, LossKind.LastStep, 0.0)]
+    [InlineData(CellKind.Lstm, LossKind.EveryStep, 0.3)]
+    [InlineData(CellKind.Rnn, LossKind.LastStep, 0.25)]
+    public void Mean_pooling_gradients_match_finite_differences(CellKind kind, LossKind loss, double dropout)
+    {
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 3,
+            Classes = 3,
+            Pooling = "mean",
+            Layers = [new LayerArchitecture { Kind = kind, HiddenSize = 4 }, new LayerArchitecture { Kind = kind, HiddenSize = 3 }],
+        };
+        Check(architecture, loss, dropout);
+    }
+
     [Fact]
     public void The_label_smoothed_loss_is_pytorchs_definition()
     {

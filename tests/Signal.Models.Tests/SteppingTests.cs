@@ -4,21 +4,22 @@ namespace Signal.Models.Tests;
 
 public sealed class SteppingTests
 {
-    private static ModelArchitecture Architecture(CellKind kind, int input = 12, int hidden = 24, int layers = 2, int projection = 0, int forecast = 0) => new()
+    private static ModelArchitecture Architecture(CellKind kind, int input = 12, int hidden = 24, int layers = 2, int projection = 0, int forecast = 0, string pooling = "none") => new()
     {
         InputSize = input,
         Classes = 5,
         ForecastSize = forecast,
+        Pooling = pooling,
         Layers = [.. Enumerable.Range(0, layers).Select(i => new LayerArchitecture { Kind = kind, HiddenSize = hidden, ProjectionSize = projection, LayerNorm = i == 1 })],
     };
 
-    public static TheoryData<CellKind, int> Kinds => new() { { CellKind.Lstm, 0 }, { CellKind.Lstm, 7 }, { CellKind.Gru, 0 }, { CellKind.Rnn, 0 } };
+    public static TheoryData<CellKind, int, string> Kinds => new() { { CellKind.Lstm, 0, "none" }, { CellKind.Lstm, 7, "none" }, { CellKind.Gru, 0, "none" }, { CellKind.Rnn, 0, "none" }, { CellKind.Gru, 0, "mean" }, { CellKind.Lstm, 7, "mean" } };
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void A_batched_step_equals_stepping_each_stream_alone(CellKind kind, int projection)
+    public void A_batched_step_equals_stepping_each_stream_alone(CellKind kind, int projection, string pooling)
     {
-        RecurrentModel model = RecurrentModel.CreateRandom(Architecture(kind, projection: projection, forecast: 12), seed: 3);
+        RecurrentModel model = RecurrentModel.CreateRandom(Architecture(kind, projection: projection, forecast: 12, pooling: pooling), seed: 3);
         const int streams = 37;
         var random = new Random(5);
         RecurrentState[] alone = [.. Enumerable.Range(0, streams).Select(_ => model.CreateState())];
@@ -121,5 +122,58 @@ public sealed class SteppingTests
 
         restored.Reset();
         Assert.All(restored.AsSpan().ToArray(), v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
+    public void Mean_pooling_stepped_equals_offline_and_the_training_networks_loss()
+    {
+        // The head sees [h_t, mean of h_1..h_t]: stepping, the offline pass and the training network must agree.
+        ModelArchitecture Plain(string pooling) => new()
+        {
+            InputSize = 3,
+            Classes = 5,
+            ForecastSize = 3,
+            Pooling = pooling,
+            Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 6 }, new LayerArchitecture { Kind = CellKind.Lstm, HiddenSize = 5 }],
+        };
+        ModelArchitecture architecture = Plain("mean");
+        RecurrentModel model = RecurrentModel.CreateRandom(architecture, seed: 4);
+        Assert.Equal(model.Architecture.FeatureSize * 2, model.Tensors[architecture.HeadPrefix + ".weight"].Shape[1]);
+        var random = new Random(2);
+        float[] sequence = [.. Enumerable.Range(0, 9 * 3).Select(_ => (float)random.NextDouble() - 0.5f)];
+        float[] offline = new float[9 * 5], offlineForecast = new float[9 * 3];
+        model.Predict(sequence, 9, offline, offlineForecast);
+        RecurrentState state = model.CreateState();
+        float[] p = new float[5], f = new float[3];
+        for (int t = 0; t < 9; t++)
+        {
+            model.Step(state, sequence.AsSpan(t * 3, 3), p, f);
+            for (int c = 0; c < 5; c++)
+            {
+                Assert.Equal(offline[(t * 5) + c], p[c], 5);
+            }
+
+            for (int j = 0; j < 3; j++)
+            {
+                Assert.Equal(offlineForecast[(t * 3) + j], f[j], 5);
+            }
+        }
+
+        // The training network's loss is the cross-entropy of the same probabilities at the last step.
+        float[] last = model.Predict(sequence, 9)[^5..];
+        var network = new Signal.Models.Training.TrainingNetwork(architecture, model.Tensors) { ForecastWeight = 0 }; // the classification loss alone
+        var batch = new Signal.Models.Training.SequenceBatch(sequence, 1, 9, 3, [9], [2]);
+        double loss = network.Loss(batch, Signal.Models.Training.LossKind.LastStep, null, backward: false, out _, out _);
+        Assert.Equal(-Math.Log(last[2]), loss, 5);
+
+        // In the model file and the state's fingerprint.
+        string path = Path.Combine(Path.GetTempPath(), $"pooled-{Guid.NewGuid():N}.sigm");
+        model.Save(path);
+        RecurrentModel loaded = RecurrentModel.Load(path);
+        File.Delete(path);
+        Assert.Equal("mean", loaded.Architecture.Pooling);
+        Assert.Equal(model.Predict(sequence, 9), loaded.Predict(sequence, 9));
+        Assert.NotEqual(Plain("none").StateFingerprint(), architecture.StateFingerprint());
+        Assert.Throws<ModelFormatException>(() => new ModelArchitecture { InputSize = 3, Classes = 2, Pooling = "max", Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 4 }] }.Validate());
     }
 }

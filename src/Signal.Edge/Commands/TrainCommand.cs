@@ -36,6 +36,7 @@ internal static class TrainCommand
         var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
         var augmentScale = new Option<double>("--augment-scale") { Description = "Augmentation: each training sequence is scaled by a factor from N(1, s²) per batch (0: off; on the UCR sets 0.1 with jitter 0.05 gave no gain on the mean).", DefaultValueFactory = _ => 0 };
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
+        var pooling = new Option<string>("--pooling") { Description = "What the classification head sees beside the top layer's output: none, or mean (its running mean over the steps seen: global average pooling, streamable).", DefaultValueFactory = _ => "none" };
         var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing ε of the cross-entropy (PyTorch's label_smoothing): the target is 1 − ε on the label and ε/K on every class (0: off; 0.1 gave no gain on the UCR mean).", DefaultValueFactory = _ => 0 };
         var dropout = new Option<double>("--dropout") { Description = "Dropout between layers and before the head while training (not on recurrent connections).", DefaultValueFactory = _ => 0 };
         var init = new Option<string>("--init") { Description = "Starting weights: xavier (Xavier input weights, orthogonal recurrent weights, forget-gate bias 1) or uniform (PyTorch's default).", DefaultValueFactory = _ => "xavier" };
@@ -60,11 +61,11 @@ internal static class TrainCommand
             """)
         {
             task, normal, quantile, data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
-            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, smoothing,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, smoothing, pooling,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             new AnomalyTraining(parse.GetValue(task)!, parse.GetValue(normal), parse.GetValue(quantile)),
-            parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden),
+            parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden), parse.GetValue(pooling)!,
             new TrainerOptions
             {
                 Epochs = parse.GetValue(epochs),
@@ -210,9 +211,14 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, string pooling, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         anomaly.Validate();
+        if (pooling is not ("none" or "mean"))
+        {
+            throw new ArgumentException($"--pooling must be none or mean (got '{pooling}').");
+        }
+
         CellKind kind = cellName switch
         {
             "lstm" => CellKind.Lstm,
@@ -250,7 +256,7 @@ internal static class TrainCommand
         });
         try
         {
-            return Train(anomaly, dataPath, output, kind, layers, hidden, options, validationOption, dataOptions, stop.Token);
+            return Train(anomaly, dataPath, output, kind, layers, hidden, pooling, options, validationOption, dataOptions, stop.Token);
         }
         finally
         {
@@ -258,7 +264,7 @@ internal static class TrainCommand
         }
     }
 
-    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, string pooling, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         string cellName = kind.ToString().ToLowerInvariant();
         LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed, dataOptions.Recordings);
@@ -287,6 +293,7 @@ internal static class TrainCommand
             InputSize = data.InputSize,
             Classes = set.ClassNames.Count,
             ForecastSize = anomaly.Task == "both" ? data.InputSize : 0,
+            Pooling = pooling,
             Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
         };
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, options.Seed).Tensors);
@@ -328,7 +335,7 @@ internal static class TrainCommand
         var metadata = new Dictionary<string, string>(data.Metadata)
         {
             ["signal.provenance"] = JsonSerializer.Serialize(new Dictionary<string, string>(TrainingData.Provenance(set, dataOptions.Recordings, options.Seed, started, history.Count, bestEpoch,
-                $"cell={cellName} layers={layers} hidden={hidden} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} augment={options.AugmentScale}/{options.AugmentJitter} smoothing={options.LabelSmoothing} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}"))
+                $"cell={cellName} layers={layers} hidden={hidden} pooling={pooling} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} augment={options.AugmentScale}/{options.AugmentJitter} smoothing={options.LabelSmoothing} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}"))
             {
                 ["testAccuracy"] = metrics.Accuracy.ToString("R", CultureInfo.InvariantCulture),
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),

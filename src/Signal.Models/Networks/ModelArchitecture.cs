@@ -98,6 +98,22 @@ public sealed class ModelArchitecture
     /// <summary>Prefix of the forecasting head's tensors. Default <c>forecast</c>.</summary>
     public string ForecastPrefix { get; set; } = "forecast";
 
+    /// <summary>
+    /// What the classification head sees beside the top layer's output at the step: <c>none</c> (default), or
+    /// <c>mean</c>, the running mean of the top layer's outputs over the steps seen (global average pooling, made
+    /// streamable: a sum and a count per stream, constant work per step). The head's weights are then
+    /// [classes, 2 · <see cref="FeatureSize"/>], the output first. The forecasting head always sees the output alone.
+    /// </summary>
+    public string Pooling { get; set; } = "none";
+
+    /// <summary>Whether the classification head also sees the running mean of the top layer (<see cref="Pooling"/> is mean).</summary>
+    [JsonIgnore]
+    public bool MeanPooling => Pooling == "mean";
+
+    /// <summary>Size of the classification head's input: <see cref="FeatureSize"/>, twice that with mean pooling.</summary>
+    [JsonIgnore]
+    public int HeadInputSize => FeatureSize * (MeanPooling ? 2 : 1);
+
     /// <summary>ε of the layer normalisations. Default 1e-5 (PyTorch's).</summary>
     public float LayerNormEpsilon { get; set; } = 1e-5f;
 
@@ -186,6 +202,16 @@ public sealed class ModelArchitecture
             throw new ModelFormatException("architecture has neither a classification head ('classes') nor a forecasting head ('forecastSize').");
         }
 
+        if (Pooling is not ("none" or "mean"))
+        {
+            throw new ModelFormatException($"architecture field 'pooling' must be none or mean (got '{Pooling}').");
+        }
+
+        if (MeanPooling && Classes == 0)
+        {
+            throw new ModelFormatException("architecture field 'pooling' is mean, but there is no classification head to pool for.");
+        }
+
         if (!(LayerNormEpsilon > 0) || !float.IsFinite(LayerNormEpsilon))
         {
             throw new ModelFormatException($"architecture field 'layerNormEpsilon' must be a positive number (got {LayerNormEpsilon}).");
@@ -238,6 +264,7 @@ public sealed class ModelArchitecture
         }
 
         Mix(Layers.Count);
+        Mix(MeanPooling ? 1 : 0);
         foreach (LayerArchitecture layer in Layers)
         {
             Mix((int)layer.Kind);

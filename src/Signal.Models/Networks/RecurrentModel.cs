@@ -34,6 +34,7 @@ public sealed class RecurrentModel
     private readonly float[]? _headWeights;
     private readonly int[] _hiddenOffsets;
     private readonly int[] _cellOffsets;
+    private readonly int _poolOffset;
 
     private RecurrentModel(ModelArchitecture architecture, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyList<string> labels, IReadOnlyDictionary<string, string> metadata, KernelPath path)
     {
@@ -55,15 +56,18 @@ public sealed class RecurrentModel
             stateSize += _layers[i].Forward.CellSize;
         }
 
+        // Mean pooling keeps the sum of the top layer's outputs and the count of steps after the recurrent state.
+        _poolOffset = stateSize;
+        stateSize += architecture.MeanPooling ? architecture.FeatureSize + 1 : 0;
         StateSize = stateSize;
         Fingerprint = architecture.StateFingerprint();
-        int features = architecture.FeatureSize;
+        int features = architecture.FeatureSize, headInputs = architecture.HeadInputSize;
         if (architecture.Classes > 0)
         {
-            Tensor w = Require(architecture.HeadPrefix + ".weight", "the classification head", architecture.Classes, features);
+            Tensor w = Require(architecture.HeadPrefix + ".weight", "the classification head", architecture.Classes, headInputs);
             Tensor b = Require(architecture.HeadPrefix + ".bias", "the classification head", architecture.Classes);
-            _head = new PackedMatrix(w.Data, architecture.Classes, features, b.Data, NarrowestPath(path, architecture.Classes));
-            _headWeights = architecture.Classes <= 8 && features >= 16 ? w.Data : null;
+            _head = new PackedMatrix(w.Data, architecture.Classes, headInputs, b.Data, NarrowestPath(path, architecture.Classes));
+            _headWeights = architecture.Classes <= 8 && headInputs >= 16 ? w.Data : null;
         }
 
         if (architecture.ForecastSize > 0)
@@ -311,11 +315,24 @@ public sealed class RecurrentModel
         }
 
         var heads = new Workspace(this, 1, headsOnly: true);
+        var sum = new float[width];
+        var z = new float[2 * width];
         for (int t = 0; t < steps; t++)
         {
-            ApplyHeads(x.AsSpan(t * width, width), width, 1, heads,
-                probabilities.IsEmpty ? default : probabilities.Slice(t * ClassCount, ClassCount),
-                forecasts.IsEmpty ? default : forecasts.Slice(t * ForecastSize, ForecastSize));
+            Span<float> p = probabilities.IsEmpty ? default : probabilities.Slice(t * ClassCount, ClassCount);
+            Span<float> f = forecasts.IsEmpty ? default : forecasts.Slice(t * ForecastSize, ForecastSize);
+            if (!Architecture.MeanPooling)
+            {
+                ApplyHeads(x.AsSpan(t * width, width), width, 1, heads, p, f);
+                continue;
+            }
+
+            // Global average pooling of the steps so far, as the stepped path's running mean.
+            TensorPrimitives.Add(sum, x.AsSpan(t * width, width), sum);
+            x.AsSpan(t * width, width).CopyTo(z);
+            TensorPrimitives.Multiply(sum, 1f / (t + 1), z.AsSpan(width));
+            ApplyHeads(x.AsSpan(t * width, width), width, 1, heads, default, f);
+            ApplyHeads(z, 2 * width, 1, heads, p, default);
         }
     }
 
@@ -427,7 +444,47 @@ public sealed class RecurrentModel
             ldx = os;
         }
 
+        if (Architecture.MeanPooling && !probabilities.IsEmpty)
+        {
+            int f = Architecture.FeatureSize;
+            for (int r = 0; r < rows; r++)
+            {
+                Span<float> pool = states[r].Values.AsSpan(_poolOffset, f + 1);
+                TensorPrimitives.Add(pool[..f], x.Slice(r * ldx, f), pool[..f]);
+                pool[f] += 1;
+            }
+
+            ApplyHeads(x, ldx, rows, ws, default, forecasts);
+            ApplyHeads(Pooled(x, ldx, rows, states, ws), 2 * f, rows, ws, probabilities, default);
+            return;
+        }
+
+        if (Architecture.MeanPooling)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                Span<float> pool = states[r].Values.AsSpan(_poolOffset, Architecture.FeatureSize + 1);
+                TensorPrimitives.Add(pool[..^1], x.Slice(r * ldx, Architecture.FeatureSize), pool[..^1]);
+                pool[^1] += 1;
+            }
+        }
+
         ApplyHeads(x, ldx, rows, ws, probabilities, forecasts);
+    }
+
+    /// <summary>The classification head's rows with mean pooling: each row's output, then its stream's running mean.</summary>
+    private float[] Pooled(ReadOnlySpan<float> x, int ldx, int rows, ReadOnlySpan<RecurrentState> states, Workspace ws)
+    {
+        int f = Architecture.FeatureSize;
+        float[] z = ws.Pooled!;
+        for (int r = 0; r < rows; r++)
+        {
+            x.Slice(r * ldx, f).CopyTo(z.AsSpan(r * 2 * f, f));
+            ReadOnlySpan<float> pool = states[r].Values.AsSpan(_poolOffset, f + 1);
+            TensorPrimitives.Multiply(pool[..f], 1f / pool[f], z.AsSpan((r * 2 * f) + f, f));
+        }
+
+        return z;
     }
 
     private void ApplyHeads(ReadOnlySpan<float> x, int ldx, int rows, Workspace ws, Span<float> probabilities, Span<float> forecasts)
@@ -437,7 +494,7 @@ public sealed class RecurrentModel
             int ld = _head.PaddedRows;
             if (_headWeights is not null)
             {
-                Kernels.Kernels.DotRows(x, ldx, rows, _headWeights, ClassCount, Architecture.FeatureSize, _head.Bias, ws.Logits, ld, Path);
+                Kernels.Kernels.DotRows(x, ldx, rows, _headWeights, ClassCount, Architecture.HeadInputSize, _head.Bias, ws.Logits, ld, Path);
             }
             else
             {
@@ -592,8 +649,9 @@ public sealed class RecurrentModel
         float headBound = 1f / MathF.Sqrt(a.FeatureSize);
         if (a.Classes > 0)
         {
-            yield return new($"{a.HeadPrefix}.weight", headBound, [a.Classes, a.FeatureSize]);
-            yield return new($"{a.HeadPrefix}.bias", headBound, [a.Classes]);
+            float bound = 1f / MathF.Sqrt(a.HeadInputSize);
+            yield return new($"{a.HeadPrefix}.weight", bound, [a.Classes, a.HeadInputSize]);
+            yield return new($"{a.HeadPrefix}.bias", bound, [a.Classes]);
         }
 
         if (a.ForecastSize > 0)
@@ -617,12 +675,15 @@ public sealed class RecurrentModel
         {
             Cells = headsOnly ? [] : [.. model._layers.Select(l => new CellBuffers(l.Forward, rows))];
             Logits = new float[rows * (model._head?.PaddedRows ?? 0)];
+            Pooled = model.Architecture.MeanPooling ? new float[rows * 2 * model.Architecture.FeatureSize] : null;
             Forecast = new float[rows * (model._forecast?.PaddedRows ?? 0)];
         }
 
         public CellBuffers[] Cells { get; }
 
         public float[] Logits { get; }
+
+        public float[]? Pooled { get; }
 
         public float[] Forecast { get; }
     }

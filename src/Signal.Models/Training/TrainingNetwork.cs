@@ -278,12 +278,29 @@ public sealed class TrainingNetwork
             }
 
             Parameter? head = classes == 0 ? null : _byName[Architecture.HeadPrefix + ".weight"], headBias = classes == 0 ? null : _byName[Architecture.HeadPrefix + ".bias"];
+            bool pooling = Architecture.MeanPooling && classes > 0;
+            int hw = pooling ? 2 * width : width; // the head's input: the output, then (mean pooling) the running mean
+            float[]? z = null, pooledGradient = null;
+            if (pooling)
+            {
+                // z_t = [h_t, (1/(t+1)) Σ_{s≤t} h_s] for every step (the stepped path's running mean).
+                z = new float[n * hw];
+                pooledGradient = backward ? new float[n * width] : null;
+                var sum = new float[width];
+                for (int t = 0; t < n; t++)
+                {
+                    TensorPrimitives.Add(sum, top.AsSpan(t * width, width), sum);
+                    top.AsSpan(t * width, width).CopyTo(z.AsSpan(t * hw, width));
+                    TensorPrimitives.Multiply(sum, 1f / (t + 1), z.AsSpan((t * hw) + width, width));
+                }
+            }
+
             for (int t = first; t < n; t++)
             {
-                ReadOnlySpan<float> h = top.AsSpan(t * width, width);
+                ReadOnlySpan<float> h = pooling ? z.AsSpan(t * hw, hw) : top.AsSpan(t * width, width);
                 for (int c = 0; c < classes; c++)
                 {
-                    logits[c] = headBias!.Value[c] + TensorPrimitives.Dot(head!.Value.AsSpan(c * width, width), h);
+                    logits[c] = headBias!.Value[c] + TensorPrimitives.Dot(head!.Value.AsSpan(c * hw, hw), h);
                 }
 
                 int best = TensorPrimitives.IndexOfMax(logits);
@@ -305,12 +322,29 @@ public sealed class TrainingNetwork
                 }
 
                 Span<float> dh = work.OutputGradients[^1].AsSpan(t * width, width);
+                Span<float> dpool = pooling ? pooledGradient.AsSpan(t * width, width) : default;
                 for (int c = 0; c < classes; c++)
                 {
                     float dlogit = scale * ((float)Math.Exp(logits[c] - logSum) - ((c == label ? 1f - smooth : 0f) + share));
                     headBias!.Gradient[c] += dlogit;
-                    TensorPrimitives.MultiplyAdd(h, dlogit, head!.Gradient.AsSpan(c * width, width), head.Gradient.AsSpan(c * width, width));
-                    TensorPrimitives.MultiplyAdd(head.Value.AsSpan(c * width, width), dlogit, dh, dh);
+                    TensorPrimitives.MultiplyAdd(h, dlogit, head!.Gradient.AsSpan(c * hw, hw), head.Gradient.AsSpan(c * hw, hw));
+                    TensorPrimitives.MultiplyAdd(head.Value.AsSpan(c * hw, width), dlogit, dh, dh);
+                    if (pooling)
+                    {
+                        TensorPrimitives.MultiplyAdd(head.Value.AsSpan((c * hw) + width, width), dlogit, dpool, dpool);
+                    }
+                }
+            }
+
+            if (pooling && backward)
+            {
+                // The mean at step t is (1/(t+1)) Σ_{s≤t} h_s: h_s receives Σ_{t≥s} g_t/(t+1), a reverse running sum.
+                var carried = new float[width];
+                for (int t = n - 1; t >= 0; t--)
+                {
+                    TensorPrimitives.MultiplyAdd(pooledGradient.AsSpan(t * width, width), 1f / (t + 1), carried, carried);
+                    Span<float> dh = work.OutputGradients[^1].AsSpan(t * width, width);
+                    TensorPrimitives.Add(dh, carried, dh);
                 }
             }
 
