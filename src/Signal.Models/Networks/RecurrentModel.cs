@@ -444,32 +444,26 @@ public sealed class RecurrentModel
             ldx = os;
         }
 
-        if (Architecture.MeanPooling && !probabilities.IsEmpty)
+        if (!Architecture.MeanPooling)
         {
-            int f = Architecture.FeatureSize;
-            for (int r = 0; r < rows; r++)
-            {
-                Span<float> pool = states[r].Values.AsSpan(_poolOffset, f + 1);
-                TensorPrimitives.Add(pool[..f], x.Slice(r * ldx, f), pool[..f]);
-                pool[f] += 1;
-            }
-
-            ApplyHeads(x, ldx, rows, ws, default, forecasts);
-            ApplyHeads(Pooled(x, ldx, rows, states, ws), 2 * f, rows, ws, probabilities, default);
+            ApplyHeads(x, ldx, rows, ws, probabilities, forecasts);
             return;
         }
 
-        if (Architecture.MeanPooling)
+        // The running sum and count advance every step, whether or not this step asks for the classes.
+        int f = Architecture.FeatureSize;
+        for (int r = 0; r < rows; r++)
         {
-            for (int r = 0; r < rows; r++)
-            {
-                Span<float> pool = states[r].Values.AsSpan(_poolOffset, Architecture.FeatureSize + 1);
-                TensorPrimitives.Add(pool[..^1], x.Slice(r * ldx, Architecture.FeatureSize), pool[..^1]);
-                pool[^1] += 1;
-            }
+            Span<float> pool = states[r].Values.AsSpan(_poolOffset, f + 1);
+            TensorPrimitives.Add(pool[..f], x.Slice(r * ldx, f), pool[..f]);
+            pool[f] += 1;
         }
 
-        ApplyHeads(x, ldx, rows, ws, probabilities, forecasts);
+        ApplyHeads(x, ldx, rows, ws, default, forecasts);
+        if (!probabilities.IsEmpty)
+        {
+            ApplyHeads(Pooled(x, ldx, rows, states, ws), 2 * f, rows, ws, probabilities, default);
+        }
     }
 
     /// <summary>The classification head's rows with mean pooling: each row's output, then its stream's running mean.</summary>
