@@ -153,7 +153,7 @@ internal static class DetectCommand
         var extra = new double[external.Length];
         for (int t = 0; t < rows; t++)
         {
-            double seconds = Signal.Engine.Evaluation.NabBenchmark.Seconds(series.Times[t]);
+            double seconds = TextLines.Seconds(series.Times[t]);
             int strongest = -1;
             for (int c = 0; c < columns; c++)
             {

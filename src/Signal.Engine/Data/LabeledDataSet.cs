@@ -256,9 +256,9 @@ public sealed record LabeledDataSet(string Name, int Channels, IReadOnlyList<str
             return true;
         }
 
-        if (DateTime.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out DateTime time))
+        if (TextLines.TryParseTime(text, out DateTime time))
         {
-            seconds = time.Ticks / (double)TimeSpan.TicksPerSecond;
+            seconds = TextLines.Seconds(time);
             return true;
         }
 

@@ -27,6 +27,13 @@ public static class TextLines
         }
     }
 
+    /// <summary>A timestamp as the time-series and recording readers take it: ISO 8601 or <c>YYYY-MM-DD HH:MM:SS</c>, UTC unless it says otherwise.</summary>
+    public static bool TryParseTime(string text, out DateTime time) =>
+        DateTime.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out time);
+
+    /// <summary>A time in seconds since 0001-01-01 (UTC): the clock the anomaly detectors and sample-rate estimates use.</summary>
+    public static double Seconds(DateTime time) => time.Ticks / (double)TimeSpan.TicksPerSecond;
+
     /// <summary>
     /// Parses a number as numpy, pandas and spreadsheets write it: invariant culture, exponent allowed, and
     /// <c>nan</c>, <c>inf</c>, <c>-inf</c>, <c>+inf</c>, <c>infinity</c> in any case.

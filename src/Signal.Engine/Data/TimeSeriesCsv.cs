@@ -107,7 +107,7 @@ public sealed record TimeSeriesCsv(string[] Stamps, DateTime[] Times, float[] Va
             }
 
             string stamp = cells[0].Trim().Trim('"');
-            if (!DateTime.TryParse(stamp, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out DateTime time))
+            if (!TextLines.TryParseTime(stamp, out DateTime time))
             {
                 throw new InvalidDataException($"'{path}' line {line}: timestamp '{stamp}' is not ISO 8601 or YYYY-MM-DD HH:MM:SS.");
             }

@@ -67,7 +67,7 @@ public static class NabBenchmark
             var parsed = new List<(DateTime, DateTime)>();
             foreach (string[] w in list)
             {
-                if (w.Length != 2 || !TryTime(w[0], out DateTime start) || !TryTime(w[1], out DateTime end) || end < start)
+                if (w.Length != 2 || !TextLines.TryParseTime(w[0], out DateTime start) || !TextLines.TryParseTime(w[1], out DateTime end) || end < start)
                 {
                     throw new InvalidDataException($"'{labels}', '{name}': window [{string.Join(", ", w)}] is not [start, end] timestamps in order.");
                 }
@@ -89,14 +89,11 @@ public static class NabBenchmark
         var flags = new bool[series.Rows];
         for (int t = 0; t < series.Rows; t++)
         {
-            flags[t] = detector.Step(Seconds(series.Times[t]), series.Values[t * series.Columns]).Flag;
+            flags[t] = detector.Step(TextLines.Seconds(series.Times[t]), series.Values[t * series.Columns]).Flag;
         }
 
         return flags;
     }
-
-    /// <summary>A time in seconds since 0001-01-01 (UTC), the detector's clock.</summary>
-    public static double Seconds(DateTime time) => time.Ticks / (double)TimeSpan.TicksPerSecond;
 
     /// <summary>Reads, detects and scores every file (files in parallel); progress, when given, hears of each file as it completes.</summary>
     /// <param name="files">The corpus.</param>
@@ -124,6 +121,4 @@ public static class NabBenchmark
         return results;
     }
 
-    private static bool TryTime(string text, out DateTime time) =>
-        DateTime.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out time);
 }
