@@ -22,9 +22,11 @@ public sealed class StreamingDetectorTests
         return values;
     }
 
-    private static (List<int> Flags, double[] Scores) Run(double[] values, int warmup = 750, double scale = 1)
+    private static (List<int> Flags, double[] Scores) Run(double[] values, int warmup = 750, double scale = 1) => Run(values, out _, warmup, scale);
+
+    private static (List<int> Flags, double[] Scores) Run(double[] values, out StreamingAnomalyDetector detector, int warmup = 750, double scale = 1)
     {
-        var detector = new StreamingAnomalyDetector(new AnomalyDetectorOptions { WarmupRows = warmup });
+        detector = new StreamingAnomalyDetector(new AnomalyDetectorOptions { WarmupRows = warmup });
         var flags = new List<int>();
         var scores = new double[values.Length];
         for (int i = 0; i < values.Length; i++)
@@ -61,7 +63,8 @@ public sealed class StreamingDetectorTests
     {
         // Day 6's afternoon stays at the night-time level: the values are ordinary, only the time of day makes them wrong.
         double[] values = Daily(9 * 288, seed: 3, (i, v) => i / 288 == 6 && i % 288 is >= 130 and < 200 ? 30 + (v - 50) * 0.05 : v);
-        (List<int> flags, _) = Run(values);
+        (List<int> flags, _) = Run(values, out StreamingAnomalyDetector detector);
+        Assert.True(detector.IsSeasonal); // the warm-up (2.6 days) showed the daily cycle
         Assert.NotEmpty(flags);
         Assert.All(flags, f => Assert.True(f is >= (6 * 288) + 130 and < (6 * 288) + 230, $"row {f} flagged outside the missing peak"));
     }

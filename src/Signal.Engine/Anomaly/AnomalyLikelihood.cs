@@ -60,9 +60,6 @@ public sealed class AnomalyLikelihood
     /// <summary>The last tail probability q (1 before the first score).</summary>
     public double Tail { get; private set; } = 1;
 
-    /// <summary>The last short moving average of raw scores.</summary>
-    public double Current { get; private set; }
-
     /// <summary>Adds one raw score; returns its log score in [0, 1] (0.5 ⇔ a tail probability of 10⁻⁵).</summary>
     public double Update(double raw)
     {
@@ -82,7 +79,6 @@ public sealed class AnomalyLikelihood
         }
 
         double average = sum / filled;
-        Current = average;
         int known = _count;
         double score = 0;
         Tail = 1;
@@ -171,6 +167,5 @@ public sealed class AnomalyLikelihood
         _count = 0;
         _steps = 0;
         Tail = 1;
-        Current = 0;
     }
 }

@@ -160,9 +160,6 @@ public sealed class StreamingAnomalyDetector
     /// <summary>Each detector's log-likelihood score at the last step, in the order of <see cref="Names"/>.</summary>
     public ReadOnlySpan<double> Evidence => _evidence;
 
-    /// <summary>Each detector's raw score at the last step, in the order of <see cref="Names"/>.</summary>
-    public ReadOnlySpan<double> RawScores => _raw;
-
     /// <summary>Rows seen.</summary>
     public long Rows => _rows;
 
@@ -194,26 +191,21 @@ public sealed class StreamingAnomalyDetector
 
         // Fisher's method: −2 Σ ln qᵢ is χ² with 2k degrees of freedom when the k detectors are calm and independent,
         // so several detectors that are each a little surprised add up, while one detector's noise does not.
-        double strongestScore = 0, fisher = 0;
+        // Fisher's test dilutes one detector's strong surprise among k calm ones; Bonferroni's (k · the smallest q) keeps
+        // it. The row takes the stronger of the two, paying a factor 2 for having looked twice.
+        double strongestScore = 0, fisher = 0, minTail = 1;
         int strongest = 0;
         bool scored = _rows >= _settle;
         for (int i = 0; i < _raw.Length; i++)
         {
             _evidence[i] = scored ? _likelihoods[i].Update(_raw[i]) : 0;
             fisher += -2 * Math.Log(Math.Max(_likelihoods[i].Tail, 1e-300));
+            minTail = Math.Min(minTail, _likelihoods[i].Tail);
             if (_evidence[i] > strongestScore)
             {
                 strongestScore = _evidence[i];
                 strongest = i;
             }
-        }
-
-        // Fisher's test dilutes one detector's strong surprise among k calm ones; Bonferroni's (k · the smallest q) keeps
-        // it. The row takes the stronger of the two, paying a factor 2 for having looked twice.
-        double minTail = 1;
-        for (int i = 0; i < _raw.Length; i++)
-        {
-            minTail = Math.Min(minTail, _likelihoods[i].Tail);
         }
 
         double logTail = Math.Log(2) + Math.Min(ChiSquareLogTail(fisher, _raw.Length), Math.Log(_raw.Length * Math.Max(minTail, 1e-300)));
@@ -238,12 +230,13 @@ public sealed class StreamingAnomalyDetector
         return (-x / 2) + Math.Log(sum);
     }
 
+    /// <summary>The detectors with evidence at the last step, strongest first, at most <paramref name="top"/> (allocates; for alerts and reports).</summary>
+    public IReadOnlyList<(string Name, double Evidence)> TopEvidence(int top = 3) =>
+        [.. Enumerable.Range(0, _evidence.Length).Where(i => _evidence[i] > 0).OrderByDescending(i => _evidence[i]).Take(top).Select(i => (Names[i], _evidence[i]))];
+
     /// <summary>The evidence of the last step as text, strongest first, e.g. "pattern 0.82, value 0.61" (allocates; for alerts and reports).</summary>
-    public string DescribeEvidence(int top = 3)
-    {
-        IEnumerable<int> order = Enumerable.Range(0, _evidence.Length).Where(i => _evidence[i] > 0).OrderByDescending(i => _evidence[i]).Take(top);
-        return string.Join(", ", order.Select(i => string.Create(CultureInfo.InvariantCulture, $"{Names[i]} {_evidence[i]:0.00}")));
-    }
+    public string DescribeEvidence(int top = 3) =>
+        string.Join(", ", TopEvidence(top).Select(e => string.Create(CultureInfo.InvariantCulture, $"{e.Name} {e.Evidence:0.00}")));
 
     private double Deviation => Math.Max(Math.Sqrt(_variance), 1e-6 * (Math.Abs(_mean) + 1e-3));
 

@@ -736,10 +736,13 @@ public sealed partial class SignalEngine : IDisposable
     /// <summary>A single-sample stream's evidence: the ensemble's three most surprised detectors, each with its share of their summed evidence.</summary>
     private static Contribution[] DetectorEvidence(Anomaly.StreamingAnomalyDetector detector)
     {
-        double[] evidence = detector.Evidence.ToArray();
-        double total = evidence.Sum(e => Math.Max(0, e));
-        return [.. Enumerable.Range(0, evidence.Length).Where(i => evidence[i] > 0).OrderByDescending(i => evidence[i]).Take(3)
-            .Select(i => new Contribution(detector.Names[i], evidence[i] / total))];
+        double total = 0;
+        foreach (double e in detector.Evidence)
+        {
+            total += Math.Max(0, e);
+        }
+
+        return [.. detector.TopEvidence().Select(e => new Contribution(e.Name, e.Evidence / total))];
     }
 
     private static readonly Anomaly.DynamicThresholdOptions s_dynamic = new();
