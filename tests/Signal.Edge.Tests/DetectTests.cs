@@ -223,5 +223,12 @@ public sealed class NabEvalTests
         (int ok, string warnings) = Cli.Fails("eval", "--task", "anomaly", "--data", root, "--json");
         Assert.Equal(0, ok);
         Assert.Contains("synthetic/quiet.csv': 1 row(s) step back in time (read in file order", warnings, StringComparison.Ordinal);
+
+        // A file that does not read is named with its line, as a plain error: exit 1, no stack trace.
+        File.AppendAllLines(file, ["2026-01-09 00:00:00,not-a-number"]);
+        (int bad, string error2) = Cli.Fails("eval", "--task", "anomaly", "--data", root);
+        Assert.Equal(1, bad);
+        Assert.Contains($"line {lines.Count + 1}, column 'value': 'not-a-number' is not a finite number", error2, StringComparison.Ordinal);
+        Assert.DoesNotContain("AggregateException", error2, StringComparison.Ordinal);
     }
 }

@@ -105,20 +105,30 @@ public static class NabBenchmark
         ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(detect);
         var results = new NabFileResult[files.Count];
-        Parallel.For(0, files.Count, i =>
+        try
         {
-            NabFile file = files[i];
-            TimeSeriesCsv series = TimeSeriesCsv.Read(file.Path, order);
-            int probation = NabScoring.ProbationRows(series.Rows);
-            var clock = Stopwatch.StartNew();
-            bool[] flags = detect(series, probation);
-            double seconds = clock.Elapsed.TotalSeconds;
-            List<(int Start, int End)> rows = NabScoring.WindowRows(series.Times, file.Windows);
-            NabScore[] scores = [.. NabProfile.All.Select(p => NabScoring.Score(flags, rows, p, probation))];
-            results[i] = new NabFileResult(file, series.Rows, flags.Count(f => f), scores, seconds, series.Irregularities);
-            progress?.Invoke(results[i]);
-        });
+            Parallel.For(0, files.Count, i => results[i] = RunFile(files[i], detect, order, progress));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            // A bad file is reported as what it is (its reader names file and line), not as a parallel-loop failure.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+
         return results;
     }
 
+    private static NabFileResult RunFile(NabFile file, Func<TimeSeriesCsv, int, bool[]> detect, RowOrder order, Action<NabFileResult>? progress)
+    {
+        TimeSeriesCsv series = TimeSeriesCsv.Read(file.Path, order);
+        int probation = NabScoring.ProbationRows(series.Rows);
+        var clock = Stopwatch.StartNew();
+        bool[] flags = detect(series, probation);
+        double seconds = clock.Elapsed.TotalSeconds;
+        List<(int Start, int End)> rows = NabScoring.WindowRows(series.Times, file.Windows);
+        NabScore[] scores = [.. NabProfile.All.Select(p => NabScoring.Score(flags, rows, p, probation))];
+        var result = new NabFileResult(file, series.Rows, flags.Count(f => f), scores, seconds, series.Irregularities);
+        progress?.Invoke(result);
+        return result;
+    }
 }
