@@ -87,16 +87,19 @@ public sealed class GradientCheckTests
     }
 
     [Theory]
-    [InlineData(CellKind.Gru, LossKind.LastStep, 0.0)]
-    [InlineData(CellKind.Lstm, LossKind.EveryStep, 0.3)]
-    [InlineData(CellKind.Rnn, LossKind.LastStep, 0.25)]
-    public void Mean_pooling_gradients_match_finite_differences(CellKind kind, LossKind loss, double dropout)
+    [InlineData(CellKind.Gru, LossKind.LastStep, 0.0, 0)]
+    [InlineData(CellKind.Lstm, LossKind.EveryStep, 0.3, 0)]
+    [InlineData(CellKind.Rnn, LossKind.LastStep, 0.25, 0)]
+    [InlineData(CellKind.Gru, LossKind.LastStep, 0.0, 2)] // sequences of 3 to 5 steps: the exponential regime too
+    [InlineData(CellKind.Lstm, LossKind.EveryStep, 0.0, 3)]
+    public void Mean_pooling_gradients_match_finite_differences(CellKind kind, LossKind loss, double dropout, int poolingSteps)
     {
         var architecture = new ModelArchitecture
         {
             InputSize = 3,
             Classes = 3,
             Pooling = "mean",
+            PoolingSteps = poolingSteps,
             Layers = [new LayerArchitecture { Kind = kind, HiddenSize = 4 }, new LayerArchitecture { Kind = kind, HiddenSize = 3 }],
         };
         Check(architecture, loss, dropout);

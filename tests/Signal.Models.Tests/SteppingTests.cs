@@ -176,4 +176,68 @@ public sealed class SteppingTests
         Assert.NotEqual(Plain("none").StateFingerprint(), architecture.StateFingerprint());
         Assert.Throws<ModelFormatException>(() => new ModelArchitecture { InputSize = 3, Classes = 2, Pooling = "max", Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 4 }] }.Validate());
     }
+
+    [Fact]
+    public void A_bounded_pooling_mean_is_the_exact_mean_up_to_N_steps_then_an_exponential_average()
+    {
+        // One GRU layer: its output is its hidden state, the first values of the stream state; the pooled mean and the
+        // count follow. The expected mean is computed here in double precision from those outputs.
+        const int n = 4, hidden = 5;
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 2,
+            Classes = 3,
+            Pooling = "mean",
+            PoolingSteps = n,
+            Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = hidden }],
+        };
+        RecurrentModel model = RecurrentModel.CreateRandom(architecture, seed: 6);
+        Assert.Equal((2 * hidden) + 1, model.StateSize);
+        RecurrentModel unbounded = RecurrentModel.CreateRandom(new ModelArchitecture
+        {
+            InputSize = 2,
+            Classes = 3,
+            Pooling = "mean",
+            Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = hidden }],
+        }, seed: 6);
+        RecurrentState state = model.CreateState(), other = unbounded.CreateState();
+        var random = new Random(9);
+        double[] expected = new double[hidden];
+        var p = new float[3];
+        var q = new float[3];
+        for (int t = 1; t <= 12; t++)
+        {
+            // A level change half way: the bounded mean must follow it.
+            float[] x = [(float)random.NextDouble() + (t > 6 ? 3f : 0f), (float)random.NextDouble()];
+            model.Step(state, x, p);
+            unbounded.Step(other, x, q);
+            float[] values = state.AsSpan().ToArray();
+            double weight = 1.0 / Math.Min(t, n);
+            for (int j = 0; j < hidden; j++)
+            {
+                expected[j] += weight * (values[j] - expected[j]);
+                Assert.Equal(expected[j], values[hidden + j], 5);
+            }
+
+            Assert.Equal(t, values[2 * hidden]);
+            if (t <= n)
+            {
+                // Up to N steps the bounded and the unbounded mean are the same mean: the same classes.
+                Assert.Equal(q, p);
+            }
+        }
+
+        // After the change the unbounded mean still remembers the first half; the bounded one has moved on.
+        float[] last = state.AsSpan().ToArray(), lastOther = other.AsSpan().ToArray();
+        double boundedDistance = 0, unboundedDistance = 0;
+        for (int j = 0; j < hidden; j++)
+        {
+            boundedDistance += Math.Abs(last[hidden + j] - last[j]);
+            unboundedDistance += Math.Abs(lastOther[hidden + j] - lastOther[j]);
+        }
+
+        Assert.True(boundedDistance < unboundedDistance, $"bounded {boundedDistance}, unbounded {unboundedDistance}");
+        Assert.NotEqual(unbounded.Architecture.StateFingerprint(), architecture.StateFingerprint());
+        Assert.Throws<ModelFormatException>(() => new ModelArchitecture { InputSize = 3, Classes = 2, Pooling = "mean", PoolingSteps = -1, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 4 }] }.Validate());
+    }
 }

@@ -36,7 +36,7 @@ internal static class TrainCommand
         var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
         var augmentScale = new Option<double>("--augment-scale") { Description = "Augmentation: each training sequence is scaled by a factor from N(1, s²) per batch (0: off; on the UCR sets 0.1 with jitter 0.05 gave no gain on the mean).", DefaultValueFactory = _ => 0 };
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
-        var pooling = new Option<string>("--pooling") { Description = "What the classification head sees beside the top layer's output: none, or mean (its running mean over the steps seen: global average pooling, streamable).", DefaultValueFactory = _ => "none" };
+        var pooling = new Option<string>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (default: its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable) or none.", DefaultValueFactory = _ => "mean" };
         var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing ε of the cross-entropy (PyTorch's label_smoothing): the target is 1 − ε on the label and ε/K on every class (0: off; 0.1 gave no gain on the UCR mean).", DefaultValueFactory = _ => 0 };
         var dropout = new Option<double>("--dropout") { Description = "Dropout between layers and before the head while training (not on recurrent connections).", DefaultValueFactory = _ => 0 };
         var init = new Option<string>("--init") { Description = "Starting weights: xavier (Xavier input weights, orthogonal recurrent weights, forget-gate bias 1) or uniform (PyTorch's default).", DefaultValueFactory = _ => "xavier" };
@@ -294,6 +294,7 @@ internal static class TrainCommand
             Classes = set.ClassNames.Count,
             ForecastSize = anomaly.Task == "both" ? data.InputSize : 0,
             Pooling = pooling,
+            PoolingSteps = pooling == "mean" ? train.Max(s => s.Steps) : 0,
             Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
         };
         var network = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, options.Seed).Tensors);

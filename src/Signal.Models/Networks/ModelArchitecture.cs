@@ -101,10 +101,25 @@ public sealed class ModelArchitecture
     /// <summary>
     /// What the classification head sees beside the top layer's output at the step: <c>none</c> (default), or
     /// <c>mean</c>, the running mean of the top layer's outputs over the steps seen (global average pooling, made
-    /// streamable: a sum and a count per stream, constant work per step). The head's weights are then
-    /// [classes, 2 · <see cref="FeatureSize"/>], the output first. The forecasting head always sees the output alone.
+    /// streamable: a mean and a count per stream, constant work per step; see <see cref="PoolingSteps"/>). The head's
+    /// weights are then [classes, 2 · <see cref="FeatureSize"/>], the output first. The forecasting head always sees
+    /// the output alone.
     /// </summary>
     public string Pooling { get; set; } = "none";
+
+    /// <summary>
+    /// How far the mean of <see cref="Pooling"/> reaches: 0 (default), every step since the stream began; N &gt; 0,
+    /// the exact mean while a stream has seen at most N steps, then an exponential average with weight 1/N per step
+    /// (<c>m ← m + (h − m) / min(t, N)</c>). Training sequences of at most N steps see exactly global average
+    /// pooling, and a live stream that runs for days still follows what it does now: a change of state moves the
+    /// mean within about N steps. <c>signal-edge train</c> sets N to the longest training sequence.
+    /// </summary>
+    public int PoolingSteps { get; set; }
+
+    /// <summary>The weight of step number <paramref name="count"/> (1-based) in the running mean of <see cref="Pooling"/>.</summary>
+    /// <param name="count">Steps seen, this one included.</param>
+    /// <returns>1 / min(<paramref name="count"/>, <see cref="PoolingSteps"/>), or 1 / <paramref name="count"/> when unbounded.</returns>
+    public float PoolingWeight(float count) => 1f / (PoolingSteps > 0 ? Math.Min(count, PoolingSteps) : count);
 
     /// <summary>Whether the classification head also sees the running mean of the top layer (<see cref="Pooling"/> is mean).</summary>
     [JsonIgnore]
@@ -207,6 +222,11 @@ public sealed class ModelArchitecture
             throw new ModelFormatException($"architecture field 'pooling' must be none or mean (got '{Pooling}').");
         }
 
+        if (PoolingSteps < 0)
+        {
+            throw new ModelFormatException($"architecture field 'poolingSteps' must be 0 (every step) or a positive number of steps (got {PoolingSteps}).");
+        }
+
         if (MeanPooling && Classes == 0)
         {
             throw new ModelFormatException("architecture field 'pooling' is mean, but there is no classification head to pool for.");
@@ -264,7 +284,8 @@ public sealed class ModelArchitecture
         }
 
         Mix(Layers.Count);
-        Mix(MeanPooling ? 1 : 0);
+        Mix(MeanPooling ? 2 : 0); // 2: the state holds the mean (1 held a sum)
+        Mix(PoolingSteps);
         foreach (LayerArchitecture layer in Layers)
         {
             Mix((int)layer.Kind);

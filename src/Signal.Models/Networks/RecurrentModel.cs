@@ -56,7 +56,7 @@ public sealed class RecurrentModel
             stateSize += _layers[i].Forward.CellSize;
         }
 
-        // Mean pooling keeps the sum of the top layer's outputs and the count of steps after the recurrent state.
+        // Mean pooling keeps the running mean of the top layer's outputs and the count of steps after the recurrent state.
         _poolOffset = stateSize;
         stateSize += architecture.MeanPooling ? architecture.FeatureSize + 1 : 0;
         StateSize = stateSize;
@@ -315,7 +315,7 @@ public sealed class RecurrentModel
         }
 
         var heads = new Workspace(this, 1, headsOnly: true);
-        var sum = new float[width];
+        var mean = new float[width];
         var z = new float[2 * width];
         for (int t = 0; t < steps; t++)
         {
@@ -328,11 +328,23 @@ public sealed class RecurrentModel
             }
 
             // Global average pooling of the steps so far, as the stepped path's running mean.
-            TensorPrimitives.Add(sum, x.AsSpan(t * width, width), sum);
+            AdvanceMean(mean, x.AsSpan(t * width, width), Architecture.PoolingWeight(t + 1));
             x.AsSpan(t * width, width).CopyTo(z);
-            TensorPrimitives.Multiply(sum, 1f / (t + 1), z.AsSpan(width));
+            mean.CopyTo(z.AsSpan(width));
             ApplyHeads(x.AsSpan(t * width, width), width, 1, heads, default, f);
             ApplyHeads(z, 2 * width, 1, heads, p, default);
+        }
+    }
+
+    /// <summary>
+    /// One step of the pooled mean: <c>m ← m + w (h − m)</c>. The stepped, batched, offline and training paths all
+    /// call this, so they agree to the bit.
+    /// </summary>
+    internal static void AdvanceMean(Span<float> mean, ReadOnlySpan<float> h, float weight)
+    {
+        for (int i = 0; i < mean.Length; i++)
+        {
+            mean[i] += weight * (h[i] - mean[i]);
         }
     }
 
@@ -450,13 +462,13 @@ public sealed class RecurrentModel
             return;
         }
 
-        // The running sum and count advance every step, whether or not this step asks for the classes.
+        // The running mean and count advance every step, whether or not this step asks for the classes.
         int f = Architecture.FeatureSize;
         for (int r = 0; r < rows; r++)
         {
             Span<float> pool = states[r].Values.AsSpan(_poolOffset, f + 1);
-            TensorPrimitives.Add(pool[..f], x.Slice(r * ldx, f), pool[..f]);
             pool[f] += 1;
+            AdvanceMean(pool[..f], x.Slice(r * ldx, f), Architecture.PoolingWeight(pool[f]));
         }
 
         ApplyHeads(x, ldx, rows, ws, default, forecasts);
@@ -474,8 +486,7 @@ public sealed class RecurrentModel
         for (int r = 0; r < rows; r++)
         {
             x.Slice(r * ldx, f).CopyTo(z.AsSpan(r * 2 * f, f));
-            ReadOnlySpan<float> pool = states[r].Values.AsSpan(_poolOffset, f + 1);
-            TensorPrimitives.Multiply(pool[..f], 1f / pool[f], z.AsSpan((r * 2 * f) + f, f));
+            states[r].Values.AsSpan(_poolOffset, f).CopyTo(z.AsSpan((r * 2 * f) + f, f));
         }
 
         return z;

@@ -283,15 +283,16 @@ public sealed class TrainingNetwork
             float[]? z = null, pooledGradient = null;
             if (pooling)
             {
-                // z_t = [h_t, (1/(t+1)) Σ_{s≤t} h_s] for every step (the stepped path's running mean).
+                // z_t = [h_t, m_t] with m_t = m_{t−1} + a_t (h_t − m_{t−1}), a_t = 1/min(t+1, N): the stepped path's
+                // running mean (the exact mean of the steps so far while t < N).
                 z = new float[n * hw];
                 pooledGradient = backward ? new float[n * width] : null;
-                var sum = new float[width];
+                var mean = new float[width];
                 for (int t = 0; t < n; t++)
                 {
-                    TensorPrimitives.Add(sum, top.AsSpan(t * width, width), sum);
+                    RecurrentModel.AdvanceMean(mean, top.AsSpan(t * width, width), Architecture.PoolingWeight(t + 1));
                     top.AsSpan(t * width, width).CopyTo(z.AsSpan(t * hw, width));
-                    TensorPrimitives.Multiply(sum, 1f / (t + 1), z.AsSpan((t * hw) + width, width));
+                    mean.CopyTo(z.AsSpan((t * hw) + width, width));
                 }
             }
 
@@ -338,13 +339,19 @@ public sealed class TrainingNetwork
 
             if (pooling && backward)
             {
-                // The mean at step t is (1/(t+1)) Σ_{s≤t} h_s: h_s receives Σ_{t≥s} g_t/(t+1), a reverse running sum.
+                // m_t = (1 − a_t) m_{t−1} + a_t h_t: with G_t = g_t + (1 − a_{t+1}) G_{t+1} (the gradient reaching m_t),
+                // h_t receives a_t G_t. Below N steps this is Σ_{u≥t} g_u/(u+1), a reverse running sum.
                 var carried = new float[width];
                 for (int t = n - 1; t >= 0; t--)
                 {
-                    TensorPrimitives.MultiplyAdd(pooledGradient.AsSpan(t * width, width), 1f / (t + 1), carried, carried);
+                    if (t < n - 1)
+                    {
+                        TensorPrimitives.Multiply(carried, 1f - Architecture.PoolingWeight(t + 2), carried);
+                    }
+
+                    TensorPrimitives.Add(carried, pooledGradient.AsSpan(t * width, width), carried);
                     Span<float> dh = work.OutputGradients[^1].AsSpan(t * width, width);
-                    TensorPrimitives.Add(dh, carried, dh);
+                    TensorPrimitives.MultiplyAdd(carried, Architecture.PoolingWeight(t + 1), dh, dh);
                 }
             }
 
