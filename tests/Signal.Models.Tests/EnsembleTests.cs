@@ -4,8 +4,9 @@ namespace Signal.Models.Tests;
 
 public sealed class EnsembleTests
 {
-    private static ModelArchitecture Member(CellKind kind, int[] hidden, int projection = 0, string pooling = "mean", int poolingSteps = 4, bool layerNorm = false, int classes = 4) => new()
+    private static ModelArchitecture Member(CellKind kind, int[] hidden, int projection = 0, string pooling = "mean", int poolingSteps = 4, bool layerNorm = false, int classes = 4, int convChannels = 0) => new()
     {
+        Convolutions = convChannels == 0 ? [] : [new ConvolutionArchitecture { Channels = convChannels, Kernel = 3 }, new ConvolutionArchitecture { Channels = convChannels, Kernel = 2, Dilation = 2, Residual = true }],
         InputSize = 3,
         Classes = classes,
         ForecastSize = 3,
@@ -14,15 +15,20 @@ public sealed class EnsembleTests
         Layers = [.. hidden.Select(h => new LayerArchitecture { Kind = kind, HiddenSize = h, ProjectionSize = projection, LayerNorm = layerNorm })],
     };
 
-    public static TheoryData<CellKind, int, string> Kinds => new() { { CellKind.Gru, 0, "mean" }, { CellKind.Lstm, 2, "mean" }, { CellKind.Rnn, 0, "none" }, { CellKind.Lstm, 0, "none" } };
+    public static TheoryData<CellKind, int, string, bool> Kinds => new()
+    {
+        { CellKind.Gru, 0, "mean", false }, { CellKind.Lstm, 2, "mean", false }, { CellKind.Rnn, 0, "none", false }, { CellKind.Lstm, 0, "none", false },
+        { CellKind.Gru, 0, "mean", true }, { CellKind.Lstm, 0, "none", true },
+    };
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void The_ensemble_gives_the_softmax_of_the_members_mean_log_probabilities_and_their_mean_forecast(CellKind kind, int projection, string pooling)
+    public void The_ensemble_gives_the_softmax_of_the_members_mean_log_probabilities_and_their_mean_forecast(CellKind kind, int projection, string pooling, bool convolutions)
     {
-        // Members of different widths; the expected outputs come from the members run alone, not from the merge.
+        // Members of different widths (and front ends of different channels); the expected outputs come from the
+        // members run alone, not from the merge.
         int[][] widths = [[6, 5], [4, 3], [5, 4]];
-        RecurrentModel[] members = [.. widths.Select((w, k) => RecurrentModel.CreateRandom(Member(kind, w, projection, pooling), seed: 10 + k, labels: ["a", "b", "c", "d"]))];
+        RecurrentModel[] members = [.. widths.Select((w, k) => RecurrentModel.CreateRandom(Member(kind, w, projection, pooling, convChannels: convolutions ? w[0] - 1 : 0), seed: 10 + k, labels: ["a", "b", "c", "d"]))];
         RecurrentModel ensemble = ModelEnsemble.Merge(members);
         Assert.Equal(3, ModelEnsemble.MemberCount(ensemble));
         Assert.Equal(15, ensemble.Architecture.Layers[0].HiddenSize);
@@ -77,7 +83,7 @@ public sealed class EnsembleTests
     [Fact]
     public void Each_member_comes_out_again_through_a_saved_file()
     {
-        RecurrentModel[] members = [.. new[] { 7, 4 }.Select((h, k) => RecurrentModel.CreateRandom(Member(CellKind.Gru, [h, 3]), seed: 20 + k))];
+        RecurrentModel[] members = [.. new[] { 7, 4 }.Select((h, k) => RecurrentModel.CreateRandom(Member(CellKind.Gru, [h, 3], convChannels: h - 2), seed: 20 + k))];
         RecurrentModel ensemble = ModelEnsemble.Merge(members);
         string path = Path.Combine(Path.GetTempPath(), $"ensemble-{Guid.NewGuid():N}.sigm");
         ensemble.Save(path);
@@ -111,6 +117,7 @@ public sealed class EnsembleTests
         Assert.Contains("layer 0 is Lstm", Assert.Throws<ArgumentException>(() => ModelEnsemble.Merge([gru, RecurrentModel.CreateRandom(Member(CellKind.Lstm, [4]), seed: 2)])).Message, StringComparison.Ordinal);
         Assert.Contains("layer-normalised", Assert.Throws<ArgumentException>(() => ModelEnsemble.Merge([gru, RecurrentModel.CreateRandom(Member(CellKind.Gru, [4], layerNorm: true), seed: 2)])).Message, StringComparison.Ordinal);
         Assert.Contains("pooling", Assert.Throws<ArgumentException>(() => ModelEnsemble.Merge([gru, RecurrentModel.CreateRandom(Member(CellKind.Gru, [4], poolingSteps: 9), seed: 2)])).Message, StringComparison.Ordinal);
+        Assert.Contains("convolutional front end", Assert.Throws<ArgumentException>(() => ModelEnsemble.Merge([gru, RecurrentModel.CreateRandom(Member(CellKind.Gru, [4], convChannels: 3), seed: 2)])).Message, StringComparison.Ordinal);
         Assert.Contains("2 layers", Assert.Throws<ArgumentException>(() => ModelEnsemble.Merge([gru, RecurrentModel.CreateRandom(Member(CellKind.Gru, [4, 4]), seed: 2)])).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => ModelEnsemble.Merge([]));
 

@@ -6,14 +6,18 @@ public sealed class SteppingTests
 {
     private static ModelArchitecture Architecture(CellKind kind, int input = 12, int hidden = 24, int layers = 2, int projection = 0, int forecast = 0, string pooling = "none") => new()
     {
+        // "mean+conv": mean pooling behind a causal convolutional front end (dilated, with a residual block).
+        Convolutions = pooling.EndsWith("+conv", StringComparison.Ordinal)
+            ? [new ConvolutionArchitecture { Channels = 10, Kernel = 3, Dilation = 2 }, new ConvolutionArchitecture { Channels = 10, Kernel = 2, Residual = true }]
+            : [],
         InputSize = input,
         Classes = 5,
         ForecastSize = forecast,
-        Pooling = pooling,
+        Pooling = pooling.Split('+')[0],
         Layers = [.. Enumerable.Range(0, layers).Select(i => new LayerArchitecture { Kind = kind, HiddenSize = hidden, ProjectionSize = projection, LayerNorm = i == 1 })],
     };
 
-    public static TheoryData<CellKind, int, string> Kinds => new() { { CellKind.Lstm, 0, "none" }, { CellKind.Lstm, 7, "none" }, { CellKind.Gru, 0, "none" }, { CellKind.Rnn, 0, "none" }, { CellKind.Gru, 0, "mean" }, { CellKind.Lstm, 7, "mean" } };
+    public static TheoryData<CellKind, int, string> Kinds => new() { { CellKind.Lstm, 0, "none" }, { CellKind.Lstm, 7, "none" }, { CellKind.Gru, 0, "none" }, { CellKind.Rnn, 0, "none" }, { CellKind.Gru, 0, "mean" }, { CellKind.Lstm, 7, "mean" }, { CellKind.Gru, 0, "mean+conv" }, { CellKind.Lstm, 0, "none+conv" } };
 
     [Theory]
     [MemberData(nameof(Kinds))]

@@ -85,6 +85,35 @@ class Mixed(nn.Module):
         return torch.softmax(self.head(y), dim=-1), self.forecast(y)
 
 
+class ConvFront(nn.Module):
+    """Causal dilated Conv1d front end (left padding only, ReLU, residual where asked), a GRU, and a head that sees
+    the GRU's output and its running mean over the steps so far (Signal's streamable global average pooling)."""
+
+    def __init__(self, inputs, classes, spec, hidden):
+        super().__init__()
+        self.spec = spec
+        self.convs = nn.ModuleList()
+        channels = inputs
+        for out, kernel, dilation, _ in spec:
+            self.convs.append(nn.Conv1d(channels, out, kernel, dilation=dilation))
+            channels = out
+        self.rnn = nn.GRU(channels, hidden, batch_first=True)
+        self.head = nn.Linear(2 * hidden, classes)
+
+    def forward(self, x):
+        return self.outputs(x)[0]
+
+    def outputs(self, x):
+        y = x.transpose(1, 2)
+        for conv, (_, kernel, dilation, residual) in zip(self.convs, self.spec):
+            z = torch.relu(conv(nn.functional.pad(y, ((kernel - 1) * dilation, 0))))
+            y = z + y if residual else z
+        h, _ = self.rnn(y.transpose(1, 2))
+        seen = torch.arange(1, h.shape[1] + 1, dtype=h.dtype).view(1, -1, 1)
+        mean = torch.cumsum(h, dim=1) / seen
+        return torch.softmax(self.head(torch.cat([h, mean], dim=-1)), dim=-1), None
+
+
 def layer_arch(kind, hidden, count, prefix="rnn", proj=0, bidirectional=False, nonlinearity="tanh"):
     return [{"kind": kind, "hiddenSize": hidden, "projectionSize": proj, "bidirectional": bidirectional,
              "nonlinearity": nonlinearity, "prefix": prefix, "index": i} for i in range(count)]
@@ -149,6 +178,13 @@ def main():
         {"kind": "gru", "hiddenSize": 12, "layerNorm": True},
         {"kind": "rnn", "hiddenSize": 10, "nonlinearity": "relu"}]}
     write("mixed_norm_forecast", mixed, 8, 120, 3, arch, False, forecast=8)
+
+    spec = [(8, 3, 1, False), (8, 3, 2, True), (5, 2, 4, False)]
+    conv = ConvFront(6, 4, spec, 12)
+    arch = {"inputSize": 6, "classes": 4, "pooling": "mean",
+            "convolutions": [{"channels": c, "kernel": k, "dilation": d, "residual": r} for c, k, d, r in spec],
+            "layers": layer_arch("gru", 12, 1)}
+    write("conv_gru_mean", conv, 6, 90, 4, arch, False)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ public static class ModelBenchmark
     /// <param name="secondsPerCase">Measuring time per case (the best round counts).</param>
     /// <param name="progress">Called with each case's name before it runs.</param>
     /// <returns>The peak in FLOP/s of the width the kernels use, and the cases.</returns>
-    public static (double PeakFlops, string PeakWidth, IReadOnlyList<BenchmarkCase> Cases) Run(double secondsPerCase = 1.0, Action<string>? progress = null)
+    /// <param name="model">A model of the user's to measure too, batched at 1,024 streams on one and two cores (optional).</param>
+    public static (double PeakFlops, string PeakWidth, IReadOnlyList<BenchmarkCase> Cases) Run(double secondsPerCase = 1.0, Action<string>? progress = null, RecurrentModel? model = null)
     {
         TimeSpan span = TimeSpan.FromSeconds(secondsPerCase);
         string width = Kernels.Kernels.Best.ToString();
@@ -52,6 +53,17 @@ public static class ModelBenchmark
         Add("lstm batch 1024 I=40 H=64, 2 cores", CellKind.Lstm, 64, 1024, 2);
         Add("gru batch 1024 I=40 H=128, 1 core", CellKind.Gru, 128, 1024, 1);
         Add("gru batch 1024 I=40 H=64, 1 core", CellKind.Gru, 64, 1024, 1);
+        if (model is not null)
+        {
+            string layers = string.Join("+", model.Architecture.Layers.Select(l => $"{l.Kind.ToString().ToLowerInvariant()} H={l.HiddenSize}"));
+            foreach (int threads in new[] { 1, 2 })
+            {
+                string name = $"the model ({layers}, I={model.InputSize}) batch 1024, {threads} core{(threads > 1 ? "s" : string.Empty)}";
+                progress?.Invoke(name);
+                cases.Add(Measure(name, model, 1024, threads, span, peak));
+            }
+        }
+
         return (peak, width, cases);
     }
 
@@ -68,7 +80,21 @@ public static class ModelBenchmark
     public static BenchmarkCase Measure(string name, CellKind kind, int input, int hidden, int streams, int threads, TimeSpan duration, double peak)
     {
         var architecture = new ModelArchitecture { InputSize = input, Classes = 4, Layers = [new LayerArchitecture { Kind = kind, HiddenSize = hidden }] };
-        RecurrentModel model = RecurrentModel.CreateRandom(architecture, seed: 1);
+        return Measure(name, RecurrentModel.CreateRandom(architecture, seed: 1), streams, threads, duration, peak);
+    }
+
+    /// <summary>Measures one case of a given model (random inputs; every head the model has).</summary>
+    /// <param name="name">Its name.</param>
+    /// <param name="model">The model.</param>
+    /// <param name="streams">Streams per step (1 uses <see cref="RecurrentModel.Step"/>).</param>
+    /// <param name="threads">Threads of the batch stepper.</param>
+    /// <param name="duration">Measuring time.</param>
+    /// <param name="peak">Single-core FMA peak in FLOP/s.</param>
+    /// <returns>The case.</returns>
+    public static BenchmarkCase Measure(string name, RecurrentModel model, int streams, int threads, TimeSpan duration, double peak)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        int input = model.InputSize, classes = Math.Max(1, model.ClassCount);
         var random = new Random(2);
         float[] inputs = new float[streams * input];
         for (int i = 0; i < inputs.Length; i++)
@@ -76,7 +102,7 @@ public static class ModelBenchmark
             inputs[i] = (float)random.NextDouble() - 0.5f;
         }
 
-        float[] probabilities = new float[streams * 4];
+        float[] probabilities = new float[streams * classes];
         RecurrentState[] states = [.. Enumerable.Range(0, streams).Select(_ => model.CreateState())];
         using var stepper = new BatchStepper(model, streams, threads) { ParallelMinimumMultiplyAdds = threads > 1 ? 0 : long.MaxValue };
         Action step = streams == 1

@@ -75,7 +75,32 @@ public sealed class LayerArchitecture
 }
 
 /// <summary>
-/// What a model is: input size, recurrent layers (mixed kinds allowed), a classification head and an
+/// One causal 1-D convolution of a model's front end (PyTorch <c>Conv1d</c> with <c>(kernel − 1) · dilation</c> zeros
+/// of padding on the left only, then ReLU): the output at step t sees the inputs at t, t − d, …, t − (k − 1)·d, never a
+/// later one, so it can be stepped once per input with a ring of the last (k − 1)·d inputs per stream.
+/// Tensors <c>convs.{i}.weight</c> [channels, input, kernel] and <c>convs.{i}.bias</c> [channels].
+/// </summary>
+public sealed class ConvolutionArchitecture
+{
+    /// <summary>Output channels.</summary>
+    public int Channels { get; set; }
+
+    /// <summary>Taps (PyTorch's <c>kernel_size</c>). Default 3.</summary>
+    public int Kernel { get; set; } = 3;
+
+    /// <summary>Steps between taps (PyTorch's <c>dilation</c>). Default 1.</summary>
+    public int Dilation { get; set; } = 1;
+
+    /// <summary>Adds the convolution's input to its activated output (a residual block; needs as many channels in as out).</summary>
+    public bool Residual { get; set; }
+
+    /// <summary>Past inputs a stream holds for this convolution: (kernel − 1) · dilation.</summary>
+    [JsonIgnore]
+    public int Reach => (Kernel - 1) * Dilation;
+}
+
+/// <summary>
+/// What a model is: input size, an optional causal convolutional front end, recurrent layers (mixed kinds allowed), a classification head and an
 /// optional forecasting head. Stored as JSON in the model file's <c>signal.architecture</c> metadata.
 /// </summary>
 public sealed class ModelArchitecture
@@ -85,6 +110,21 @@ public sealed class ModelArchitecture
 
     /// <summary>The recurrent layers, input to output.</summary>
     public IList<LayerArchitecture> Layers { get; set; } = [];
+
+    /// <summary>
+    /// The causal convolutions applied to each step's input before the recurrent layers, in order (none by default).
+    /// Each is followed by ReLU (and its residual, when set); the recurrent layers see the last one's channels.
+    /// </summary>
+    public IList<ConvolutionArchitecture> Convolutions { get; set; } = [];
+
+    /// <summary>Input size of convolution <paramref name="index"/>: the model's input, then the previous convolution's channels.</summary>
+    /// <param name="index">The convolution.</param>
+    /// <returns>Its input channels.</returns>
+    public int ConvolutionInputSize(int index) => index == 0 ? InputSize : Convolutions[index - 1].Channels;
+
+    /// <summary>What the first recurrent layer sees per step: the last convolution's channels, or the input.</summary>
+    [JsonIgnore]
+    public int FrontEndSize => Convolutions.Count == 0 ? InputSize : Convolutions[^1].Channels;
 
     /// <summary>Number of classes of the dense softmax head (tensors <c>{HeadPrefix}.weight</c>, <c>.bias</c>); 0 for none.</summary>
     public int Classes { get; set; }
@@ -138,12 +178,12 @@ public sealed class ModelArchitecture
 
     /// <summary>Size of the last layer's output (the heads' input).</summary>
     [JsonIgnore]
-    public int FeatureSize => Layers.Count == 0 ? InputSize : Layers[^1].OutputSize;
+    public int FeatureSize => Layers.Count == 0 ? FrontEndSize : Layers[^1].OutputSize;
 
     /// <summary>Input size of layer <paramref name="index"/>.</summary>
     /// <param name="index">The layer.</param>
-    /// <returns>The model input size for layer 0, otherwise the previous layer's output size.</returns>
-    public int LayerInputSize(int index) => index == 0 ? InputSize : Layers[index - 1].OutputSize;
+    /// <returns>The front end's size for layer 0 (<see cref="FrontEndSize"/>), otherwise the previous layer's output size.</returns>
+    public int LayerInputSize(int index) => index == 0 ? FrontEndSize : Layers[index - 1].OutputSize;
 
     /// <summary>The tensor-name prefix of layer <paramref name="index"/>.</summary>
     /// <param name="index">The layer.</param>
@@ -199,6 +239,30 @@ public sealed class ModelArchitecture
             if (layer.Index < 0)
             {
                 throw new ModelFormatException($"architecture field 'layers[{i}].index' must not be negative (got {layer.Index}).");
+            }
+        }
+
+        if (Convolutions.Count > 64)
+        {
+            throw new ModelFormatException($"architecture field 'convolutions' may list at most 64 convolutions (got {Convolutions.Count}).");
+        }
+
+        for (int i = 0; i < Convolutions.Count; i++)
+        {
+            ConvolutionArchitecture conv = Convolutions[i] ?? throw new ModelFormatException($"architecture field 'convolutions[{i}]' is null.");
+            if (conv.Channels <= 0 || conv.Channels > 1 << 16)
+            {
+                throw new ModelFormatException($"architecture field 'convolutions[{i}].channels' must be 1 to {1 << 16} (got {conv.Channels}).");
+            }
+
+            if (conv.Kernel <= 0 || conv.Kernel > 64 || conv.Dilation <= 0 || conv.Dilation > 1 << 12)
+            {
+                throw new ModelFormatException($"architecture fields 'convolutions[{i}].kernel' and '.dilation' must be 1 to 64 and 1 to {1 << 12} (got {conv.Kernel} and {conv.Dilation}).");
+            }
+
+            if (conv.Residual && conv.Channels != ConvolutionInputSize(i))
+            {
+                throw new ModelFormatException($"architecture field 'convolutions[{i}].residual' needs as many channels in as out ({ConvolutionInputSize(i)} in, {conv.Channels} out).");
             }
         }
 
@@ -286,6 +350,16 @@ public sealed class ModelArchitecture
         Mix(Layers.Count);
         Mix(MeanPooling ? 2 : 0); // 2: the state holds the mean (1 held a sum)
         Mix(PoolingSteps);
+        if (Convolutions.Count > 0)
+        {
+            // Mixed only when present, so the fingerprints of models without a front end stay as they were.
+            Mix(Convolutions.Count);
+            foreach (ConvolutionArchitecture conv in Convolutions)
+            {
+                Mix(conv.Channels);
+                Mix(conv.Reach);
+            }
+        }
         foreach (LayerArchitecture layer in Layers)
         {
             Mix((int)layer.Kind);

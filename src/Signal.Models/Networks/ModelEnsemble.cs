@@ -43,11 +43,12 @@ public static class ModelEnsemble
         }
 
         var sizes = members.Select(m => m.Architecture.Layers.Select(l => (l.HiddenSize, l.ProjectionSize)).ToArray()).ToArray();
-        ModelArchitecture merged = MergedArchitecture(first, sizes);
+        int[][] channels = [.. members.Select(m => m.Architecture.Convolutions.Select(c => c.Channels).ToArray())];
+        ModelArchitecture merged = MergedArchitecture(first, sizes, channels);
         var tensors = RecurrentModel.RequiredTensors(merged).ToDictionary(r => r.Name, r => new Tensor(r.Name, r.Shape, new float[r.Shape.Aggregate(1, (a, b) => a * b)]));
         for (int k = 0; k < members.Count; k++)
         {
-            Copy(members[k].Architecture, members[k].Tensors, merged, tensors, sizes, k, toMember: false);
+            Copy(members[k].Architecture, members[k].Tensors, merged, tensors, sizes, channels, k, toMember: false);
         }
 
         // The biases are averaged; each member's own are kept in the metadata so a member can be taken out exactly.
@@ -55,7 +56,7 @@ public static class ModelEnsemble
         float[][] forecastBiases = [.. members.Select(m => first.ForecastSize > 0 ? m.Tensors[m.Architecture.ForecastPrefix + ".bias"].Data : [])];
         Average(tensors, merged.HeadPrefix + ".bias", headBiases, first.Classes);
         Average(tensors, merged.ForecastPrefix + ".bias", forecastBiases, first.ForecastSize);
-        var metadata = new Dictionary<string, string>(members[0].Metadata) { [MetadataKey] = Describe(sizes, headBiases, forecastBiases) };
+        var metadata = new Dictionary<string, string>(members[0].Metadata) { [MetadataKey] = Describe(sizes, channels, headBiases, forecastBiases) };
         return RecurrentModel.Create(merged, tensors, members[0].Labels, metadata);
     }
 
@@ -82,16 +83,16 @@ public static class ModelEnsemble
             throw new ArgumentException($"the model has no '{MetadataKey}' metadata: it is not an ensemble.", nameof(ensemble));
         }
 
-        (var sizes, float[][] headBiases, float[][] forecastBiases) = Parse(json, ensemble.Architecture);
+        (var sizes, int[][] channels, float[][] headBiases, float[][] forecastBiases) = Parse(json, ensemble.Architecture);
         if (index < 0 || index >= sizes.Length)
         {
             throw new ArgumentException($"member {index} does not exist; the ensemble has {sizes.Length}.", nameof(index));
         }
 
         ModelArchitecture a = ensemble.Architecture;
-        ModelArchitecture member = MergedArchitecture(a, [sizes[index]]);
+        ModelArchitecture member = MergedArchitecture(a, [sizes[index]], [channels[index]]);
         var tensors = RecurrentModel.RequiredTensors(member).ToDictionary(r => r.Name, r => new Tensor(r.Name, r.Shape, new float[r.Shape.Aggregate(1, (x, y) => x * y)]));
-        Copy(member, tensors, a, ensemble.Tensors, sizes, index, toMember: true);
+        Copy(member, tensors, a, ensemble.Tensors, sizes, channels, index, toMember: true);
         if (a.Classes > 0)
         {
             headBiases[index].CopyTo(tensors[member.HeadPrefix + ".bias"].Data, 0);
@@ -121,6 +122,11 @@ public static class ModelEnsemble
         {
             problem = "other labels than member 0";
         }
+        else if (b.Convolutions.Count != a.Convolutions.Count
+            || a.Convolutions.Zip(b.Convolutions).Any(p => p.First.Kernel != p.Second.Kernel || p.First.Dilation != p.Second.Dilation || p.First.Residual != p.Second.Residual))
+        {
+            problem = "another convolutional front end (count, kernels, dilations or residuals) than member 0's";
+        }
         else if (b.Layers.Count != a.Layers.Count)
         {
             problem = $"{b.Layers.Count} layers, member 0 has {a.Layers.Count}";
@@ -147,8 +153,15 @@ public static class ModelEnsemble
         }
     }
 
-    private static ModelArchitecture MergedArchitecture(ModelArchitecture a, (int Hidden, int Projection)[][] sizes) => new()
+    private static ModelArchitecture MergedArchitecture(ModelArchitecture a, (int Hidden, int Projection)[][] sizes, int[][] channels) => new()
     {
+        Convolutions = [.. a.Convolutions.Select((c, i) => new ConvolutionArchitecture
+        {
+            Channels = channels.Sum(m => m[i]),
+            Kernel = c.Kernel,
+            Dilation = c.Dilation,
+            Residual = c.Residual,
+        })],
         InputSize = a.InputSize,
         Classes = a.Classes,
         ForecastSize = a.ForecastSize,
@@ -170,16 +183,27 @@ public static class ModelEnsemble
     /// gate rows go to the member's units within each gate block, input columns to the previous layer's units of the
     /// same member, head columns to its output and pooled units, scaled by 1/K (the average of the logits).
     /// </summary>
-    private static void Copy(ModelArchitecture a, IReadOnlyDictionary<string, Tensor> member, ModelArchitecture merged, IReadOnlyDictionary<string, Tensor> tensors, (int Hidden, int Projection)[][] sizes, int k, bool toMember)
+    private static void Copy(ModelArchitecture a, IReadOnlyDictionary<string, Tensor> member, ModelArchitecture merged, IReadOnlyDictionary<string, Tensor> tensors, (int Hidden, int Projection)[][] sizes, int[][] channels, int k, bool toMember)
     {
         int State(int m, int i) => sizes[m][i].Projection > 0 ? sizes[m][i].Projection : sizes[m][i].Hidden;
         int Offset(Func<int, int> size) => Enumerable.Range(0, k).Sum(size);
+
+        // The front end: the first convolution reads the shared input; later ones read their own member's channels.
+        for (int c = 0; c < a.Convolutions.Count; c++)
+        {
+            int kernel = a.Convolutions[c].Kernel, channelOffset = Offset(m => channels[m][c]);
+            int convInputOffset = c == 0 ? 0 : Offset(m => channels[m][c - 1]);
+            Place(member, tensors, $"convs.{c}.weight", $"convs.{c}.weight", r => channelOffset + r, col => ((convInputOffset + (col / kernel)) * kernel) + (col % kernel), 1f, toMember);
+            Place(member, tensors, $"convs.{c}.bias", $"convs.{c}.bias", r => channelOffset + r, col => col, 1f, toMember);
+        }
+
+        int frontOffset = a.Convolutions.Count == 0 ? 0 : Offset(m => channels[m][^1]);
         for (int i = 0; i < a.Layers.Count; i++)
         {
             LayerArchitecture layer = a.Layers[i];
             int hidden = layer.HiddenSize, total = merged.Layers[i].HiddenSize;
             int hiddenOffset = Offset(m => sizes[m][i].Hidden), stateOffset = Offset(m => State(m, i));
-            int inputOffset = i == 0 ? 0 : Offset(m => State(m, i - 1));
+            int inputOffset = i == 0 ? frontOffset : Offset(m => State(m, i - 1));
             int GateRow(int r) => ((r / hidden) * total) + hiddenOffset + (r % hidden);
             string Name(ModelArchitecture x, string kind) => $"{x.LayerPrefix(i)}.{kind}_l{x.Layers[i].Index}";
             Place(member, tensors, Name(a, "weight_ih"), Name(merged, "weight_ih"), GateRow, c => inputOffset + c, 1f, toMember);
@@ -215,8 +239,9 @@ public static class ModelEnsemble
 
     private static void Place(IReadOnlyDictionary<string, Tensor> member, IReadOnlyDictionary<string, Tensor> tensors, string memberName, string mergedName, Func<int, int> row, Func<int, int> column, float scale, bool toMember)
     {
+        // A tensor of three dimensions (a convolution's [out, in, kernel]) is taken as [out, in · kernel].
         Tensor small = member[memberName], big = tensors[mergedName];
-        int rows = small.Shape[0], columns = small.Shape.Count > 1 ? small.Shape[1] : 1, bigColumns = big.Shape.Count > 1 ? big.Shape[1] : 1;
+        int rows = small.Shape[0], columns = small.Data.Length / Math.Max(1, rows), bigColumns = big.Data.Length / Math.Max(1, big.Shape[0]);
         for (int r = 0; r < rows; r++)
         {
             int R = row(r);
@@ -255,7 +280,7 @@ public static class ModelEnsemble
         }
     }
 
-    private static string Describe((int Hidden, int Projection)[][] sizes, float[][] headBiases, float[][] forecastBiases)
+    private static string Describe((int Hidden, int Projection)[][] sizes, int[][] channels, float[][] headBiases, float[][] forecastBiases)
     {
         using var stream = new MemoryStream();
         using (var json = new Utf8JsonWriter(stream))
@@ -276,6 +301,13 @@ public static class ModelEnsemble
                 foreach ((_, int projection) in sizes[k])
                 {
                     json.WriteNumberValue(projection);
+                }
+
+                json.WriteEndArray();
+                json.WriteStartArray("channels");
+                foreach (int c in channels[k])
+                {
+                    json.WriteNumberValue(c);
                 }
 
                 json.WriteEndArray();
@@ -303,7 +335,7 @@ public static class ModelEnsemble
         return Encoding.UTF8.GetString(stream.ToArray());
     }
 
-    private static ((int Hidden, int Projection)[][] Sizes, float[][] HeadBiases, float[][] ForecastBiases) Parse(string text, ModelArchitecture a)
+    private static ((int Hidden, int Projection)[][] Sizes, int[][] Channels, float[][] HeadBiases, float[][] ForecastBiases) Parse(string text, ModelArchitecture a)
     {
         try
         {
@@ -312,8 +344,15 @@ public static class ModelEnsemble
             var sizes = new (int, int)[members.Length][];
             var heads = new float[members.Length][];
             var forecasts = new float[members.Length][];
+            var channels = new int[members.Length][];
             for (int k = 0; k < members.Length; k++)
             {
+                channels[k] = members[k].TryGetProperty("channels", out JsonElement c) ? [.. c.EnumerateArray().Select(e => e.GetInt32())] : [];
+                if (channels[k].Length != a.Convolutions.Count || channels[k].Any(x => x < 1))
+                {
+                    throw new ModelFormatException($"metadata '{MetadataKey}': member {k}'s convolution channels do not match the architecture's {a.Convolutions.Count} convolutions.");
+                }
+
                 int[] hidden = [.. members[k].GetProperty("hidden").EnumerateArray().Select(e => e.GetInt32())];
                 int[] projection = [.. members[k].GetProperty("projection").EnumerateArray().Select(e => e.GetInt32())];
                 heads[k] = [.. members[k].GetProperty("headBias").EnumerateArray().Select(e => e.GetSingle())];
@@ -327,6 +366,14 @@ public static class ModelEnsemble
                 sizes[k] = [.. hidden.Zip(projection)];
             }
 
+            for (int c = 0; c < a.Convolutions.Count; c++)
+            {
+                if (channels.Sum(m => m[c]) != a.Convolutions[c].Channels)
+                {
+                    throw new ModelFormatException(string.Create(CultureInfo.InvariantCulture, $"metadata '{MetadataKey}': the members' convolution {c} channels do not add up to its {a.Convolutions[c].Channels}."));
+                }
+            }
+
             for (int i = 0; i < a.Layers.Count; i++)
             {
                 if (sizes.Sum(s => s[i].Item1) != a.Layers[i].HiddenSize || sizes.Sum(s => s[i].Item2) != a.Layers[i].ProjectionSize)
@@ -335,7 +382,7 @@ public static class ModelEnsemble
                 }
             }
 
-            return (sizes, heads, forecasts);
+            return (sizes, channels, heads, forecasts);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {

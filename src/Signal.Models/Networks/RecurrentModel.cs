@@ -35,6 +35,7 @@ public sealed class RecurrentModel
     private readonly int[] _hiddenOffsets;
     private readonly int[] _cellOffsets;
     private readonly int _poolOffset;
+    private readonly Convolution[] _convs;
 
     private RecurrentModel(ModelArchitecture architecture, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyList<string> labels, IReadOnlyDictionary<string, string> metadata, KernelPath path)
     {
@@ -59,6 +60,15 @@ public sealed class RecurrentModel
         // Mean pooling keeps the running mean of the top layer's outputs and the count of steps after the recurrent state.
         _poolOffset = stateSize;
         stateSize += architecture.MeanPooling ? architecture.FeatureSize + 1 : 0;
+
+        // Each convolution keeps its last (kernel − 1) · dilation inputs per stream, oldest first.
+        _convs = new Convolution[architecture.Convolutions.Count];
+        for (int i = 0; i < _convs.Length; i++)
+        {
+            _convs[i] = BuildConvolution(i, stateSize, path);
+            stateSize += architecture.Convolutions[i].Reach * _convs[i].Input;
+        }
+
         StateSize = stateSize;
         Fingerprint = architecture.StateFingerprint();
         int features = architecture.FeatureSize, headInputs = architecture.HeadInputSize;
@@ -77,7 +87,7 @@ public sealed class RecurrentModel
             _forecast = new PackedMatrix(w.Data, architecture.ForecastSize, features, b.Data, NarrowestPath(path, architecture.ForecastSize));
         }
 
-        MultiplyAddsPerStep = _layers.Sum(l => l.Forward.MultiplyAdds + (l.Backward?.MultiplyAdds ?? 0))
+        MultiplyAddsPerStep = _layers.Sum(l => l.Forward.MultiplyAdds + (l.Backward?.MultiplyAdds ?? 0)) + _convs.Sum(c => (long)c.Weights.Rows * c.Weights.Columns)
             + ((long)(_head?.Rows ?? 0) * (_head?.Columns ?? 0)) + ((long)(_forecast?.Rows ?? 0) * (_forecast?.Columns ?? 0));
     }
 
@@ -300,6 +310,21 @@ public sealed class RecurrentModel
         CheckStepArguments(steps, sequence, probabilities, forecasts);
         float[] x = sequence[..(steps * InputSize)].ToArray();
         int width = InputSize;
+        if (_convs.Length > 0)
+        {
+            // The front end runs step by step through the stepped path's own code, so offline equals stepped exactly.
+            var state = new RecurrentState(this);
+            var ws = new Workspace(this, 1, headsOnly: true);
+            width = Architecture.FrontEndSize;
+            float[] front = new float[steps * width];
+            for (int t = 0; t < steps; t++)
+            {
+                float[] y = StepConvolutions(new ReadOnlySpan<RecurrentState>(in state), x.AsSpan(t * InputSize, InputSize), 1, ws, out _);
+                y.AsSpan(0, width).CopyTo(front.AsSpan(t * width, width));
+            }
+
+            x = front;
+        }
         for (int l = 0; l < _layers.Length; l++)
         {
             Layer layer = _layers[l];
@@ -415,6 +440,11 @@ public sealed class RecurrentModel
         int rows = states.Length;
         ReadOnlySpan<float> x = inputs;
         int ldx = InputSize;
+        if (_convs.Length > 0)
+        {
+            x = StepConvolutions(states, inputs, rows, ws, out ldx);
+        }
+
         for (int l = 0; l < _layers.Length; l++)
         {
             Layer layer = _layers[l];
@@ -476,6 +506,59 @@ public sealed class RecurrentModel
         {
             ApplyHeads(Pooled(x, ldx, rows, states, ws), 2 * f, rows, ws, probabilities, default);
         }
+    }
+
+    /// <summary>
+    /// The causal convolutions of one step for <paramref name="rows"/> streams: each stream's taps (its ring of past
+    /// inputs and the new input) are gathered into one row, one product computes every stream's channels, then ReLU
+    /// and the residual; the new input then enters the ring. Returns the last convolution's output and its stride.
+    /// </summary>
+    private float[] StepConvolutions(ReadOnlySpan<RecurrentState> states, ReadOnlySpan<float> inputs, int rows, Workspace ws, out int stride)
+    {
+        ReadOnlySpan<float> x = inputs;
+        int ldx = InputSize;
+        for (int c = 0; c < _convs.Length; c++)
+        {
+            Convolution conv = _convs[c];
+            int inSize = conv.Input, kernel = conv.Kernel, taps = kernel * inSize, reach = (kernel - 1) * conv.Dilation;
+            float[] gathered = ws.ConvTaps![c], output = ws.ConvOutputs![c];
+            for (int r = 0; r < rows; r++)
+            {
+                ReadOnlySpan<float> ring = states[r].Values.AsSpan(conv.RingOffset, reach * inSize);
+                ReadOnlySpan<float> xr = x.Slice(r * ldx, inSize);
+                for (int k = 0; k < kernel; k++)
+                {
+                    int back = (kernel - 1 - k) * conv.Dilation; // tap k sees the input `back` steps ago
+                    (back == 0 ? xr : ring.Slice((reach - back) * inSize, inSize)).CopyTo(gathered.AsSpan((r * taps) + (k * inSize), inSize));
+                }
+            }
+
+            int ld = conv.Weights.PaddedRows;
+            Kernels.Kernels.Gemm(gathered, taps, rows, conv.Weights, output, ld, conv.Weights.Path);
+            for (int r = 0; r < rows; r++)
+            {
+                Span<float> y = output.AsSpan(r * ld, conv.Channels);
+                TensorPrimitives.Max(y, 0f, y);
+                ReadOnlySpan<float> xr = x.Slice(r * ldx, inSize);
+                if (conv.Residual)
+                {
+                    TensorPrimitives.Add(y, xr, y);
+                }
+
+                if (reach > 0)
+                {
+                    Span<float> ring = states[r].Values.AsSpan(conv.RingOffset, reach * inSize);
+                    ring[inSize..].CopyTo(ring);
+                    xr.CopyTo(ring[((reach - 1) * inSize)..]);
+                }
+            }
+
+            x = output;
+            ldx = ld;
+        }
+
+        stride = ldx;
+        return ws.ConvOutputs![^1];
     }
 
     /// <summary>The classification head's rows with mean pooling: each row's output, then its stream's running mean.</summary>
@@ -579,6 +662,30 @@ public sealed class RecurrentModel
         return new Layer(Direction(string.Empty), a.Bidirectional ? Direction("_reverse") : null, gamma, beta, input, a.OutputSize);
     }
 
+    private Convolution BuildConvolution(int index, int ringOffset, KernelPath path)
+    {
+        ConvolutionArchitecture a = Architecture.Convolutions[index];
+        int input = Architecture.ConvolutionInputSize(index);
+        string who = $"convolution {index} ({input} → {a.Channels} channels, kernel {a.Kernel})";
+        Tensor w = Require($"convs.{index}.weight", who, a.Channels, input, a.Kernel);
+        Tensor b = Require($"convs.{index}.bias", who, a.Channels);
+
+        // PyTorch's [out, in, kernel] becomes [out, kernel · in]: tap k's inputs side by side, as the step gathers them.
+        float[] taps = new float[a.Channels * a.Kernel * input];
+        for (int o = 0; o < a.Channels; o++)
+        {
+            for (int i = 0; i < input; i++)
+            {
+                for (int k = 0; k < a.Kernel; k++)
+                {
+                    taps[(o * a.Kernel * input) + (k * input) + i] = w.Data[(((o * input) + i) * a.Kernel) + k];
+                }
+            }
+        }
+
+        return new Convolution(new PackedMatrix(taps, a.Channels, a.Kernel * input, b.Data, path), input, a.Channels, a.Kernel, a.Dilation, a.Residual, ringOffset);
+    }
+
     private Tensor Require(string name, string who, params int[] shape)
     {
         if (!Tensors.TryGetValue(name, out Tensor? tensor))
@@ -620,6 +727,15 @@ public sealed class RecurrentModel
     /// <summary>Every tensor an architecture needs, with its shape and PyTorch's default init bound.</summary>
     internal static IEnumerable<TensorRequirement> RequiredTensors(ModelArchitecture a)
     {
+        for (int i = 0; i < a.Convolutions.Count; i++)
+        {
+            ConvolutionArchitecture conv = a.Convolutions[i];
+            int input = a.ConvolutionInputSize(i);
+            float convBound = 1f / MathF.Sqrt(input * conv.Kernel); // PyTorch's Conv1d default: 1/√(in · kernel)
+            yield return new($"convs.{i}.weight", convBound, [conv.Channels, input, conv.Kernel]);
+            yield return new($"convs.{i}.bias", convBound, [conv.Channels]);
+        }
+
         for (int i = 0; i < a.Layers.Count; i++)
         {
             LayerArchitecture layer = a.Layers[i];
@@ -671,6 +787,8 @@ public sealed class RecurrentModel
         public float Fill { get; init; }
     }
 
+    private sealed record Convolution(PackedMatrix Weights, int Input, int Channels, int Kernel, int Dilation, bool Residual, int RingOffset);
+
     private sealed record Layer(Cell Forward, Cell? Backward, float[]? Gamma, float[]? Beta, int InputSize, int OutputSize);
 
     /// <summary>Scratch for stepping a number of streams (rows); one per thread.</summary>
@@ -681,6 +799,8 @@ public sealed class RecurrentModel
             Cells = headsOnly ? [] : [.. model._layers.Select(l => new CellBuffers(l.Forward, rows))];
             Logits = new float[rows * (model._head?.PaddedRows ?? 0)];
             Pooled = model.Architecture.MeanPooling ? new float[rows * 2 * model.Architecture.FeatureSize] : null;
+            ConvTaps = model._convs.Length == 0 ? null : [.. model._convs.Select(c => new float[rows * c.Weights.Columns])];
+            ConvOutputs = model._convs.Length == 0 ? null : [.. model._convs.Select(c => new float[rows * c.Weights.PaddedRows])];
             Forecast = new float[rows * (model._forecast?.PaddedRows ?? 0)];
         }
 
@@ -689,6 +809,12 @@ public sealed class RecurrentModel
         public float[] Logits { get; }
 
         public float[]? Pooled { get; }
+
+        /// <summary>Per convolution: every row's gathered taps (rows × kernel · input).</summary>
+        public float[][]? ConvTaps { get; }
+
+        /// <summary>Per convolution: every row's channels (rows × padded channels).</summary>
+        public float[][]? ConvOutputs { get; }
 
         public float[] Forecast { get; }
     }

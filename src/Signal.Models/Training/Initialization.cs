@@ -34,6 +34,27 @@ public static class Initialization
             bool isBias = p.Shape.Length == 1;
             int rows = p.Shape[0], columns = isBias ? 1 : p.Shape[1];
             LayerArchitecture? layer = LayerOf(a, p.Name);
+            if (p.Name.StartsWith("convs.", StringComparison.Ordinal))
+            {
+                // A convolution [out, in, kernel]: fan-in in · kernel. PyTorch's default bound 1/√fan (uniform), or He
+                // (Kaiming) uniform √(6/fan) for the ReLU that follows, with zero bias (Xavier-orthogonal).
+                int fan = p.Shape.Length == 3 ? p.Shape[1] * p.Shape[2] : a.Convolutions[int.Parse(p.Name.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture)].Kernel * a.ConvolutionInputSize(int.Parse(p.Name.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture));
+                if (kind == InitializationKind.Uniform)
+                {
+                    Uniform(p.Value, 1.0 / Math.Sqrt(fan), random);
+                }
+                else if (isBias)
+                {
+                    Array.Clear(p.Value);
+                }
+                else
+                {
+                    Uniform(p.Value, Math.Sqrt(6.0 / fan), random);
+                }
+
+                continue;
+            }
+
             if (kind == InitializationKind.Uniform)
             {
                 int fanIn = layer?.HiddenSize ?? (isBias ? a.Layers[^1].HiddenSize : columns);

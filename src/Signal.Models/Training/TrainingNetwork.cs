@@ -53,10 +53,11 @@ public sealed record SequenceBatch(float[] Inputs, int Count, int Steps, int Inp
 /// step is vectorised with TensorPrimitives; results do not depend on the machine's vector width beyond
 /// rounding. Not thread-safe: one network per training thread.
 /// </remarks>
-public sealed class TrainingNetwork
+public sealed partial class TrainingNetwork
 {
     private readonly LayerArchitecture[] _layers;
     private readonly int[] _inputSizes;
+    private readonly ConvolutionArchitecture[] _convolutions;
     private readonly Dictionary<string, Parameter> _byName;
     private double _dropout;
     private double _smoothing;
@@ -94,6 +95,7 @@ public sealed class TrainingNetwork
         Architecture = architecture;
         _layers = [.. architecture.Layers];
         _inputSizes = [.. Enumerable.Range(0, _layers.Length).Select(architecture.LayerInputSize)];
+        _convolutions = [.. architecture.Convolutions];
         RecurrentModel validated = RecurrentModel.Create(architecture, tensors);
         _byName = new Dictionary<string, Parameter>(StringComparer.Ordinal);
         foreach (RecurrentModel.TensorRequirement requirement in RecurrentModel.RequiredTensors(architecture))
@@ -110,6 +112,7 @@ public sealed class TrainingNetwork
         Architecture = source.Architecture;
         _layers = source._layers;
         _inputSizes = source._inputSizes;
+        _convolutions = source._convolutions;
         _byName = source._byName.ToDictionary(p => p.Key, p => p.Value with { Gradient = new float[p.Value.Gradient.Length] }, StringComparer.Ordinal);
         Parameters = [.. source.Parameters.Select(p => _byName[p.Name])];
     }
@@ -399,9 +402,10 @@ public sealed class TrainingNetwork
 
     private void Forward(Work w, ReadOnlySpan<float> x, int n, bool dropping)
     {
+        ReadOnlySpan<float> front = _convolutions.Length > 0 ? ConvolutionsForward(w, x, n) : x;
         for (int l = 0; l < _layers.Length; l++)
         {
-            ReadOnlySpan<float> input = l == 0 ? x : dropping ? w.Dropped[l - 1] : w.Outputs[l - 1];
+            ReadOnlySpan<float> input = l == 0 ? front : dropping ? w.Dropped[l - 1] : w.Outputs[l - 1];
             int inSize = _inputSizes[l];
             LayerArchitecture layer = _layers[l];
             int h = layer.HiddenSize;
@@ -494,10 +498,11 @@ public sealed class TrainingNetwork
 
     private void Backward(Work w, ReadOnlySpan<float> x, int n, bool dropping)
     {
+        bool convolutions = _convolutions.Length > 0;
         for (int l = _layers.Length - 1; l >= 0; l--)
         {
-            ReadOnlySpan<float> input = l == 0 ? x : dropping ? w.Dropped[l - 1] : w.Outputs[l - 1];
-            float[]? inputGradient = l == 0 ? null : w.OutputGradients[l - 1];
+            ReadOnlySpan<float> input = l == 0 ? (convolutions ? w.ConvOutputs[^1] : x) : dropping ? w.Dropped[l - 1] : w.Outputs[l - 1];
+            float[]? inputGradient = l == 0 ? (convolutions ? w.ConvGradients[^1] : null) : w.OutputGradients[l - 1];
             int inSize = _inputSizes[l];
             if (inputGradient is not null)
             {
@@ -608,6 +613,11 @@ public sealed class TrainingNetwork
                 }
             }
         }
+
+        if (convolutions)
+        {
+            ConvolutionsBackward(w, n);
+        }
     }
 
     /// <summary>y = W·x + b, W row-major [y.Length × x.Length].</summary>
@@ -665,7 +675,36 @@ public sealed class TrainingNetwork
             DhNext = new float[hidden];
             DcNext = new float[hidden];
             Zeros = new float[hidden];
+            ModelArchitecture a = net.Architecture;
+            ConvTaps = [.. a.Convolutions.Select((c, i) => new float[steps * c.Kernel * a.ConvolutionInputSize(i)])];
+            ConvOutputs = [.. a.Convolutions.Select(c => new float[steps * c.Channels])];
+            ConvGradients = [.. a.Convolutions.Select(c => new float[steps * c.Channels])];
+            ConvWeights = [.. a.Convolutions.Select((c, i) => new float[c.Channels * c.Kernel * a.ConvolutionInputSize(i)])];
+            ConvTapGradients = [.. a.Convolutions.Select((c, i) => new float[steps * c.Kernel * a.ConvolutionInputSize(i)])];
+            ConvActivated = [.. a.Convolutions.Select(c => new float[steps * c.Channels])];
+            ConvWeightGradients = [.. a.Convolutions.Select((c, i) => new float[c.Channels * c.Kernel * a.ConvolutionInputSize(i)])];
         }
+
+        /// <summary>Per convolution: each step's ReLU output before the residual [steps × channels].</summary>
+        public float[][] ConvActivated { get; }
+
+        /// <summary>Per convolution: the sequence's weight gradient, tap-major, before it is added in PyTorch's layout.</summary>
+        public float[][] ConvWeightGradients { get; }
+
+        /// <summary>Per convolution: each step's gathered taps [steps × kernel · input] (zeros before the start).</summary>
+        public float[][] ConvTaps { get; }
+
+        /// <summary>Per convolution: each step's output after ReLU and residual [steps × channels].</summary>
+        public float[][] ConvOutputs { get; }
+
+        /// <summary>Per convolution: the loss gradient at its output [steps × channels].</summary>
+        public float[][] ConvGradients { get; }
+
+        /// <summary>Per convolution: its weights as [channels × kernel · input], tap-major like the taps.</summary>
+        public float[][] ConvWeights { get; }
+
+        /// <summary>Per convolution: the gradient at its taps [steps × kernel · input].</summary>
+        public float[][] ConvTapGradients { get; }
 
         public float[][] Outputs { get; }
 
