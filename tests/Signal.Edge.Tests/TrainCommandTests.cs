@@ -60,6 +60,51 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void An_ensemble_trains_its_members_and_eval_reports_it_and_each_member()
+    {
+        WriteUcr("Sines", 20, 1);
+        string model = Path.Combine(_dir, "ensemble.sigm");
+        Assert.Equal(0, Program.Main(["train", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--hidden", "16", "--epochs", "40", "--seed", "3", "--ensemble", "3"]));
+        var loaded = Signal.Models.Networks.RecurrentModel.Load(model);
+        Assert.Equal(3, Signal.Models.Networks.ModelEnsemble.MemberCount(loaded));
+        Assert.Equal(48, loaded.Architecture.Layers[0].HiddenSize);
+
+        using var doc = JsonDocument.Parse(Cli.Output("eval", "--model", model, "--data", Path.Combine(_dir, "Sines"), "--json"));
+        Assert.True(doc.RootElement.GetProperty("accuracy").GetDouble() >= 0.9, doc.RootElement.ToString());
+        double[] members = [.. doc.RootElement.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("accuracy").GetDouble())];
+        Assert.Equal(3, members.Length);
+
+        // Training judged each member alone on the test split too, before merging: eval finds the same accuracies.
+        using var provenance = JsonDocument.Parse(loaded.Metadata["signal.provenance"]);
+        double[] atTraining = [.. provenance.RootElement.GetProperty("testAccuracyMembers").GetString()!.Split(' ').Select(a => double.Parse(a, CultureInfo.InvariantCulture))];
+        Assert.Equal(atTraining, members);
+
+        (int code, string error) = Cli.Fails("train", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--ensemble", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("--ensemble must be between 1 and 64", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_convolutional_front_end_trains_in_the_model_and_is_refused_where_it_does_not_apply()
+    {
+        WriteUcr("Sines", 20, 1);
+        string model = Path.Combine(_dir, "conv.sigm");
+        Assert.Equal(0, Program.Main(["train", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--hidden", "16", "--epochs", "40", "--seed", "3",
+            "--ensemble", "2", "--conv-layers", "2", "--conv-channels", "8"]));
+        var loaded = Signal.Models.Networks.RecurrentModel.Load(model);
+        Assert.Equal([(16, 3, 1, false), (16, 3, 2, true)], loaded.Architecture.Convolutions.Select(c => (c.Channels, c.Kernel, c.Dilation, c.Residual)));
+        using var doc = JsonDocument.Parse(Cli.Output("eval", "--model", model, "--data", Path.Combine(_dir, "Sines"), "--json"));
+        Assert.True(doc.RootElement.GetProperty("accuracy").GetDouble() >= 0.9, doc.RootElement.ToString());
+
+        (int code, string error) = Cli.Fails("train", "--task", "forecast", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--conv-layers", "2");
+        Assert.Equal(1, code);
+        Assert.Contains("--conv-layers and --ensemble are for classifiers", error, StringComparison.Ordinal);
+        (code, error) = Cli.Fails("train", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--conv-layers", "2", "--conv-kernel", "0");
+        Assert.Equal(1, code);
+        Assert.Contains("--conv-kernel 1 to 64", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_uea_arff_folder_is_read_channel_by_channel()
     {
         string folder = Path.Combine(_dir, "Tiny");
