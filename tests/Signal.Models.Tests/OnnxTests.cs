@@ -86,3 +86,35 @@ public sealed class OnnxGraphTests
         Console.WriteLine("[onnx ops] lstm_1x16: " + ops);
     }
 }
+
+/// <summary>Constant folding of Slice by ONNX's rules, negative steps included (exporters reverse pad lists that way).</summary>
+public sealed class SliceFoldingTests
+{
+    private static double[] Slice(double[] values, double start, double end, double step)
+    {
+        var node = new Signal.Models.Onnx.OnnxNode { OpType = "Slice", Name = "s" };
+        node.Inputs.AddRange(["x", "starts", "ends", "axes", "steps"]);
+        Signal.Models.Onnx.ConstTensor[] inputs =
+        [
+            new([values.Length], values), Signal.Models.Onnx.ConstTensor.Vector(start), Signal.Models.Onnx.ConstTensor.Vector(end),
+            Signal.Models.Onnx.ConstTensor.Vector(0), Signal.Models.Onnx.ConstTensor.Vector(step),
+        ];
+        return Signal.Models.Onnx.ConstFolding.Evaluate(node, i => inputs[i]).Data;
+    }
+
+    [Theory]
+    // numpy: x[start:end:step] for x = [0 … 5]; ONNX's "to the start" end is INT64_MIN.
+    [InlineData(-1, -9.223372036854775807e18, -1, new double[] { 5, 4, 3, 2, 1, 0 })]
+    [InlineData(4, 1, -1, new double[] { 4, 3, 2 })]
+    [InlineData(5, 0, -2, new double[] { 5, 3, 1 })]
+    [InlineData(10, -10, -3, new double[] { 5, 2 })]
+    [InlineData(1, 5, 2, new double[] { 1, 3 })]
+    [InlineData(0, 100, 1, new double[] { 0, 1, 2, 3, 4, 5 })]
+    [InlineData(3, 1, 1, new double[0])]
+    public void Slices_follow_onnx_and_numpy(double start, double end, double step, double[] expected) =>
+        Assert.Equal(expected, Slice([0, 1, 2, 3, 4, 5], start, end, step));
+
+    [Fact]
+    public void A_step_of_zero_is_refused() =>
+        Assert.Throws<Signal.Models.Onnx.OnnxImportException>(() => Slice([0, 1, 2], 0, 2, 0));
+}

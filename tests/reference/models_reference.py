@@ -114,6 +114,22 @@ class ConvFront(nn.Module):
         return torch.softmax(self.head(torch.cat([h, mean], dim=-1)), dim=-1), None
 
 
+class ConvPlain(ConvFront):
+    """The same front end and GRU with a head on the GRU's output alone (what torch.onnx.export can express)."""
+
+    def __init__(self, inputs, classes, spec, hidden):
+        super().__init__(inputs, classes, spec, hidden)
+        self.head = nn.Linear(hidden, classes)
+
+    def outputs(self, x):
+        y = x.transpose(1, 2)
+        for conv, (_, kernel, dilation, residual) in zip(self.convs, self.spec):
+            z = torch.relu(conv(nn.functional.pad(y, ((kernel - 1) * dilation, 0))))
+            y = z + y if residual else z
+        h, _ = self.rnn(y.transpose(1, 2))
+        return torch.softmax(self.head(h), dim=-1), None
+
+
 def layer_arch(kind, hidden, count, prefix="rnn", proj=0, bidirectional=False, nonlinearity="tanh"):
     return [{"kind": kind, "hiddenSize": hidden, "projectionSize": proj, "bidirectional": bidirectional,
              "nonlinearity": nonlinearity, "prefix": prefix, "index": i} for i in range(count)]
@@ -185,6 +201,13 @@ def main():
             "convolutions": [{"channels": c, "kernel": k, "dilation": d, "residual": r} for c, k, d, r in spec],
             "layers": layer_arch("gru", 12, 1)}
     write("conv_gru_mean", conv, 6, 90, 4, arch, False)
+
+    spec = [(7, 3, 1, False), (7, 2, 2, True), (7, 3, 4, True)]
+    plain = ConvPlain(5, 3, spec, 10)
+    arch = {"inputSize": 5, "classes": 3,
+            "convolutions": [{"channels": c, "kernel": k, "dilation": d, "residual": r} for c, k, d, r in spec],
+            "layers": layer_arch("gru", 10, 1)}
+    write("conv_gru_onnx", plain, 5, 70, 3, arch, True)
 
 
 if __name__ == "__main__":

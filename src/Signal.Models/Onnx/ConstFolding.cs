@@ -118,22 +118,35 @@ internal static class ConstFolding
                 double[] starts = In(1).Data, ends = In(2).Data;
                 double[] axes = input(3)?.Data ?? [.. Enumerable.Range(0, starts.Length).Select(i => (double)i)];
                 double[] steps = input(4)?.Data ?? [.. starts.Select(_ => 1.0)];
-                long[] begin = new long[x.Rank], end = (long[])x.Dims.Clone(), step = [.. Enumerable.Repeat(1L, x.Rank)];
+                long[] begin = new long[x.Rank], count = (long[])x.Dims.Clone(), step = [.. Enumerable.Repeat(1L, x.Rank)];
                 for (int i = 0; i < axes.Length; i++)
                 {
                     int axis = (int)(axes[i] < 0 ? axes[i] + x.Rank : axes[i]);
                     long size = x.Dims[axis];
                     step[axis] = (long)steps[i];
-                    if (step[axis] != 1)
+                    if (step[axis] == 0)
                     {
-                        throw new OnnxImportException($"{node.Describe}: slices with a step other than 1 are not folded.");
+                        throw new OnnxImportException($"{node.Describe}: a slice step of 0.");
                     }
 
-                    begin[axis] = Clamp(starts[i], size);
-                    end[axis] = Clamp(ends[i], size);
+                    // ONNX's rules: a positive step clamps start and end to [0, size]; a negative one (which walks
+                    // backwards, as exporters reverse a list of pads) clamps start to [0, size − 1] and end to [−1, size − 1].
+                    double first = starts[i] < 0 ? starts[i] + size : starts[i], last = ends[i] < 0 ? ends[i] + size : ends[i];
+                    if (step[axis] > 0)
+                    {
+                        begin[axis] = (long)Math.Clamp(first, 0, size);
+                        long stop = (long)Math.Clamp(last, 0, size);
+                        count[axis] = Math.Max(0, (stop - begin[axis] + step[axis] - 1) / step[axis]);
+                    }
+                    else
+                    {
+                        begin[axis] = (long)Math.Clamp(first, 0, size - 1);
+                        long stop = (long)Math.Clamp(last, -1, size - 1);
+                        count[axis] = Math.Max(0, (begin[axis] - stop - step[axis] - 1) / -step[axis]);
+                    }
                 }
 
-                long[] dims = [.. begin.Select((b, i) => Math.Max(0, end[i] - b))];
+                long[] dims = count;
                 double[] data = new double[dims.Aggregate(1L, (a, b) => a * b)];
                 long[] strides = Strides(x.Dims);
                 for (int j = 0; j < data.Length; j++)
@@ -143,7 +156,7 @@ internal static class ConstFolding
                     {
                         long coordinate = rest % dims[a];
                         rest /= dims[a];
-                        source += (coordinate + begin[a]) * strides[a];
+                        source += (begin[a] + (coordinate * step[a])) * strides[a];
                     }
 
                     data[j] = x.Data[source];
@@ -228,12 +241,6 @@ internal static class ConstFolding
     }
 
     private static bool IsInteger(ConstTensor t) => t.Data.All(d => double.IsNaN(d) || d == Math.Floor(d));
-
-    private static long Clamp(double value, long size)
-    {
-        double v = value < 0 ? value + size : value;
-        return (long)Math.Clamp(v, 0, size);
-    }
 
     private static long[] Strides(long[] dims)
     {

@@ -4,8 +4,9 @@ using Signal.Models.Networks;
 namespace Signal.Models.Onnx;
 
 /// <summary>
-/// Imports recurrent classifiers from ONNX: LSTM, GRU and RNN ops (ONNX gate orders iofc and zrh,
-/// converted to PyTorch's ifgo and rzn), followed by a dense head (Gemm, or MatMul + Add) and optionally
+/// Imports recurrent classifiers from ONNX: an optional causal convolutional front end (Pad of zeros before the first
+/// step, Conv, Relu, optionally a residual Add, as <c>torch.onnx.export</c> writes <c>F.pad</c> + <c>Conv1d</c>),
+/// LSTM, GRU and RNN ops (ONNX gate orders iofc and zrh, converted to PyTorch's ifgo and rzn), followed by a dense head (Gemm, or MatMul + Add) and optionally
 /// Softmax, as <c>torch.onnx.export</c>, tf2onnx and MATLAB's exporter write them.
 /// </summary>
 /// <remarks>
@@ -80,6 +81,21 @@ public static class OnnxImporter
 
         public bool LastStepOnly { get; init; }
 
+        /// <summary>Zeros a Pad put before the first step (a causal convolution's left padding), not yet consumed by a Conv.</summary>
+        public long Pad { get; init; }
+
+        /// <summary>The value before that Pad (what a residual Add adds back).</summary>
+        public Dynamic? Unpadded { get; init; }
+
+        /// <summary>A convolution whose ReLU has not come yet, or -1.</summary>
+        public int AwaitRelu { get; init; } = -1;
+
+        /// <summary>The convolution whose activated output this is (a residual Add may follow), or -1.</summary>
+        public int ConvOutput { get; init; } = -1;
+
+        /// <summary>With <see cref="ConvOutput"/>: that convolution's input.</summary>
+        public Dynamic? ConvInput { get; init; }
+
         public long Features => Dims.Where((_, i) => i != TimeAxis).Aggregate(1L, (a, b) => a * b);
 
         public Dynamic With(long[] dims, int timeAxis, bool? lastOnly = null) => new()
@@ -90,6 +106,9 @@ public static class OnnxImporter
             Head = Head,
             Softmax = Softmax,
             LastStepOnly = lastOnly ?? LastStepOnly,
+            Pad = Pad,
+            Unpadded = Unpadded,
+            AwaitRelu = AwaitRelu,
         };
     }
 
@@ -100,6 +119,7 @@ public static class OnnxImporter
     {
         private readonly Dictionary<string, object> _values = new(StringComparer.Ordinal);
         private readonly List<LayerArchitecture> _layers = [];
+        private readonly List<ConvolutionArchitecture> _convolutions = [];
         private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
         private int _inputSize;
 
@@ -144,7 +164,7 @@ public static class OnnxImporter
             Dense head = result.Head;
             _tensors["head.weight"] = new Tensor("head.weight", [head.Outputs, head.Inputs], head.Weight);
             _tensors["head.bias"] = new Tensor("head.bias", [head.Outputs], head.Bias);
-            var architecture = new ModelArchitecture { InputSize = _inputSize, Layers = _layers, Classes = head.Outputs };
+            var architecture = new ModelArchitecture { InputSize = _inputSize, Convolutions = _convolutions, Layers = _layers, Classes = head.Outputs };
             var metadata = new Dictionary<string, string>
             {
                 ["signal.onnx.producer"] = graph.Producer,
@@ -227,7 +247,10 @@ public static class OnnxImporter
                 "Slice" => SliceTime(node, x),
                 "MatMul" => MatMul(node, x),
                 "Gemm" => Gemm(node, x),
-                "Add" => AddBias(node, x),
+                "Add" => Optional(node, 1) is Dynamic && Get(node, 0) is Dynamic ? Residual(node) : AddBias(node, x),
+                "Pad" => PadTime(node, x),
+                "Conv" => Convolution(node, x),
+                "Relu" => Relu(node, x),
                 "Softmax" => Softmax(node, x),
                 _ => throw Unsupported(node, "it on the data path"),
             });
@@ -236,7 +259,7 @@ public static class OnnxImporter
         private Dynamic Swap(OnnxNode node) => Get(node, 1) as Dynamic ?? throw Unsupported(node, "this operand order");
 
         private static OnnxImportException Unsupported(OnnxNode node, string what) =>
-            new($"unsupported: {node.Describe} ({what}). The importer reads LSTM/GRU/RNN layers, a Gemm or MatMul+Add head and Softmax, and folds shape glue (Shape, Gather, Unsqueeze, Squeeze, Concat, ConstantOfShape, Expand, Slice, Transpose, Reshape, Cast, arithmetic).");
+            new($"unsupported: {node.Describe} ({what}). The importer reads causal convolutions (Pad on the left of time, Conv, Relu, a residual Add), LSTM/GRU/RNN layers, a Gemm or MatMul+Add head and Softmax, and folds shape glue (Shape, Gather, Unsqueeze, Squeeze, Concat, ConstantOfShape, Expand, Slice, Transpose, Reshape, Cast, arithmetic).");
 
         private static ConstTensor ConstantValue(OnnxNode node)
         {
@@ -533,11 +556,87 @@ public static class OnnxImporter
             return new Dynamic { Dims = x.Dims, TimeAxis = x.TimeAxis, Layer = x.Layer, Head = x.Head, Softmax = true, LastStepOnly = x.LastStepOnly };
         }
 
+        /// <summary>A Pad of zeros before the first step of a [1, channels, steps] value: a causal convolution's padding.</summary>
+        private Dynamic PadTime(OnnxNode node, Dynamic x)
+        {
+            ConstTensor pads = Const(node, 1);
+            int rank = x.Dims.Length;
+            string mode = node.String("mode") ?? "constant";
+            bool zeros = Optional(node, 2) is not ConstTensor value || value.Data.All(v => v == 0);
+            if (x.Layer != -1 || x.Head is not null || x.AwaitRelu >= 0 || rank != 3 || x.TimeAxis != 2 || Optional(node, 3) is not null || mode != "constant" || !zeros
+                || pads.Data.Length != 2 * rank || pads.Data.Where((v, i) => i != x.TimeAxis && v != 0).Any() || pads.Data[x.TimeAxis] < 0)
+            {
+                throw Unsupported(node, "a Pad other than zeros before the first step of the [batch, channels, steps] input of a convolution");
+            }
+
+            return new Dynamic { Dims = x.Dims, TimeAxis = x.TimeAxis, Layer = -1, Pad = x.Pad + (long)pads.Data[x.TimeAxis], Unpadded = x.Unpadded ?? x };
+        }
+
+        /// <summary>A Conv over the steps whose left padding is (kernel − 1) · dilation: causal, as Signal steps it.</summary>
+        private Dynamic Convolution(OnnxNode node, Dynamic x)
+        {
+            ConstTensor w = Const(node, 1);
+            ConstTensor? b = Optional(node, 2) as ConstTensor;
+            if (x.Layer != -1 || x.Head is not null || x.AwaitRelu >= 0 || x.Dims.Length != 3 || x.TimeAxis != 2 || w.Rank != 3 || w.Dims[1] != x.Dims[1])
+            {
+                throw Unsupported(node, "a Conv that is not a 1-D convolution over the steps of the input or of the previous convolution (with its ReLU)");
+            }
+
+            int channels = (int)w.Dims[0], inputs = (int)w.Dims[1], kernel = (int)w.Dims[2];
+            long dilation = node.Ints("dilations") is [var d] ? d : 1;
+            bool plain = node.Int("group", 1) == 1 && (node.Ints("strides") ?? [1]).All(v => v == 1) && (node.Ints("pads") ?? [0, 0]).All(v => v == 0)
+                && (node.String("auto_pad") ?? "NOTSET") == "NOTSET";
+            if (!plain || x.Pad != (kernel - 1) * dilation)
+            {
+                throw Unsupported(node, $"a Conv that is not causal (needs stride 1, one group, no padding of its own and {(kernel - 1) * dilation} zeros padded before the first step; has {x.Pad})");
+            }
+
+            int index = _convolutions.Count;
+            if (index == 0)
+            {
+                _inputSize = inputs;
+            }
+
+            _convolutions.Add(new ConvolutionArchitecture { Channels = channels, Kernel = kernel, Dilation = (int)dilation });
+            _tensors[$"convs.{index}.weight"] = new Tensor($"convs.{index}.weight", [channels, inputs, kernel], w.ToFloats());
+            _tensors[$"convs.{index}.bias"] = new Tensor($"convs.{index}.bias", [channels], b?.ToFloats() ?? new float[channels]);
+            return new Dynamic { Dims = [1, channels, -1], TimeAxis = 2, Layer = -1, AwaitRelu = index, ConvInput = x.Unpadded };
+        }
+
+        private static Dynamic Relu(OnnxNode node, Dynamic x)
+        {
+            if (x.AwaitRelu < 0)
+            {
+                throw Unsupported(node, "a Relu that does not follow a convolution");
+            }
+
+            return new Dynamic { Dims = x.Dims, TimeAxis = x.TimeAxis, Layer = -1, ConvOutput = x.AwaitRelu, ConvInput = x.ConvInput };
+        }
+
+        /// <summary>The activated output of the last convolution plus that convolution's input: a residual block.</summary>
+        private Dynamic Residual(OnnxNode node)
+        {
+            var (a, b) = ((Dynamic)Get(node, 0), (Dynamic)Get(node, 1));
+            Dynamic output = a.ConvOutput >= 0 ? a : b, other = ReferenceEquals(output, a) ? b : a;
+            if (output.ConvOutput != _convolutions.Count - 1 || output.ConvOutput < 0 || !ReferenceEquals(output.ConvInput, other) || !output.Dims.SequenceEqual(other.Dims))
+            {
+                throw Unsupported(node, "an Add of two data values other than a convolution's activated output and that convolution's input");
+            }
+
+            _convolutions[^1].Residual = true;
+            return new Dynamic { Dims = output.Dims, TimeAxis = output.TimeAxis, Layer = -1 };
+        }
+
         private void Recurrent(OnnxNode node)
         {
             if (Get(node, 0) is not Dynamic x)
             {
                 throw Unsupported(node, "a recurrent layer over constant input");
+            }
+
+            if (x.AwaitRelu >= 0 || x.Pad != 0)
+            {
+                throw Unsupported(node, "a recurrent layer over a convolution without its ReLU, or over padded steps");
             }
 
             int layout = (int)node.Int("layout", 0);
@@ -609,7 +708,7 @@ public static class OnnxImporter
             }
 
             int index = _layers.Count;
-            if (index == 0)
+            if (index == 0 && _convolutions.Count == 0)
             {
                 _inputSize = input;
             }
