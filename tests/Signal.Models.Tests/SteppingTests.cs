@@ -245,3 +245,28 @@ public sealed class SteppingTests
         Assert.Throws<ModelFormatException>(() => new ModelArchitecture { InputSize = 3, Classes = 2, Pooling = "mean", PoolingSteps = -1, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 4 }] }.Validate());
     }
 }
+
+/// <summary>The front end's cost is counted, and a user's model can be benchmarked (<c>bench models --model</c>).</summary>
+public sealed class FrontEndCostTests
+{
+    [Fact]
+    public void The_convolutions_multiply_adds_are_counted_and_the_benchmark_measures_a_given_model_without_allocating()
+    {
+        var withConvolution = new ModelArchitecture
+        {
+            InputSize = 3,
+            Classes = 2,
+            Convolutions = [new ConvolutionArchitecture { Channels = 4, Kernel = 2, Dilation = 3 }],
+            Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 5 }],
+        };
+        var without = new ModelArchitecture { InputSize = 4, Classes = 2, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 5 }] };
+        RecurrentModel model = RecurrentModel.CreateRandom(withConvolution, seed: 1);
+        Assert.Equal(RecurrentModel.CreateRandom(without, seed: 1).MultiplyAddsPerStep + (4 * 2 * 3), model.MultiplyAddsPerStep);
+
+        Signal.Models.Diagnostics.BenchmarkCase measured = Signal.Models.Diagnostics.ModelBenchmark.Measure("tiny", model, 64, 1, TimeSpan.FromMilliseconds(50), peak: 1e9);
+        Assert.Equal(64, measured.Streams);
+        Assert.Equal(2 * model.MultiplyAddsPerStep, measured.FlopsPerStream);
+        Assert.True(measured.MicrosecondsPerStep > 0);
+        Assert.Equal(0, measured.AllocatedBytesPerStep);
+    }
+}
