@@ -38,7 +38,7 @@ internal static class TrainCommand
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
         var pooling = new Option<string>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (default: its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable) or none.", DefaultValueFactory = _ => "mean" };
         var ensemble = new Option<int?>("--ensemble") { Description = "Members of an ensemble: K networks trained from seeds seed … seed+K−1 and merged into one model that steps them all in one batch and averages their logits (eval reports each member). Default: 5 for series data sets (UCR, UEA), 1 for recordings (long live streams, where the step cost counts)." };
-        var convLayers = new Option<int>("--conv-layers") { Description = "Causal convolutions before the recurrent layers (0: none): dilations 1, 2, 4, …, ReLU, residual from the second on; stepped with a ring of past inputs per stream.", DefaultValueFactory = _ => 0 };
+        var convLayers = new Option<int?>("--conv-layers") { Description = "Causal convolutions before the recurrent layers (0: none): dilations 1, 2, 4, …, ReLU, residual from the second on; stepped with a ring of past inputs per stream. Default: 3 for series data sets (UCR, UEA), 0 for recordings." };
         var convChannels = new Option<int>("--conv-channels") { Description = "Channels of each convolution.", DefaultValueFactory = _ => 32 };
         var convKernel = new Option<int>("--conv-kernel") { Description = "Taps of each convolution.", DefaultValueFactory = _ => 3 };
         var smoothing = new Option<double>("--label-smoothing") { Description = "Label smoothing ε of the cross-entropy (PyTorch's label_smoothing): the target is 1 − ε on the label and ε/K on every class (0: off; 0.1 gave no gain on the UCR mean).", DefaultValueFactory = _ => 0 };
@@ -293,6 +293,8 @@ internal static class TrainCommand
             return AnomalyTrainer.TrainForecaster(anomaly, set, dataPath, output, kind, layers, hidden, options, validationOption, dataOptions, cancellationToken);
         }
 
+        convolutions = convolutions.For(set);
+
         // Small training splits lose too much by a hold-out (BasicMotions has 10 sequences per class): the
         // documented automatic choice is no early stopping below 100 sequences or 10 per class. Recordings
         // are cut into many segments, so they always hold out 20 % (whole recordings, see HoldOut).
@@ -412,8 +414,14 @@ internal static class TrainCommand
     /// <param name="Layers">Convolutions (0: none).</param>
     /// <param name="Channels">Channels of each.</param>
     /// <param name="Kernel">Taps of each.</param>
-    internal sealed record ConvolutionOptions(int Layers, int Channels, int Kernel)
+    internal sealed record ConvolutionOptions(int? Layers, int Channels, int Kernel)
     {
+        /// <summary>The default number of convolutions for series data sets (docs/training.md).</summary>
+        public const int DefaultSeriesLayers = 3;
+
+        /// <summary>The options with the data set's default filled in.</summary>
+        public ConvolutionOptions For(LabeledDataSet set) => this with { Layers = Layers ?? (set.IsRecordings ? 0 : DefaultSeriesLayers) };
+
         /// <summary>Refuses values out of range, naming the option.</summary>
         public void Validate()
         {
@@ -429,7 +437,7 @@ internal static class TrainCommand
         }
 
         /// <summary>Dilations 1, 2, 4, …; every convolution after the first adds its input (residual).</summary>
-        public List<ConvolutionArchitecture> Build() => [.. Enumerable.Range(0, Layers).Select(i => new ConvolutionArchitecture
+        public List<ConvolutionArchitecture> Build() => [.. Enumerable.Range(0, Layers ?? 0).Select(i => new ConvolutionArchitecture
         {
             Channels = Channels,
             Kernel = Kernel,
@@ -438,7 +446,7 @@ internal static class TrainCommand
         })];
 
         /// <inheritdoc/>
-        public override string ToString() => Layers == 0 ? "conv=none" : $"conv={Layers}x{Channels}k{Kernel}";
+        public override string ToString() => Layers is null or 0 ? "conv=none" : $"conv={Layers}x{Channels}k{Kernel}";
     }
 
     /// <summary>
