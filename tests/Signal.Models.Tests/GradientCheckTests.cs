@@ -106,10 +106,13 @@ public sealed class GradientCheckTests
     }
 
     [Theory]
-    [InlineData(CellKind.Gru, LossKind.LastStep, "mean")]
-    [InlineData(CellKind.Lstm, LossKind.EveryStep, "none")]
-    public void Convolutional_front_end_gradients_match_finite_differences(CellKind kind, LossKind loss, string pooling)
+    [InlineData(CellKind.Gru, LossKind.LastStep, "mean", 1e-3f)]
+    [InlineData(CellKind.Lstm, LossKind.EveryStep, "none", 1e-3f)]
+    [InlineData(CellKind.Gru, LossKind.LastStep, "mean+norm", 5e-5f)]
+    public void Convolutional_front_end_gradients_match_finite_differences(CellKind kind, LossKind loss, string pooling, float eps)
     {
+        // The step is small because a ReLU kink of the front end lies close to the starting weights (measured: 1e-2
+        // crosses one for the first case; 1e-3 and 3e-4 for the third, where 5e-5 agrees).
         // Sequences of 3 to 5 steps: the dilated taps reach before the start (zeros) and the residual block passes
         // its input's gradient on.
         var architecture = new ModelArchitecture
@@ -117,11 +120,12 @@ public sealed class GradientCheckTests
             InputSize = 3,
             Classes = 3,
             ForecastSize = 3,
-            Pooling = pooling,
+            Pooling = pooling.Split('+')[0],
+            InputNormalization = pooling.EndsWith("+norm", StringComparison.Ordinal) ? "running" : "none",
             Convolutions = [new ConvolutionArchitecture { Channels = 4, Kernel = 3, Dilation = 1 }, new ConvolutionArchitecture { Channels = 4, Kernel = 2, Dilation = 2, Residual = true }],
             Layers = [new LayerArchitecture { Kind = kind, HiddenSize = 3 }],
         };
-        Check(architecture, loss, 0, eps: 1e-3f); // a step of 1e-2 crosses a ReLU kink of the front end (measured)
+        Check(architecture, loss, 0, eps: eps);
     }
 
     [Fact]

@@ -6,7 +6,11 @@ public sealed class SteppingTests
 {
     private static ModelArchitecture Architecture(CellKind kind, int input = 12, int hidden = 24, int layers = 2, int projection = 0, int forecast = 0, string pooling = "none") => new()
     {
-        // "mean+conv": mean pooling behind a causal convolutional front end (dilated, with a residual block).
+        // "mean+conv": mean pooling behind a causal convolutional front end (dilated, with a residual block);
+        // "+norm": running input normalisation of 3 raw channels.
+        InputNormalization = pooling.Contains("+norm", StringComparison.Ordinal) ? "running" : "none",
+        InputChannels = 3,
+        NormalizationSamples = 5,
         Convolutions = pooling.EndsWith("+conv", StringComparison.Ordinal)
             ? [new ConvolutionArchitecture { Channels = 10, Kernel = 3, Dilation = 2 }, new ConvolutionArchitecture { Channels = 10, Kernel = 2, Residual = true }]
             : [],
@@ -17,7 +21,7 @@ public sealed class SteppingTests
         Layers = [.. Enumerable.Range(0, layers).Select(i => new LayerArchitecture { Kind = kind, HiddenSize = hidden, ProjectionSize = projection, LayerNorm = i == 1 })],
     };
 
-    public static TheoryData<CellKind, int, string> Kinds => new() { { CellKind.Lstm, 0, "none" }, { CellKind.Lstm, 7, "none" }, { CellKind.Gru, 0, "none" }, { CellKind.Rnn, 0, "none" }, { CellKind.Gru, 0, "mean" }, { CellKind.Lstm, 7, "mean" }, { CellKind.Gru, 0, "mean+conv" }, { CellKind.Lstm, 0, "none+conv" } };
+    public static TheoryData<CellKind, int, string> Kinds => new() { { CellKind.Lstm, 0, "none" }, { CellKind.Lstm, 7, "none" }, { CellKind.Gru, 0, "none" }, { CellKind.Rnn, 0, "none" }, { CellKind.Gru, 0, "mean" }, { CellKind.Lstm, 7, "mean" }, { CellKind.Gru, 0, "mean+conv" }, { CellKind.Lstm, 0, "none+conv" }, { CellKind.Gru, 0, "mean+norm" }, { CellKind.Lstm, 0, "none+norm+conv" } };
 
     [Theory]
     [MemberData(nameof(Kinds))]
@@ -268,5 +272,105 @@ public sealed class FrontEndCostTests
         Assert.Equal(2 * model.MultiplyAddsPerStep, measured.FlopsPerStream);
         Assert.True(measured.MicrosecondsPerStep > 0);
         Assert.Equal(0, measured.AllocatedBytesPerStep);
+    }
+}
+
+/// <summary>Running input normalisation (<see cref="ModelArchitecture.InputNormalization"/>) against a computation of its own.</summary>
+public sealed class RunningNormalizationTests
+{
+    private static ModelArchitecture Architecture(int reach) => new()
+    {
+        InputSize = 6, // 3 samples of 2 channels per step
+        Classes = 3,
+        ForecastSize = 6,
+        InputNormalization = "running",
+        InputChannels = 2,
+        NormalizationSamples = reach,
+        Convolutions = [new ConvolutionArchitecture { Channels = 4, Kernel = 2 }],
+        Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 5 }],
+    };
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    public void The_statistics_are_the_exact_mean_and_variance_up_to_the_reach_then_exponential(int reach)
+    {
+        RecurrentModel model = RecurrentModel.CreateRandom(Architecture(reach), seed: 2);
+        RecurrentState state = model.CreateState();
+        var random = new Random(3);
+        var samples = new List<double>[] { [], [] };
+        double[] mean = new double[2], variance = new double[2];
+        var p = new float[3];
+        for (int t = 0; t < 8; t++)
+        {
+            float[] x = [.. Enumerable.Range(0, 6).Select(j => (float)((random.NextDouble() * (j % 2 == 0 ? 1 : 5)) + (j % 2 == 0 ? 10 : -3)))];
+            model.Step(state, x, p);
+            for (int j = 0; j < 6; j++)
+            {
+                int c = j % 2;
+                samples[c].Add(x[j]);
+                int n = samples[c].Count;
+                if (reach == 0 || n <= reach)
+                {
+                    mean[c] = samples[c].Average();
+                    variance[c] = samples[c].Select(v => (v - mean[c]) * (v - mean[c])).Average(); // population variance
+                }
+                else
+                {
+                    double w = 1.0 / reach, delta = x[j] - mean[c];
+                    mean[c] += w * delta;
+                    variance[c] = (1 - w) * (variance[c] + (w * delta * delta));
+                }
+            }
+
+            // The statistics sit right after the recurrent state (no pooling): mean, variance, count per channel.
+            ReadOnlySpan<float> stats = state.AsSpan().Slice(5, 6);
+            for (int c = 0; c < 2; c++)
+            {
+                Assert.Equal(mean[c], stats[3 * c], 3);
+                Assert.Equal(variance[c], stats[(3 * c) + 1], Math.Max(1e-3, variance[c] * 1e-4));
+                Assert.Equal(samples[c].Count, stats[(3 * c) + 2]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Stepped_equals_offline_and_the_training_networks_loss_and_the_normalised_copy_ignores_level_and_scale()
+    {
+        ModelArchitecture architecture = Architecture(0);
+        RecurrentModel model = RecurrentModel.CreateRandom(architecture, seed: 5);
+        var random = new Random(7);
+        float[] sequence = [.. Enumerable.Range(0, 9 * 6).Select(_ => (float)random.NextDouble())];
+        float[] offline = model.Predict(sequence, 9);
+        RecurrentState state = model.CreateState();
+        var p = new float[3];
+        for (int t = 0; t < 9; t++)
+        {
+            model.Step(state, sequence.AsSpan(t * 6, 6), p);
+            Assert.Equal(offline.AsSpan(t * 3, 3).ToArray(), p);
+        }
+
+        var network = new Signal.Models.Training.TrainingNetwork(architecture, model.Tensors) { ForecastWeight = 0 };
+        double loss = network.Loss(new Signal.Models.Training.SequenceBatch(sequence, 1, 9, 6, [9], [1]), Signal.Models.Training.LossKind.LastStep, null, backward: false, out _, out _);
+        Assert.Equal(-Math.Log(offline[(8 * 3) + 1]), loss, 5);
+
+        // The normalised half is (nearly) the same for a shifted and scaled copy of the sequence: shape, not level.
+        Assert.Equal(12, model.Architecture.ConvolutionInputSize(0));
+        float[] statsA = new float[6], statsB = new float[6], outA = new float[12], outB = new float[12];
+        for (int t = 0; t < 9; t++)
+        {
+            float[] shifted = [.. sequence.AsSpan(t * 6, 6).ToArray().Select(v => (3 * v) + 5)];
+            RecurrentModel.NormalizeStep(architecture, statsA, sequence.AsSpan(t * 6, 6), outA);
+            RecurrentModel.NormalizeStep(architecture, statsB, shifted, outB);
+            Assert.Equal(sequence.AsSpan(t * 6, 6).ToArray(), outA[..6]);
+            Assert.Equal(shifted, outB[..6]);
+            for (int j = 6; j < 12; j++)
+            {
+                Assert.Equal(outA[j], outB[j], t == 0 ? 1.0 : 0.02); // the first step's variance is one step's: the 1e-4 floor weighs in
+            }
+        }
+
+        Assert.Throws<ModelFormatException>(() => new ModelArchitecture { InputSize = 5, Classes = 2, InputNormalization = "running", InputChannels = 2, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 3 }] }.Validate());
+        Assert.Throws<ModelFormatException>(() => new ModelArchitecture { InputSize = 4, Classes = 2, InputNormalization = "instance", Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 3 }] }.Validate());
     }
 }

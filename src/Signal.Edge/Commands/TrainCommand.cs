@@ -38,6 +38,7 @@ internal static class TrainCommand
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
         var pooling = new Option<string>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (default: its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable) or none.", DefaultValueFactory = _ => "mean" };
         var ensemble = new Option<int?>("--ensemble") { Description = "Members of an ensemble: K networks trained from seeds seed … seed+K−1 and merged into one model that steps them all in one batch and averages their logits (eval reports each member). Default: 5 for series data sets (UCR, UEA), 1 for recordings (long live streams, where the step cost counts)." };
+        var inputNorm = new Option<string>("--input-norm") { Description = "none, or running: the network also sees each step's input z-scored by the stream's own running mean and variance per channel (normalising each series, made causal), reaching back as far as the longest training sequence.", DefaultValueFactory = _ => "none" };
         var convLayers = new Option<int?>("--conv-layers") { Description = "Causal convolutions before the recurrent layers (0: none): dilations 1, 2, 4, …, ReLU, residual from the second on; stepped with a ring of past inputs per stream. Default: 3 for series data sets (UCR, UEA), 0 for recordings." };
         var convChannels = new Option<int>("--conv-channels") { Description = "Channels of each convolution.", DefaultValueFactory = _ => 32 };
         var convKernel = new Option<int>("--conv-kernel") { Description = "Taps of each convolution.", DefaultValueFactory = _ => 3 };
@@ -65,12 +66,12 @@ internal static class TrainCommand
             """)
         {
             task, normal, quantile, data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
-            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, smoothing, pooling, ensemble, convLayers, convChannels, convKernel,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, smoothing, pooling, ensemble, convLayers, convChannels, convKernel, inputNorm,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             new AnomalyTraining(parse.GetValue(task)!, parse.GetValue(normal), parse.GetValue(quantile)),
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden), parse.GetValue(pooling)!, parse.GetValue(ensemble),
-            new ConvolutionOptions(parse.GetValue(convLayers), parse.GetValue(convChannels), parse.GetValue(convKernel)),
+            new FrontEndOptions(parse.GetValue(convLayers), parse.GetValue(convChannels), parse.GetValue(convKernel)) { InputNormalization = parse.GetValue(inputNorm)! },
             new TrainerOptions
             {
                 Epochs = parse.GetValue(epochs),
@@ -220,7 +221,7 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, string pooling, int? ensemble, ConvolutionOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, string pooling, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         anomaly.Validate();
         if (pooling is not ("none" or "mean"))
@@ -279,7 +280,7 @@ internal static class TrainCommand
         }
     }
 
-    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, string pooling, int? ensemble, ConvolutionOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, string pooling, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         string cellName = kind.ToString().ToLowerInvariant();
         LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed, dataOptions.Recordings);
@@ -318,6 +319,11 @@ internal static class TrainCommand
             Pooling = pooling,
             PoolingSteps = pooling == "mean" ? train.Max(s => s.Steps) : 0,
             Convolutions = convolutions.Build(),
+            InputNormalization = convolutions.InputNormalization,
+
+            // Per raw channel of the sample-major frame; a feature vector normalises each feature on its own.
+            InputChannels = dataOptions.UsesFeatures(set) ? data.InputSize : set.Channels,
+            NormalizationSamples = train.Max(s => s.Steps) * (dataOptions.UsesFeatures(set) ? 1 : data.InputSize / set.Channels),
             Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
         };
         if (anomaly.Task == "both")
@@ -410,21 +416,29 @@ internal static class TrainCommand
         return 0;
     }
 
-    /// <summary>The causal convolutional front end asked for on the command line.</summary>
+    /// <summary>The front end asked for on the command line: causal convolutions and the running input normalisation.</summary>
     /// <param name="Layers">Convolutions (0: none).</param>
     /// <param name="Channels">Channels of each.</param>
     /// <param name="Kernel">Taps of each.</param>
-    internal sealed record ConvolutionOptions(int? Layers, int Channels, int Kernel)
+    internal sealed record FrontEndOptions(int? Layers, int Channels, int Kernel)
     {
         /// <summary>The default number of convolutions for series data sets (docs/training.md).</summary>
         public const int DefaultSeriesLayers = 3;
 
         /// <summary>The options with the data set's default filled in.</summary>
-        public ConvolutionOptions For(LabeledDataSet set) => this with { Layers = Layers ?? (set.IsRecordings ? 0 : DefaultSeriesLayers) };
+        public FrontEndOptions For(LabeledDataSet set) => this with { Layers = Layers ?? (set.IsRecordings ? 0 : DefaultSeriesLayers) };
+
+        /// <summary>The running input normalisation (<c>--input-norm</c>): none or running.</summary>
+        public string InputNormalization { get; init; } = "none";
 
         /// <summary>Refuses values out of range, naming the option.</summary>
         public void Validate()
         {
+            if (InputNormalization is not ("none" or "running"))
+            {
+                throw new ArgumentException($"--input-norm must be none or running (got '{InputNormalization}').");
+            }
+
             if (Layers is < 0 or > 12)
             {
                 throw new ArgumentException($"--conv-layers must be 0 to 12 (got {Layers}).");
@@ -446,7 +460,7 @@ internal static class TrainCommand
         })];
 
         /// <inheritdoc/>
-        public override string ToString() => Layers is null or 0 ? "conv=none" : $"conv={Layers}x{Channels}k{Kernel}";
+        public override string ToString() => (Layers is null or 0 ? "conv=none" : $"conv={Layers}x{Channels}k{Kernel}") + $" input-norm={InputNormalization}";
     }
 
     /// <summary>

@@ -117,14 +117,40 @@ public sealed class ModelArchitecture
     /// </summary>
     public IList<ConvolutionArchitecture> Convolutions { get; set; } = [];
 
-    /// <summary>Input size of convolution <paramref name="index"/>: the model's input, then the previous convolution's channels.</summary>
+    /// <summary>
+    /// Per-stream input normalisation: <c>none</c> (default), or <c>running</c>: each step's input is followed by a
+    /// copy z-scored with the stream's own running mean and variance of each raw channel (what normalising each
+    /// series does offline, made causal: the statistics of the samples seen so far, this step's included). The
+    /// network then sees 2 · <see cref="InputSize"/> values per step: level and scale from the global z-score
+    /// before the model, shape from the running one.
+    /// </summary>
+    public string InputNormalization { get; set; } = "none";
+
+    /// <summary>With running normalisation: raw channels interleaved in a step's input (sample-major), one set of statistics each. Default 1.</summary>
+    public int InputChannels { get; set; } = 1;
+
+    /// <summary>
+    /// With running normalisation: how many samples per channel the statistics reach back: the exact mean and
+    /// variance up to that many, then exponential averages with weight 1 / that (0: every sample).
+    /// </summary>
+    public int NormalizationSamples { get; set; }
+
+    /// <summary>Whether <see cref="InputNormalization"/> is running.</summary>
+    [JsonIgnore]
+    public bool RunningNormalization => InputNormalization == "running";
+
+    /// <summary>Values per step the network's first stage sees: the input, and with running normalisation its normalised copy.</summary>
+    [JsonIgnore]
+    public int NetworkInputSize => InputSize * (RunningNormalization ? 2 : 1);
+
+    /// <summary>Input size of convolution <paramref name="index"/>: the network's input, then the previous convolution's channels.</summary>
     /// <param name="index">The convolution.</param>
     /// <returns>Its input channels.</returns>
-    public int ConvolutionInputSize(int index) => index == 0 ? InputSize : Convolutions[index - 1].Channels;
+    public int ConvolutionInputSize(int index) => index == 0 ? NetworkInputSize : Convolutions[index - 1].Channels;
 
-    /// <summary>What the first recurrent layer sees per step: the last convolution's channels, or the input.</summary>
+    /// <summary>What the first recurrent layer sees per step: the last convolution's channels, or the network's input.</summary>
     [JsonIgnore]
-    public int FrontEndSize => Convolutions.Count == 0 ? InputSize : Convolutions[^1].Channels;
+    public int FrontEndSize => Convolutions.Count == 0 ? NetworkInputSize : Convolutions[^1].Channels;
 
     /// <summary>Number of classes of the dense softmax head (tensors <c>{HeadPrefix}.weight</c>, <c>.bias</c>); 0 for none.</summary>
     public int Classes { get; set; }
@@ -242,6 +268,16 @@ public sealed class ModelArchitecture
             }
         }
 
+        if (InputNormalization is not ("none" or "running"))
+        {
+            throw new ModelFormatException($"architecture field 'inputNormalization' must be none or running (got '{InputNormalization}').");
+        }
+
+        if (RunningNormalization && (InputChannels < 1 || InputSize % InputChannels != 0 || NormalizationSamples < 0))
+        {
+            throw new ModelFormatException($"architecture fields 'inputChannels' ({InputChannels}) and 'normalizationSamples' ({NormalizationSamples}): the channels must divide inputSize {InputSize} and the reach must not be negative.");
+        }
+
         if (Convolutions.Count > 64)
         {
             throw new ModelFormatException($"architecture field 'convolutions' may list at most 64 convolutions (got {Convolutions.Count}).");
@@ -350,6 +386,12 @@ public sealed class ModelArchitecture
         Mix(Layers.Count);
         Mix(MeanPooling ? 2 : 0); // 2: the state holds the mean (1 held a sum)
         Mix(PoolingSteps);
+        if (RunningNormalization)
+        {
+            Mix(InputChannels);
+            Mix(NormalizationSamples);
+        }
+
         if (Convolutions.Count > 0)
         {
             // Mixed only when present, so the fingerprints of models without a front end stay as they were.

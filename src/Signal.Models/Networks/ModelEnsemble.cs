@@ -118,6 +118,10 @@ public static class ModelEnsemble
         {
             problem = $"pooling {b.Pooling}/{b.PoolingSteps}, member 0 has {a.Pooling}/{a.PoolingSteps}";
         }
+        else if (b.InputNormalization != a.InputNormalization || (a.RunningNormalization && (b.InputChannels != a.InputChannels || b.NormalizationSamples != a.NormalizationSamples)))
+        {
+            problem = $"input normalisation {b.InputNormalization}/{b.InputChannels}/{b.NormalizationSamples}, member 0 has {a.InputNormalization}/{a.InputChannels}/{a.NormalizationSamples}";
+        }
         else if (!labelsA.SequenceEqual(labelsB))
         {
             problem = "other labels than member 0";
@@ -167,6 +171,9 @@ public static class ModelEnsemble
         ForecastSize = a.ForecastSize,
         Pooling = a.Pooling,
         PoolingSteps = a.PoolingSteps,
+        InputNormalization = a.InputNormalization,
+        InputChannels = a.InputChannels,
+        NormalizationSamples = a.NormalizationSamples,
         LayerNormEpsilon = a.LayerNormEpsilon,
         Layers = [.. a.Layers.Select((l, i) => new LayerArchitecture
         {

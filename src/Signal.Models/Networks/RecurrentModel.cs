@@ -36,6 +36,7 @@ public sealed class RecurrentModel
     private readonly int[] _cellOffsets;
     private readonly int _poolOffset;
     private readonly Convolution[] _convs;
+    private readonly int _normOffset;
 
     private RecurrentModel(ModelArchitecture architecture, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyList<string> labels, IReadOnlyDictionary<string, string> metadata, KernelPath path)
     {
@@ -60,6 +61,10 @@ public sealed class RecurrentModel
         // Mean pooling keeps the running mean of the top layer's outputs and the count of steps after the recurrent state.
         _poolOffset = stateSize;
         stateSize += architecture.MeanPooling ? architecture.FeatureSize + 1 : 0;
+
+        // Running input normalisation keeps a mean, a variance and a count per raw channel.
+        _normOffset = stateSize;
+        stateSize += architecture.RunningNormalization ? 3 * architecture.InputChannels : 0;
 
         // Each convolution keeps its last (kernel − 1) · dilation inputs per stream, oldest first.
         _convs = new Convolution[architecture.Convolutions.Count];
@@ -310,20 +315,21 @@ public sealed class RecurrentModel
         CheckStepArguments(steps, sequence, probabilities, forecasts);
         float[] x = sequence[..(steps * InputSize)].ToArray();
         int width = InputSize;
-        if (_convs.Length > 0)
+        if (Architecture.RunningNormalization || _convs.Length > 0)
         {
             // The front end runs step by step through the stepped path's own code, so offline equals stepped exactly.
             var state = new RecurrentState(this);
             var ws = new Workspace(this, 1, headsOnly: true);
-            width = Architecture.FrontEndSize;
-            float[] front = new float[steps * width];
+            int frontWidth = Architecture.FrontEndSize;
+            float[] front = new float[steps * frontWidth];
             for (int t = 0; t < steps; t++)
             {
-                float[] y = StepConvolutions(new ReadOnlySpan<RecurrentState>(in state), x.AsSpan(t * InputSize, InputSize), 1, ws, out _);
-                y.AsSpan(0, width).CopyTo(front.AsSpan(t * width, width));
+                ReadOnlySpan<float> y = StepFrontEnd(new ReadOnlySpan<RecurrentState>(in state), x.AsSpan(t * width, width), 1, ws, out _);
+                y[..frontWidth].CopyTo(front.AsSpan(t * frontWidth, frontWidth));
             }
 
             x = front;
+            width = frontWidth;
         }
         for (int l = 0; l < _layers.Length; l++)
         {
@@ -440,9 +446,9 @@ public sealed class RecurrentModel
         int rows = states.Length;
         ReadOnlySpan<float> x = inputs;
         int ldx = InputSize;
-        if (_convs.Length > 0)
+        if (Architecture.RunningNormalization || _convs.Length > 0)
         {
-            x = StepConvolutions(states, inputs, rows, ws, out ldx);
+            x = StepFrontEnd(states, inputs, rows, ws, out ldx);
         }
 
         for (int l = 0; l < _layers.Length; l++)
@@ -513,10 +519,22 @@ public sealed class RecurrentModel
     /// inputs and the new input) are gathered into one row, one product computes every stream's channels, then ReLU
     /// and the residual; the new input then enters the ring. Returns the last convolution's output and its stride.
     /// </summary>
-    private float[] StepConvolutions(ReadOnlySpan<RecurrentState> states, ReadOnlySpan<float> inputs, int rows, Workspace ws, out int stride)
+    private ReadOnlySpan<float> StepFrontEnd(ReadOnlySpan<RecurrentState> states, ReadOnlySpan<float> inputs, int rows, Workspace ws, out int stride)
     {
         ReadOnlySpan<float> x = inputs;
         int ldx = InputSize;
+        if (Architecture.RunningNormalization)
+        {
+            int width = 2 * InputSize;
+            for (int r = 0; r < rows; r++)
+            {
+                NormalizeStep(Architecture, states[r].Values.AsSpan(_normOffset, 3 * Architecture.InputChannels), inputs.Slice(r * InputSize, InputSize), ws.Normalized.AsSpan(r * width, width));
+            }
+
+            x = ws.Normalized;
+            ldx = width;
+        }
+
         for (int c = 0; c < _convs.Length; c++)
         {
             Convolution conv = _convs[c];
@@ -558,7 +576,35 @@ public sealed class RecurrentModel
         }
 
         stride = ldx;
-        return ws.ConvOutputs![^1];
+        return x;
+    }
+
+    /// <summary>
+    /// Running input normalisation of one step (see <see cref="ModelArchitecture.InputNormalization"/>): every sample
+    /// of the step updates its channel's mean and variance (m ← m + w·δ, v ← (1 − w)(v + w·δ²), w = 1 / min(n, N), the
+    /// exact population statistics while n ≤ N), then <paramref name="output"/> receives the input followed by
+    /// (x − m) / √(v + 1e-4). The stepped, offline and training paths all call this.
+    /// </summary>
+    internal static void NormalizeStep(ModelArchitecture architecture, Span<float> statistics, ReadOnlySpan<float> input, Span<float> output)
+    {
+        int channels = architecture.InputChannels, reach = architecture.NormalizationSamples;
+        for (int j = 0; j < input.Length; j++)
+        {
+            int c = 3 * (j % channels);
+            float count = statistics[c + 2] + 1;
+            float w = 1f / (reach > 0 ? Math.Min(count, reach) : count);
+            float delta = input[j] - statistics[c];
+            statistics[c] += w * delta;
+            statistics[c + 1] = (1 - w) * (statistics[c + 1] + (w * delta * delta));
+            statistics[c + 2] = count;
+        }
+
+        input.CopyTo(output);
+        for (int j = 0; j < input.Length; j++)
+        {
+            int c = 3 * (j % channels);
+            output[input.Length + j] = (input[j] - statistics[c]) / MathF.Sqrt(statistics[c + 1] + 1e-4f);
+        }
     }
 
     /// <summary>The classification head's rows with mean pooling: each row's output, then its stream's running mean.</summary>
@@ -799,6 +845,7 @@ public sealed class RecurrentModel
             Cells = headsOnly ? [] : [.. model._layers.Select(l => new CellBuffers(l.Forward, rows))];
             Logits = new float[rows * (model._head?.PaddedRows ?? 0)];
             Pooled = model.Architecture.MeanPooling ? new float[rows * 2 * model.Architecture.FeatureSize] : null;
+            Normalized = new float[model.Architecture.RunningNormalization ? rows * 2 * model.InputSize : 0];
             ConvTaps = model._convs.Length == 0 ? null : [.. model._convs.Select(c => new float[rows * c.Weights.Columns])];
             ConvOutputs = model._convs.Length == 0 ? null : [.. model._convs.Select(c => new float[rows * c.Weights.PaddedRows])];
             Forecast = new float[rows * (model._forecast?.PaddedRows ?? 0)];
@@ -809,6 +856,9 @@ public sealed class RecurrentModel
         public float[] Logits { get; }
 
         public float[]? Pooled { get; }
+
+        /// <summary>With running normalisation: every row's input and its normalised copy (rows × 2 · input).</summary>
+        public float[] Normalized { get; }
 
         /// <summary>Per convolution: every row's gathered taps (rows × kernel · input).</summary>
         public float[][]? ConvTaps { get; }

@@ -265,7 +265,8 @@ public sealed partial class TrainingNetwork
             int label = batch.Labels[b];
             float scale = (float)((classWeights?[label] ?? 1f) / weightSum);
             ReadOnlySpan<float> x = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, n * batch.InputSize);
-            Forward(work, x, n, dropping);
+            ReadOnlySpan<float> network = Architecture.RunningNormalization ? Normalize(work, x, n) : x; // what the first stage reads
+            Forward(work, network, n, dropping);
             int skip = batch.Skip?[b] ?? 0;
             int first = classes == 0 ? n : loss == LossKind.EveryStep ? skip : n - 1;
             float[] top = dropping ? work.Dropped[^1] : work.Outputs[^1];
@@ -360,7 +361,7 @@ public sealed partial class TrainingNetwork
 
             if (backward)
             {
-                Backward(work, x, n, dropping);
+                Backward(work, network, n, dropping);
             }
         }
 
@@ -398,6 +399,19 @@ public sealed partial class TrainingNetwork
         }
 
         return total;
+    }
+
+    /// <summary>The running input normalisation of one sequence from a zero state (the stepped path's own code).</summary>
+    private float[] Normalize(Work w, ReadOnlySpan<float> x, int n)
+    {
+        int input = Architecture.InputSize, width = 2 * input;
+        Array.Clear(w.NormalizationState);
+        for (int t = 0; t < n; t++)
+        {
+            RecurrentModel.NormalizeStep(Architecture, w.NormalizationState, x.Slice(t * input, input), w.Normalized.AsSpan(t * width, width));
+        }
+
+        return w.Normalized;
     }
 
     private void Forward(Work w, ReadOnlySpan<float> x, int n, bool dropping)
@@ -682,8 +696,16 @@ public sealed partial class TrainingNetwork
             ConvWeights = [.. a.Convolutions.Select((c, i) => new float[c.Channels * c.Kernel * a.ConvolutionInputSize(i)])];
             ConvTapGradients = [.. a.Convolutions.Select((c, i) => new float[steps * c.Kernel * a.ConvolutionInputSize(i)])];
             ConvActivated = [.. a.Convolutions.Select(c => new float[steps * c.Channels])];
+            Normalized = new float[a.RunningNormalization ? steps * 2 * a.InputSize : 0];
+            NormalizationState = new float[a.RunningNormalization ? 3 * a.InputChannels : 0];
             ConvWeightGradients = [.. a.Convolutions.Select((c, i) => new float[c.Channels * c.Kernel * a.ConvolutionInputSize(i)])];
         }
+
+        /// <summary>With running normalisation: each step's input and its normalised copy [steps × 2 · input].</summary>
+        public float[] Normalized { get; }
+
+        /// <summary>With running normalisation: the sequence's statistics (mean, variance, count per channel).</summary>
+        public float[] NormalizationState { get; }
 
         /// <summary>Per convolution: each step's ReLU output before the residual [steps × channels].</summary>
         public float[][] ConvActivated { get; }
