@@ -127,7 +127,7 @@ public sealed class ReferenceTests
     }
 
     [Fact]
-    public void Butterworth_and_cookbook_filters_match_scipy()
+    public void Iir_designs_and_cookbook_filters_match_scipy()
     {
         JsonElement g = Golden.Load("filters");
         double rate = g.GetProperty("rate").GetDouble();
@@ -140,12 +140,19 @@ public sealed class ReferenceTests
                 Mode = c.GetProperty("mode").GetString()!,
                 Order = c.GetProperty("order").GetInt32(),
                 Frequency = c.GetProperty("frequency").GetDouble(),
+                Frequencies = c.TryGetProperty("frequencies", out JsonElement band) ? band.Doubles() : null,
+                Rp = c.TryGetProperty("rp", out JsonElement rp) ? rp.GetDouble() : null,
+                Rs = c.TryGetProperty("rs", out JsonElement rs) ? rs.GetDouble() : null,
                 Q = c.GetProperty("q").GetDouble() is > 0 and var q ? q : 0.7071,
             };
+            spec.Validate("filter", rate);
             var filter = new SosFilter(spec.CreateSections(rate));
             float[] y = (float[])x.Clone();
             filter.Process(y);
-            Golden.Close(c.GetProperty("output").Doubles(), y, 1e-5, 1e-5, $"{spec.Design} {spec.Mode} order {spec.Order}");
+
+            // Odd elliptic prototypes from NWaves differ from scipy's at about 1e-5 (IirDesign's remarks).
+            double tolerance = spec.Design == "elliptic" && spec.Order % 2 == 1 ? 2e-4 : 1e-5;
+            Golden.Close(c.GetProperty("output").Doubles(), y, tolerance, tolerance, $"{spec.Design} {spec.Mode} order {spec.Order}");
         }
     }
 

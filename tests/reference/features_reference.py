@@ -260,6 +260,40 @@ def gen_filters():
         b, a = rbj(kind, f0, q, fs)
         cases.append({"design": "biquad", "mode": kind, "order": 2, "frequency": f0, "q": q,
                       "output": scipy.signal.lfilter(b, a, x.astype(np.float64))})
+    # IIR designs beyond the Butterworth low/high-pass: scipy's own design (output='sos') and sosfilt.
+    for design, btype, order, wn, rp, rs in [
+            ("butterworth", "bandpass", 4, [50.0, 150.0], None, None),
+            ("butterworth", "bandstop", 3, [100.0, 200.0], None, None),
+            ("butterworth", "bandpass", 8, [5.0, 10.0], None, None),  # low normalised band: where a polynomial route fails
+            ("chebyshev1", "lowpass", 4, 100.0, 1.0, None),
+            ("chebyshev1", "highpass", 5, 200.0, 0.5, None),
+            ("chebyshev1", "bandpass", 3, [100.0, 300.0], 1.0, None),
+            ("elliptic", "lowpass", 4, 100.0, 1.0, 40.0),
+            ("elliptic", "bandstop", 4, [200.0, 300.0], 0.5, 60.0),
+            ("elliptic", "highpass", 3, 50.0, 1.0, 50.0),
+            ("bessel", "lowpass", 4, 100.0, None, None),
+            ("bessel", "highpass", 3, 50.0, None, None),
+            ("bessel", "bandpass", 2, [100.0, 200.0], None, None)]:
+        if design == "butterworth":
+            sos = scipy.signal.butter(order, wn, btype, fs=fs, output="sos")
+        elif design == "chebyshev1":
+            sos = scipy.signal.cheby1(order, rp, wn, btype, fs=fs, output="sos")
+        elif design == "elliptic":
+            sos = scipy.signal.ellip(order, rp, rs, wn, btype, fs=fs, output="sos")
+        else:
+            sos = scipy.signal.bessel(order, wn, btype, fs=fs, output="sos")
+        case = {"design": design, "mode": btype, "order": order, "q": 0.0,
+                "output": scipy.signal.sosfilt(sos, x.astype(np.float64))}
+        if isinstance(wn, list):
+            case["frequencies"] = wn
+            case["frequency"] = 0.0
+        else:
+            case["frequency"] = wn
+        if rp is not None:
+            case["rp"] = rp
+        if rs is not None:
+            case["rs"] = rs
+        cases.append(case)
     dump("filters", {"rate": fs, "signal": x, "cases": cases})
 
 

@@ -175,22 +175,43 @@ public sealed record FeatureSpec
 /// <summary>A filter run on each channel's sample stream before framing.</summary>
 public sealed record FilterSpec
 {
-    /// <summary><c>butterworth</c> (low/high-pass of any order) or <c>biquad</c> (Audio EQ Cookbook section).</summary>
+    /// <summary>
+    /// <c>butterworth</c> (default; scipy <c>butter</c>), <c>chebyshev1</c> (<c>cheby1</c>), <c>elliptic</c>
+    /// (<c>ellip</c>), <c>bessel</c> (<c>bessel</c>, phase-normalised) or <c>biquad</c> (one Audio EQ Cookbook section).
+    /// </summary>
     public string Design { get; set; } = "butterworth";
 
-    /// <summary><c>lowpass</c>, <c>highpass</c>, <c>bandpass</c> (biquad only) or <c>notch</c> (biquad only).</summary>
+    /// <summary><c>lowpass</c>, <c>highpass</c>, <c>bandpass</c> or <c>bandstop</c>; a biquad also <c>notch</c>.</summary>
     public string Mode { get; set; } = "lowpass";
 
-    /// <summary>Butterworth order, 1 to 16 (default 4).</summary>
+    /// <summary>Order of the prototype, 1 to 16 (default 4); a band filter has twice as many poles, as in scipy.</summary>
     public int Order { get; set; } = 4;
 
-    /// <summary>Cut-off or centre frequency in Hz, strictly between 0 and the Nyquist frequency.</summary>
+    /// <summary>Cut-off (low/high-pass) or centre (biquad) frequency in Hz, strictly between 0 and the Nyquist frequency.</summary>
     public double Frequency { get; set; }
+
+    /// <summary>The band's edges in Hz, [low, high], for band-pass and band-stop designs (scipy's two-element <c>Wn</c>).</summary>
+    public IReadOnlyList<double>? Frequencies { get; set; }
+
+    /// <summary>Pass-band ripple in dB of <c>chebyshev1</c> and <c>elliptic</c> (scipy's <c>rp</c>; unset: 1).</summary>
+    /// <remarks>Unset fields are not written, so a spec without them keeps its JSON (and checkpoints their signature).</remarks>
+    public double? Rp { get; set; }
+
+    /// <summary>Stop-band attenuation in dB of <c>elliptic</c> (scipy's <c>rs</c>; unset: 40).</summary>
+    public double? Rs { get; set; }
+
+    /// <summary>The pass-band ripple used: <see cref="Rp"/> or 1 dB.</summary>
+    [JsonIgnore]
+    public double RippleDb => Rp ?? 1;
+
+    /// <summary>The stop-band attenuation used: <see cref="Rs"/> or 40 dB.</summary>
+    [JsonIgnore]
+    public double AttenuationDb => Rs ?? 40;
 
     /// <summary>Quality factor of a biquad (default 1/√2).</summary>
     public double Q { get; set; } = 1 / Math.Sqrt(2);
 
-    /// <summary>The filter mode named by <see cref="Mode"/>, or null when unknown.</summary>
+    /// <summary>The filter mode named by <see cref="Mode"/>, or null when unknown (band-stop is <see cref="Filters.FilterMode.Notch"/>).</summary>
     [JsonIgnore]
     public FilterMode? FilterMode => Mode.ToLowerInvariant() switch
     {
@@ -201,38 +222,76 @@ public sealed record FilterSpec
         _ => null,
     };
 
+    /// <summary>The IIR family of <see cref="Design"/>, or null for a biquad or an unknown name.</summary>
+    [JsonIgnore]
+    public IirFamily? Family => Design.ToLowerInvariant() switch
+    {
+        "butterworth" or "butter" => IirFamily.Butterworth,
+        "chebyshev1" or "cheby1" => IirFamily.ChebyshevI,
+        "elliptic" or "ellip" => IirFamily.Elliptic,
+        "bessel" => IirFamily.Bessel,
+        _ => null,
+    };
+
     /// <summary>Designs the filter's sections.</summary>
     /// <param name="sampleRate">Samples per second.</param>
     /// <returns>The sections, in cascade order.</returns>
-    public Biquad[] CreateSections(double sampleRate) => Design == "butterworth"
-        ? Biquad.Butterworth(FilterMode!.Value, Order, Frequency, sampleRate)
-        : [Biquad.Design(FilterMode!.Value, Frequency, Q, sampleRate)];
+    /// <remarks>
+    /// A Butterworth low- or high-pass is our own closed form (<see cref="Biquad.Butterworth"/>); every other IIR design
+    /// goes through <see cref="IirDesign"/> (NWaves's analog prototypes, transformed in pole-zero form).
+    /// </remarks>
+    public Biquad[] CreateSections(double sampleRate)
+    {
+        FilterMode mode = FilterMode!.Value;
+        bool band = mode is Filters.FilterMode.BandPass or Filters.FilterMode.Notch;
+        return Family switch
+        {
+            null => [Biquad.Design(mode, Frequency, Q, sampleRate)],
+            IirFamily.Butterworth when !band => Biquad.Butterworth(mode, Order, Frequency, sampleRate),
+            IirFamily family => band
+                ? IirDesign.Design(family, mode, Order, Frequencies![0], Frequencies[1], sampleRate, RippleDb, AttenuationDb)
+                : IirDesign.Design(family, mode, Order, Frequency, 0, sampleRate, RippleDb, AttenuationDb),
+        };
+    }
 
     internal void Validate(string path, double sampleRate)
     {
-        if (Design is not ("butterworth" or "biquad"))
+        if (Family is null && Design != "biquad")
         {
-            throw new FeatureSpecException(path + ".design", $"'{Design}' is not a filter design; use butterworth or biquad.");
+            throw new FeatureSpecException(path + ".design", $"'{Design}' is not a filter design; use butterworth, chebyshev1, elliptic, bessel or biquad.");
         }
 
         if (FilterMode is not { } mode)
         {
-            throw new FeatureSpecException(path + ".mode", $"'{Mode}' is not a filter mode; use lowpass, highpass, bandpass or notch.");
+            throw new FeatureSpecException(path + ".mode", $"'{Mode}' is not a filter mode; use lowpass, highpass, bandpass, bandstop or (biquad) notch.");
         }
 
-        if (Design == "butterworth" && mode is not (Filters.FilterMode.LowPass or Filters.FilterMode.HighPass))
-        {
-            throw new FeatureSpecException(path + ".mode", "a butterworth filter is lowpass or highpass; use a biquad for bandpass or notch.");
-        }
-
-        if (Design == "butterworth" && Order is < 1 or > 16)
+        bool band = mode is Filters.FilterMode.BandPass or Filters.FilterMode.Notch;
+        if (Family is not null && Order is < 1 or > 16)
         {
             throw new FeatureSpecException(path + ".order", $"must be 1 to 16 (got {Order}).");
         }
 
-        if (!(Frequency > 0 && Frequency < sampleRate / 2))
+        if (Family is not null && band)
+        {
+            if (Frequencies is not [var low, var high] || !(low > 0 && high > low && high < sampleRate / 2))
+            {
+                throw new FeatureSpecException(path + ".frequencies", $"a {Mode} {Design} filter needs its band as [low, high] in Hz, 0 < low < high < the Nyquist frequency {sampleRate / 2} Hz (got {(Frequencies is null ? "none" : "[" + string.Join(", ", Frequencies) + "]")}).");
+            }
+        }
+        else if (!(Frequency > 0 && Frequency < sampleRate / 2))
         {
             throw new FeatureSpecException(path + ".frequency", $"must lie strictly between 0 and the Nyquist frequency {sampleRate / 2} Hz (got {Frequency}).");
+        }
+
+        if (Family is IirFamily.ChebyshevI or IirFamily.Elliptic && !(RippleDb > 0 && RippleDb < 60))
+        {
+            throw new FeatureSpecException(path + ".rp", $"the pass-band ripple must be above 0 and below 60 dB (got {RippleDb}).");
+        }
+
+        if (Family == IirFamily.Elliptic && !(AttenuationDb > RippleDb && AttenuationDb < 300))
+        {
+            throw new FeatureSpecException(path + ".rs", $"the stop-band attenuation must be above rp ({RippleDb} dB) and below 300 dB (got {AttenuationDb}).");
         }
 
         if (!(Q > 0) || !double.IsFinite(Q))
