@@ -23,7 +23,7 @@ public sealed class SpecTests
         { """{"sampleRate": 1000, "filters": [{"design": "butterworth", "mode": "notch", "frequency": 50}], "features": [{"name": "rms"}]}""", "filters[0].frequencies" },
         { """{"sampleRate": 1000, "filters": [{"design": "butterworth", "mode": "bandpass", "frequencies": [300, 200]}], "features": [{"name": "rms"}]}""", "filters[0].frequencies" },
         { """{"sampleRate": 1000, "filters": [{"design": "elliptic", "mode": "lowpass", "frequency": 100, "rp": 3, "rs": 2}], "features": [{"name": "rms"}]}""", "filters[0].rs" },
-        { """{"sampleRate": 1000, "filters": [{"design": "chebyshev2", "mode": "lowpass", "frequency": 100}], "features": [{"name": "rms"}]}""", "filters[0].design" },
+        { """{"sampleRate": 1000, "filters": [{"design": "chebyshev3", "mode": "lowpass", "frequency": 100}], "features": [{"name": "rms"}]}""", "filters[0].design" },
         { """{"sampleRate": 1000, "channels": 2, "channelNames": ["x"], "features": [{"name": "rms"}]}""", "channelNames" },
         { """{"sampleRate": 1000, "features": [{"name": "rms"}], "normalization": {"mean": [1, 2], "std": [1, 1]}}""", "normalization.mean" },
         { """{"sampleRate": 1000, "frameSize": 64, "features": [{"name": "rms"}]}""", "$" },

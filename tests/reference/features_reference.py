@@ -273,13 +273,18 @@ def gen_filters():
             ("elliptic", "highpass", 3, 50.0, 1.0, 50.0),
             ("bessel", "lowpass", 4, 100.0, None, None),
             ("bessel", "highpass", 3, 50.0, None, None),
-            ("bessel", "bandpass", 2, [100.0, 200.0], None, None)]:
+            ("bessel", "bandpass", 2, [100.0, 200.0], None, None),
+            ("chebyshev2", "lowpass", 4, 150.0, None, 40.0),
+            ("chebyshev2", "highpass", 3, 40.0, None, 30.0),
+            ("chebyshev2", "bandstop", 2, [120.0, 180.0], None, 50.0)]:
         if design == "butterworth":
             sos = scipy.signal.butter(order, wn, btype, fs=fs, output="sos")
         elif design == "chebyshev1":
             sos = scipy.signal.cheby1(order, rp, wn, btype, fs=fs, output="sos")
         elif design == "elliptic":
             sos = scipy.signal.ellip(order, rp, rs, wn, btype, fs=fs, output="sos")
+        elif design == "chebyshev2":
+            sos = scipy.signal.cheby2(order, rs, wn, btype, fs=fs, output="sos")
         else:
             sos = scipy.signal.bessel(order, wn, btype, fs=fs, output="sos")
         case = {"design": design, "mode": btype, "order": order, "q": 0.0,

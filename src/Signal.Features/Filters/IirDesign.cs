@@ -14,6 +14,9 @@ public enum IirFamily
     /// <summary>Equiripple pass band of <c>rp</c> dB and stop band <c>rs</c> dB down (scipy <c>ellip</c>).</summary>
     Elliptic,
 
+    /// <summary>Flat pass band, equiripple stop band <c>rs</c> dB down from the given edge on (scipy <c>cheby2</c>).</summary>
+    ChebyshevII,
+
     /// <summary>Maximally flat group delay, phase-normalised (scipy <c>bessel</c>, <c>norm='phase'</c>).</summary>
     Bessel,
 }
@@ -60,7 +63,7 @@ public static class IirDesign
             throw new ArgumentOutOfRangeException(nameof(low), low, $"The frequencies must lie strictly between 0 and the Nyquist frequency ({nyquist} Hz), the band's lower edge below its upper.");
         }
 
-        if ((family is IirFamily.ChebyshevI or IirFamily.Elliptic && !(rp > 0)) || (family == IirFamily.Elliptic && !(rs > rp)))
+        if ((family is IirFamily.ChebyshevI or IirFamily.Elliptic && !(rp > 0)) || (family == IirFamily.Elliptic && !(rs > rp)) || (family == IirFamily.ChebyshevII && !(rs > 0)))
         {
             throw new ArgumentOutOfRangeException(nameof(rp), rp, "The pass-band ripple rp must be above 0 dB and the stop-band attenuation rs above rp.");
         }
@@ -84,6 +87,11 @@ public static class IirDesign
     /// <summary>The analog low-pass prototype (cut-off 1 rad/s): zeros, poles and the gain scipy gives it.</summary>
     private static (List<Complex> Z, List<Complex> P, double K) Prototype(IirFamily family, int order, double rp, double rs)
     {
+        if (family == IirFamily.ChebyshevII)
+        {
+            return ChebyshevIIPrototype(order, rs);
+        }
+
         Complex[] poles = family switch
         {
             IirFamily.Butterworth => NWaves.Filters.Butterworth.PrototypeButterworth.Poles(order),
@@ -105,6 +113,38 @@ public static class IirDesign
             k *= Math.Pow(10, -rp / 20);
         }
 
+        return (z, p, k);
+    }
+
+    /// <summary>
+    /// The Chebyshev II prototype (stop band from 1 rad/s, <paramref name="rs"/> dB down), computed here as scipy's
+    /// <c>cheb2ap</c> does: NWaves's <c>PrototypeChebyshevII.Poles</c> takes its ripple in another sense (measured: for
+    /// order 4 and 40 dB its poles lie at −0.0011 ± 1.0824j, scipy's at −0.5045 ± 0.2408j); its zeros agree.
+    /// </summary>
+    private static (List<Complex> Z, List<Complex> P, double K) ChebyshevIIPrototype(int order, double rs)
+    {
+        double de = 1 / Math.Sqrt(Math.Pow(10, 0.1 * rs) - 1);
+        double mu = Math.Asinh(1 / de) / order;
+        var z = new List<Complex>();
+        for (int m = -order + 1; m < order; m += 2)
+        {
+            if (m != 0)
+            {
+                // −conj(j / sin(mπ/2N)) = j / sin(mπ/2N): zeros on the imaginary axis (an odd order has none at m = 0).
+                z.Add(new Complex(0, 1 / Math.Sin(m * Math.PI / (2 * order))));
+            }
+        }
+
+        var p = new List<Complex>();
+        for (int m = -order + 1; m < order; m += 2)
+        {
+            Complex q = -Complex.Exp(new Complex(0, Math.PI * m / (2 * order)));
+            Complex warped = new(Math.Sinh(mu) * q.Real, Math.Cosh(mu) * q.Imaginary);
+            Complex pole = 1 / warped;
+            p.Add(Math.Abs(pole.Imaginary) < 1e-12 * pole.Magnitude ? new Complex(pole.Real, 0) : pole);
+        }
+
+        double k = (Product(p, v => -v) / Product(z, v => -v)).Real;
         return (z, p, k);
     }
 

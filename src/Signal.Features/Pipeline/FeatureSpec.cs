@@ -176,8 +176,9 @@ public sealed record FeatureSpec
 public sealed record FilterSpec
 {
     /// <summary>
-    /// <c>butterworth</c> (default; scipy <c>butter</c>), <c>chebyshev1</c> (<c>cheby1</c>), <c>elliptic</c>
-    /// (<c>ellip</c>), <c>bessel</c> (<c>bessel</c>, phase-normalised) or <c>biquad</c> (one Audio EQ Cookbook section).
+    /// <c>butterworth</c> (default; scipy <c>butter</c>), <c>chebyshev1</c> (<c>cheby1</c>), <c>chebyshev2</c>
+    /// (<c>cheby2</c>; its frequency is the stop band's edge, as in scipy), <c>elliptic</c> (<c>ellip</c>), <c>bessel</c>
+    /// (<c>bessel</c>, phase-normalised) or <c>biquad</c> (one Audio EQ Cookbook section).
     /// </summary>
     public string Design { get; set; } = "butterworth";
 
@@ -197,7 +198,7 @@ public sealed record FilterSpec
     /// <remarks>Unset fields are not written, so a spec without them keeps its JSON (and checkpoints their signature).</remarks>
     public double? Rp { get; set; }
 
-    /// <summary>Stop-band attenuation in dB of <c>elliptic</c> (scipy's <c>rs</c>; unset: 40).</summary>
+    /// <summary>Stop-band attenuation in dB of <c>elliptic</c> and <c>chebyshev2</c> (scipy's <c>rs</c>; unset: 40).</summary>
     public double? Rs { get; set; }
 
     /// <summary>The pass-band ripple used: <see cref="Rp"/> or 1 dB.</summary>
@@ -229,6 +230,7 @@ public sealed record FilterSpec
         "butterworth" or "butter" => IirFamily.Butterworth,
         "chebyshev1" or "cheby1" => IirFamily.ChebyshevI,
         "elliptic" or "ellip" => IirFamily.Elliptic,
+        "chebyshev2" or "cheby2" => IirFamily.ChebyshevII,
         "bessel" => IirFamily.Bessel,
         _ => null,
     };
@@ -258,7 +260,7 @@ public sealed record FilterSpec
     {
         if (Family is null && Design != "biquad")
         {
-            throw new FeatureSpecException(path + ".design", $"'{Design}' is not a filter design; use butterworth, chebyshev1, elliptic, bessel or biquad.");
+            throw new FeatureSpecException(path + ".design", $"'{Design}' is not a filter design; use butterworth, chebyshev1, chebyshev2, elliptic, bessel or biquad.");
         }
 
         if (FilterMode is not { } mode)
@@ -287,6 +289,11 @@ public sealed record FilterSpec
         if (Family is IirFamily.ChebyshevI or IirFamily.Elliptic && !(RippleDb > 0 && RippleDb < 60))
         {
             throw new FeatureSpecException(path + ".rp", $"the pass-band ripple must be above 0 and below 60 dB (got {RippleDb}).");
+        }
+
+        if (Family == IirFamily.ChebyshevII && !(AttenuationDb > 0 && AttenuationDb < 300))
+        {
+            throw new FeatureSpecException(path + ".rs", $"the stop-band attenuation must be above 0 and below 300 dB (got {AttenuationDb}).");
         }
 
         if (Family == IirFamily.Elliptic && !(AttenuationDb > RippleDb && AttenuationDb < 300))
