@@ -127,6 +127,71 @@ public sealed class ReferenceTests
     }
 
     [Fact]
+    public void Envelope_spectrum_band_and_bearing_fault_energies_match_scipy_hilbert()
+    {
+        JsonElement g = Golden.Load("envelope");
+        JsonElement bearing = g.GetProperty("bearing");
+        var geometry = new BearingGeometry
+        {
+            Balls = bearing.GetProperty("balls").GetInt32(),
+            BallDiameter = bearing.GetProperty("ballDiameter").GetDouble(),
+            PitchDiameter = bearing.GetProperty("pitchDiameter").GetDouble(),
+            ShaftHz = bearing.GetProperty("shaftHz").GetDouble(),
+        };
+        Golden.Close(g.GetProperty("faults").Doubles(), [.. geometry.FaultFrequencies().Select(f => (float)f)], 1e-4, 1e-6, "fault frequencies");
+        var spec = new FeatureSpec
+        {
+            SampleRate = g.GetProperty("rate").GetDouble(),
+            FrameLength = g.GetProperty("frameLength").GetInt32(),
+            Hop = g.GetProperty("hop").GetInt32(),
+            Features =
+            [
+                new FeatureRequest { Name = "envelope_band_energy", Band = [2000, 4500], Edges = g.GetProperty("edges").Doubles() },
+                new FeatureRequest { Name = "bearing_fault_energy", Bearing = geometry, Width = g.GetProperty("width").GetDouble() },
+            ],
+        };
+        var pipeline = new FeaturePipeline(spec);
+        Assert.Equal(["envelope_band_energy_0", "envelope_band_energy_1"], pipeline.ColumnNames.Take(2));
+        Assert.Equal(["bearing_bpfo", "bearing_bpfi", "bearing_bsf", "bearing_ftf"], pipeline.ColumnNames.Skip(7));
+        float[] rows = pipeline.ExtractAll(g.GetProperty("signal").Floats());
+        JsonElement[] expected = [.. g.GetProperty("rows").EnumerateArray()];
+        Assert.Equal(expected.Length * pipeline.OutputLength, rows.Length);
+        for (int r = 0; r < expected.Length; r++)
+        {
+            double[] want = expected[r].Doubles();
+            Golden.Close(want, rows.AsSpan(r * pipeline.OutputLength, pipeline.OutputLength), 1e-5 * want.Max(), 2e-4, $"row {r}");
+        }
+
+        // An outer-race fault: its envelope energy at BPFO stands above the inner race's and the cage's.
+        Assert.True(rows[7] > 10 * rows[8] && rows[7] > 10 * rows[10], string.Join(", ", rows[7..11]));
+
+        // Nothing allocated per frame once running.
+        FeatureExtractor stream = pipeline.CreateExtractor();
+        float[] signal = g.GetProperty("signal").Floats(), output = new float[4 * pipeline.OutputLength];
+        stream.Process(signal.AsSpan(0, 8000), output, out _);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        stream.Process(signal.AsSpan(0, 8000), output, out _);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void Envelope_features_refuse_what_does_not_fit_by_field()
+    {
+        string Field(string feature)
+        {
+            string json = $$"""{"sampleRate": 12000, "frameLength": 4096, "features": [{{feature}}]}""";
+            return Assert.Throws<FeatureSpecException>(() => new FeaturePipeline(FeatureSpec.FromJson(json))).Field;
+        }
+
+        Assert.Equal("features[0].edges", Field("""{"name": "envelope_band_energy"}"""));
+        Assert.Equal("features[0].band", Field("""{"name": "envelope_band_energy", "band": [3000, 2000], "edges": [0, 100]}"""));
+        Assert.Equal("features[0].bearing", Field("""{"name": "bearing_fault_energy"}"""));
+        Assert.Equal("features[0].bearing.ballDiameter", Field("""{"name": "bearing_fault_energy", "bearing": {"balls": 9, "ballDiameter": 40, "pitchDiameter": 39, "shaftHz": 30}}"""));
+        Assert.Equal("features[0].bearing", Field("""{"name": "bearing_fault_energy", "bearing": {"balls": 9, "ballDiameter": 7.94, "pitchDiameter": 39.04, "shaftHz": 2000}}"""));
+        Assert.Equal("features[0].width", Field("""{"name": "bearing_fault_energy", "width": 0.7, "bearing": {"balls": 9, "ballDiameter": 7.94, "pitchDiameter": 39.04, "shaftHz": 30}}"""));
+    }
+
+    [Fact]
     public void Iir_designs_and_cookbook_filters_match_scipy()
     {
         JsonElement g = Golden.Load("filters");

@@ -200,7 +200,8 @@ public sealed class StreamingTests
             Hop = 16,
             Features = [.. all.Select(n => n switch
             {
-                "band_energy" or "dominant_band" => new FeatureRequest { Name = n, Edges = [0, 10, 50] },
+                "band_energy" or "dominant_band" or "envelope_band_energy" => new FeatureRequest { Name = n, Edges = [0, 10, 50] },
+                "bearing_fault_energy" => new FeatureRequest { Name = n, Bearing = new BearingGeometry { Balls = 9, BallDiameter = 7.94, PitchDiameter = 39.04, ShaftHz = 2 } },
                 "mel" => new FeatureRequest { Name = n, Count = 8 },
                 "mfcc" or "mfcc_delta" => new FeatureRequest { Name = n, Count = 4, MelBands = 8 },
                 _ => new FeatureRequest { Name = n },

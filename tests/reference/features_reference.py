@@ -302,10 +302,55 @@ def gen_filters():
     dump("filters", {"rate": fs, "signal": x, "cases": cases})
 
 
+def envelope_power(frame, n, fs, band):
+    """Envelope spectrum as Signal computes it, with scipy.signal.hilbert as the analytic signal."""
+    spectrum = np.fft.rfft(frame.astype(np.float64), n)
+    bin_hz = fs / n
+    first = int(np.ceil(band[0] / bin_hz))
+    end = min(n // 2, int(np.floor(band[1] / bin_hz))) + 1
+    mask = np.zeros(n // 2 + 1)
+    mask[first:end] = 1
+    banded = np.fft.irfft(spectrum * mask, n)
+    envelope = np.abs(scipy.signal.hilbert(banded))
+    envelope = envelope - envelope.mean()
+    return np.abs(np.fft.rfft(envelope)) ** 2, np.arange(n // 2 + 1) * bin_hz
+
+
+def gen_envelope():
+    """An outer-race fault: impacts at BPFO ring a 3.2 kHz resonance, plus a shaft tone and noise."""
+    fs, n_frame, fft_n = 12000.0, 4000, 4096
+    balls, d, pitch, shaft = 9, 7.94, 39.04, 29.95   # CWRU's drive-end SKF 6205
+    ratio = d / pitch
+    faults = [balls / 2 * shaft * (1 - ratio), balls / 2 * shaft * (1 + ratio),
+              pitch / (2 * d) * shaft * (1 - ratio ** 2), shaft / 2 * (1 - ratio)]
+    rng = np.random.default_rng(77)
+    t = np.arange(2 * n_frame) / fs
+    x = 0.3 * np.sin(2 * np.pi * shaft * t) + 0.05 * rng.standard_normal(t.size)
+    for onset in np.arange(0.001, t[-1], 1 / faults[0]):
+        k = t >= onset
+        x[k] += np.exp(-(t[k] - onset) * 800) * np.sin(2 * np.pi * 3200 * (t[k] - onset))
+    x = x.astype(np.float32).astype(np.float64)  # what the C# test reads
+    edges = [0, 50, 100, 150, 200, 300, 500, 1000]
+    width = 0.05
+    rows = []
+    for start in range(0, x.size - n_frame + 1, n_frame // 2):
+        frame = x[start:start + n_frame]
+        p1, f = envelope_power(frame, fft_n, fs, [2000.0, 4500.0])
+        bands = [p1[(f >= lo) & (f < hi)].sum() for lo, hi in zip(edges[:-1], edges[1:])]
+        p2, _ = envelope_power(frame, fft_n, fs, [0.0, fs / 2])
+        fault = [p2[(f >= c * (1 - width)) & (f < c * (1 + width))].sum() for c in faults]
+        rows.append(bands + fault)
+    dump("envelope", {"rate": fs, "frameLength": n_frame, "hop": n_frame // 2, "signal": x.astype(np.float32),
+                      "edges": edges, "width": width, "faults": faults,
+                      "bearing": {"balls": balls, "ballDiameter": d, "pitchDiameter": pitch, "contactAngle": 0.0, "shaftHz": shaft},
+                      "rows": np.array(rows)})
+
+
 if __name__ == "__main__":
     gen_fft()
     gen_windows()
     gen_mel()
     gen_frames()
     gen_filters()
+    gen_envelope()
     print("golden files written to", OUT)

@@ -294,6 +294,56 @@ public sealed class FeatureExtractor
         NonFiniteSamples = reader.ReadInt64();
     }
 
+    /// <summary>
+    /// The envelope spectrum of one frame into <c>EnvelopePower</c>: the spectrum masked to the op's band, its inverse
+    /// (the band-passed frame) and the inverse of −j times it (the Hilbert transform: zero at DC and Nyquist, as
+    /// scipy's analytic signal), the envelope √(x² + H{x}²) over the whole FFT length, less its mean, and its power
+    /// spectrum. Three real FFTs of the FFT length; nothing allocated.
+    /// </summary>
+    private void EnvelopeSpectrum(ReadOnlySpan<float> x, FeatureOp op)
+    {
+        FeatureWorkspace w = _work;
+        int bins = w.EnvelopeRe.Length;
+        w.Fft!.Forward(x, w.EnvelopeRe, w.EnvelopeIm);
+        for (int k = 0; k < bins; k++)
+        {
+            if (k < op.EnvelopeFirstBin || k >= op.EnvelopeEndBin)
+            {
+                w.EnvelopeRe[k] = 0;
+                w.EnvelopeIm[k] = 0;
+            }
+        }
+
+        w.Fft.Inverse(w.EnvelopeRe, w.EnvelopeIm, w.EnvelopeSignal);
+
+        // −j·X: (a + jb)(−j) = b − ja, in place; the DC and Nyquist bins carry no quadrature.
+        for (int k = 0; k < bins; k++)
+        {
+            float a = w.EnvelopeRe[k];
+            w.EnvelopeRe[k] = k == 0 || k == bins - 1 ? 0 : w.EnvelopeIm[k];
+            w.EnvelopeIm[k] = k == 0 || k == bins - 1 ? 0 : -a;
+        }
+
+        w.Fft.Inverse(w.EnvelopeRe, w.EnvelopeIm, w.EnvelopeQuadrature);
+        Span<float> envelope = w.EnvelopeSignal;
+        double sum = 0;
+        for (int n = 0; n < envelope.Length; n++)
+        {
+            float i = envelope[n], q = w.EnvelopeQuadrature[n];
+            envelope[n] = MathF.Sqrt((i * i) + (q * q));
+            sum += envelope[n];
+        }
+
+        float mean = (float)(sum / envelope.Length);
+        for (int n = 0; n < envelope.Length; n++)
+        {
+            envelope[n] -= mean;
+        }
+
+        w.Fft.Forward(envelope, w.EnvelopeRe, w.EnvelopeIm);
+        Spectrum.Power(w.EnvelopeRe, w.EnvelopeIm, w.EnvelopePower);
+    }
+
     private void ExtractChannel(int channel, ReadOnlySpan<float> x, Span<float> output)
     {
         FeaturePipeline p = _pipeline;
@@ -375,6 +425,18 @@ public sealed class FeatureExtractor
                 case FeatureKind.MfccDelta: _deltas[channel][i]!.Process(_work.Mfcc[op.Mfcc], dst); break;
                 case FeatureKind.Power: _work.Power.CopyTo(dst); break;
                 case FeatureKind.LogPower: Spectrum.LogPower(_work.Power, dst, p.LogFloor); break;
+                case FeatureKind.EnvelopeBandEnergy:
+                    EnvelopeSpectrum(x, op);
+                    p.Bands[op.Bands].Apply(_work.EnvelopePower, dst);
+                    break;
+                case FeatureKind.BearingFaultEnergy:
+                    EnvelopeSpectrum(x, op);
+                    for (int b = 0; b < 4; b++)
+                    {
+                        p.Bands[op.Bands + b].Apply(_work.EnvelopePower, dst.Slice(b, 1));
+                    }
+
+                    break;
                 default: throw new InvalidOperationException($"Feature '{op.Name}' has no implementation."); // unreachable: the spec validated
             }
         }

@@ -63,6 +63,23 @@ public sealed class FeaturePipeline
                     op = op with { Mfcc = dctIndex, DeltaWidth = request.DeltaWidth ?? 2 };
                 }
             }
+            else if (request.IsEnvelope)
+            {
+                // The demodulation band in bins (half-open, as the band energies), then the envelope spectrum's bands.
+                double binHz = spec.SampleRate / FftLength;
+                double low = request.Band?[0] ?? 0, high = request.Band?[1] ?? spec.SampleRate / 2;
+                int first = (int)Math.Ceiling(low / binHz), end = Math.Min(FftLength / 2, (int)Math.Floor(high / binHz)) + 1;
+                IEnumerable<IReadOnlyList<double>> edgeLists = request.Name == "envelope_band_energy"
+                    ? [request.Edges!]
+                    : request.Bearing!.FaultFrequencies().Select(f => (IReadOnlyList<double>)[f * (1 - (request.Width ?? FeatureRequest.DefaultWidth)), f * (1 + (request.Width ?? FeatureRequest.DefaultWidth))]);
+                int firstBands = bands.Count;
+                foreach (IReadOnlyList<double> edges in edgeLists)
+                {
+                    bands.Add(new LinearBands(spec.SampleRate, FftLength, edges));
+                }
+
+                op = op with { Bands = firstBands, EnvelopeFirstBin = first, EnvelopeEndBin = end };
+            }
             else if (request.Edges is { } edges)
             {
                 bands.Add(new LinearBands(spec.SampleRate, FftLength, edges));
@@ -82,7 +99,8 @@ public sealed class FeaturePipeline
         OutputLength = offset * spec.Channels;
         Analyzer = new SpectralAnalyzer(spec.SampleRate, FftLength, rolloff, LogFloor);
         NeedsSpectrum = spec.Features.Any(f => f.IsSpectral);
-        NeedsTime = spec.Features.Any(f => !f.IsSpectral);
+        NeedsTime = spec.Features.Any(f => f.IsTime);
+        NeedsEnvelope = spec.Features.Any(f => f.IsEnvelope);
         NeedsSpectralStatistics = spec.Features.Any(f => f.Name.StartsWith("spectral_", StringComparison.Ordinal) || f.Name.StartsWith("peak_", StringComparison.Ordinal));
         NeedsLogs = spec.Features.Any(f => f.Name is "spectral_flatness" or "spectral_entropy");
         NeedsFlux = spec.Features.Any(f => f.Name == "spectral_flux");
@@ -197,6 +215,8 @@ public sealed class FeaturePipeline
 
     internal bool NeedsTime { get; }
 
+    internal bool NeedsEnvelope { get; }
+
     internal bool NeedsSpectralStatistics { get; }
 
     internal bool NeedsLogs { get; }
@@ -237,6 +257,8 @@ internal sealed record FeatureOp(string Name, FeatureKind Kind, int Offset, int 
         "mfcc_delta" => FeatureKind.MfccDelta,
         "power" => FeatureKind.Power,
         "log_power" => FeatureKind.LogPower,
+        "envelope_band_energy" => FeatureKind.EnvelopeBandEnergy,
+        "bearing_fault_energy" => FeatureKind.BearingFaultEnergy,
         _ => throw new FeatureSpecException("features", $"'{name}' is not a feature."),
     };
 
@@ -249,6 +271,12 @@ internal sealed record FeatureOp(string Name, FeatureKind Kind, int Offset, int 
     public bool Log { get; init; }
 
     public int DeltaWidth { get; init; } = 2;
+
+    /// <summary>Envelope features: the first bin of the demodulation band.</summary>
+    public int EnvelopeFirstBin { get; init; }
+
+    /// <summary>Envelope features: one past the last bin of the demodulation band.</summary>
+    public int EnvelopeEndBin { get; init; }
 }
 
 /// <summary>The compiled form of a feature name (see <see cref="FeatureRequest"/> for each one's meaning).</summary>
@@ -277,4 +305,6 @@ internal enum FeatureKind
     MfccDelta,
     Power,
     LogPower,
+    EnvelopeBandEnergy,
+    BearingFaultEnergy,
 }

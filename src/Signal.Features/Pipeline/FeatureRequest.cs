@@ -18,6 +18,13 @@ namespace Signal.Features.Pipeline;
 /// <c>mfcc</c> (<see cref="Count"/> coefficients, default 20: <c>mfcc_0..</c>), <c>mfcc_delta</c>
 /// (regression deltas of those MFCC: <c>mfcc_delta_0..</c>, lagging N = <see cref="DeltaWidth"/> frames),
 /// <c>power</c> and <c>log_power</c> (every bin: <c>power_0..power_{N/2}</c>).</para>
+/// <para>Envelope analysis of rotating machines (on the raw frame, zero-padded to the FFT length): the frame is
+/// band-passed to <see cref="Band"/> (default the whole band) in the frequency domain, its envelope is the magnitude
+/// of the analytic signal (<c>|scipy.signal.hilbert(x)|</c>), and the envelope spectrum is the power spectrum of
+/// the envelope less its mean. <c>envelope_band_energy</c> sums it over the <see cref="Edges"/> bands
+/// (<c>envelope_band_energy_0..</c>); <c>bearing_fault_energy</c> over ±<see cref="Width"/> (relative, default 0.03)
+/// of the four fault frequencies of <see cref="Bearing"/> (<c>bearing_bpfo</c>, <c>bearing_bpfi</c>,
+/// <c>bearing_bsf</c>, <c>bearing_ftf</c>).</para>
 /// <para>Mel defaults are librosa's: Slaney scale, Slaney area normalisation, 0 Hz to Nyquist. MFCC is the
 /// orthonormal DCT-II of <c>10·log10(max(mel power, logFloor))</c> with no top-dB clipping; its mel bank has
 /// <see cref="MelBands"/> bands, by default the count of a <c>mel</c> feature in the same spec, else 128.</para>
@@ -31,7 +38,16 @@ public sealed record FeatureRequest
         "spectral_flux", "peak_frequency", "peak_magnitude", "dominant_band",
     ];
 
-    private static readonly string[] s_vectorNames = ["band_energy", "mel", "mfcc", "mfcc_delta", "power", "log_power"];
+    private static readonly string[] s_vectorNames = ["band_energy", "mel", "mfcc", "mfcc_delta", "power", "log_power", "envelope_band_energy", "bearing_fault_energy"];
+
+    /// <summary>Envelope features: the demodulation band [low, high] in Hz (default: 0 to the Nyquist frequency).</summary>
+    public IReadOnlyList<double>? Band { get; set; }
+
+    /// <summary><c>bearing_fault_energy</c>: the bearing's geometry and shaft speed.</summary>
+    public BearingGeometry? Bearing { get; set; }
+
+    /// <summary><c>bearing_fault_energy</c>: each band's half-width relative to its fault frequency (default 0.03).</summary>
+    public double? Width { get; set; }
 
     /// <summary>The feature's name (see the remarks for the list).</summary>
     public string Name { get; set; } = string.Empty;
@@ -120,6 +136,11 @@ public sealed record FeatureRequest
     {
         ArgumentNullException.ThrowIfNull(spec);
         int n = OutputCount(spec);
+        if (Name == "bearing_fault_energy")
+        {
+            return ["bearing_bpfo", "bearing_bpfi", "bearing_bsf", "bearing_ftf"];
+        }
+
         string prefix = Name switch
         {
             "band_energy" => "band_energy_",
@@ -136,7 +157,8 @@ public sealed record FeatureRequest
     /// <returns>The count.</returns>
     public int OutputCount(FeatureSpec spec) => Name switch
     {
-        "band_energy" => (Edges?.Count ?? 1) - 1,
+        "band_energy" or "envelope_band_energy" => (Edges?.Count ?? 1) - 1,
+        "bearing_fault_energy" => 4,
         "mel" => Count ?? 128,
         "mfcc" or "mfcc_delta" => Count ?? 20,
         "power" or "log_power" => (spec.FftLength / 2) + 1,
@@ -162,7 +184,36 @@ public sealed record FeatureRequest
             throw new FeatureSpecException(path + ".name", $"'{Name}' is not a feature; known features: {string.Join(", ", KnownNames)}.");
         }
 
-        if (Name is "band_energy" or "dominant_band")
+        if (IsEnvelope)
+        {
+            double nyquist = spec.SampleRate / 2;
+            if (Band is not null && (Band is not [var low, var high] || !(low >= 0 && high > low && high <= nyquist)))
+            {
+                throw new FeatureSpecException(path + ".band", $"must be [low, high] in Hz with 0 ≤ low < high ≤ the Nyquist frequency {nyquist} Hz.");
+            }
+
+            if (Name == "bearing_fault_energy")
+            {
+                if (Bearing is null)
+                {
+                    throw new FeatureSpecException(path + ".bearing", "'bearing_fault_energy' needs the bearing: {\"balls\": 9, \"ballDiameter\": 7.94, \"pitchDiameter\": 39.04, \"contactAngle\": 0, \"shaftHz\": 29.95}.");
+                }
+
+                Bearing.Validate(path + ".bearing");
+                if (Width is { } w && !(w > 0 && w < 0.5))
+                {
+                    throw new FeatureSpecException(path + ".width", $"must lie in (0, 0.5) (got {w}).");
+                }
+
+                double top = Bearing.FaultFrequencies().Max() * (1 + (Width ?? DefaultWidth));
+                if (top > nyquist)
+                {
+                    throw new FeatureSpecException(path + ".bearing", $"its highest fault band reaches {top:0.#} Hz, above the Nyquist frequency {nyquist} Hz.");
+                }
+            }
+        }
+
+        if (Name is "band_energy" or "dominant_band" or "envelope_band_energy")
         {
             if (Edges is null)
             {
@@ -237,5 +288,72 @@ public sealed record FeatureRequest
             ? value
             : throw new FeatureSpecException(path, $"'{text}' is not a number.");
 
-    internal bool IsSpectral => Name is not ("mean" or "rms" or "std" or "peak_to_peak" or "crest_factor" or "skewness" or "kurtosis" or "zcr");
+    /// <summary>The default relative half-width of a bearing fault band.</summary>
+    public const double DefaultWidth = 0.03;
+
+    internal bool IsTime => Name is "mean" or "rms" or "std" or "peak_to_peak" or "crest_factor" or "skewness" or "kurtosis" or "zcr";
+
+    internal bool IsEnvelope => Name is "envelope_band_energy" or "bearing_fault_energy";
+
+    internal bool IsSpectral => !IsTime && !IsEnvelope;
+}
+
+/// <summary>
+/// A rolling-element bearing and its shaft speed, for the fault frequencies of envelope analysis:
+/// BPFO = n/2·fr·(1 − d/D·cos φ), BPFI = n/2·fr·(1 + d/D·cos φ), BSF = D/(2d)·fr·(1 − (d/D·cos φ)²),
+/// FTF = fr/2·(1 − d/D·cos φ).
+/// </summary>
+public sealed record BearingGeometry
+{
+    /// <summary>Rolling elements n.</summary>
+    public int Balls { get; set; }
+
+    /// <summary>Rolling-element diameter d (any unit, the same as <see cref="PitchDiameter"/>).</summary>
+    public double BallDiameter { get; set; }
+
+    /// <summary>Pitch diameter D.</summary>
+    public double PitchDiameter { get; set; }
+
+    /// <summary>Contact angle φ in degrees (default 0).</summary>
+    public double ContactAngle { get; set; }
+
+    /// <summary>Shaft speed fr in Hz (revolutions per second).</summary>
+    public double ShaftHz { get; set; }
+
+    /// <summary>BPFO, BPFI, BSF and FTF in Hz.</summary>
+    /// <returns>The four frequencies, in that order.</returns>
+    public double[] FaultFrequencies()
+    {
+        double ratio = BallDiameter / PitchDiameter * Math.Cos(ContactAngle * Math.PI / 180);
+        return
+        [
+            Balls / 2.0 * ShaftHz * (1 - ratio),
+            Balls / 2.0 * ShaftHz * (1 + ratio),
+            PitchDiameter / (2 * BallDiameter) * ShaftHz * (1 - (ratio * ratio)),
+            ShaftHz / 2 * (1 - ratio),
+        ];
+    }
+
+    internal void Validate(string path)
+    {
+        if (Balls is < 1 or > 1000)
+        {
+            throw new FeatureSpecException(path + ".balls", $"must be 1 to 1000 (got {Balls}).");
+        }
+
+        if (!(BallDiameter > 0 && PitchDiameter > BallDiameter) || !double.IsFinite(PitchDiameter))
+        {
+            throw new FeatureSpecException(path + ".ballDiameter", $"the ball diameter must be positive and below the pitch diameter (got {BallDiameter} and {PitchDiameter}).");
+        }
+
+        if (!(ContactAngle >= 0 && ContactAngle < 90))
+        {
+            throw new FeatureSpecException(path + ".contactAngle", $"must be 0 to below 90 degrees (got {ContactAngle}).");
+        }
+
+        if (!(ShaftHz > 0) || !double.IsFinite(ShaftHz))
+        {
+            throw new FeatureSpecException(path + ".shaftHz", $"must be a positive speed in Hz (got {ShaftHz}).");
+        }
+    }
 }

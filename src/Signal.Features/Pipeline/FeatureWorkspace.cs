@@ -13,10 +13,17 @@ public sealed class FeatureWorkspace
     {
         Pipeline = pipeline;
         int bins = (pipeline.FftLength / 2) + 1;
-        if (pipeline.NeedsSpectrum)
+        if (pipeline.NeedsSpectrum || pipeline.NeedsEnvelope)
         {
             Fft = new RealFft(pipeline.FftLength);
         }
+
+        int envelope = pipeline.NeedsEnvelope ? pipeline.FftLength : 0;
+        EnvelopeRe = new float[pipeline.NeedsEnvelope ? bins : 0];
+        EnvelopeIm = new float[pipeline.NeedsEnvelope ? bins : 0];
+        EnvelopeSignal = new float[envelope];
+        EnvelopeQuadrature = new float[envelope];
+        EnvelopePower = new float[pipeline.NeedsEnvelope ? bins : 0];
 
         Frame = new float[pipeline.FrameSize];
         Staging = new float[pipeline.FrameSize];
@@ -48,4 +55,14 @@ public sealed class FeatureWorkspace
     internal float[][] Mel { get; }        // per mel bank
 
     internal float[][] Mfcc { get; }       // per DCT
+
+    internal float[] EnvelopeRe { get; }   // the frame's spectrum, masked to the band
+
+    internal float[] EnvelopeIm { get; }
+
+    internal float[] EnvelopeSignal { get; }      // the band-passed frame, then the envelope
+
+    internal float[] EnvelopeQuadrature { get; }  // its Hilbert transform
+
+    internal float[] EnvelopePower { get; }       // the envelope spectrum
 }
