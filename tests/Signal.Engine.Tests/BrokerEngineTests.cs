@@ -10,10 +10,13 @@ public sealed class BrokerEngineTests
     private static MosquittoConnection Connection(MosquittoBroker broker, string id, bool clean = false, int capacity = 10_000) =>
         new(new MqttOptions { ClientId = id, CleanSession = clean, KeepAliveSeconds = 5, ReceiveCapacity = capacity, ReconnectDelay = TimeSpan.FromMilliseconds(200), ReconnectDelayMax = TimeSpan.FromSeconds(1) }.WithAddress(broker.Address));
 
-    /// <summary>The engine's own connection: persistent session, subscribed to the engine's topic filter at QoS 1.</summary>
-    private static async Task<MosquittoConnection> ConnectEngine(MosquittoBroker broker, SignalEngine engine, string id, int capacity = 10_000)
+    /// <summary>The engine's clients under test: Debian's libmosquitto and MQTTnet.</summary>
+    public static TheoryData<string> Clients => ["libmosquitto", "mqttnet"];
+
+    /// <summary>The engine's own connection (the client under test): persistent session, subscribed to the engine's topic filter at QoS 1.</summary>
+    private static async Task<IMqttConnection> ConnectEngine(MosquittoBroker broker, SignalEngine engine, string id, int capacity = 10_000, string client = "libmosquitto")
     {
-        MosquittoConnection connection = Connection(broker, id, capacity: capacity);
+        IMqttConnection connection = MqttConnections.Create(new MqttOptions { ClientId = id, KeepAliveSeconds = 5, ReceiveCapacity = capacity, ReconnectDelay = TimeSpan.FromMilliseconds(200), ReconnectDelayMax = TimeSpan.FromSeconds(1), Client = client }.WithAddress(broker.Address));
         connection.Subscribe(engine.TopicFilter, 1);
         await connection.ConnectAsync(TimeSpan.FromSeconds(10));
         return connection;
@@ -33,15 +36,16 @@ public sealed class BrokerEngineTests
         }
     }
 
-    [Fact]
-    public async Task Signals_published_by_mosquitto_pub_classify_exactly_as_offline_and_results_are_published()
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public async Task Signals_published_by_mosquitto_pub_classify_exactly_as_offline_and_results_are_published(string client)
     {
         using var broker = new MosquittoBroker();
         EngineModel model = TestModels.WithFeatures();
         using var engine = new SignalEngine(model);
         var got = new List<Classification>();
         engine.Classifications.Subscribe(got.Add);
-        await using MosquittoConnection connection = await ConnectEngine(broker, engine, "engine-a");
+        await using IMqttConnection connection = await ConnectEngine(broker, engine, "engine-a-" + client, client: client);
         await using var publisher = new ResultPublisher(engine, connection, new PublishOptions { Mode = PublishMode.Every });
         await using MosquittoConnection watcher = Connection(broker, "watcher", clean: true);
         watcher.Subscribe("signal/class/#", 1);
@@ -83,15 +87,16 @@ public sealed class BrokerEngineTests
         }
     }
 
-    [Fact]
-    public async Task A_broker_restart_mid_stream_loses_and_duplicates_nothing_and_the_engine_reconnects_by_itself()
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public async Task A_broker_restart_mid_stream_loses_and_duplicates_nothing_and_the_engine_reconnects_by_itself(string client)
     {
         using var broker = new MosquittoBroker();
         EngineModel model = TestModels.WithFeatures();
         using var engine = new SignalEngine(model);
         var got = new List<Classification>();
         engine.Classifications.Subscribe(got.Add);
-        await using MosquittoConnection connection = await ConnectEngine(broker, engine, "engine-restart");
+        await using IMqttConnection connection = await ConnectEngine(broker, engine, "engine-restart-" + client, client: client);
         using var stop = new CancellationTokenSource();
         Task loop = EngineRunner.RunAsync(engine, connection, stop.Token);
 
@@ -142,7 +147,7 @@ public sealed class BrokerEngineTests
 
             list.Add(c.Step);
         });
-        await using MosquittoConnection connection = await ConnectEngine(broker, engine, "engine-1000", capacity: 500);
+        await using IMqttConnection connection = await ConnectEngine(broker, engine, "engine-1000", capacity: 500);
         using var stop = new CancellationTokenSource();
         Task loop = EngineRunner.RunAsync(engine, connection, stop.Token);
         await using MosquittoConnection sensors = Connection(broker, "sensors-1000", clean: true);

@@ -5,10 +5,20 @@ namespace Signal.Engine.Tests;
 
 public sealed class MqttConnectionTests
 {
-    private static MosquittoConnection Connect(MosquittoBroker broker, string id, bool clean = false) =>
-        new(new MqttOptions { ClientId = id, CleanSession = clean, KeepAliveSeconds = 5 }.WithAddress(broker.Address));
+    /// <summary>Every test runs against both clients: Debian's libmosquitto and MQTTnet.</summary>
+    public static TheoryData<string> Clients => ["libmosquitto", "mqttnet"];
 
-    private static async Task<List<string>> Drain(MosquittoConnection connection, int count, TimeSpan timeout)
+    private static IMqttConnection Connect(MosquittoBroker broker, string id, string client, bool clean = false) =>
+        MqttConnections.Create(new MqttOptions { ClientId = id, CleanSession = clean, KeepAliveSeconds = 5, Client = client }.WithAddress(broker.Address));
+
+    private static int Queued(IMqttConnection connection) => connection switch
+    {
+        MosquittoConnection m => m.Queued,
+        MqttNetConnection n => n.Queued,
+        _ => throw new ArgumentException("unknown client"),
+    };
+
+    private static async Task<List<string>> Drain(IMqttConnection connection, int count, TimeSpan timeout)
     {
         var got = new List<string>();
         using var cancel = new CancellationTokenSource(timeout);
@@ -24,11 +34,12 @@ public sealed class MqttConnectionTests
         return got;
     }
 
-    [Fact]
-    public async Task Messages_from_mosquitto_pub_arrive_in_order_through_a_wildcard_subscription()
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public async Task Messages_from_mosquitto_pub_arrive_in_order_through_a_wildcard_subscription(string client)
     {
         using var broker = new MosquittoBroker();
-        await using MosquittoConnection sub = Connect(broker, "sub-order");
+        await using IMqttConnection sub = Connect(broker, "sub-order-" + client, client);
         sub.Subscribe("sensors/+/vib", 1);
         await sub.ConnectAsync(TimeSpan.FromSeconds(10));
         string file = Path.GetTempFileName();
@@ -45,17 +56,18 @@ public sealed class MqttConnectionTests
         File.Delete(file);
     }
 
-    [Fact]
-    public async Task A_persistent_session_keeps_qos1_messages_published_while_the_subscriber_was_away()
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public async Task A_persistent_session_keeps_qos1_messages_published_while_the_subscriber_was_away(string client)
     {
         using var broker = new MosquittoBroker();
-        await using (MosquittoConnection first = Connect(broker, "sub-persist"))
+        await using (IMqttConnection first = Connect(broker, "sub-persist-" + client, client))
         {
             first.Subscribe("t/#", 1);
             await first.ConnectAsync(TimeSpan.FromSeconds(10));
         }
 
-        await using (MosquittoConnection pub = Connect(broker, "pub-persist", clean: true))
+        await using (IMqttConnection pub = Connect(broker, "pub-persist-" + client, client, clean: true))
         {
             await pub.ConnectAsync(TimeSpan.FromSeconds(10));
             for (int i = 0; i < 100; i++)
@@ -66,21 +78,22 @@ public sealed class MqttConnectionTests
             await Task.Delay(500);
         }
 
-        await using MosquittoConnection again = Connect(broker, "sub-persist");
+        await using IMqttConnection again = Connect(broker, "sub-persist-" + client, client);
         await again.ConnectAsync(TimeSpan.FromSeconds(10));
         List<string> got = await Drain(again, 100, TimeSpan.FromSeconds(10));
         Assert.Equal(Enumerable.Range(0, 100).Select(i => "t/x=" + i), got);
     }
 
-    [Fact]
-    public async Task A_full_consumer_pauses_intake_and_loses_no_qos1_message()
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public async Task A_full_consumer_pauses_intake_and_loses_no_qos1_message(string client)
     {
         using var broker = new MosquittoBroker();
-        var options = new MqttOptions { ClientId = "sub-pause", KeepAliveSeconds = 5, ReceiveCapacity = 50 }.WithAddress(broker.Address);
-        await using var sub = new MosquittoConnection(options);
+        var options = new MqttOptions { ClientId = "sub-pause-" + client, KeepAliveSeconds = 5, ReceiveCapacity = 50, Client = client }.WithAddress(broker.Address);
+        await using IMqttConnection sub = MqttConnections.Create(options);
         sub.Subscribe("p", 1);
         await sub.ConnectAsync(TimeSpan.FromSeconds(10));
-        await using MosquittoConnection pub = Connect(broker, "pub-pause", clean: true);
+        await using IMqttConnection pub = Connect(broker, "pub-pause-" + client, client, clean: true);
         await pub.ConnectAsync(TimeSpan.FromSeconds(10));
         for (int i = 0; i < 2000; i++)
         {
@@ -90,7 +103,7 @@ public sealed class MqttConnectionTests
         // Nobody reads for a while: intake must pause near the capacity, with the rest left at the broker.
         await Task.Delay(1500);
         Assert.True(sub.IsPaused);
-        Assert.InRange(sub.Queued, 50, 50 + 100 + 12);
+        Assert.True(Queued(sub) is >= 50 and <= 50 + 100 + 12, $"queued {Queued(sub)}, received {sub.Counters.Received}, qos0 dropped {sub.Counters.Qos0Dropped}, pauses {sub.Counters.Pauses}");
         var got = new List<int>();
         using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         while (got.Count < 2000 && await sub.WaitToReadAsync(cancel.Token))
@@ -119,10 +132,31 @@ public sealed class MqttConnectionTests
         Assert.DoesNotContain("secret", tls.ToString(), StringComparison.Ordinal);
         e = Assert.Throws<ArgumentException>(() => tls.Validate());
         Assert.Contains("mqtt.caFile", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => new MqttOptions { Client = "paho" }.Validate());
+        Assert.Contains("mqtt.client", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task Mutual_tls_carries_messages_and_the_broker_refuses_a_client_without_a_certificate()
+    public void The_client_is_chosen_by_the_options_and_websocket_addresses_need_mqttnet()
+    {
+        MqttOptions ws = new MqttOptions().WithAddress("ws://broker.local:8080/mqtt");
+        Assert.Equal(("broker.local", 8080, false, "/mqtt"), (ws.Host, ws.Port, ws.UseTls, ws.WebSocketPath));
+        Assert.Equal("ws://broker.local:8080/mqtt", ws.ToString());
+        MqttOptions wss = new MqttOptions().WithAddress("wss://broker.local/mqtt");
+        Assert.Equal((443, true), (wss.Port, wss.UseTls));
+        Assert.Null(new MqttOptions().WithAddress("mqtt://h").WebSocketPath);
+
+        // auto takes libmosquitto where it loads (it does on this machine: Debian's libmosquitto1), MQTTnet for WebSockets.
+        Assert.Equal("libmosquitto", MqttConnections.Resolve(new MqttOptions()));
+        Assert.Equal("mqttnet", MqttConnections.Resolve(ws));
+        Assert.Equal("mqttnet", MqttConnections.Resolve(new MqttOptions { Client = "mqttnet" }));
+        ws.Client = "libmosquitto";
+        Assert.Contains("WebSockets", Assert.Throws<ArgumentException>(() => MqttConnections.Resolve(ws)).Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public async Task Mutual_tls_carries_messages_and_the_broker_refuses_a_client_without_a_certificate(string client)
     {
         using var certs = new TestCertificates();
         using var broker = new MosquittoBroker(new TlsFiles(certs.Ca, certs.ServerCert, certs.ServerKey, RequireClientCertificate: true));
@@ -135,9 +169,10 @@ public sealed class MqttConnectionTests
             CertFile = withCertificate ? certs.ClientCert : null,
             KeyFile = withCertificate ? certs.ClientKey : null,
             ReconnectDelayMax = TimeSpan.FromSeconds(1),
+            Client = client,
         }.WithAddress($"mqtts://127.0.0.1:{broker.Port}");
 
-        await using var sub = new MosquittoConnection(Tls("sub-tls", withCertificate: true));
+        await using IMqttConnection sub = MqttConnections.Create(Tls("sub-tls-" + client, withCertificate: true));
         sub.Subscribe("tls/#", 1);
         await sub.ConnectAsync(TimeSpan.FromSeconds(10));
         string file = Path.GetTempFileName();
@@ -147,18 +182,19 @@ public sealed class MqttConnectionTests
         File.Delete(file);
 
         // Without a client certificate the TLS handshake fails; the connection never gets a session and says so.
-        await using var anonymous = new MosquittoConnection(Tls("no-cert", withCertificate: false));
+        await using IMqttConnection anonymous = MqttConnections.Create(Tls("no-cert-" + client, withCertificate: false));
         var e = await Assert.ThrowsAsync<MqttException>(() => anonymous.ConnectAsync(TimeSpan.FromSeconds(3)));
         Assert.Contains("no session", e.Message, StringComparison.Ordinal);
         Assert.False(anonymous.IsConnected);
     }
 
-    [Fact]
-    public async Task Mqtt5_session_expiry_keeps_messages_for_a_subscriber_that_was_away()
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public async Task Mqtt5_session_expiry_keeps_messages_for_a_subscriber_that_was_away(string client)
     {
         using var broker = new MosquittoBroker();
-        MqttOptions V5(string id) => new MqttOptions { ClientId = id, ProtocolVersion = 5, SessionExpirySeconds = 300, KeepAliveSeconds = 5, ReceiveMaximum = 10 }.WithAddress(broker.Address);
-        await using (var first = new MosquittoConnection(V5("sub-v5")))
+        MqttOptions V5(string id) => new MqttOptions { ClientId = id, ProtocolVersion = 5, SessionExpirySeconds = 300, KeepAliveSeconds = 5, ReceiveMaximum = 10, Client = client }.WithAddress(broker.Address);
+        await using (IMqttConnection first = MqttConnections.Create(V5("sub-v5-" + client)))
         {
             first.Subscribe("v5/#", 1);
             await first.ConnectAsync(TimeSpan.FromSeconds(10));
@@ -173,11 +209,11 @@ public sealed class MqttConnectionTests
         }
 
         File.Delete(file);
-        await using var again = new MosquittoConnection(V5("sub-v5"));
+        await using IMqttConnection again = MqttConnections.Create(V5("sub-v5-" + client));
         await again.ConnectAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(Enumerable.Range(0, 20).Select(i => "v5/x=v" + i), await Drain(again, 20, TimeSpan.FromSeconds(10)));
 
         // The broker saw an MQTT 5 client (protocol level 5) with our session expiry.
-        Assert.Matches(@"New client connected from 127\.0\.0\.1:\d+ as sub-v5 \(p5, c0, k5\)", broker.Log());
+        Assert.Matches(@"New client connected from 127\.0\.0\.1:\d+ as sub-v5-" + client + @" \(p5, c0, k5\)", broker.Log());
     }
 }

@@ -17,7 +17,7 @@ internal static class InfoCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
-        var command = new Command("info", "Prints the version, the .NET runtime, the machine, the SIMD instruction sets the kernels use, and the libmosquitto found.")
+        var command = new Command("info", "Prints the version, the .NET runtime, the machine, the SIMD instruction sets the kernels use, the libmosquitto found and the MQTT client broker.client auto picks.")
         {
             json,
         };
@@ -69,7 +69,8 @@ internal static class InfoCommand
             ["vector256"] = Vector256.IsHardwareAccelerated,
             ["vector128"] = Vector128.IsHardwareAccelerated,
             ["instruction_sets"] = InstructionSets(),
-            ["libmosquitto"] = mosquitto ?? "not found (apt install libmosquitto1); only the demo runs without it",
+            ["libmosquitto"] = mosquitto ?? "not found (apt install libmosquitto1); the daemon uses MQTTnet instead",
+            ["mqtt_client"] = MqttConnections.Resolve(new MqttOptions()),
         };
     }
 

@@ -106,7 +106,7 @@ internal static class LiveCommands
             MqttOptions broker = settings.Broker.WithAddress(settings.Mqtt);
             broker.WillTopic ??= settings.Publish.StatusTopic;
             double? seconds = parse.GetValue(duration);
-            return EdgeHost.Run(settings, configuration, logs => new MosquittoConnection(broker, logs.CreateLogger("signal-edge.mqtt")),
+            return EdgeHost.Run(settings, configuration, logs => MqttConnections.Create(broker, logs.CreateLogger("signal-edge.mqtt")),
                 new HostRun { Duration = seconds is { } s ? TimeSpan.FromSeconds(s) : null });
         }));
         return command;

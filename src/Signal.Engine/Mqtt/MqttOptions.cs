@@ -5,6 +5,15 @@ namespace Signal.Engine.Mqtt;
 /// <summary>How a <see cref="MosquittoConnection"/> reaches and talks to the broker. Validated once by <see cref="Validate"/>.</summary>
 public sealed class MqttOptions
 {
+    /// <summary>
+    /// The MQTT client: <c>auto</c> (default: libmosquitto when <c>libmosquitto.so.1</c> loads and the address is not
+    /// a WebSocket one, else MQTTnet), <c>libmosquitto</c> or <c>mqttnet</c> (see <see cref="MqttConnections"/>).
+    /// </summary>
+    public string Client { get; set; } = "auto";
+
+    /// <summary>The WebSocket path (e.g. <c>/mqtt</c>) when the address is <c>ws://</c> or <c>wss://</c>, else null (plain TCP).</summary>
+    public string? WebSocketPath { get; set; }
+
     /// <summary>Broker host name or address. Default <c>127.0.0.1</c>.</summary>
     public string Host { get; set; } = "127.0.0.1";
 
@@ -78,23 +87,26 @@ public sealed class MqttOptions
     public bool WillRetain { get; set; } = true;
 
     /// <summary>
-    /// Reads <c>mqtt://[user[:password]@]host[:port]</c> or <c>mqtts://…</c> into <see cref="Host"/>, <see cref="Port"/>,
-    /// <see cref="UseTls"/> and the credentials.
+    /// Reads <c>mqtt://[user[:password]@]host[:port]</c>, <c>mqtts://…</c>, or a WebSocket address
+    /// <c>ws://host[:port]/path</c> or <c>wss://…</c> (MQTTnet only) into <see cref="Host"/>, <see cref="Port"/>,
+    /// <see cref="UseTls"/>, <see cref="WebSocketPath"/> and the credentials.
     /// </summary>
     /// <param name="address">The broker address.</param>
     /// <returns>This instance.</returns>
-    /// <exception cref="ArgumentException">The address is not an mqtt:// or mqtts:// URL.</exception>
+    /// <exception cref="ArgumentException">The address is not an mqtt://, mqtts://, ws:// or wss:// URL.</exception>
     public MqttOptions WithAddress(string address)
     {
         ArgumentNullException.ThrowIfNull(address);
-        if (!Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) || (uri.Scheme != "mqtt" && uri.Scheme != "mqtts") || string.IsNullOrEmpty(uri.Host))
+        if (!Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("mqtt" or "mqtts" or "ws" or "wss") || string.IsNullOrEmpty(uri.Host))
         {
-            throw new ArgumentException($"mqtt: '{address}' is not a broker address like mqtt://127.0.0.1:1883 or mqtts://broker:8883.", nameof(address));
+            throw new ArgumentException($"mqtt: '{address}' is not a broker address like mqtt://127.0.0.1:1883, mqtts://broker:8883 or ws://broker:8080/mqtt.", nameof(address));
         }
 
-        UseTls = uri.Scheme == "mqtts";
+        bool webSocket = uri.Scheme is "ws" or "wss";
+        UseTls = uri.Scheme is "mqtts" or "wss";
         Host = uri.Host;
-        Port = uri.IsDefaultPort || uri.Port <= 0 ? (UseTls ? 8883 : 1883) : uri.Port;
+        WebSocketPath = webSocket ? (uri.AbsolutePath.Length > 0 ? uri.AbsolutePath : "/") : null;
+        Port = uri.IsDefaultPort || uri.Port <= 0 ? (webSocket ? (UseTls ? 443 : 80) : UseTls ? 8883 : 1883) : uri.Port;
         if (!string.IsNullOrEmpty(uri.UserInfo))
         {
             string[] parts = uri.UserInfo.Split(':', 2);
@@ -113,6 +125,11 @@ public sealed class MqttOptions
         if (string.IsNullOrWhiteSpace(Host))
         {
             Fail("host", "is empty.");
+        }
+
+        if (Client is not ("auto" or "libmosquitto" or "mqttnet"))
+        {
+            Fail("client", $"'{Client}' is not auto, libmosquitto or mqttnet.");
         }
 
         if (Port is < 1 or > 65535)
@@ -176,5 +193,7 @@ public sealed class MqttOptions
 
     /// <summary>The broker as <c>mqtt://host:port</c>, without credentials (safe to log).</summary>
     /// <returns>The address.</returns>
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{(UseTls ? "mqtts" : "mqtt")}://{Host}:{Port}");
+    public override string ToString() => WebSocketPath is { } path
+        ? string.Create(CultureInfo.InvariantCulture, $"{(UseTls ? "wss" : "ws")}://{Host}:{Port}{path}")
+        : string.Create(CultureInfo.InvariantCulture, $"{(UseTls ? "mqtts" : "mqtt")}://{Host}:{Port}");
 }
