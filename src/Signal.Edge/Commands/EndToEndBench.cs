@@ -30,6 +30,7 @@ internal static class EndToEndBench
         var duration = new Option<double>("--duration") { Description = "Seconds of the paced (latency) case; 0 skips it.", DefaultValueFactory = _ => 20 };
         var qos = new Option<string>("--qos") { Description = "QoS levels of the saturation runs, comma-separated.", DefaultValueFactory = _ => "0,1" };
         var rounds = new Option<int>("--rounds") { Description = "Rounds of the saturation runs; the best of each consumer is compared.", DefaultValueFactory = _ => 3 };
+        var client = new Option<string>("--client") { Description = "The engine's MQTT clients to measure, comma-separated: libmosquitto, mqttnet (each beside the same ceiling in every round).", DefaultValueFactory = _ => "libmosquitto" };
         var publish = new Option<string>("--publish") { Description = "Results the engine publishes back: none, change or every.", DefaultValueFactory = _ => "change" };
         var command = new Command("e2e", """
             Load test through a real MQTT broker (a private Debian mosquitto on a free 127.0.0.1 port unless --mqtt is
@@ -45,12 +46,18 @@ internal static class EndToEndBench
             the message that completes a frame to that frame's classification (p50, p99, max). Prints JSON.
             """)
         {
-            mqtt, streams, rate, chunk, messages, duration, qos, publish, rounds,
+            mqtt, streams, rate, chunk, messages, duration, qos, publish, rounds, client,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
             var settings = new Settings(parse.GetValue(streams), parse.GetValue(rate), parse.GetValue(chunk), parse.GetValue(messages), parse.GetValue(duration), parse.GetValue(publish)!, parse.GetValue(rounds));
             int[] levels = [.. parse.GetValue(qos)!.Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture))];
+            string[] clients = [.. parse.GetValue(client)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)];
+            if (clients.Length == 0 || clients.Any(c => c is not ("libmosquitto" or "mqttnet")))
+            {
+                throw new ArgumentException($"bench e2e: --client takes libmosquitto and/or mqttnet (got '{parse.GetValue(client)}').");
+            }
+
             if (settings.Streams < 1 || settings.Chunk < 1 || !(settings.Rate > 0) || settings.Messages < settings.Streams * 2 || settings.Duration < 0 || settings.Rounds < 1
                 || levels.Any(q => q is < 0 or > 2) || settings.Publish is not ("none" or "change" or "every"))
             {
@@ -70,12 +77,20 @@ internal static class EndToEndBench
                 // This kind of machine drifts a lot between runs: alternate the three consumers for some rounds and
                 // compare the best of each.
                 var rounds = new List<(Rate Reference, Rate Ceiling, Rate Engine, EngineFigures Figures)>();
+                var byClient = clients.ToDictionary(c => c, _ => new List<(Rate Rate, double Bytes)>());
                 for (int r = 1; r <= settings.Rounds; r++)
                 {
-                    Console.Error.WriteLine($"QoS {q}, round {r}/{settings.Rounds}: mosquitto_pub → mosquitto_sub, our publisher → mosquitto_sub, our publisher → engine …");
+                    Console.Error.WriteLine($"QoS {q}, round {r}/{settings.Rounds}: mosquitto_pub → mosquitto_sub, our publisher → mosquitto_sub, our publisher → engine ({string.Join(", ", clients)}) …");
                     Rate reference = PassThroughWithDebianClients(address, settings.Messages, BinaryPayload.HeaderLength + (4 * settings.Chunk), q);
                     Rate ceiling = Ceiling(address, load, settings.Messages, q);
-                    (Rate engine, EngineFigures figures) = Engine(address, load, settings, q);
+                    (Rate engine, EngineFigures figures, double bytes) = Engine(address, load, settings, q, clients[0]);
+                    byClient[clients[0]].Add((engine, bytes));
+                    foreach (string other in clients.Skip(1))
+                    {
+                        (Rate otherRate, _, double otherBytes) = Engine(address, load, settings, q, other);
+                        byClient[other].Add((otherRate, otherBytes));
+                    }
+
                     rounds.Add((reference, ceiling, engine, figures));
                 }
 
@@ -89,7 +104,17 @@ internal static class EndToEndBench
                     bestEngine.Figures,
                     Math.Round(bestEngine.Engine.MessagesPerSecond / bestCeiling.MessagesPerSecond, 3),
                     [.. rounds.Select(x => x.Ceiling.MessagesPerSecond)],
-                    [.. rounds.Select(x => x.Engine.MessagesPerSecond)]));
+                    [.. rounds.Select(x => x.Engine.MessagesPerSecond)])
+                {
+                    // Each client's best round, against the ceiling and against the first client, with the managed bytes
+                    // the whole process allocated per message in that round (publisher and engine included).
+                    Clients = [.. clients.Select(c =>
+                    {
+                        (Rate best, double bytes) = byClient[c].MaxBy(x => x.Rate.MessagesPerSecond);
+                        double first = byClient[clients[0]].Max(x => x.Rate.MessagesPerSecond);
+                        return new ClientRate(c, best, Math.Round(best.MessagesPerSecond / bestCeiling.MessagesPerSecond, 3), Math.Round(best.MessagesPerSecond / first, 3), Math.Round(bytes));
+                    })],
+                });
             }
 
             if (settings.Duration > 0)
@@ -165,16 +190,18 @@ internal static class EndToEndBench
         return sub.Wait(start, count);
     }
 
-    private static (Rate Rate, EngineFigures Figures) Engine(string address, LoadMessages load, Settings settings, int qos)
+    private static (Rate Rate, EngineFigures Figures, double BytesPerMessage) Engine(string address, LoadMessages load, Settings settings, int qos, string client = "libmosquitto")
     {
-        using var run = new EngineUnderLoad(address, load, settings, qos);
+        using var run = new EngineUnderLoad(address, load, settings, qos, client);
         using MosquittoConnection publisher = Publisher(address);
         TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        long allocated0 = GC.GetTotalAllocatedBytes(precise: true);
         long start = Stopwatch.GetTimestamp();
         load.Blast(publisher, settings.Messages, qos);
         Rate rate = run.WaitForMessages(start, settings.Messages);
+        double bytes = (GC.GetTotalAllocatedBytes(precise: true) - allocated0) / (double)Math.Max(1, rate.Received);
         TimeSpan cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
-        return (rate, run.Figures(cpu));
+        return (rate, run.Figures(cpu), bytes);
     }
 
     private static Paced RunPaced(string address, LoadMessages load, Settings settings, int qos)
@@ -212,7 +239,12 @@ internal static class EndToEndBench
 
     private sealed record EngineFigures(long Steps, long Batches, double MeanBatch, long Rejected, long Duplicates, long Resets, double ProcessCpuSeconds, double CpuMicrosecondsPerMessage);
 
-    private sealed record Saturation(int Qos, Rate MosquittoPubToSub, Rate Ceiling, Rate Engine, EngineFigures EngineDetail, double EngineOfCeiling, double[] CeilingRounds, double[] EngineRounds);
+    private sealed record Saturation(int Qos, Rate MosquittoPubToSub, Rate Ceiling, Rate Engine, EngineFigures EngineDetail, double EngineOfCeiling, double[] CeilingRounds, double[] EngineRounds)
+    {
+        public List<ClientRate> Clients { get; init; } = [];
+    }
+
+    private sealed record ClientRate(string Client, Rate Engine, double OfCeiling, double OfFirstClient, double AllocatedBytesPerMessage);
 
     private sealed record Paced(int Qos, double OfferedMessagesPerSecond, Rate Engine, EngineFigures EngineDetail, long LatencySamples, long LatencyUnmatched, double P50Ms, double P99Ms, double MaxMs, double PublisherMaxLagMs);
 
@@ -313,18 +345,18 @@ internal static class EndToEndBench
     private sealed class EngineUnderLoad : IDisposable
     {
         private readonly SignalEngine _engine;
-        private readonly MosquittoConnection _connection;
+        private readonly IMqttConnection _connection;
         private readonly ResultPublisher? _publisher;
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
         private readonly IDisposable _latencySubscription;
         private long _lastMessage;
 
-        public EngineUnderLoad(string address, LoadMessages load, Settings settings, int qos)
+        public EngineUnderLoad(string address, LoadMessages load, Settings settings, int qos, string client = "libmosquitto")
         {
             EngineModel model = LiveCommands.BenchModel(settings.Rate, 2 * settings.Chunk, settings.Chunk);
             _engine = new SignalEngine(model, new EngineOptions { TopicTemplate = Prefix + "/{device}/{sensor}", MaxStreams = Math.Max(settings.Streams, 1) });
-            _connection = new MosquittoConnection(new MqttOptions { ClientId = $"bench-engine-{Environment.ProcessId}", CleanSession = true }.WithAddress(address));
+            _connection = MqttConnections.Create(new MqttOptions { ClientId = $"bench-engine-{Environment.ProcessId}", CleanSession = true, Client = client }.WithAddress(address));
             _connection.Subscribe(Prefix + "/+/+", qos);
             _connection.ConnectAsync(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
             if (settings.Publish != "none")
