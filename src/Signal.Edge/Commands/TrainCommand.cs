@@ -36,7 +36,7 @@ internal static class TrainCommand
         var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
         var augmentScale = new Option<double>("--augment-scale") { Description = "Augmentation: each training sequence is scaled by a factor from N(1, s²) per batch (0: off; on the UCR sets 0.1 with jitter 0.05 gave no gain on the mean).", DefaultValueFactory = _ => 0 };
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
-        var pooling = new Option<string>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (default: its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable) or none.", DefaultValueFactory = _ => "mean" };
+        var pooling = new Option<string?>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable) or none. Default: mean for series data sets (UCR, UEA), none for recordings." };
         var ensemble = new Option<int?>("--ensemble") { Description = "Members of an ensemble: K networks trained from seeds seed … seed+K−1 and merged into one model that steps them all in one batch and averages their logits (eval reports each member). Default: 5 for series data sets (UCR, UEA), 1 for recordings (long live streams, where the step cost counts)." };
         var inputNorm = new Option<string>("--input-norm") { Description = "none, or running: the network also sees each step's input z-scored by the stream's own running mean and variance per channel (normalising each series, made causal), reaching back as far as the longest training sequence.", DefaultValueFactory = _ => "none" };
         var convLayers = new Option<int?>("--conv-layers") { Description = "Causal convolutions before the recurrent layers (0: none): dilations 1, 2, 4, …, ReLU, residual from the second on; stepped with a ring of past inputs per stream. Default: 3 for series data sets (UCR, UEA), 0 for recordings." };
@@ -70,7 +70,7 @@ internal static class TrainCommand
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             new AnomalyTraining(parse.GetValue(task)!, parse.GetValue(normal), parse.GetValue(quantile)),
-            parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden), parse.GetValue(pooling)!, parse.GetValue(ensemble),
+            parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden), parse.GetValue(pooling), parse.GetValue(ensemble),
             new FrontEndOptions(parse.GetValue(convLayers), parse.GetValue(convChannels), parse.GetValue(convKernel)) { InputNormalization = parse.GetValue(inputNorm)! },
             new TrainerOptions
             {
@@ -221,10 +221,10 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, string pooling, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, string? pooling, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         anomaly.Validate();
-        if (pooling is not ("none" or "mean"))
+        if (pooling is not (null or "none" or "mean"))
         {
             throw new ArgumentException($"--pooling must be none or mean (got '{pooling}').");
         }
@@ -280,7 +280,7 @@ internal static class TrainCommand
         }
     }
 
-    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, string pooling, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, string? poolingOption, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         string cellName = kind.ToString().ToLowerInvariant();
         LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed, dataOptions.Recordings);
@@ -295,6 +295,10 @@ internal static class TrainCommand
         }
 
         convolutions = convolutions.For(set);
+
+        // Recordings are long live streams cut into segments; a quick run on a small one learned slower with the
+        // pooled mean (docs/training.md), and their features already summarise each frame.
+        string pooling = poolingOption ?? (set.IsRecordings ? "none" : "mean");
 
         // Small training splits lose too much by a hold-out (BasicMotions has 10 sequences per class): the
         // documented automatic choice is no early stopping below 100 sequences or 10 per class. Recordings

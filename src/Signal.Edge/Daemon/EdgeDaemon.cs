@@ -216,8 +216,13 @@ internal sealed partial class EdgeDaemon : BackgroundService
     private async Task ShutdownAsync(string? folder)
     {
         var clock = Stopwatch.StartNew();
-        _shuttingDown = true;
-        _systemd.Notify("STOPPING=1\nSTATUS=draining, flushing storage and checkpointing");
+        lock (_notifyGate)
+        {
+            // Under the gate, so no watchdog ping from the timer follows STOPPING=1.
+            _shuttingDown = true;
+            _systemd.Notify("STOPPING=1\nSTATUS=draining, flushing storage and checkpointing");
+        }
+
         _hangup?.Dispose();
         foreach (FileSystemWatcher w in _watchers)
         {
@@ -388,6 +393,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
     }
 
     private readonly SystemdNotifier _systemd = new();
+    private readonly Lock _notifyGate = new();
     private long _takenAtLastTick = -1, _queuedAtLastTick;
     private bool _readySent;
 
@@ -397,6 +403,17 @@ internal sealed partial class EdgeDaemon : BackgroundService
     /// since the last tick; an idle loop with nothing waiting is healthy. systemd restarts a stalled daemon.
     /// </summary>
     private void NotifySystemd()
+    {
+        lock (_notifyGate)
+        {
+            if (!_shuttingDown)
+            {
+                NotifyRunning();
+            }
+        }
+    }
+
+    private void NotifyRunning()
     {
         if (!_readySent && Readiness().Ready)
         {
