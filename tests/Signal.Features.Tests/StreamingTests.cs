@@ -21,6 +21,7 @@ public sealed class StreamingTests
         Filters = [
             new FilterSpec { Design = "butterworth", Mode = "highpass", Order = 3, Frequency = 5 },
             new FilterSpec { Design = "biquad", Mode = "notch", Frequency = 50, Q = 10 },
+            new FilterSpec { Design = "fir", Mode = "lowpass", Taps = 21, Frequency = 200 },
         ],
         Features = [
             new FeatureRequest { Name = "rms" },
@@ -218,6 +219,35 @@ public sealed class StreamingTests
             Assert.Equal(0f, rows[skew]);
             Assert.Equal(0f, rows[kurt]);
         }
+    }
+
+    [Fact]
+    public void A_saved_and_restored_stream_continues_exactly_filters_included()
+    {
+        var pipeline = new FeaturePipeline(StatefulSpec());
+        float[] x = Signal(2000, 3, 41);
+        float[] whole = pipeline.ExtractAll(x);
+
+        // Half the signal, a checkpoint, then the rest on a new extractor restored from it.
+        FeatureExtractor first = pipeline.CreateExtractor();
+        var rows = new float[whole.Length];
+        int written = first.Process(x.AsSpan(0, 3 * 1000), rows, out _);
+        using var state = new MemoryStream();
+        using (var writer = new BinaryWriter(state, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            first.WriteState(writer);
+        }
+
+        state.Position = 0;
+        FeatureExtractor second = pipeline.CreateExtractor();
+        using (var reader = new BinaryReader(state))
+        {
+            second.ReadState(reader);
+        }
+
+        written += second.Process(x.AsSpan(3 * 1000), rows.AsSpan(written * pipeline.OutputLength), out _);
+        Assert.Equal(whole.Length / pipeline.OutputLength, written);
+        Assert.Equal(whole, rows);
     }
 
     [Fact]

@@ -299,6 +299,18 @@ def gen_filters():
         if rs is not None:
             case["rs"] = rs
         cases.append(case)
+    # FIR filters by the window method: scipy's firwin and lfilter(h, 1, x).
+    for btype, taps, wn, window in [("lowpass", 51, 100.0, "hamming"), ("highpass", 31, 50.0, "hann"),
+                                    ("bandpass", 63, [100.0, 200.0], "blackman"), ("bandstop", 41, [200.0, 300.0], "hamming")]:
+        h = scipy.signal.firwin(taps, wn, window=window, pass_zero=btype in ("lowpass", "bandstop"), fs=fs)
+        case = {"design": "fir", "mode": btype, "order": 1, "q": 0.0, "taps": taps, "window": window,
+                "output": scipy.signal.lfilter(h, [1.0], x.astype(np.float64))}
+        if isinstance(wn, list):
+            case["frequencies"] = wn
+            case["frequency"] = 0.0
+        else:
+            case["frequency"] = wn
+        cases.append(case)
     dump("filters", {"rate": fs, "signal": x, "cases": cases})
 
 

@@ -6,7 +6,7 @@ namespace Signal.Features.Filters;
 /// chunks gives exactly the output of one call on the whole signal.
 /// </summary>
 /// <remarks>Holds one channel's state: one instance per stream and channel, not thread-safe. Allocates nothing per sample.</remarks>
-public sealed class SosFilter
+public sealed class SosFilter : StreamFilter
 {
     private readonly Biquad[] _sections;
     private readonly double[] _z1;
@@ -30,15 +30,15 @@ public sealed class SosFilter
     /// <summary>The sections in cascade order.</summary>
     public IReadOnlyList<Biquad> Sections => _sections;
 
-    /// <summary>Clears the state, as at the start of a new stream.</summary>
-    public void Reset()
+    /// <inheritdoc/>
+    public override void Reset()
     {
         Array.Clear(_z1);
         Array.Clear(_z2);
     }
 
     /// <summary>Writes the section states (for a checkpoint).</summary>
-    internal void WriteState(BinaryWriter writer)
+    internal override void WriteState(BinaryWriter writer)
     {
         for (int s = 0; s < _sections.Length; s++)
         {
@@ -48,7 +48,7 @@ public sealed class SosFilter
     }
 
     /// <summary>Reads what <see cref="WriteState"/> wrote for a filter with the same sections.</summary>
-    internal void ReadState(BinaryReader reader)
+    internal override void ReadState(BinaryReader reader)
     {
         for (int s = 0; s < _sections.Length; s++)
         {
@@ -57,10 +57,8 @@ public sealed class SosFilter
         }
     }
 
-    /// <summary>Filters one sample.</summary>
-    /// <param name="x">The input sample.</param>
-    /// <returns>The output sample.</returns>
-    public double Process(double x)
+    /// <inheritdoc/>
+    public override double Process(double x)
     {
         for (int s = 0; s < _sections.Length; s++)
         {
@@ -72,22 +70,5 @@ public sealed class SosFilter
         }
 
         return x;
-    }
-
-    /// <summary>Filters samples in place; <paramref name="stride"/> &gt; 1 filters one channel of interleaved data.</summary>
-    /// <param name="samples">The samples, overwritten with the filter's output.</param>
-    /// <param name="offset">The index of the first sample of this channel.</param>
-    /// <param name="stride">The distance between consecutive samples of this channel (the channel count).</param>
-    public void Process(Span<float> samples, int offset = 0, int stride = 1)
-    {
-        if (stride < 1)
-        {
-            ThrowHelper.OutOfRange(nameof(stride), stride, "The stride must be at least 1.");
-        }
-
-        for (int i = offset; i < samples.Length; i += stride)
-        {
-            samples[i] = (float)Process(samples[i]);
-        }
     }
 }

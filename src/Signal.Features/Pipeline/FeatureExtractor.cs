@@ -23,7 +23,7 @@ public sealed class FeatureExtractor
 {
     private readonly FeaturePipeline _pipeline;
     private readonly Framer _framer;
-    private readonly SosFilter[][] _filters;      // [channel][filter]
+    private readonly StreamFilter[][] _filters;      // [channel][filter]
     private readonly float[] _lastSample;         // per channel, for the hold policy
     private readonly bool _hold;
     private readonly FeatureWorkspace _work;      // scratch, possibly shared with other streams of one thread
@@ -44,10 +44,10 @@ public sealed class FeatureExtractor
         _framer = new Framer(new FramerOptions(spec.FrameLength, spec.Hop, spec.Channels, spec.RemoveDc));
         _hold = spec.NonFinite == "hold";
         _lastSample = new float[spec.Channels];
-        _filters = new SosFilter[spec.Channels][];
+        _filters = new StreamFilter[spec.Channels][];
         for (int c = 0; c < spec.Channels; c++)
         {
-            _filters[c] = [.. spec.Filters.Select(f => new SosFilter(f.CreateSections(spec.SampleRate)))];
+            _filters[c] = [.. spec.Filters.Select(f => f.CreateFilter(spec.SampleRate))];
         }
 
         int bins = (pipeline.FftLength / 2) + 1;
@@ -178,9 +178,9 @@ public sealed class FeatureExtractor
     public void Reset()
     {
         _framer.Reset();
-        foreach (SosFilter[] channel in _filters)
+        foreach (StreamFilter[] channel in _filters)
         {
-            foreach (SosFilter filter in channel)
+            foreach (StreamFilter filter in channel)
             {
                 filter.Reset();
             }
@@ -212,9 +212,9 @@ public sealed class FeatureExtractor
         writer.Write(_pipeline.OutputLength);
         writer.Write(_pipeline.FrameSize);
         _framer.WriteState(writer);
-        foreach (SosFilter[] channel in _filters)
+        foreach (StreamFilter[] channel in _filters)
         {
-            foreach (SosFilter filter in channel)
+            foreach (StreamFilter filter in channel)
             {
                 filter.WriteState(writer);
             }
@@ -260,9 +260,9 @@ public sealed class FeatureExtractor
         }
 
         _framer.ReadState(reader);
-        foreach (SosFilter[] channel in _filters)
+        foreach (StreamFilter[] channel in _filters)
         {
-            foreach (SosFilter filter in channel)
+            foreach (StreamFilter filter in channel)
             {
                 filter.ReadState(reader);
             }
@@ -464,7 +464,7 @@ public sealed class FeatureExtractor
                 _lastSample[c] = last;
             }
 
-            foreach (SosFilter filter in _filters[c])
+            foreach (StreamFilter filter in _filters[c])
             {
                 filter.Process(staged, c, channels);
             }

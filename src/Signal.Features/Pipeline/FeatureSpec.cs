@@ -178,7 +178,8 @@ public sealed record FilterSpec
     /// <summary>
     /// <c>butterworth</c> (default; scipy <c>butter</c>), <c>chebyshev1</c> (<c>cheby1</c>), <c>chebyshev2</c>
     /// (<c>cheby2</c>; its frequency is the stop band's edge, as in scipy), <c>elliptic</c> (<c>ellip</c>), <c>bessel</c>
-    /// (<c>bessel</c>, phase-normalised) or <c>biquad</c> (one Audio EQ Cookbook section).
+    /// (<c>bessel</c>, phase-normalised), <c>fir</c> (window method, scipy <c>firwin</c>: <see cref="Taps"/> and
+    /// <see cref="Window"/>) or <c>biquad</c> (one Audio EQ Cookbook section).
     /// </summary>
     public string Design { get; set; } = "butterworth";
 
@@ -209,6 +210,12 @@ public sealed record FilterSpec
     [JsonIgnore]
     public double AttenuationDb => Rs ?? 40;
 
+    /// <summary><c>fir</c>: the number of taps (scipy's <c>numtaps</c>; odd for high-pass and band-stop; unset: 101).</summary>
+    public int? Taps { get; set; }
+
+    /// <summary><c>fir</c>: the window of the window method: hamming (unset, scipy's default), hann, blackman or rectangular.</summary>
+    public string? Window { get; set; }
+
     /// <summary>Quality factor of a biquad (default 1/√2).</summary>
     public double Q { get; set; } = 1 / Math.Sqrt(2);
 
@@ -235,6 +242,36 @@ public sealed record FilterSpec
         _ => null,
     };
 
+    /// <summary>Creates the filter for one channel of one stream (zero state).</summary>
+    /// <param name="sampleRate">Samples per second.</param>
+    /// <returns>An FIR filter for <c>fir</c>, otherwise the cascade of <see cref="CreateSections"/>.</returns>
+    public StreamFilter CreateFilter(double sampleRate) => Design == "fir" ? new FirFilter(CreateTaps(sampleRate)) : new SosFilter(CreateSections(sampleRate));
+
+    /// <summary>
+    /// The taps of a <c>fir</c> design, as <c>scipy.signal.firwin(numtaps, cutoff, window, pass_zero, fs)</c> gives them:
+    /// designed by NWaves (<c>DesignFilter.FirWin*</c>, which agrees with scipy to about 1e-8).
+    /// </summary>
+    /// <param name="sampleRate">Samples per second.</param>
+    /// <returns>h[0], h[1], ….</returns>
+    public double[] CreateTaps(double sampleRate)
+    {
+        int taps = Taps ?? 101;
+        NWaves.Windows.WindowType window = (Window ?? "hamming") switch
+        {
+            "hann" => NWaves.Windows.WindowType.Hann,
+            "blackman" => NWaves.Windows.WindowType.Blackman,
+            "rectangular" => NWaves.Windows.WindowType.Rectangular,
+            _ => NWaves.Windows.WindowType.Hamming,
+        };
+        return FilterMode!.Value switch
+        {
+            Filters.FilterMode.LowPass => NWaves.Filters.Fda.DesignFilter.FirWinLp(taps, Frequency / sampleRate, window),
+            Filters.FilterMode.HighPass => NWaves.Filters.Fda.DesignFilter.FirWinHp(taps, Frequency / sampleRate, window),
+            Filters.FilterMode.BandPass => NWaves.Filters.Fda.DesignFilter.FirWinBp(taps, Frequencies![0] / sampleRate, Frequencies[1] / sampleRate, window),
+            _ => NWaves.Filters.Fda.DesignFilter.FirWinBs(taps, Frequencies![0] / sampleRate, Frequencies[1] / sampleRate, window),
+        };
+    }
+
     /// <summary>Designs the filter's sections.</summary>
     /// <param name="sampleRate">Samples per second.</param>
     /// <returns>The sections, in cascade order.</returns>
@@ -258,9 +295,9 @@ public sealed record FilterSpec
 
     internal void Validate(string path, double sampleRate)
     {
-        if (Family is null && Design != "biquad")
+        if (Family is null && Design is not ("biquad" or "fir"))
         {
-            throw new FeatureSpecException(path + ".design", $"'{Design}' is not a filter design; use butterworth, chebyshev1, chebyshev2, elliptic, bessel or biquad.");
+            throw new FeatureSpecException(path + ".design", $"'{Design}' is not a filter design; use butterworth, chebyshev1, chebyshev2, elliptic, bessel, fir or biquad.");
         }
 
         if (FilterMode is not { } mode)
@@ -274,7 +311,25 @@ public sealed record FilterSpec
             throw new FeatureSpecException(path + ".order", $"must be 1 to 16 (got {Order}).");
         }
 
-        if (Family is not null && band)
+        if (Design == "fir")
+        {
+            if (Taps is < 3 or > 4097)
+            {
+                throw new FeatureSpecException(path + ".taps", $"must be 3 to 4097 (got {Taps}).");
+            }
+
+            if (mode is Filters.FilterMode.HighPass or Filters.FilterMode.Notch && (Taps ?? 101) % 2 == 0)
+            {
+                throw new FeatureSpecException(path + ".taps", $"a {Mode} FIR filter needs an odd number of taps (got {Taps}), as scipy's firwin does.");
+            }
+
+            if (Window is not (null or "hamming" or "hann" or "blackman" or "rectangular"))
+            {
+                throw new FeatureSpecException(path + ".window", $"'{Window}' is not a window; use hamming, hann, blackman or rectangular.");
+            }
+        }
+
+        if ((Family is not null || Design == "fir") && band)
         {
             if (Frequencies is not [var low, var high] || !(low > 0 && high > low && high < sampleRate / 2))
             {
