@@ -555,8 +555,12 @@ public static class MqttConnections
     public static IMqttConnection Create(MqttOptions options, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return Resolve(options) == "libmosquitto" ? new MosquittoConnection(options, logger) : new MqttNetConnection(options, logger);
+        return Resolve(options) == "libmosquitto" ? new MosquittoConnection(options, logger) : CreateMqttNet(options, logger);
     }
+
+    // A method of its own, so a daemon on libmosquitto never loads MQTTnet's assembly.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static MqttNetConnection CreateMqttNet(MqttOptions options, ILogger? logger) => new(options, logger);
 
     /// <summary>The client <see cref="Create"/> picks: <c>libmosquitto</c> or <c>mqttnet</c>.</summary>
     /// <param name="options">The options.</param>
