@@ -103,12 +103,17 @@ class ConvFront(nn.Module):
     def forward(self, x):
         return self.outputs(x)[0]
 
-    def outputs(self, x):
+    def recurrent(self, x):
+        """The causal convolutions (zeros padded before the first step only), then the GRU's outputs."""
         y = x.transpose(1, 2)
         for conv, (_, kernel, dilation, residual) in zip(self.convs, self.spec):
             z = torch.relu(conv(nn.functional.pad(y, ((kernel - 1) * dilation, 0))))
             y = z + y if residual else z
         h, _ = self.rnn(y.transpose(1, 2))
+        return h
+
+    def outputs(self, x):
+        h = self.recurrent(x)
         seen = torch.arange(1, h.shape[1] + 1, dtype=h.dtype).view(1, -1, 1)
         mean = torch.cumsum(h, dim=1) / seen
         return torch.softmax(self.head(torch.cat([h, mean], dim=-1)), dim=-1), None
@@ -122,12 +127,7 @@ class ConvPlain(ConvFront):
         self.head = nn.Linear(hidden, classes)
 
     def outputs(self, x):
-        y = x.transpose(1, 2)
-        for conv, (_, kernel, dilation, residual) in zip(self.convs, self.spec):
-            z = torch.relu(conv(nn.functional.pad(y, ((kernel - 1) * dilation, 0))))
-            y = z + y if residual else z
-        h, _ = self.rnn(y.transpose(1, 2))
-        return torch.softmax(self.head(h), dim=-1), None
+        return torch.softmax(self.head(self.recurrent(x)), dim=-1), None
 
 
 def layer_arch(kind, hidden, count, prefix="rnn", proj=0, bidirectional=False, nonlinearity="tanh"):

@@ -39,6 +39,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
 
     private readonly MqttOptions _options;
     private readonly ILogger _logger;
+    private readonly MqttSession _session;
     private readonly MosquittoHandle _handle;
     private readonly GCHandle _self;
     private readonly Channel<MqttMessage> _received = Channel.CreateUnbounded<MqttMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -46,19 +47,14 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     private readonly Dictionary<string, int> _subscriptions = new(StringComparer.Ordinal);
     private readonly Dictionary<int, string> _pendingSubscriptions = [];
     private volatile string? _subscriptionProblem;
-    private readonly TaskCompletionSource _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _wake;
     private Thread? _thread;
     private volatile bool _stopping;
-    private volatile bool _connected;
     private volatile bool _paused;
     private int _queued;
     private bool _socketOpen;
-    private long _connectedAt;
-    private TimeSpan _flapDelay;
 
     /// <summary>A session that ends sooner than this after it began makes the next reconnect wait (back-off).</summary>
-    private static readonly TimeSpan ShortSession = TimeSpan.FromSeconds(10);
     private bool _disposed;
 
     /// <summary>Creates the connection (nothing is sent until <see cref="ConnectAsync"/>).</summary>
@@ -71,6 +67,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         options.Validate();
         _options = options;
         _logger = logger ?? NullLogger.Instance;
+        _session = new MqttSession(options, _logger, string.Empty);
         EnsureLibrary();
         _self = GCHandle.Alloc(this);
         nint raw = LibMosquitto.New(options.ClientId, options.CleanSession, GCHandle.ToIntPtr(_self));
@@ -117,7 +114,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     }
 
     /// <inheritdoc/>
-    public bool IsConnected => _connected;
+    public bool IsConnected => _session.Connected;
 
     /// <inheritdoc/>
     public bool IsPaused => _paused;
@@ -156,32 +153,19 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
             _thread.Start();
         }
 
-        try
-        {
-            await _firstConnect.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException e)
-        {
-            throw new MqttException($"mqtt: no session with {_options} after {timeout.TotalSeconds:0.#} s (is the broker running? the engine keeps retrying).", e);
-        }
+        await _session.WaitForFirstAsync(timeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public void Subscribe(string pattern, int qos)
     {
-        ArgumentException.ThrowIfNullOrEmpty(pattern);
-        if (MqttTopics.FilterProblem(pattern) is { } problem)
-        {
-            throw new ArgumentException($"mqtt: cannot subscribe to '{pattern}': {problem}.", nameof(pattern));
-        }
-
-        ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)qos, 2u, nameof(qos));
+        MqttSession.CheckSubscription(pattern, qos);
         lock (_subscriptionsLock)
         {
             _subscriptions[pattern] = qos;
         }
 
-        if (_connected)
+        if (_session.Connected)
         {
             lock (_subscriptionsLock)
             {
@@ -201,7 +185,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)qos, 2u, nameof(qos));
         // While disconnected libmosquitto may queue a QoS 1 message, but a message handed over while it reconnects
         // was measured to go missing now and then; refusing it here lets the caller keep and retry it.
-        if (_disposed || !_connected)
+        if (_disposed || !_session.Connected)
         {
             Interlocked.Increment(ref Counters._publishFailures);
             return false;
@@ -324,11 +308,11 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         {
             if (!_socketOpen)
             {
-                if (_flapDelay > TimeSpan.Zero)
+                if (_session.FlapDelay > TimeSpan.Zero)
                 {
                     // The last session ended soon after it began: most often another client took the session over
                     // (the same client id), and reconnecting at once would take it back, round and round.
-                    SleepOrWake(_flapDelay, descriptors);
+                    SleepOrWake(_session.FlapDelay, descriptors);
                     if (_stopping)
                     {
                         break;
@@ -338,7 +322,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
                 int rc = OpenSocket(everOpened);
                 if (rc != LibMosquitto.Success)
                 {
-                    LogUnreachable(_logger, _options, LibMosquitto.ErrorText(rc), delay.TotalSeconds);
+                    _session.Unreachable(LibMosquitto.ErrorText(rc), delay);
                     SleepOrWake(delay, descriptors);
                     delay = Backoff.Next(delay, _options.ReconnectDelayMax);
                     continue;
@@ -461,69 +445,20 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         }
 
         _socketOpen = false;
-        if (_connected)
-        {
-            Interlocked.Increment(ref Counters._connectionsLost);
-            TimeSpan lived = Stopwatch.GetElapsedTime(_connectedAt);
-            if (lived < ShortSession)
-            {
-                _flapDelay = _flapDelay == TimeSpan.Zero ? _options.ReconnectDelay : Backoff.Next(_flapDelay, _options.ReconnectDelayMax);
-                Interlocked.Increment(ref Counters._shortSessions);
-                LogShortSession(_logger, _options, lived.TotalSeconds, _options.ClientId, _flapDelay.TotalSeconds);
-            }
-            else
-            {
-                _flapDelay = TimeSpan.Zero;
-            }
-        }
-
+        _session.Lost(Counters);
         SetConnected(false, LibMosquitto.ErrorText(rc));
     }
 
-    private void SetConnected(bool connected, string reason)
-    {
-        if (_connected == connected)
-        {
-            return;
-        }
-
-        _connected = connected;
-        if (connected)
-        {
-            _connectedAt = Stopwatch.GetTimestamp();
-            LogConnected(_logger, _options, _options.ClientId);
-        }
-        else if (_stopping)
-        {
-            LogClosed(_logger, _options);
-        }
-        else
-        {
-            LogLost(_logger, _options, reason);
-        }
-
-        try
-        {
-            ConnectionChanged?.Invoke(this, new MqttConnectionEventArgs(connected, reason));
-        }
-        catch (Exception e)
-        {
-            LogHandlerFailed(_logger, e);
-        }
-    }
+    private void SetConnected(bool connected, string reason) => _session.SetConnected(connected, reason, _stopping, this, ConnectionChanged);
 
     private void HandleConnect(int code)
     {
         if (code != 0)
         {
-            string why = LibMosquitto.ConnackText(code);
-            Interlocked.Increment(ref Counters._refused);
-            LogRefused(_logger, _options, why);
-            _firstConnect.TrySetException(new MqttException($"mqtt: {_options} refused the connection: {why}."));
+            _session.Refused(Counters, LibMosquitto.ConnackText(code));
             return;
         }
 
-        Interlocked.Increment(ref Counters._connects);
         KeyValuePair<string, int>[] subscriptions;
         lock (_subscriptionsLock)
         {
@@ -542,7 +477,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
             if (rc != LibMosquitto.Success)
             {
                 _subscriptionProblem = $"subscribing to '{pattern}' failed: {LibMosquitto.ErrorText(rc)}";
-                LogSubscribeFailed(_logger, pattern, LibMosquitto.ErrorText(rc));
+                _session.SubscribeFailed(pattern, LibMosquitto.ErrorText(rc));
             }
             else
             {
@@ -554,7 +489,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         }
 
         SetConnected(true, "connected");
-        _firstConnect.TrySetResult();
+        _session.Began(Counters);
     }
 
     private unsafe void HandleMessage(LibMosquitto.Message* message)
@@ -596,7 +531,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
             if (granted[i] >= 0x80)
             {
                 _subscriptionProblem = $"the broker refused the subscription to '{pattern ?? "?"}' (SUBACK 0x{granted[i]:x2}: not authorised, or a filter it does not accept)";
-                LogSubscribeFailed(_logger, pattern ?? "?", $"SUBACK 0x{granted[i]:x2}");
+                _session.SubscribeFailed(pattern ?? "?", $"SUBACK 0x{granted[i]:x2}");
             }
         }
     }
@@ -658,28 +593,4 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
             Trace.TraceError("mqtt message callback: " + e);
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT: cannot reach {Broker}: {Reason}; retrying in {Delay:0.0} s")]
-    private static partial void LogUnreachable(ILogger logger, MqttOptions broker, string reason, double delay);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT: the session with {Broker} ended {Seconds:0.###} s after it began; if another client uses the client id '{ClientId}' the broker hands the session back and forth (give each daemon its own mqtt.clientId); reconnecting in {Delay:0.0} s")]
-    private static partial void LogShortSession(ILogger logger, MqttOptions broker, double seconds, string clientId, double delay);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "MQTT: connected to {Broker} as {ClientId}")]
-    private static partial void LogConnected(ILogger logger, MqttOptions broker, string clientId);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT: connection to {Broker} lost: {Reason}")]
-    private static partial void LogLost(ILogger logger, MqttOptions broker, string reason);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "MQTT: disconnected from {Broker}")]
-    private static partial void LogClosed(ILogger logger, MqttOptions broker);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "MQTT: a ConnectionChanged handler threw")]
-    private static partial void LogHandlerFailed(ILogger logger, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "MQTT: {Broker} refused the connection: {Reason}")]
-    private static partial void LogRefused(ILogger logger, MqttOptions broker, string reason);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "MQTT: subscribing to {Pattern} failed: {Reason}")]
-    private static partial void LogSubscribeFailed(ILogger logger, string pattern, string reason);
 }

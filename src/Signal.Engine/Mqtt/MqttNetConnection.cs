@@ -34,7 +34,6 @@ namespace Signal.Engine.Mqtt;
 /// </remarks>
 public sealed partial class MqttNetConnection : IMqttConnection
 {
-    private static readonly TimeSpan ShortSession = TimeSpan.FromSeconds(10);
     private readonly MqttOptions _options;
     private readonly ILogger _logger;
     private readonly IMqttClient _client;
@@ -43,15 +42,13 @@ public sealed partial class MqttNetConnection : IMqttConnection
     private readonly SemaphoreSlim _space = new(0);
     private readonly Dictionary<string, int> _subscriptions = new(StringComparer.Ordinal);
     private readonly Lock _subscriptionsLock = new();
-    private readonly TaskCompletionSource _firstConnect = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _wake = new(0);
     private Task? _loop;
-    private volatile bool _connected, _paused, _disposed;
+    private readonly MqttSession _session;
+    private volatile bool _paused, _disposed;
     private volatile string? _subscriptionProblem;
     private int _queued;
-    private long _connectedAt;
-    private TimeSpan _flapDelay;
 
     /// <summary>Creates the connection (nothing is sent until <see cref="ConnectAsync"/>).</summary>
     /// <param name="options">Broker, session, TLS and intake options (validated here).</param>
@@ -63,6 +60,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
         options.Validate();
         _options = options;
         _logger = logger ?? NullLogger.Instance;
+        _session = new MqttSession(options, _logger, " (MQTTnet)");
         _client = new MqttClientFactory().CreateMqttClient();
         _clientOptions = BuildOptions(options);
         _client.ApplicationMessageReceivedAsync += OnReceived;
@@ -70,7 +68,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
     }
 
     /// <inheritdoc/>
-    public bool IsConnected => _connected;
+    public bool IsConnected => _session.Connected;
 
     /// <inheritdoc/>
     public bool IsPaused => _paused;
@@ -92,32 +90,19 @@ public sealed partial class MqttNetConnection : IMqttConnection
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _loop ??= Task.Run(() => LoopAsync(_stop.Token), CancellationToken.None);
-        try
-        {
-            await _firstConnect.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException e)
-        {
-            throw new MqttException($"mqtt: no session with {_options} after {timeout.TotalSeconds:0.#} s (is the broker running? the engine keeps retrying).", e);
-        }
+        await _session.WaitForFirstAsync(timeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public void Subscribe(string pattern, int qos)
     {
-        ArgumentException.ThrowIfNullOrEmpty(pattern);
-        if (MqttTopics.FilterProblem(pattern) is { } problem)
-        {
-            throw new ArgumentException($"mqtt: cannot subscribe to '{pattern}': {problem}.", nameof(pattern));
-        }
-
-        ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)qos, 2u, nameof(qos));
+        MqttSession.CheckSubscription(pattern, qos);
         lock (_subscriptionsLock)
         {
             _subscriptions[pattern] = qos;
         }
 
-        if (_connected)
+        if (_session.Connected)
         {
             _ = SubscribeAsync([new(pattern, qos)], _stop.Token);
         }
@@ -128,7 +113,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
         ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)qos, 2u, nameof(qos));
-        if (_disposed || !_connected)
+        if (_disposed || !_session.Connected)
         {
             Interlocked.Increment(ref Counters._publishFailures);
             return false;
@@ -288,10 +273,10 @@ public sealed partial class MqttNetConnection : IMqttConnection
         {
             if (!_client.IsConnected)
             {
-                if (_flapDelay > TimeSpan.Zero)
+                if (_session.FlapDelay > TimeSpan.Zero)
                 {
                     // The last session ended soon after it began: most often another client took it over.
-                    await WaitAsync(_flapDelay, stop).ConfigureAwait(false);
+                    await WaitAsync(_session.FlapDelay, stop).ConfigureAwait(false);
                     if (stop.IsCancellationRequested)
                     {
                         break;
@@ -303,7 +288,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
                     MqttClientConnectResult result = await _client.ConnectAsync(_clientOptions, stop).ConfigureAwait(false);
                     if (result.ResultCode != MqttClientConnectResultCode.Success)
                     {
-                        Refused(result.ResultCode.ToString());
+                        _session.Refused(Counters, result.ResultCode.ToString());
                         await WaitAsync(delay, stop).ConfigureAwait(false);
                         delay = Backoff.Next(delay, _options.ReconnectDelayMax);
                     }
@@ -320,13 +305,13 @@ public sealed partial class MqttNetConnection : IMqttConnection
                 catch (MQTTnet.Adapter.MqttConnectingFailedException e) when (e.InnerException is null)
                 {
                     // The broker answered with a CONNACK that refuses us (bad credentials, client id not allowed…).
-                    Refused(e.Message);
+                    _session.Refused(Counters, e.Message);
                     await WaitAsync(delay, stop).ConfigureAwait(false);
                     delay = Backoff.Next(delay, _options.ReconnectDelayMax);
                 }
                 catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or MQTTnet.Adapter.MqttConnectingFailedException or OperationCanceledException or System.Net.Sockets.SocketException or IOException or InvalidOperationException or System.Security.Authentication.AuthenticationException)
                 {
-                    LogUnreachable(_logger, _options, e.GetBaseException().Message, delay.TotalSeconds);
+                    _session.Unreachable(e.GetBaseException().Message, delay);
                     await WaitAsync(delay, stop).ConfigureAwait(false);
                     delay = Backoff.Next(delay, _options.ReconnectDelayMax);
                 }
@@ -336,13 +321,6 @@ public sealed partial class MqttNetConnection : IMqttConnection
 
             await WaitAsync(Timeout.InfiniteTimeSpan, stop).ConfigureAwait(false);
         }
-    }
-
-    private void Refused(string why)
-    {
-        Interlocked.Increment(ref Counters._refused);
-        LogRefused(_logger, _options, why);
-        _firstConnect.TrySetException(new MqttException($"mqtt: {_options} refused the connection: {why}."));
     }
 
     private async Task WaitAsync(TimeSpan delay, CancellationToken stop)
@@ -358,7 +336,6 @@ public sealed partial class MqttNetConnection : IMqttConnection
 
     private async Task OnConnectedAsync(CancellationToken stop)
     {
-        Interlocked.Increment(ref Counters._connects);
         _subscriptionProblem = null;
         KeyValuePair<string, int>[] subscriptions;
         lock (_subscriptionsLock)
@@ -368,7 +345,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
 
         SetConnected(true, "connected");
         await SubscribeAsync(subscriptions, stop).ConfigureAwait(false);
-        _firstConnect.TrySetResult();
+        _session.Began(Counters);
     }
 
     private async Task SubscribeAsync(KeyValuePair<string, int>[] subscriptions, CancellationToken stop)
@@ -392,14 +369,14 @@ public sealed partial class MqttNetConnection : IMqttConnection
                 if ((int)item.ResultCode >= 0x80)
                 {
                     _subscriptionProblem = $"the broker refused the subscription to '{item.TopicFilter.Topic}' (SUBACK 0x{(int)item.ResultCode:x2}: not authorised, or a filter it does not accept)";
-                    LogSubscribeFailed(_logger, item.TopicFilter.Topic, $"SUBACK 0x{(int)item.ResultCode:x2}");
+                    _session.SubscribeFailed(item.TopicFilter.Topic, $"SUBACK 0x{(int)item.ResultCode:x2}");
                 }
             }
         }
         catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or OperationCanceledException or InvalidOperationException)
         {
             // The connection dropped while subscribing: the next session subscribes again.
-            LogSubscribeFailed(_logger, string.Join(", ", subscriptions.Select(s => s.Key)), e.GetBaseException().Message);
+            _session.SubscribeFailed(string.Join(", ", subscriptions.Select(s => s.Key)), e.GetBaseException().Message);
         }
     }
 
@@ -461,20 +438,9 @@ public sealed partial class MqttNetConnection : IMqttConnection
 
     private Task OnDisconnected(MqttClientDisconnectedEventArgs e)
     {
-        if (_connected)
+        if (!_disposed)
         {
-            Interlocked.Increment(ref Counters._connectionsLost);
-            TimeSpan lived = Stopwatch.GetElapsedTime(Interlocked.Read(ref _connectedAt));
-            if (lived < ShortSession && !_disposed)
-            {
-                _flapDelay = _flapDelay == TimeSpan.Zero ? _options.ReconnectDelay : Backoff.Next(_flapDelay, _options.ReconnectDelayMax);
-                Interlocked.Increment(ref Counters._shortSessions);
-                LogShortSession(_logger, _options, lived.TotalSeconds, _options.ClientId, _flapDelay.TotalSeconds);
-            }
-            else
-            {
-                _flapDelay = TimeSpan.Zero;
-            }
+            _session.Lost(Counters);
         }
 
         SetConnected(false, e.Exception?.GetBaseException().Message ?? e.Reason.ToString());
@@ -486,61 +452,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
         return Task.CompletedTask;
     }
 
-    private void SetConnected(bool connected, string reason)
-    {
-        if (_connected == connected)
-        {
-            return;
-        }
-
-        _connected = connected;
-        if (connected)
-        {
-            Interlocked.Exchange(ref _connectedAt, Stopwatch.GetTimestamp());
-            LogConnected(_logger, _options, _options.ClientId);
-        }
-        else if (_disposed)
-        {
-            LogClosed(_logger, _options);
-        }
-        else
-        {
-            LogLost(_logger, _options, reason);
-        }
-
-        try
-        {
-            ConnectionChanged?.Invoke(this, new MqttConnectionEventArgs(connected, reason));
-        }
-        catch (Exception e)
-        {
-            LogHandlerFailed(_logger, e);
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT (MQTTnet): cannot reach {Broker}: {Reason}; retrying in {Delay:0.0} s")]
-    private static partial void LogUnreachable(ILogger logger, MqttOptions broker, string reason, double delay);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT (MQTTnet): the session with {Broker} ended {Seconds:0.###} s after it began; if another client uses the client id '{ClientId}' the broker hands the session back and forth (give each daemon its own mqtt.clientId); reconnecting in {Delay:0.0} s")]
-    private static partial void LogShortSession(ILogger logger, MqttOptions broker, double seconds, string clientId, double delay);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "MQTT (MQTTnet): connected to {Broker} as {ClientId}")]
-    private static partial void LogConnected(ILogger logger, MqttOptions broker, string clientId);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT (MQTTnet): connection to {Broker} lost: {Reason}")]
-    private static partial void LogLost(ILogger logger, MqttOptions broker, string reason);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "MQTT (MQTTnet): disconnected from {Broker}")]
-    private static partial void LogClosed(ILogger logger, MqttOptions broker);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "MQTT (MQTTnet): a ConnectionChanged handler threw")]
-    private static partial void LogHandlerFailed(ILogger logger, Exception error);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "MQTT (MQTTnet): {Broker} refused the connection: {Reason}")]
-    private static partial void LogRefused(ILogger logger, MqttOptions broker, string reason);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "MQTT (MQTTnet): subscribing to {Pattern} failed: {Reason}")]
-    private static partial void LogSubscribeFailed(ILogger logger, string pattern, string reason);
+    private void SetConnected(bool connected, string reason) => _session.SetConnected(connected, reason, _disposed, this, ConnectionChanged);
 }
 
 /// <summary>Chooses the MQTT client (<see cref="MqttOptions.Client"/>): libmosquitto where it loads, else MQTTnet.</summary>
