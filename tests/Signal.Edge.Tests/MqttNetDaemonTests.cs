@@ -46,3 +46,84 @@ public sealed partial class DaemonTests
         Directory.Delete(folder, recursive: true);
     }
 }
+
+/// <summary>The daemon's embedded broker, with Debian's mosquitto_pub as the sensors.</summary>
+public sealed partial class DaemonTests
+{
+    private static (int Code, string Error) MosquittoPub(int port, string user, string password, string topic, byte[] payload)
+    {
+        string file = Path.GetTempFileName();
+        File.WriteAllBytes(file, payload);
+        try
+        {
+            using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("mosquitto_pub",
+                ["-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-i", "sensor-" + topic.Replace('/', '-'), "-u", user, "-P", password, "-q", "1", "-t", topic, "-f", file])
+            {
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+            })!;
+            string error = process.StandardError.ReadToEnd();
+            process.WaitForExit();
+            return (process.ExitCode, error);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task An_embedded_broker_takes_mosquitto_pub_from_its_users_and_the_daemon_classifies_it()
+    {
+        string folder = Directory.CreateTempSubdirectory("signal-embedded-").FullName;
+        string model = DemoModelFile(folder, "bearing");
+        string users = Path.Combine(folder, "users");
+        File.WriteAllLines(users, ["# sensors", "pump:s3cret"]);
+        int brokerPort = EdgeProcess.FreePort(), httpPort = EdgeProcess.FreePort();
+        string config = Path.Combine(folder, "edge.json");
+        File.WriteAllText(config, $$"""
+            {
+              "models": [ { "path": "{{model}}", "topicTemplate": "sensors/{device}/{sensor}" } ],
+              "embeddedBroker": { "address": "127.0.0.1:{{brokerPort}}", "usersFile": "{{users}}" },
+              "engine": { "maxWait": "00:00:00.002" },
+              "http": { "address": "127.0.0.1:{{httpPort}}" }
+            }
+            """);
+        string url = $"http://127.0.0.1:{httpPort}/";
+        long start = 1_790_000_000_000_000_000;
+        BearingFault outer = BearingFault.Known.Single(f => f.Name == "outer");
+        using (var daemon = new EdgeProcess(null, "run", "--config", config, "--quiet"))
+        {
+            await daemon.WaitUntil(async () => (await s_http.GetAsync(url + "readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "/readyz");
+
+            // A wrong password is refused by the broker; the user of the file publishes.
+            (int refused, string why) = MosquittoPub(brokerPort, "pump", "wrong", "sensors/m1/vib", [1, 2, 3]);
+            Assert.NotEqual(0, refused);
+            Assert.Contains("bad user name or password", why, StringComparison.Ordinal);
+            List<byte[]> healthy = Messages(701, null, 40, start), faulty = Messages(702, outer, 40, start, source: new VibrationSource(12_000, 702));
+            for (int i = 0; i < 40; i++)
+            {
+                Assert.Equal(0, MosquittoPub(brokerPort, "pump", "s3cret", "sensors/m1/vib", healthy[i]).Code);
+                Assert.Equal(0, MosquittoPub(brokerPort, "pump", "s3cret", "sensors/m2/vib", faulty[i]).Code);
+            }
+
+            await daemon.WaitUntil(async () => (await Streams(url)).Count(s => s.GetProperty("steps").GetInt64() >= 40) == 2, TimeSpan.FromSeconds(20), "two streams with 40 steps");
+            JsonElement[] streams = await Streams(url);
+            Assert.Equal("normal", Find(streams, "m1/vib")!.Value.GetProperty("label").GetString());
+            Assert.Equal("outer", Find(streams, "m2/vib")!.Value.GetProperty("label").GetString());
+            Assert.Equal(0, daemon.Terminate(TimeSpan.FromSeconds(30)));
+            Assert.Contains($"embedded MQTT broker listening on 127.0.0.1:{brokerPort}", daemon.Output, StringComparison.Ordinal);
+        }
+
+        // A users file with a bad line is refused at start, naming the file and the line.
+        File.WriteAllLines(users, ["pump:s3cret", "nocolon"]);
+        using (var bad = new EdgeProcess(null, "run", "--config", config, "--quiet"))
+        {
+            Assert.True(bad.WaitForExit(TimeSpan.FromSeconds(20)), bad.Output);
+            Assert.Equal(1, bad.ExitCode);
+            Assert.Contains("line 2 is not user:password", bad.Output, StringComparison.Ordinal);
+        }
+
+        Directory.Delete(folder, recursive: true);
+    }
+}

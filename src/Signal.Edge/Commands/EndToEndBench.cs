@@ -30,6 +30,7 @@ internal static class EndToEndBench
         var duration = new Option<double>("--duration") { Description = "Seconds of the paced (latency) case; 0 skips it.", DefaultValueFactory = _ => 20 };
         var qos = new Option<string>("--qos") { Description = "QoS levels of the saturation runs, comma-separated.", DefaultValueFactory = _ => "0,1" };
         var rounds = new Option<int>("--rounds") { Description = "Rounds of the saturation runs; the best of each consumer is compared.", DefaultValueFactory = _ => 3 };
+        var brokerOption = new Option<string>("--broker") { Description = "The private broker to start when no --mqtt is given: mosquitto (Debian's) or embedded (the daemon's MQTTnet.Server broker).", DefaultValueFactory = _ => "mosquitto" };
         var client = new Option<string>("--client") { Description = "The engine's MQTT clients to measure, comma-separated: libmosquitto, mqttnet (each beside the same ceiling in every round).", DefaultValueFactory = _ => "libmosquitto" };
         var publish = new Option<string>("--publish") { Description = "Results the engine publishes back: none, change or every.", DefaultValueFactory = _ => "change" };
         var command = new Command("e2e", """
@@ -46,7 +47,7 @@ internal static class EndToEndBench
             the message that completes a frame to that frame's classification (p50, p99, max). Prints JSON.
             """)
         {
-            mqtt, streams, rate, chunk, messages, duration, qos, publish, rounds, client,
+            mqtt, streams, rate, chunk, messages, duration, qos, publish, rounds, client, brokerOption,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -64,9 +65,19 @@ internal static class EndToEndBench
                 throw new ArgumentException("bench e2e: need --streams ≥ 1, --chunk ≥ 1, --rate > 0, --messages ≥ 2 × streams, --duration ≥ 0, --rounds ≥ 1, --qos levels 0-2 and --publish none, change or every.");
             }
 
-            using LocalMosquitto? local = parse.GetValue(mqtt) is null ? new LocalMosquitto(logAll: false) : null;
-            string address = parse.GetValue(mqtt) ?? local!.Address;
-            Console.Error.WriteLine($"broker {address}{(local is null ? "" : $" (private mosquitto, pid {local.ProcessId})")}; libmosquitto {MosquittoConnection.LibraryVersion}");
+            string brokerKind = parse.GetValue(brokerOption)!;
+            if (brokerKind is not ("mosquitto" or "embedded"))
+            {
+                throw new ArgumentException($"bench e2e: --broker is mosquitto or embedded (got '{brokerKind}').");
+            }
+
+            bool start = parse.GetValue(mqtt) is null;
+            using LocalMosquitto? local = start && brokerKind == "mosquitto" ? new LocalMosquitto(logAll: false) : null;
+            using Daemon.EmbeddedBroker? embedded = start && brokerKind == "embedded"
+                ? Daemon.EmbeddedBroker.Start(new Daemon.EmbeddedBrokerSettings { Address = $"127.0.0.1:{Signal.Engine.LocalServer.FreePort()}" })
+                : null;
+            string address = parse.GetValue(mqtt) ?? local?.Address ?? embedded!.ClientAddress;
+            Console.Error.WriteLine($"broker {address}{(local is null ? "" : $" (private mosquitto, pid {local.ProcessId})")}{(embedded is null ? "" : " (embedded MQTTnet.Server in this process)")}; libmosquitto {MosquittoConnection.LibraryVersion}");
             var report = new Report(address, settings.Streams, settings.Chunk, BinaryPayload.HeaderLength + (4 * settings.Chunk), settings.Publish, Environment.ProcessorCount);
             var load = new LoadMessages(settings.Streams, settings.Rate, settings.Chunk);
             Console.Error.WriteLine("engine alone, no broker (a first pass warms up the JIT) …");
@@ -157,7 +168,7 @@ internal static class EndToEndBench
                 }
             }
 
-            using var pub = Process.Start(new ProcessStartInfo("mosquitto_pub", ["-h", uri.Host, "-p", uri.Port.ToString(CultureInfo.InvariantCulture), "-t", $"{Prefix}/pub/line", "-q", qos.ToString(CultureInfo.InvariantCulture), "-l"])
+            using var pub = Process.Start(new ProcessStartInfo("mosquitto_pub", ["-h", uri.Host, "-p", uri.Port.ToString(CultureInfo.InvariantCulture), "-i", $"bench-mosquitto-pub-{Environment.ProcessId}", "-t", $"{Prefix}/pub/line", "-q", qos.ToString(CultureInfo.InvariantCulture), "-l"])
             {
                 RedirectStandardInput = true,
                 RedirectStandardError = true,
@@ -273,7 +284,7 @@ internal static class EndToEndBench
 
         public static Subscriber Start(Uri broker, int qos, int count)
         {
-            var process = Process.Start(new ProcessStartInfo("mosquitto_sub", ["-h", broker.Host, "-p", broker.Port.ToString(CultureInfo.InvariantCulture), "-t", $"{Prefix}/#", "-q", qos.ToString(CultureInfo.InvariantCulture), "-F", "%l", "-C", count.ToString(CultureInfo.InvariantCulture)])
+            var process = Process.Start(new ProcessStartInfo("mosquitto_sub", ["-h", broker.Host, "-p", broker.Port.ToString(CultureInfo.InvariantCulture), "-i", $"bench-mosquitto-sub-{Environment.ProcessId}", "-t", $"{Prefix}/#", "-q", qos.ToString(CultureInfo.InvariantCulture), "-F", "%l", "-C", count.ToString(CultureInfo.InvariantCulture)])
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,

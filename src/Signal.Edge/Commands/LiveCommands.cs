@@ -103,6 +103,16 @@ internal static class LiveCommands
             }
 
             settings.Influx?.Validate();
+
+            // An embedded broker starts first; the daemon then subscribes to it as its own user.
+            using EmbeddedBroker? embedded = settings.EmbeddedBroker is { } embeddedSettings ? EmbeddedBroker.Start(embeddedSettings) : null;
+            if (embedded is not null)
+            {
+                settings.Mqtt = embedded.ClientAddress;
+                (settings.Broker.Username, settings.Broker.Password) = (EmbeddedBroker.OwnUser, embedded.OwnPassword);
+                Console.Error.WriteLine($"embedded MQTT broker listening on {embedded.EndPoint}{(settings.EmbeddedBroker!.UsersFile is null ? " (anyone may connect)" : " (users from " + settings.EmbeddedBroker.UsersFile + ")")}");
+            }
+
             MqttOptions broker = settings.Broker.WithAddress(settings.Mqtt);
             broker.WillTopic ??= settings.Publish.StatusTopic;
             double? seconds = parse.GetValue(duration);

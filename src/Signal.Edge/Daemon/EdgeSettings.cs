@@ -40,6 +40,9 @@ internal sealed class EdgeSettings
     /// <summary>InfluxDB storage, or null for none.</summary>
     public InfluxOptions? Influx { get; set; }
 
+    /// <summary>An MQTT broker inside the daemon (sensors publish to the edge box, no broker installed), or null for none.</summary>
+    public EmbeddedBrokerSettings? EmbeddedBroker { get; set; }
+
     /// <summary>The HTTP endpoints and dashboard.</summary>
     public HttpSettings Http { get; set; } = new();
 
@@ -197,6 +200,7 @@ internal sealed class EdgeSettings
         Engine.Validate();
         Publish.Validate();
         Influx?.Validate();
+        EmbeddedBroker?.Validate();
         Http.Validate();
         State.Validate();
         Logging.Validate();
