@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Signal.Edge.Commands;
 using Signal.Edge.Daemon;
 using Signal.Engine.Data;
+using Signal.Engine.Mqtt;
 using Spectre.Console;
 
 namespace Signal.Edge.Demo;
@@ -25,6 +26,7 @@ internal static class DemoCommand
         var model = new Option<FileInfo?>("--model", "-m") { Description = "Run this model instead of the bundled one (12 kHz vibration, 1 channel)." };
         var period = new Option<double>("--period") { Description = "Seconds of each sensor's fault cycle (a fault lasts 40 % of it).", DefaultValueFactory = _ => 30 };
         var state = new Option<string?>("--state") { Description = "Checkpoint folder (stream state survives a restart of the demo)." };
+        var transport = new Option<string>("--transport") { Description = "mqtt (default: the sensors publish to an embedded MQTT broker on a free loopback port and the daemon subscribes, the production path) or memory (the sensors hand their messages to the daemon in-process).", DefaultValueFactory = _ => "mqtt" };
         var command = new Command("demo", """
             Runs the whole pipeline with nothing installed: simulated bearing-vibration sensors (faults switched on and
             off), the bundled model (trained by 'signal-edge demo-model' on generated data), a live table here, the
@@ -34,7 +36,7 @@ internal static class DemoCommand
               signal-edge demo --duration 60
             """)
         {
-            sensors, duration, http, output, model, period, state,
+            sensors, duration, http, output, model, period, state, transport,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -43,6 +45,12 @@ internal static class DemoCommand
             if (n is < 1 or > 10_000 || !(cycle >= 5))
             {
                 throw new ArgumentException("demo: need --sensors between 1 and 10000 and --period of at least 5 s.");
+            }
+
+            string via = parse.GetValue(transport)!;
+            if (via is not ("mqtt" or "memory"))
+            {
+                throw new ArgumentException($"demo: --transport is mqtt or memory (got '{via}').");
             }
 
             string folder = Directory.CreateTempSubdirectory("signal-demo-").FullName;
@@ -70,13 +78,37 @@ internal static class DemoCommand
                 settings.Influx = new Signal.Engine.Storage.InfluxOptions().WithAddress(new Uri(lp).AbsoluteUri);
                 settings.Influx.Validate();
                 Func<int, TimeSpan, BearingFault?> schedule = SimulatedSensors.Rotating(n, TimeSpan.FromSeconds(cycle), TimeSpan.FromSeconds(cycle * 0.4));
-                SimulatedSensors? simulated = null;
                 double? seconds = parse.GetValue(duration);
-                return EdgeHost.Run(settings, configuration, _ => simulated = new SimulatedSensors(n, DemoModel.Rate, 600, schedule), new HostRun
+                TimeSpan? limit = seconds is { } s ? TimeSpan.FromSeconds(s) : null;
+                if (via == "memory")
                 {
-                    Duration = seconds is { } s ? TimeSpan.FromSeconds(s) : null,
+                    SimulatedSensors? simulated = null;
+                    return EdgeHost.Run(settings, configuration, _ => simulated = new SimulatedSensors(n, DemoModel.Rate, 600, schedule), new HostRun
+                    {
+                        Duration = limit,
+                        LogToStandardError = true,
+                        WhileRunning = (daemon, url, stop) => Show(daemon, simulated!, url, lp, stop),
+                    });
+                }
+
+                // Over MQTT: an embedded broker on a free loopback port; the sensors publish to it, the daemon subscribes.
+                using var embedded = EmbeddedBroker.Start(new EmbeddedBrokerSettings { Address = $"127.0.0.1:{Signal.Engine.LocalServer.FreePort()}" });
+                MqttOptions Client(string id) => new MqttOptions
+                {
+                    ClientId = $"{id}-{Environment.ProcessId}",
+                    Username = EmbeddedBroker.OwnUser,
+                    Password = embedded.OwnPassword,
+                }.WithAddress(embedded.ClientAddress);
+                MqttOptions daemonOptions = Client("signal-demo");
+                daemonOptions.WillTopic = settings.Publish.StatusTopic;
+                var sensorsOverMqtt = new SimulatedSensors(n, DemoModel.Rate, 600, schedule);
+                return EdgeHost.Run(settings, configuration, logs => MqttConnections.Create(daemonOptions, logs.CreateLogger("signal-edge.mqtt")), new HostRun
+                {
+                    Duration = limit,
                     LogToStandardError = true,
-                    WhileRunning = (daemon, url, stop) => Show(daemon, simulated!, url, lp, stop),
+                    WhileRunning = (daemon, url, stop) => Task.WhenAll(
+                        Show(daemon, sensorsOverMqtt, url, lp, stop),
+                        PublishSensors(daemon, sensorsOverMqtt, Client("signal-demo-sensors"), stop)),
                 });
             }
             finally
@@ -85,6 +117,48 @@ internal static class DemoCommand
             }
         }));
         return command;
+    }
+
+    /// <summary>
+    /// The simulated sensors' side of the demo over MQTT: once the daemon's subscription is in place, every message the
+    /// sensors produce is published at QoS 1 to the embedded broker, as a real sensor gateway would.
+    /// </summary>
+    private static async Task PublishSensors(EdgeDaemon daemon, SimulatedSensors sensors, MqttOptions options, CancellationToken stop)
+    {
+        await using IMqttConnection publisher = MqttConnections.Create(options);
+        await using (sensors.ConfigureAwait(false))
+        {
+            try
+            {
+                await publisher.ConnectAsync(TimeSpan.FromSeconds(10), stop).ConfigureAwait(false);
+                while (!daemon.Readiness().Broker)
+                {
+                    await Task.Delay(50, stop).ConfigureAwait(false);
+                }
+
+                await sensors.ConnectAsync(TimeSpan.FromSeconds(10), stop).ConfigureAwait(false);
+                while (await sensors.WaitToReadAsync(stop).ConfigureAwait(false))
+                {
+                    while (sensors.TryRead(out MqttMessage message))
+                    {
+                        try
+                        {
+                            while (!publisher.Publish(message.Topic, message.Payload, qos: 1))
+                            {
+                                await Task.Delay(10, stop).ConfigureAwait(false); // reconnecting: keep the message
+                            }
+                        }
+                        finally
+                        {
+                            message.Release();
+                        }
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        }
     }
 
     /// <summary>127.0.0.1:8080 when it is free, else any free port.</summary>
