@@ -109,6 +109,9 @@ internal sealed partial class EdgeProcess : IDisposable
         Assert.Equal(0, Kill(_process.Id, 15));
         Assert.True(_process.WaitForExit(timeout), $"signal-edge did not stop within {timeout.TotalSeconds} s of SIGTERM:\n{Output}");
         _process.WaitForExit();
+
+        // A crash while stopping (a signal's exit code, 128 + n) fails here with what the daemon printed.
+        Assert.True(_process.ExitCode < 128, $"signal-edge ended with exit code {_process.ExitCode} after SIGTERM:\n{Output}");
         return _process.ExitCode;
     }
 

@@ -170,14 +170,33 @@ internal sealed partial class EdgeDaemon : BackgroundService
         Connection.ConnectionChanged += OnConnectionChanged;
         _running = true;
         _ = ConnectAsync(stop);
-        using var summary = new Timer(_ => Summary(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
         TimeSpan tick = _systemd.WatchdogInterval is { } watchdog ? TimeSpan.FromTicks(Math.Min(watchdog.Ticks / 3, TimeSpan.TicksPerSecond)) : TimeSpan.FromSeconds(1);
-        using var notify = _systemd.Enabled ? new Timer(_ => NotifySystemd(), null, TimeSpan.Zero, tick) : null;
-        using var trim = new Timer(_ => TrimWhenIdle(), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
-        using var checkpoints = folder is not null && _settings.State.CheckpointInterval > TimeSpan.Zero
-            ? new Timer(_ => CheckpointAll(folder, "periodic"), null, _settings.State.CheckpointInterval, _settings.State.CheckpointInterval)
-            : null;
-        await EngineRunner.RunAsync(Connection, Take, FlushAll, _settings.Engine.IdleFlushInterval, stop).ConfigureAwait(false);
+        Timer?[] timers =
+        [
+            new Timer(_ => Summary(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10)),
+            _systemd.Enabled ? new Timer(_ => NotifySystemd(), null, TimeSpan.Zero, tick) : null,
+            new Timer(_ => TrimWhenIdle(), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2)),
+            folder is not null && _settings.State.CheckpointInterval > TimeSpan.Zero
+                ? new Timer(_ => CheckpointAll(folder, "periodic"), null, _settings.State.CheckpointInterval, _settings.State.CheckpointInterval)
+                : null,
+        ];
+        try
+        {
+            await EngineRunner.RunAsync(Connection, Take, FlushAll, _settings.Engine.IdleFlushInterval, stop).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Every timer stops, and a callback in flight (a periodic checkpoint, say) finishes, before the shutdown
+            // disposes the engines those callbacks use (a checkpoint of a disposed engine once crashed the process).
+            foreach (Timer? timer in timers)
+            {
+                if (timer is not null)
+                {
+                    await timer.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
+
         await ShutdownAsync(folder).ConfigureAwait(false);
     }
 

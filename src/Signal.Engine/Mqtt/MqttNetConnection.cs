@@ -491,14 +491,6 @@ public static class MqttConnections
         };
     }
 
-    private static bool LibMosquittoLoads()
-    {
-        if (!System.Runtime.InteropServices.NativeLibrary.TryLoad("libmosquitto.so.1", out nint handle))
-        {
-            return false;
-        }
-
-        System.Runtime.InteropServices.NativeLibrary.Free(handle);
-        return true;
-    }
+    // Loaded and kept: auto then uses it anyway, and unloading a library that pulls in OpenSSL is not safe.
+    private static bool LibMosquittoLoads() => System.Runtime.InteropServices.NativeLibrary.TryLoad("libmosquitto.so.1", out _);
 }
