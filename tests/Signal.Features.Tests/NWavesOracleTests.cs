@@ -45,4 +45,48 @@ public sealed class NWavesOracleTests
             }
         }
     }
+
+    [Fact]
+    public void Mfcc_agrees_with_nwaves_given_the_same_window_bank_log_and_dct()
+    {
+        // NWaves's MfccExtractor set to what ours computes: the frame windowed by the caller (periodic Hann), the
+        // power spectrum through the Slaney mel bank, 10·log10 with the same floor, and the orthonormal DCT-II ("2N").
+        const int n = 1024, rate = 16000, bands = 40, coefficients = 13;
+        var spec = new Signal.Features.Pipeline.FeatureSpec
+        {
+            SampleRate = rate,
+            FrameLength = n,
+            Hop = n,
+            Window = "hann",
+            Features = [new Signal.Features.Pipeline.FeatureRequest { Name = "mfcc", Count = coefficients, MelBands = bands }],
+        };
+        var random = new Random(17);
+        float[] x = [.. Enumerable.Range(0, n).Select(i => (float)(Math.Sin(2 * Math.PI * 440 * i / rate) + (0.2 * (random.NextDouble() - 0.5))))];
+        float[] ours = new Signal.Features.Pipeline.FeaturePipeline(spec).ExtractAll(x);
+
+        float[] window = Signal.Features.Windows.Window.Create(Signal.Features.Windows.WindowKind.Hann, n, symmetric: false);
+        float[] frame = [.. x.Select((v, i) => v * window[i])];
+        var options = new NWaves.FeatureExtractors.Options.MfccOptions
+        {
+            SamplingRate = rate,
+            FeatureCount = coefficients,
+            FrameSize = n,
+            HopSize = n,
+            FftSize = n,
+            FilterBankSize = bands,
+            FilterBank = NWaves.Filters.Fda.FilterBanks.MelBankSlaney(bands, n, rate, 0, rate / 2.0, normalizeGain: true),
+            SpectrumType = NWaves.FeatureExtractors.Options.SpectrumType.Power,
+            NonLinearity = NWaves.FeatureExtractors.Options.NonLinearityType.ToDecibel,
+            LogFloor = 1e-10f,
+            DctType = "2N",
+            Window = NWaves.Windows.WindowType.Rectangular,
+        };
+        float[] theirs = new float[coefficients];
+        new NWaves.FeatureExtractors.MfccExtractor(options).ProcessFrame(frame, theirs);
+        double scale = ours.Max(Math.Abs);
+        for (int c = 0; c < coefficients; c++)
+        {
+            Assert.True(Math.Abs(ours[c] - theirs[c]) <= 1e-4 * scale, $"coefficient {c}: ours {ours[c]}, NWaves {theirs[c]}");
+        }
+    }
 }
