@@ -120,6 +120,56 @@ public sealed class MqttConnectionTests
         Assert.Equal(1, sub.Counters.Connects);
     }
 
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public async Task An_mqtt5_shared_subscription_splits_the_messages_between_its_members(string client)
+    {
+        using var broker = new MosquittoBroker();
+        MqttOptions V5(string id) => new MqttOptions { ClientId = id, ProtocolVersion = 5, CleanSession = true, KeepAliveSeconds = 5, Client = client }.WithAddress(broker.Address);
+        await using IMqttConnection first = MqttConnections.Create(V5("share-a-" + client));
+        await using IMqttConnection second = MqttConnections.Create(V5("share-b-" + client));
+        foreach (IMqttConnection member in new[] { first, second })
+        {
+            member.Subscribe("$share/engines/shared/#", 1);
+            await member.ConnectAsync(TimeSpan.FromSeconds(10));
+        }
+
+        await Task.Delay(300); // both SUBACKs in
+        await using (IMqttConnection pub = Connect(broker, "pub-share-" + client, "libmosquitto", clean: true))
+        {
+            await pub.ConnectAsync(TimeSpan.FromSeconds(10));
+            for (int i = 0; i < 200; i++)
+            {
+                Assert.True(pub.Publish("shared/x", Encoding.UTF8.GetBytes(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), qos: 1));
+            }
+
+            await Task.Delay(500);
+        }
+
+        // Every message reaches exactly one member, and both members get some.
+        var got = new List<string>();
+        int[] perMember = new int[2];
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (got.Count < 200 && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            IMqttConnection[] members = [first, second];
+            for (int k = 0; k < 2; k++)
+            {
+                while (members[k].TryRead(out MqttMessage m))
+                {
+                    got.Add(Encoding.UTF8.GetString(m.Payload));
+                    perMember[k]++;
+                    m.Release();
+                }
+            }
+
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).Order(), got.Order());
+        Assert.All(perMember, count => Assert.True(count > 0, $"members got {string.Join(" and ", perMember)}"));
+    }
+
     [Fact]
     public void Bad_options_name_the_field()
     {
