@@ -9,36 +9,52 @@ namespace Signal.Edge.Tests;
 /// <summary>The daemon on its second MQTT client.</summary>
 public sealed partial class DaemonTests
 {
-    [Fact]
-    public async Task On_the_mqttnet_client_the_daemon_classifies_what_mosquitto_delivers()
+    /// <summary>A config of the demo model on sensors/{device}/{sensor} with the given MQTT lines; returns it and the daemon's URL.</summary>
+    private static (string Config, string Url) BearingConfig(string folder, string mqttLines)
     {
-        using var broker = new LocalMosquitto();
-        string folder = Directory.CreateTempSubdirectory("signal-mqttnet-").FullName;
         string model = DemoModelFile(folder, "bearing");
         string config = Path.Combine(folder, "edge.json");
         int port = EdgeProcess.FreePort();
         File.WriteAllText(config, $$"""
             {
               "models": [ { "path": "{{model}}", "topicTemplate": "sensors/{device}/{sensor}" } ],
-              "mqtt": "{{broker.Address}}",
-              "broker": { "client": "mqttnet", "clientId": "edge-mqttnet" },
+              {{mqttLines}},
               "engine": { "maxWait": "00:00:00.002" },
               "http": { "address": "127.0.0.1:{{port}}" }
             }
             """);
-        string url = $"http://127.0.0.1:{port}/";
-        long start = 1_790_000_000_000_000_000;
-        BearingFault outer = BearingFault.Known.Single(f => f.Name == "outer");
+        return (config, $"http://127.0.0.1:{port}/");
+    }
+
+    /// <summary>A healthy stream (m1) and an outer-race fault (m2), 40 messages each.</summary>
+    private static (List<byte[]> Healthy, List<byte[]> Faulty) TwoBearings(int seed) =>
+        (Messages(seed, null, 40, 1_790_000_000_000_000_000),
+         Messages(seed + 1, BearingFault.Known.Single(f => f.Name == "outer"), 40, 1_790_000_000_000_000_000, source: new VibrationSource(12_000, seed + 1)));
+
+    /// <summary>Waits for both streams' 40 steps and checks their classes: normal and outer race.</summary>
+    private static async Task ExpectNormalAndOuter(EdgeProcess daemon, string url)
+    {
+        await daemon.WaitUntil(async () => (await Streams(url)).Count(s => s.GetProperty("steps").GetInt64() >= 40) == 2, TimeSpan.FromSeconds(20), "two streams with 40 steps");
+        JsonElement[] streams = await Streams(url);
+        Assert.Equal("normal", Find(streams, "m1/vib")!.Value.GetProperty("label").GetString());
+        Assert.Equal("outer", Find(streams, "m2/vib")!.Value.GetProperty("label").GetString());
+    }
+
+    [Fact]
+    public async Task On_the_mqttnet_client_the_daemon_classifies_what_mosquitto_delivers()
+    {
+        using var broker = new LocalMosquitto();
+        string folder = Directory.CreateTempSubdirectory("signal-mqttnet-").FullName;
+        (string config, string url) = BearingConfig(folder, $$"""
+            "mqtt": "{{broker.Address}}",
+              "broker": { "client": "mqttnet", "clientId": "edge-mqttnet" }
+            """);
+        (List<byte[]> healthy, List<byte[]> faulty) = TwoBearings(601);
         using (var daemon = new EdgeProcess(null, "run", "--config", config, "--quiet"))
         {
             await daemon.WaitUntil(async () => (await s_http.GetAsync(url + "readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "/readyz");
-            await Publish(broker.Address,
-                ("sensors/m1/vib", Messages(601, null, 40, start)),
-                ("sensors/m2/vib", Messages(602, outer, 40, start, source: new VibrationSource(12_000, 602))));
-            await daemon.WaitUntil(async () => (await Streams(url)).Count(s => s.GetProperty("steps").GetInt64() >= 40) == 2, TimeSpan.FromSeconds(20), "two streams with 40 steps");
-            JsonElement[] streams = await Streams(url);
-            Assert.Equal("normal", Find(streams, "m1/vib")!.Value.GetProperty("label").GetString());
-            Assert.Equal("outer", Find(streams, "m2/vib")!.Value.GetProperty("label").GetString());
+            await Publish(broker.Address, ("sensors/m1/vib", healthy), ("sensors/m2/vib", faulty));
+            await ExpectNormalAndOuter(daemon, url);
             Assert.Equal(0, daemon.Terminate(TimeSpan.FromSeconds(30)));
             Assert.Contains("MQTT (MQTTnet): connected", daemon.Output, StringComparison.Ordinal);
         }
@@ -76,22 +92,13 @@ public sealed partial class DaemonTests
     public async Task An_embedded_broker_takes_mosquitto_pub_from_its_users_and_the_daemon_classifies_it()
     {
         string folder = Directory.CreateTempSubdirectory("signal-embedded-").FullName;
-        string model = DemoModelFile(folder, "bearing");
         string users = Path.Combine(folder, "users");
         File.WriteAllLines(users, ["# sensors", "pump:s3cret"]);
-        int brokerPort = EdgeProcess.FreePort(), httpPort = EdgeProcess.FreePort();
-        string config = Path.Combine(folder, "edge.json");
-        File.WriteAllText(config, $$"""
-            {
-              "models": [ { "path": "{{model}}", "topicTemplate": "sensors/{device}/{sensor}" } ],
-              "embeddedBroker": { "address": "127.0.0.1:{{brokerPort}}", "usersFile": "{{users}}" },
-              "engine": { "maxWait": "00:00:00.002" },
-              "http": { "address": "127.0.0.1:{{httpPort}}" }
-            }
+        int brokerPort = EdgeProcess.FreePort();
+        (string config, string url) = BearingConfig(folder, $$"""
+            "embeddedBroker": { "address": "127.0.0.1:{{brokerPort}}", "usersFile": "{{users}}" }
             """);
-        string url = $"http://127.0.0.1:{httpPort}/";
-        long start = 1_790_000_000_000_000_000;
-        BearingFault outer = BearingFault.Known.Single(f => f.Name == "outer");
+        (List<byte[]> healthy, List<byte[]> faulty) = TwoBearings(701);
         using (var daemon = new EdgeProcess(null, "run", "--config", config, "--quiet"))
         {
             await daemon.WaitUntil(async () => (await s_http.GetAsync(url + "readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "/readyz");
@@ -100,17 +107,13 @@ public sealed partial class DaemonTests
             (int refused, string why) = MosquittoPub(brokerPort, "pump", "wrong", "sensors/m1/vib", [1, 2, 3]);
             Assert.NotEqual(0, refused);
             Assert.Contains("bad user name or password", why, StringComparison.Ordinal);
-            List<byte[]> healthy = Messages(701, null, 40, start), faulty = Messages(702, outer, 40, start, source: new VibrationSource(12_000, 702));
             for (int i = 0; i < 40; i++)
             {
                 Assert.Equal(0, MosquittoPub(brokerPort, "pump", "s3cret", "sensors/m1/vib", healthy[i]).Code);
                 Assert.Equal(0, MosquittoPub(brokerPort, "pump", "s3cret", "sensors/m2/vib", faulty[i]).Code);
             }
 
-            await daemon.WaitUntil(async () => (await Streams(url)).Count(s => s.GetProperty("steps").GetInt64() >= 40) == 2, TimeSpan.FromSeconds(20), "two streams with 40 steps");
-            JsonElement[] streams = await Streams(url);
-            Assert.Equal("normal", Find(streams, "m1/vib")!.Value.GetProperty("label").GetString());
-            Assert.Equal("outer", Find(streams, "m2/vib")!.Value.GetProperty("label").GetString());
+            await ExpectNormalAndOuter(daemon, url);
             Assert.Equal(0, daemon.Terminate(TimeSpan.FromSeconds(30)));
             Assert.Contains($"embedded MQTT broker listening on 127.0.0.1:{brokerPort}", daemon.Output, StringComparison.Ordinal);
         }
