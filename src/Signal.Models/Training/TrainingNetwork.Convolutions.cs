@@ -20,7 +20,6 @@ public sealed partial class TrainingNetwork
             int inSize = Architecture.ConvolutionInputSize(c), kernel = conv.Kernel, taps = kernel * inSize, channels = conv.Channels;
             float[] weights = w.ConvWeights[c], tapRows = w.ConvTaps[c], output = w.ConvOutputs[c], activated = w.ConvActivated[c];
             float[] bias = _byName[$"convs.{c}.bias"].Value;
-            Repack(_byName[$"convs.{c}.weight"].Value, weights, channels, inSize, kernel);
             for (int t = 0; t < n; t++)
             {
                 Span<float> row = tapRows.AsSpan(t * taps, taps);
@@ -73,7 +72,7 @@ public sealed partial class TrainingNetwork
             int inSize = Architecture.ConvolutionInputSize(c), kernel = conv.Kernel, taps = kernel * inSize, channels = conv.Channels;
             float[] weights = w.ConvWeights[c], tapRows = w.ConvTaps[c], activated = w.ConvActivated[c], dOutput = w.ConvGradients[c];
             float[] dTaps = w.ConvTapGradients[c], tapGradient = w.ConvWeightGradients[c];
-            Parameter weight = _byName[$"convs.{c}.weight"], bias = _byName[$"convs.{c}.bias"];
+            Parameter bias = _byName[$"convs.{c}.bias"];
             float[]? dInput = c > 0 ? w.ConvGradients[c - 1] : null;
             if (dInput is not null)
             {
@@ -128,19 +127,38 @@ public sealed partial class TrainingNetwork
                 }
             }
 
-            // The tap-major weight gradient goes back to PyTorch's [out, in, kernel] layout.
+        }
+    }
+
+    /// <summary>The weights in tap-major order, once per <see cref="Loss"/> call (they do not change within one).</summary>
+    private void PrepareConvolutions(Work w)
+    {
+        for (int c = 0; c < _convolutions.Length; c++)
+        {
+            Repack(_byName[$"convs.{c}.weight"].Value, w.ConvWeights[c], _convolutions[c].Channels, Architecture.ConvolutionInputSize(c), _convolutions[c].Kernel);
+        }
+    }
+
+    /// <summary>
+    /// Adds the weight gradients the sequences of one <see cref="Loss"/> call accumulated in tap-major order to the
+    /// parameters, in PyTorch's [out, in, kernel] layout (one conversion per call, not per sequence).
+    /// </summary>
+    private void FinishConvolutions(Work w)
+    {
+        for (int c = 0; c < _convolutions.Length; c++)
+        {
+            int inSize = Architecture.ConvolutionInputSize(c), kernel = _convolutions[c].Kernel, taps = kernel * inSize, channels = _convolutions[c].Channels;
+            float[] tapGradient = w.ConvWeightGradients[c], gradient = _byName[$"convs.{c}.weight"].Gradient;
             for (int o = 0; o < channels; o++)
             {
                 for (int i = 0; i < inSize; i++)
                 {
                     for (int k = 0; k < kernel; k++)
                     {
-                        weight.Gradient[(((o * inSize) + i) * kernel) + k] += tapGradient[(o * taps) + (k * inSize) + i];
+                        gradient[(((o * inSize) + i) * kernel) + k] += tapGradient[(o * taps) + (k * inSize) + i];
                     }
                 }
             }
-
-            Array.Clear(tapGradient, 0, channels * taps);
         }
     }
 

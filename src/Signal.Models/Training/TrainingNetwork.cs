@@ -257,6 +257,7 @@ public sealed partial class TrainingNetwork
         correct = 0;
         counted = 0;
         var work = new Work(this, batch.Steps);
+        PrepareConvolutions(work);
         bool dropping = (backward || DropoutWithoutGradients) && _dropout > 0;
         Span<float> logits = classes <= 1024 ? stackalloc float[classes] : new float[classes];
         for (int b = 0; b < batch.Count; b++)
@@ -363,6 +364,11 @@ public sealed partial class TrainingNetwork
             {
                 Backward(work, network, n, dropping);
             }
+        }
+
+        if (backward)
+        {
+            FinishConvolutions(work);
         }
 
         return total;
@@ -710,7 +716,7 @@ public sealed partial class TrainingNetwork
         /// <summary>Per convolution: each step's ReLU output before the residual [steps × channels].</summary>
         public float[][] ConvActivated { get; }
 
-        /// <summary>Per convolution: the sequence's weight gradient, tap-major, before it is added in PyTorch's layout.</summary>
+        /// <summary>Per convolution: the call's weight gradient, tap-major, before it is added in PyTorch's layout.</summary>
         public float[][] ConvWeightGradients { get; }
 
         /// <summary>Per convolution: each step's gathered taps [steps × kernel · input] (zeros before the start).</summary>
