@@ -162,6 +162,26 @@ public sealed class ReferenceTests
             Golden.Close(want, rows.AsSpan(r * pipeline.OutputLength, pipeline.OutputLength), 1e-5 * want.Max(), 2e-4, $"row {r}");
         }
 
+        // Two envelope features on one band share one envelope spectrum per frame: the band energies still match the
+        // golden, and the fault energies are those of the fault feature alone on that band.
+        var sharedSpec = spec with
+        {
+            Features =
+            [
+                spec.Features[0],
+                new FeatureRequest { Name = "bearing_fault_energy", Bearing = geometry, Band = [2000, 4500], Width = g.GetProperty("width").GetDouble() },
+            ],
+        };
+        var faultAlone = spec with { Features = [sharedSpec.Features[1]] };
+        float[] shared = new FeaturePipeline(sharedSpec).ExtractAll(g.GetProperty("signal").Floats());
+        float[] alone = new FeaturePipeline(faultAlone).ExtractAll(g.GetProperty("signal").Floats());
+        for (int r = 0; r < expected.Length; r++)
+        {
+            double[] want = expected[r].Doubles()[..7];
+            Golden.Close(want, shared.AsSpan(r * 11, 7), 1e-5 * want.Max(), 2e-4, $"shared row {r}");
+            Assert.Equal(alone.AsSpan(r * 4, 4).ToArray(), shared.AsSpan((r * 11) + 7, 4).ToArray());
+        }
+
         // An outer-race fault: its envelope energy at BPFO stands above the inner race's and the cage's.
         Assert.True(rows[7] > 10 * rows[8] && rows[7] > 10 * rows[10], string.Join(", ", rows[7..11]));
 

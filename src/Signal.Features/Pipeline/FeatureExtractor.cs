@@ -344,6 +344,16 @@ public sealed class FeatureExtractor
         Spectrum.Power(w.EnvelopeRe, w.EnvelopeIm, w.EnvelopePower);
     }
 
+    /// <summary>The envelope spectrum for <paramref name="op"/>'s band, unless this frame's is already computed for it.</summary>
+    private void EnvelopeOnce(ReadOnlySpan<float> x, FeatureOp op, ref (int First, int End) computed)
+    {
+        if (computed != (op.EnvelopeFirstBin, op.EnvelopeEndBin))
+        {
+            EnvelopeSpectrum(x, op);
+            computed = (op.EnvelopeFirstBin, op.EnvelopeEndBin);
+        }
+    }
+
     private void ExtractChannel(int channel, ReadOnlySpan<float> x, Span<float> output)
     {
         FeaturePipeline p = _pipeline;
@@ -378,6 +388,7 @@ public sealed class FeatureExtractor
         }
 
         FeatureOp[] ops = p.Ops;
+        (int First, int End) envelopeBand = (-1, -1); // the demodulation band whose envelope spectrum is in the workspace
         for (int i = 0; i < ops.Length; i++)
         {
             FeatureOp op = ops[i];
@@ -426,11 +437,11 @@ public sealed class FeatureExtractor
                 case FeatureKind.Power: _work.Power.CopyTo(dst); break;
                 case FeatureKind.LogPower: Spectrum.LogPower(_work.Power, dst, p.LogFloor); break;
                 case FeatureKind.EnvelopeBandEnergy:
-                    EnvelopeSpectrum(x, op);
+                    EnvelopeOnce(x, op, ref envelopeBand);
                     p.Bands[op.Bands].Apply(_work.EnvelopePower, dst);
                     break;
                 case FeatureKind.BearingFaultEnergy:
-                    EnvelopeSpectrum(x, op);
+                    EnvelopeOnce(x, op, ref envelopeBand);
                     for (int b = 0; b < 4; b++)
                     {
                         p.Bands[op.Bands + b].Apply(_work.EnvelopePower, dst.Slice(b, 1));
