@@ -224,15 +224,8 @@ public static class IirDesign
 
             (double b1, double b2) = Polynomial(zeros);
             (double a1, double a2) = Polynomial(poles);
-            double gain = s == 0 ? k : 1;
-            double b0 = gain;
-            if (zeros.Length == 0)
-            {
-                b1 = 0;
-                b2 = 0;
-            }
-
-            sections[s] = new Biquad(b0, gain * b1, gain * b2, a1, a2);
+            double gain = s == 0 ? k : 1; // the overall gain rides on the first section
+            sections[s] = new Biquad(gain, gain * b1, gain * b2, a1, a2);
         }
 
         if (zeroPairs.Count > 0)

@@ -38,7 +38,8 @@ public static class Initialization
             {
                 // A convolution [out, in, kernel]: fan-in in · kernel. PyTorch's default bound 1/√fan (uniform), or He
                 // (Kaiming) uniform √(6/fan) for the ReLU that follows, with zero bias (Xavier-orthogonal).
-                int fan = p.Shape.Length == 3 ? p.Shape[1] * p.Shape[2] : a.Convolutions[int.Parse(p.Name.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture)].Kernel * a.ConvolutionInputSize(int.Parse(p.Name.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture));
+                int index = int.Parse(p.Name.Split('.')[1], System.Globalization.CultureInfo.InvariantCulture);
+                int fan = a.Convolutions[index].Kernel * a.ConvolutionInputSize(index);
                 if (kind == InitializationKind.Uniform)
                 {
                     Uniform(p.Value, 1.0 / Math.Sqrt(fan), random);
