@@ -66,4 +66,36 @@ public sealed class SettingsTests
         Assert.Contains("credentials:influxTokenFile: '/nonexistent/token' does not exist", Assert.Throws<ArgumentException>(missing.ApplyCredentials).Message, StringComparison.Ordinal);
         Directory.Delete(folder, recursive: true);
     }
+
+    [Fact]
+    public void Every_class_the_settings_are_made_of_is_kept_for_the_key_check_in_the_trimmed_build()
+    {
+        // What CheckKeys descends into: the class-typed properties (nullable or not) and the classes listed in collections.
+        var reachable = new HashSet<Type>();
+        void Visit(Type type)
+        {
+            if (!reachable.Add(type))
+            {
+                return;
+            }
+
+            foreach (System.Reflection.PropertyInfo property in type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+            {
+                Type target = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+                if (target.IsGenericType && target.GetGenericArguments() is [Type item] && typeof(System.Collections.IEnumerable).IsAssignableFrom(target))
+                {
+                    target = item;
+                }
+
+                if (target.IsClass && target != typeof(string) && target != typeof(Uri) && !target.IsArray)
+                {
+                    Visit(target);
+                }
+            }
+        }
+
+        Visit(typeof(EdgeSettings));
+        Assert.True(reachable.Count >= 11, $"only {reachable.Count} settings classes found");
+        Assert.Empty(reachable.Except(EdgeSettings.SettingsTypes).Select(t => t.FullName));
+    }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using System.Globalization;
 using System.Text.Json;
 using Signal.Engine.Data;
@@ -15,9 +16,8 @@ namespace Signal.Edge.Commands;
 /// (<see cref="InjectedAnomalies.Inject"/>); adds the normal data alone as one more stream, runs them through the live
 /// engine and scores the anomaly alerts event by event.
 /// </summary>
-internal static class AnomalyEval
+internal static partial class AnomalyEval
 {
-    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
 
     /// <summary>
     /// <c>--data generated</c>: bearing vibration from the demo's generator with injected anomalies
@@ -104,24 +104,22 @@ internal static class AnomalyEval
     {
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new
-            {
-                precision = result.Precision,
-                recall = result.Recall,
-                f1 = result.F1,
-                mean_delay_s = double.IsNaN(result.MeanDelaySeconds) ? (double?)null : result.MeanDelaySeconds,
-                events = result.Events.Count,
-                found = result.Found,
-                false_positives = result.FalsePositives.Count,
-                streams = result.Streams,
-                steps = result.Steps,
-                threshold = model.AnomalyThreshold,
-                warmup_steps = warmup,
-                window_steps = window,
-                missed = result.Events.Where(e => e.DelaySeconds is null).Select(e => e.Stream),
-                false_positive_alerts = result.FalsePositives.Select(f => new { stream = f.Stream, at_s = f.Seconds }),
-                delays_s = result.Events.Where(e => e.DelaySeconds is not null).Select(e => new { stream = e.Stream, delay = e.DelaySeconds }),
-            }, s_json));
+            Console.WriteLine(JsonSerializer.Serialize(new JsonReport(
+                result.Precision,
+                result.Recall,
+                result.F1,
+                double.IsNaN(result.MeanDelaySeconds) ? null : result.MeanDelaySeconds,
+                result.Events.Count,
+                result.Found,
+                result.FalsePositives.Count,
+                result.Streams,
+                result.Steps,
+                double.IsNaN(model.AnomalyThreshold) ? null : model.AnomalyThreshold,
+                warmup,
+                window,
+                [.. result.Events.Where(e => e.DelaySeconds is null).Select(e => e.Stream)],
+                [.. result.FalsePositives.Select(f => new FalseAlert(f.Stream, f.Seconds))],
+                [.. result.Events.Where(e => e.DelaySeconds is not null).Select(e => new Delay(e.Stream, e.DelaySeconds))]), AnomalyEvalJson.Default.JsonReport));
             return 0;
         }
 
@@ -198,4 +196,16 @@ internal static class AnomalyEval
             return part;
         };
     }
+
+    private sealed record JsonReport(double Precision, double Recall, double F1, double? MeanDelayS, int Events, int Found, int FalsePositives, int Streams, long Steps,
+        double? Threshold, int WarmupSteps, int WindowSteps, List<string> Missed, List<FalseAlert> FalsePositiveAlerts, List<Delay> DelaysS);
+
+    private sealed record FalseAlert(string Stream, double AtS);
+
+    private sealed record Delay(string Stream, [property: JsonPropertyName("delay")] double? Seconds);
+
+    /// <summary>The report's JSON, source-generated (snake_case, indented): works in the NativeAOT build too.</summary>
+    [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+    [JsonSerializable(typeof(JsonReport))]
+    private sealed partial class AnomalyEvalJson : JsonSerializerContext;
 }

@@ -134,7 +134,7 @@ internal static class AnomalyTrainer
         provenance["task"] = "forecast";
         provenance["normal"] = normalName;
         provenance["normalTestFraction"] = NormalTestFraction.ToString("R", CultureInfo.InvariantCulture);
-        metadata["signal.provenance"] = JsonSerializer.Serialize(provenance);
+        metadata["signal.provenance"] = JsonSerializer.Serialize(provenance, Signal.Engine.EngineJsonContext.Default.DictionaryStringString);
         trained = trained.WithMetadata(metadata);
         trained.Save(output.FullName);
 

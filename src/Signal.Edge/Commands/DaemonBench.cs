@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -14,9 +15,8 @@ namespace Signal.Edge.Commands;
 /// <c>signal-edge run</c> as a child process against a private mosquitto, times process start to the first 200 from
 /// <c>/readyz</c>, feeds N streams one second of data each, lets it go idle and reads its resident set from /proc.
 /// </summary>
-internal static class DaemonBench
+internal static partial class DaemonBench
 {
-    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     public static Command Create()
     {
@@ -25,6 +25,7 @@ internal static class DaemonBench
         var idle = new Option<double>("--idle") { Description = "Seconds of idleness before RSS is read.", DefaultValueFactory = _ => 5 };
         var env = new Option<string[]>("--env") { Description = "NAME=VALUE set in the daemon's environment, to try a runtime knob (e.g. DOTNET_GCgen0size=0x400000); repeatable." };
         var soakOption = new Option<double>("--soak") { Description = "After the idle reading, feed every stream in real time (12 kHz, a message per 50 ms) for this many seconds and report RSS every 5 s, its peak and its growth per hour after the first minute. Default 0: off." };
+        var aot = new Option<FileInfo?>("--aot") { Description = "A NativeAOT build of signal-edge (scripts/publish.sh linux-x64-aot): every round starts it too, right after this build, and the report gives both (goals for it: ready ≤ 0.2 s, idle RSS ≤ 40 MB)." };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also report where the idle resident set lies: the largest mappings of /proc/PID/smaps (files, GC heap and other anonymous memory, JIT code)." };
         var command = new Command("daemon", """
             Measures the edge daemon against its goals (idle RSS with a model and 100 streams ≤ 80 MB, start to ready
@@ -37,9 +38,10 @@ internal static class DaemonBench
             Example:
               signal-edge bench daemon
               signal-edge bench daemon --rounds 1 --soak 600 --env DOTNET_GCgen0size=0x1000000 --breakdown
+              signal-edge bench daemon --aot dist/linux-x64-aot/signal-edge
             """)
         {
-            streams, rounds, idle, env, breakdown, soakOption,
+            streams, rounds, idle, env, breakdown, soakOption, aot,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -61,24 +63,38 @@ internal static class DaemonBench
                 throw new ArgumentException("bench daemon: mosquitto is not installed (apt install mosquitto).");
             }
 
-            var results = new List<Round>();
-            for (int i = 0; i < r; i++)
+            string? aotBinary = parse.GetValue(aot)?.FullName;
+            if (aotBinary is not null && !File.Exists(aotBinary))
             {
-                results.Add(RunRound(n, quiet, variables, parse.GetValue(breakdown), parse.GetValue(soakOption)).GetAwaiter().GetResult());
-                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {i + 1}: ready in {results[^1].StartToReadySeconds:0.000} s, idle RSS {results[^1].IdleRssMb:0.0} MB"));
+                throw new ArgumentException($"bench daemon: --aot '{aotBinary}' does not exist (build it with scripts/publish.sh linux-x64-aot).");
             }
 
-            Console.WriteLine(JsonSerializer.Serialize(new
+            var results = new List<Round>();
+            var aotResults = new List<Round>();
+            for (int i = 0; i < r; i++)
             {
-                streams = n,
-                environment = variables.Length == 0 ? "as shipped (signal-edge.runtimeconfig.json)" : "as shipped, with " + string.Join(' ', variables),
-                rounds = results,
-                best_start_to_ready_s = results.Min(x => x.StartToReadySeconds),
-                median_start_to_ready_s = Median(results.Select(x => x.StartToReadySeconds)),
-                median_idle_rss_mb = Median(results.Select(x => x.IdleRssMb)),
-                goal_start_to_ready_s = 1.5,
-                goal_idle_rss_mb = 80,
-            }, s_json));
+                // Interleaved: this build, then the AOT one, so both see the same machine load.
+                results.Add(RunRound(null, n, quiet, variables, parse.GetValue(breakdown), parse.GetValue(soakOption)).GetAwaiter().GetResult());
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {i + 1}: ready in {results[^1].StartToReadySeconds:0.000} s, idle RSS {results[^1].IdleRssMb:0.0} MB"));
+                if (aotBinary is not null)
+                {
+                    aotResults.Add(RunRound(aotBinary, n, quiet, variables, parse.GetValue(breakdown), parse.GetValue(soakOption)).GetAwaiter().GetResult());
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {i + 1} (AOT): ready in {aotResults[^1].StartToReadySeconds:0.000} s, idle RSS {aotResults[^1].IdleRssMb:0.0} MB"));
+                }
+            }
+
+            Console.WriteLine(JsonSerializer.Serialize(new Summary(
+                n,
+                variables.Length == 0 ? "as shipped (signal-edge.runtimeconfig.json)" : "as shipped, with " + string.Join(' ', variables),
+                results,
+                results.Min(x => x.StartToReadySeconds),
+                Median(results.Select(x => x.StartToReadySeconds)),
+                Median(results.Select(x => x.IdleRssMb)),
+                GoalStartToReadyS: 1.5,
+                GoalIdleRssMb: 80,
+                aotBinary is null ? null : new AotSummary(aotBinary, aotResults, Median(aotResults.Select(x => x.StartToReadySeconds)), Median(aotResults.Select(x => x.IdleRssMb)),
+                    Median(aotResults.Select(x => x.StartToReadySeconds)) / Median(results.Select(x => x.StartToReadySeconds)), Median(aotResults.Select(x => x.IdleRssMb)) / Median(results.Select(x => x.IdleRssMb)),
+                    GoalStartToReadyS: 0.2, GoalIdleRssMb: 40)), DaemonBenchJson.Default.Summary));
             return 0;
         }));
         return command;
@@ -90,7 +106,7 @@ internal static class DaemonBench
         return v.Length % 2 == 1 ? v[v.Length / 2] : (v[(v.Length / 2) - 1] + v[v.Length / 2]) / 2;
     }
 
-    private static async Task<Round> RunRound(int streams, double idle, string[] variables, bool breakdown, double soak)
+    private static async Task<Round> RunRound(string? executable, int streams, double idle, string[] variables, bool breakdown, double soak)
     {
         using var broker = new LocalMosquitto(logAll: false);
         string folder = Directory.CreateTempSubdirectory("signal-bench-daemon-").FullName;
@@ -98,10 +114,10 @@ internal static class DaemonBench
         File.WriteAllBytes(model, Demo.DemoModel.Bundled());
         int port = Signal.Engine.LocalServer.FreePort();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var start = new ProcessStartInfo(Environment.ProcessPath!) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
+        var start = new ProcessStartInfo(executable ?? Environment.ProcessPath!) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (executable is null && Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
         {
-            start.ArgumentList.Add(typeof(DaemonBench).Assembly.Location);
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "signal-edge.dll"));
         }
 
         foreach (string a in new[] { "run", "--model", model, "--mqtt", broker.Address, "--http", $"127.0.0.1:{port}", "--quiet", "--publish", "change" })
@@ -300,4 +316,13 @@ internal static class DaemonBench
     /// minute, allocation and collections; then RSS and managed heap once idle again.
     /// </summary>
     private sealed record SoakResult(double Seconds, long Messages, double MessagesPerSecond, double StepsTotal, double[] RssMbEvery5S, double PeakRssMb, double? RssGrowthMbPerHour, double ManagedHeapMb, double AllocatedBytesPerMessage, double Gen0Collections, double Gen2Collections, double IdleRssAfterMb, double IdleManagedHeapAfterMb, double IdleGcCommittedAfterMb, Dictionary<string, double>? IdleRssAfterByMapping);
+
+    private sealed record Summary(int Streams, string Environment, List<Round> Rounds, double BestStartToReadyS, double MedianStartToReadyS, double MedianIdleRssMb, double GoalStartToReadyS, double GoalIdleRssMb, AotSummary? Aot);
+
+    private sealed record AotSummary(string Binary, List<Round> Rounds, double MedianStartToReadyS, double MedianIdleRssMb, double StartToReadyOfJit, double IdleRssOfJit, double GoalStartToReadyS, double GoalIdleRssMb);
+
+    /// <summary>The report's JSON, source-generated (snake_case, indented): works in the NativeAOT build too.</summary>
+    [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+    [JsonSerializable(typeof(Summary))]
+    private sealed partial class DaemonBenchJson : JsonSerializerContext;
 }

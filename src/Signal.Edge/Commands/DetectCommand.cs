@@ -353,8 +353,8 @@ internal static class DetectCommand
         AnomalyCalibration calibration = AnomalyCalibration.Fit(model, [z[..(cut * columns)]], [z[(cut * columns)..]], 0.99, 0.2);
         var metadata = new Dictionary<string, string>(calibration.ToMetadata())
         {
-            ["signal.detect.mean"] = System.Text.Json.JsonSerializer.Serialize(mean),
-            ["signal.detect.std"] = System.Text.Json.JsonSerializer.Serialize(std),
+            ["signal.detect.mean"] = System.Text.Json.JsonSerializer.Serialize(mean, Signal.Engine.EngineJsonContext.Default.SingleArray),
+            ["signal.detect.std"] = System.Text.Json.JsonSerializer.Serialize(std, Signal.Engine.EngineJsonContext.Default.SingleArray),
         };
         return model.WithMetadata(metadata);
     }
@@ -382,7 +382,7 @@ internal static class DetectCommand
     }
 
     private static float[] Stats(RecurrentModel model, string key, int columns, float fallback) =>
-        model.Metadata.TryGetValue(key, out string? json) && System.Text.Json.JsonSerializer.Deserialize<float[]>(json) is { } v && v.Length == columns ? v : [.. Enumerable.Repeat(fallback, columns)];
+        model.Metadata.TryGetValue(key, out string? json) && System.Text.Json.JsonSerializer.Deserialize(json, Signal.Engine.EngineJsonContext.Default.SingleArray) is { } v && v.Length == columns ? v : [.. Enumerable.Repeat(fallback, columns)];
 
     internal static int WarmupRows(string text, int rows)
     {

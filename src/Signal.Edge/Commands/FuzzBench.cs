@@ -59,7 +59,7 @@ internal static class FuzzBench
             if (parse.GetValue(json))
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"cases\":{run},\"failures\":{failed},\"seconds\":{seconds:0.###},\"cases_per_second\":{run / seconds:0},\"steps\":{steps},\"first_failures\":[{string.Join(',', failures.Select(f => $"{{\"problem\":{System.Text.Json.JsonSerializer.Serialize(f.Problem)},\"payload_base64\":\"{Convert.ToBase64String(f.Payload)}\"}}"))}]}}"));
+                    $"{{\"cases\":{run},\"failures\":{failed},\"seconds\":{seconds:0.###},\"cases_per_second\":{run / seconds:0},\"steps\":{steps},\"first_failures\":[{string.Join(',', failures.Select(f => $"{{\"problem\":{System.Text.Json.JsonSerializer.Serialize(f.Problem, Signal.Engine.EngineJsonContext.Default.String)},\"payload_base64\":\"{Convert.ToBase64String(f.Payload)}\"}}"))}]}}"));
             }
             else
             {

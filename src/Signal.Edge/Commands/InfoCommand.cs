@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using System.CommandLine;
 using System.Reflection;
 using System.Runtime;
@@ -10,9 +11,8 @@ using Signal.Models.Diagnostics;
 namespace Signal.Edge.Commands;
 
 /// <summary><c>signal-edge info</c>: version, runtime, and the SIMD instruction sets in use.</summary>
-internal static class InfoCommand
+internal static partial class InfoCommand
 {
-    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
 
     public static Command Create()
     {
@@ -26,7 +26,7 @@ internal static class InfoCommand
             Dictionary<string, object?> info = Collect();
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(info, s_json));
+                Console.WriteLine(JsonSerializer.Serialize(info, InfoJson.Default.DictionaryStringObject));
             }
             else
             {
@@ -95,4 +95,13 @@ internal static class InfoCommand
         Add(System.Runtime.Intrinsics.Arm.Dp.IsSupported, "DotProd");
         return sets.Count == 0 ? ["none (scalar kernels)"] : sets;
     }
+
+    /// <summary>Source-generated JSON of <see cref="Collect"/>'s values (strings, numbers, booleans, lists of strings): works in the NativeAOT build too.</summary>
+    [JsonSourceGenerationOptions(WriteIndented = true)]
+    [JsonSerializable(typeof(Dictionary<string, object?>))]
+    [JsonSerializable(typeof(List<string>))]
+    [JsonSerializable(typeof(string))]
+    [JsonSerializable(typeof(int))]
+    [JsonSerializable(typeof(bool))]
+    private sealed partial class InfoJson : JsonSerializerContext;
 }

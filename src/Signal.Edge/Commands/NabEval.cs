@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using System.Globalization;
 using System.Text.Json;
 using Signal.Engine.Data;
@@ -10,9 +11,8 @@ namespace Signal.Edge.Commands;
 /// <c>signal-edge eval --task anomaly --data &lt;NAB-style folder&gt;</c>: runs the default streaming detector
 /// (the one <c>detect</c> and the live engine use) over every labelled file and scores it with NAB v1.1's rules.
 /// </summary>
-internal static class NabEval
+internal static partial class NabEval
 {
-    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
 
     public static int Run(string folder, RowOrder order, bool json, bool forecaster)
     {
@@ -41,29 +41,23 @@ internal static class NabEval
         IReadOnlyList<NabProfile> profiles = NabProfile.All;
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new
-            {
-                corpus = Path.GetFullPath(folder),
-                files = results.Count,
-                windows = results.Sum(r => r.Scores[0].Windows),
-                scores = profiles.Select((p, i) => new { profile = p.Name, score = Nullable(NabScore.NormalizedTotal(results.Select(r => r.Scores[i]))) }),
-                categories = results.GroupBy(r => r.File.Category).Select(g => new
-                {
-                    category = g.Key,
-                    scores = profiles.Select((p, i) => new { profile = p.Name, score = Nullable(NabScore.NormalizedTotal(g.Select(r => r.Scores[i]))) }),
-                }),
-                per_file = results.Select(r => new
-                {
-                    file = r.File.Name,
-                    rows = r.Rows,
-                    windows = r.Scores[0].Windows,
-                    detections = r.Flags,
-                    true_positives = r.Scores[0].TruePositives,
-                    false_positives = r.Scores[0].FalsePositives,
-                    raw = profiles.Select((p, i) => new { profile = p.Name, raw = r.Scores[i].Raw }),
-                    seconds = r.Seconds,
-                }),
-            }, s_json));
+            Console.WriteLine(JsonSerializer.Serialize(new Report(
+                Path.GetFullPath(folder),
+                results.Count,
+                results.Sum(r => r.Scores[0].Windows),
+                [.. profiles.Select((p, i) => new ProfileScore(p.Name, Nullable(NabScore.NormalizedTotal(results.Select(r => r.Scores[i])))))],
+                [.. results.GroupBy(r => r.File.Category).Select(g => new CategoryScores(
+                    g.Key,
+                    [.. profiles.Select((p, i) => new ProfileScore(p.Name, Nullable(NabScore.NormalizedTotal(g.Select(r => r.Scores[i])))))]))],
+                [.. results.Select(r => new FileReport(
+                    r.File.Name,
+                    r.Rows,
+                    r.Scores[0].Windows,
+                    r.Flags,
+                    r.Scores[0].TruePositives,
+                    r.Scores[0].FalsePositives,
+                    [.. profiles.Select((p, i) => new ProfileRaw(p.Name, r.Scores[i].Raw))],
+                    r.Seconds))]), NabEvalJson.Default.Report));
             return 0;
         }
 
@@ -92,4 +86,19 @@ internal static class NabEval
     private static string Format(double score) => double.IsNaN(score) ? "-" : score.ToString("0.00", CultureInfo.InvariantCulture);
 
     private static double? Nullable(double score) => double.IsNaN(score) ? null : score;
+
+    private sealed record Report(string Corpus, int Files, int Windows, List<ProfileScore> Scores, List<CategoryScores> Categories, List<FileReport> PerFile);
+
+    private sealed record ProfileScore(string Profile, double? Score);
+
+    private sealed record ProfileRaw(string Profile, double Raw);
+
+    private sealed record CategoryScores(string Category, List<ProfileScore> Scores);
+
+    private sealed record FileReport(string File, int Rows, int Windows, int Detections, int TruePositives, int FalsePositives, List<ProfileRaw> Raw, double Seconds);
+
+    /// <summary>The report's JSON, source-generated (snake_case, indented): works in the NativeAOT build too.</summary>
+    [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+    [JsonSerializable(typeof(Report))]
+    private sealed partial class NabEvalJson : JsonSerializerContext;
 }

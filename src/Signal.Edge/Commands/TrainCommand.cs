@@ -165,7 +165,7 @@ internal static class TrainCommand
             RecurrentModel model = RecurrentModel.Load((parse.GetValue(modelOption) ?? throw new ArgumentException("--model is required (except for --task anomaly on a NAB-style corpus).")).FullName);
             // Data without a split of its own is split as the model's training split it: same seed, same patterns.
             Dictionary<string, string> provenance = model.Metadata.TryGetValue("signal.provenance", out string? text)
-                ? JsonSerializer.Deserialize<Dictionary<string, string>>(text) ?? []
+                ? JsonSerializer.Deserialize(text, Signal.Engine.EngineJsonContext.Default.DictionaryStringString) ?? []
                 : [];
             int splitSeed = provenance.TryGetValue("seed", out string? s) && int.TryParse(s, CultureInfo.InvariantCulture, out int parsed) ? parsed : 1;
             var recordings = new RecordingSetOptions
@@ -378,7 +378,7 @@ internal static class TrainCommand
                 ["testAccuracy"] = metrics.Accuracy.ToString("R", CultureInfo.InvariantCulture),
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),
                 ["testAccuracyMembers"] = string.Join(' ', memberAccuracies.Select(a => a.ToString("R", CultureInfo.InvariantCulture))),
-            }),
+            }, Signal.Engine.EngineJsonContext.Default.DictionaryStringString),
         };
         if (anomaly.Task == "both")
         {

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -38,7 +39,6 @@ internal static partial class EdgeHost
 {
     private const string TokenCookie = "signal_token";
 
-    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>Runs until stopped; returns the exit code (0, or 1 when the message loop failed).</summary>
     public static int Run(EdgeSettings settings, IConfigurationRoot configuration, Func<ILoggerFactory, IMqttConnection> connect, HostRun run)
@@ -184,7 +184,7 @@ internal static partial class EdgeHost
         {
             (bool ready, bool running, bool broker, bool storage, string? problem) = daemon.Readiness();
             c.Response.StatusCode = ready ? 200 : 503;
-            return c.Response.WriteAsJsonAsync(new { ready, checks = new { running, broker, storage }, storage_problem = problem }, s_json);
+            return c.Response.WriteAsJsonAsync(new ReadyReport(ready, new ReadyChecks(running, broker, storage), problem), EdgeHttpJson.Default.ReadyReport);
         });
         app.MapGet("/metrics", (HttpContext c) =>
         {
@@ -198,9 +198,9 @@ internal static partial class EdgeHost
             int limit = int.TryParse(c.Request.Query["limit"], NumberStyles.None, CultureInfo.InvariantCulture, out int l) ? Math.Min(l, settings.Http.MaxStreamsPerResponse) : settings.Http.MaxStreamsPerResponse;
             IReadOnlyList<StreamView> page = daemon.Board.Snapshot(offset, limit, out int total);
             c.Response.Headers["X-Total-Count"] = total.ToString(CultureInfo.InvariantCulture);
-            return c.Response.WriteAsJsonAsync(page, s_json);
+            return c.Response.WriteAsJsonAsync(page, EdgeHttpJson.Default.IReadOnlyListStreamView);
         });
-        app.MapGet("/api/health", (HttpContext c) => c.Response.WriteAsJsonAsync(Health(daemon), s_json));
+        app.MapGet("/api/health", (HttpContext c) => c.Response.WriteAsJsonAsync(Health(daemon), EdgeHttpJson.Default.HealthReport));
         var snapshots = new SnapshotCache(daemon, settings.Http.EventInterval, settings.Http.MaxStreamsPerResponse);
         int eventClients = 0;
         app.MapGet("/api/events", async (HttpContext c) =>
@@ -268,7 +268,7 @@ internal static partial class EdgeHost
                 if (_event.Length == 0 || System.Diagnostics.Stopwatch.GetElapsedTime(_madeAt) >= interval * 0.9)
                 {
                     IReadOnlyList<StreamView> streams = daemon.Board.Snapshot(0, maxStreams, out int total);
-                    string json = JsonSerializer.Serialize(new { health = Health(daemon), streams_total = total, streams }, s_json);
+                    string json = JsonSerializer.Serialize(new SnapshotEvent(Health(daemon), total, streams), EdgeHttpJson.Default.SnapshotEvent);
                     _event = Encoding.UTF8.GetBytes("event: snapshot\ndata: " + json + "\n\n");
                     _madeAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 }
@@ -278,26 +278,24 @@ internal static partial class EdgeHost
         }
     }
 
-    private static object Health(EdgeDaemon daemon)
+    private static HealthReport Health(EdgeDaemon daemon)
     {
         (bool ready, bool running, bool broker, bool storage, string? problem) = daemon.Readiness();
-        return new
-        {
+        return new HealthReport(
             ready,
             running,
             broker,
             storage,
-            storage_problem = problem,
-            uptime_s = Math.Round((DateTimeOffset.UtcNow - daemon.StartedAt).TotalSeconds, 1),
-            streams = daemon.Slots.Sum(s => s.Engine.StreamCount),
-            messages = daemon.Slots.Sum(s => s.Engine.Counters.Messages),
-            steps = daemon.Slots.Sum(s => s.Engine.Counters.Steps),
-            rejected = daemon.Slots.Sum(s => s.Engine.Counters.RejectedTotal),
-            active_alerts = daemon.Board.ActiveAlerts,
-            models = daemon.Slots.Select(s => new { name = s.Name, labels = s.Engine.Model.Labels, forecast = s.Engine.Model.HasForecast, reloads = s.Reloads + s.ReloadResets }),
-            storage_written = daemon.Influx?.Counters.Written,
-            storage_spooled = daemon.Influx?.SpoolPoints,
-        };
+            problem,
+            Math.Round((DateTimeOffset.UtcNow - daemon.StartedAt).TotalSeconds, 1),
+            daemon.Slots.Sum(s => s.Engine.StreamCount),
+            daemon.Slots.Sum(s => s.Engine.Counters.Messages),
+            daemon.Slots.Sum(s => s.Engine.Counters.Steps),
+            daemon.Slots.Sum(s => s.Engine.Counters.RejectedTotal),
+            daemon.Board.ActiveAlerts,
+            [.. daemon.Slots.Select(s => new ModelHealth(s.Name, s.Engine.Model.Labels, s.Engine.Model.HasForecast, s.Reloads + s.ReloadResets))],
+            daemon.Influx?.Counters.Written,
+            daemon.Influx?.SpoolPoints);
     }
 
     private static bool Authorized(HttpContext context, byte[] token)
@@ -316,3 +314,27 @@ internal static partial class EdgeHost
     [LoggerMessage(Level = LogLevel.Information, Message = "dashboard {Url} (health /healthz /readyz, metrics /metrics, API /api/streams; {Auth})")]
     private static partial void LogDashboard(ILogger logger, Uri url, string auth);
 }
+
+/// <summary><c>/readyz</c>'s answer.</summary>
+internal sealed record ReadyReport(bool Ready, ReadyChecks Checks, string? StorageProblem);
+
+/// <summary>The checks behind <see cref="ReadyReport"/>.</summary>
+internal sealed record ReadyChecks(bool Running, bool Broker, bool Storage);
+
+/// <summary><c>/api/health</c>'s answer, also the <c>health</c> of every dashboard event.</summary>
+internal sealed record HealthReport(bool Ready, bool Running, bool Broker, bool Storage, string? StorageProblem, double UptimeS, int Streams,
+    long Messages, long Steps, long Rejected, long ActiveAlerts, IReadOnlyList<ModelHealth> Models, long? StorageWritten, long? StorageSpooled);
+
+/// <summary>One model in <see cref="HealthReport"/>.</summary>
+internal sealed record ModelHealth(string Name, IReadOnlyList<string> Labels, bool Forecast, long Reloads);
+
+/// <summary>The dashboard's server-sent snapshot.</summary>
+internal sealed record SnapshotEvent(HealthReport Health, int StreamsTotal, IReadOnlyList<StreamView> Streams);
+
+/// <summary>Source-generated JSON of the HTTP endpoints (snake_case, web defaults): no reflection, so the NativeAOT daemon serves the same JSON.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(ReadyReport))]
+[JsonSerializable(typeof(HealthReport))]
+[JsonSerializable(typeof(SnapshotEvent))]
+[JsonSerializable(typeof(IReadOnlyList<StreamView>))]
+internal sealed partial class EdgeHttpJson : JsonSerializerContext;

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using Microsoft.Extensions.Configuration;
@@ -121,12 +122,29 @@ internal sealed class EdgeSettings
     }
 
     /// <summary>
+    /// Every class the settings are made of. <see cref="CheckKeys"/> reads their public properties by reflection, which a
+    /// trimmed or NativeAOT build keeps only for types named like this (a test checks the list against the types reachable
+    /// from <see cref="EdgeSettings"/>).
+    /// </summary>
+    internal static readonly Type[] SettingsTypes =
+    [
+        Keep<EdgeSettings>(), Keep<ModelSettings>(), Keep<MqttOptions>(), Keep<EngineOptions>(), Keep<PublishOptions>(), Keep<InfluxOptions>(),
+        Keep<EmbeddedBrokerSettings>(), Keep<HttpSettings>(), Keep<StateSettings>(), Keep<LogSettings>(), Keep<CredentialSettings>(), Keep<AlertRule>(),
+    ];
+
+    private static Type Keep<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] T>() => typeof(T);
+
+    /// <summary>
     /// Refuses keys that match no setting, naming the whole path and the nearest setting, before anything binds
     /// (the binder's own message names only the type).
     /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = "Only the types of SettingsTypes reach here; their public properties are kept.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "Only the types of SettingsTypes reach here; their public properties are kept.")]
     private static void CheckKeys(IEnumerable<IConfigurationSection> sections, Type type)
     {
-        System.Reflection.PropertyInfo[] properties = type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance);
+        System.Reflection.PropertyInfo[] properties = Array.IndexOf(SettingsTypes, type) >= 0
+            ? type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            : throw new InvalidOperationException($"{type.FullName} is not in EdgeSettings.SettingsTypes: its keys cannot be checked in a trimmed build.");
         foreach (IConfigurationSection section in sections)
         {
             System.Reflection.PropertyInfo? property = properties.FirstOrDefault(p => string.Equals(p.Name, section.Key, StringComparison.OrdinalIgnoreCase));

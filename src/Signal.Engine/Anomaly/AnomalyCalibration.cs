@@ -141,9 +141,9 @@ public sealed record AnomalyCalibration(float[] Scale, double Threshold, double 
     /// <summary>The calibration as model metadata (threshold under <c>signal.anomaly.threshold</c>).</summary>
     public IReadOnlyDictionary<string, string> ToMetadata() => new Dictionary<string, string>
     {
-        [ScaleKey] = JsonSerializer.Serialize(Scale),
+        [ScaleKey] = JsonSerializer.Serialize(Scale, EngineJsonContext.Default.SingleArray),
         [Live.EngineModel.AnomalyThresholdKey] = Threshold.ToString("R", CultureInfo.InvariantCulture),
-        [CalibrationKey] = JsonSerializer.Serialize(new Dictionary<string, double> { ["quantile"] = Quantile, ["smoothing"] = Smoothing }),
+        [CalibrationKey] = JsonSerializer.Serialize(new Dictionary<string, double> { ["quantile"] = Quantile, ["smoothing"] = Smoothing }, EngineJsonContext.Default.DictionaryStringDouble),
     };
 
     /// <summary>Reads σ from model metadata, or null when the model has none.</summary>
@@ -159,7 +159,7 @@ public sealed record AnomalyCalibration(float[] Scale, double Threshold, double 
         float[]? scale;
         try
         {
-            scale = JsonSerializer.Deserialize<float[]>(json);
+            scale = JsonSerializer.Deserialize(json, EngineJsonContext.Default.SingleArray);
         }
         catch (JsonException e)
         {

@@ -48,7 +48,7 @@ public static class NabBenchmark
         Dictionary<string, string[][]>? windows;
         try
         {
-            windows = JsonSerializer.Deserialize<Dictionary<string, string[][]>>(File.ReadAllText(labels));
+            windows = JsonSerializer.Deserialize(File.ReadAllText(labels), EngineJsonContext.Default.DictionaryStringStringArrayArray);
         }
         catch (JsonException e)
         {
