@@ -31,6 +31,7 @@ public static class Program
         root.Subcommands.Add(LiveCommands.CreateSimulate());
         root.Subcommands.Add(Demo.DemoCommand.Create());
         root.Subcommands.Add(InfoCommand.Create());
+        root.Subcommands.Add(SelfTestCommand.Create());
         root.Subcommands.Add(ReplayCommand.Create());
         root.Subcommands.Add(DetectCommand.Create());
         root.Subcommands.Add(Demo.DemoModel.Create());
