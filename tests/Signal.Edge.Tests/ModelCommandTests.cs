@@ -69,4 +69,37 @@ public sealed class ModelCommandTests : IDisposable
         Assert.Contains("error: ", text, StringComparison.Ordinal);
         Assert.Contains("bidirectional", text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_recording_with_one_column_per_channel_is_framed_and_featurised_as_the_engine_does()
+    {
+        string model = Path.Combine(_dir, "demo.sigm"), input = Path.Combine(_dir, "vibration.csv"), output = Path.Combine(_dir, "out.csv");
+        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        float[] samples = Signal.Engine.Data.SyntheticVibration.Generate(12_000, seconds: 5_000 / 12_000.0, seed: 5).Samples[..5_000];
+        File.WriteAllLines(input, ["vib", .. samples.Select(v => v.ToString("R", CultureInfo.InvariantCulture))]);
+        Assert.Equal(0, Program.Main(["infer", "--model", model, "--input", input, "--output", output]));
+
+        // The reference: the model's own feature pipeline over the whole recording, then one step per feature row.
+        var network = Signal.Models.Networks.RecurrentModel.Load(model);
+        var pipeline = new Signal.Features.Pipeline.FeaturePipeline(Signal.Engine.Data.FeatureSequences.SpecOf(network.Metadata)!);
+        float[] rows = pipeline.ExtractAll(samples);
+        int steps = rows.Length / network.InputSize;
+        Assert.Equal(1 + ((5_000 - 1024) / 512), steps);
+        var state = network.CreateState();
+        var expected = new float[network.ClassCount];
+        string[] lines = File.ReadAllLines(output);
+        Assert.Equal(steps + 1, lines.Length);
+        for (int t = 0; t < steps; t++)
+        {
+            network.Step(state, rows.AsSpan(t * network.InputSize, network.InputSize), expected);
+            float[] got = [.. lines[t + 1].Split(',').Skip(1).Select(v => float.Parse(v, CultureInfo.InvariantCulture))];
+            Assert.Equal(expected, got);
+        }
+
+        // Six columns fit neither the channels nor the inputs: the error says what the model takes and how it frames.
+        File.WriteAllLines(input, ["1,2,3,4,5,6", "1,2,3,4,5,6"]);
+        (int code, string error) = Cli.Fails("infer", "--model", model, "--input", input);
+        Assert.Equal(1, code);
+        Assert.Contains("6 columns; the model takes 39 inputs per step, made from a recording of 1 channel(s) (frames of 1024 samples every 512 → 39 features)", error, StringComparison.Ordinal);
+    }
 }

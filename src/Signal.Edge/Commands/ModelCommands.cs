@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Signal.Engine.Live;
 using Signal.Models.Diagnostics;
 using Signal.Models.Networks;
 using Signal.Models.Onnx;
@@ -55,14 +56,16 @@ internal static class ModelCommands
     public static Command CreateInfer()
     {
         var modelOption = new Option<FileInfo>("--model", "-m") { Description = "The model file (.sigm).", Required = true };
-        var input = new Option<FileInfo>("--input", "-i") { Description = "The input sequence: CSV, one row per step, one column per input (a header row is allowed).", Required = true };
+        var input = new Option<FileInfo>("--input", "-i") { Description = "CSV (a header row is allowed): a recording, one row per sample and one column per channel, which the model frames and turns into its inputs as the live engine does; or its inputs, one row per step and one column per input.", Required = true };
         var output = new Option<FileInfo>("--output", "-o") { Description = "The CSV to write: step, then one probability column per class label.", DefaultValueFactory = _ => new FileInfo("probabilities.csv") };
         var offline = new Option<bool>("--offline") { Description = "Run the whole sequence at once (needed for bidirectional models) instead of stepping it as the live engine does." };
         var command = new Command("infer", """
-            Steps a model over a sequence of input vectors with the same streaming path the live engine uses and
-            writes the class probabilities of every step.
+            Steps a model over a recording (one column per channel: framed, featurised and normalised by the model as the
+            live engine does) or over its input vectors (one column per input), with the streaming path the live engine
+            uses, and writes the class probabilities of every step. The column count tells which (datasets/README.md).
 
-            Example:
+            Examples:
+              signal-edge infer --model bearing.sigm --input datasets/examples/vibration.csv --output probabilities.csv
               signal-edge infer --model lstm.sigm --input sequence.csv --output probabilities.csv
             """)
         {
@@ -79,7 +82,35 @@ internal static class ModelCommands
             bool whole = parse.GetValue(offline);
             RecurrentState? state = whole ? null : model.CreateState(); // refuses a bidirectional model before any work
             FileInfo source = parse.GetValue(input)!;
-            float[] sequence = ReadSequence(source.FullName, model.InputSize, out int steps);
+            EngineModel engineModel = EngineModel.From(model, Path.GetFileNameWithoutExtension(parse.GetValue(modelOption)!.Name));
+            float[] values = ReadRows(source.FullName, out int columns);
+            float[] sequence;
+            int steps;
+            string what;
+            if (engineModel.TransformsSamples && columns == engineModel.Channels)
+            {
+                // A recording: the model frames, featurises and normalises it as the live engine does a stream's messages.
+                sequence = engineModel.StepInputs(values, out steps);
+                what = string.Create(CultureInfo.InvariantCulture, $"{values.Length / columns:N0} samples of {columns} channel(s) → {steps:N0} steps");
+                if (steps == 0)
+                {
+                    throw new InvalidDataException($"{source.FullName}: {values.Length / columns} samples; the model's first step needs {FirstStepSamples(engineModel)}.");
+                }
+            }
+            else if (columns == model.InputSize)
+            {
+                sequence = values;
+                steps = values.Length / columns;
+                what = string.Create(CultureInfo.InvariantCulture, $"{steps:N0} steps of {model.InputSize} inputs");
+            }
+            else
+            {
+                throw new InvalidDataException($"{source.FullName}: {columns} columns; the model takes {model.InputSize} inputs per step" +
+                    (engineModel.TransformsSamples
+                        ? $", made from a recording of {engineModel.Channels} channel(s) ({Framing(engineModel)}): give one column per channel, or one per input."
+                        : " (one column per input, one row per step)."));
+            }
+
             float[] probabilities = new float[steps * model.ClassCount];
             if (state is null)
             {
@@ -107,7 +138,7 @@ internal static class ModelCommands
             }
 
             File.WriteAllText(destination.FullName, text.ToString());
-            AnsiConsole.MarkupLineInterpolated($"{steps:N0} steps of {model.InputSize} inputs → {model.ClassCount} class probabilities per step. Wrote [green]{destination.FullName}[/].");
+            AnsiConsole.MarkupLineInterpolated($"{what} → {model.ClassCount} class probabilities per step. Wrote [green]{destination.FullName}[/].");
             return 0;
         }));
         return command;
@@ -171,11 +202,19 @@ internal static class ModelCommands
         ? "\"" + label.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""
         : label;
 
-    /// <summary>Reads a CSV of numbers (optional header), checking every row has <paramref name="columns"/> finite values.</summary>
-    internal static float[] ReadSequence(string path, int columns, out int steps)
+    private static string Framing(EngineModel model) => model.Pipeline is { } p
+        ? string.Create(CultureInfo.InvariantCulture, $"frames of {p.Spec.FrameLength} samples every {p.Spec.Hop} → {model.Network.InputSize} features")
+        : string.Create(CultureInfo.InvariantCulture, $"{model.SamplesPerStep} sample(s) per step{(model.RawNormalization is null ? string.Empty : ", normalised")}");
+
+    private static string FirstStepSamples(EngineModel model) => model.Pipeline is { } p
+        ? string.Create(CultureInfo.InvariantCulture, $"{p.Spec.FrameLength} samples (one frame)")
+        : string.Create(CultureInfo.InvariantCulture, $"{model.SamplesPerStep} samples");
+
+    /// <summary>Reads a CSV of numbers (a header row allowed): every row must have the first row's column count.</summary>
+    internal static float[] ReadRows(string path, out int columns)
     {
         var values = new List<float>();
-        steps = 0;
+        columns = 0;
         foreach ((int lineNumber, string raw) in Signal.Engine.Data.TextLines.Read(path))
         {
             string line = raw.Trim();
@@ -186,14 +225,18 @@ internal static class ModelCommands
 
             string[] cells = line.Split(',');
             bool numeric = Signal.Engine.Data.TextLines.TryParseFloat(cells[0], out _);
-            if (!numeric && steps == 0 && values.Count == 0)
+            if (!numeric && values.Count == 0)
             {
                 continue; // header
             }
 
-            if (cells.Length != columns)
+            if (columns == 0)
             {
-                throw new InvalidDataException($"{path}, line {lineNumber}: {cells.Length} columns; the model takes {columns} inputs per step.");
+                columns = cells.Length;
+            }
+            else if (cells.Length != columns)
+            {
+                throw new InvalidDataException($"{path}, line {lineNumber}: {cells.Length} columns, the rows before have {columns}.");
             }
 
             foreach (string cell in cells)
@@ -205,11 +248,9 @@ internal static class ModelCommands
 
                 values.Add(v);
             }
-
-            steps++;
         }
 
-        if (steps == 0)
+        if (columns == 0)
         {
             throw new InvalidDataException($"{path} holds no rows of numbers.");
         }

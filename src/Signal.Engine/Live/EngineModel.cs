@@ -100,6 +100,49 @@ public sealed class EngineModel
         return new EngineModel(RecurrentModel.Load(path), Path.GetFileNameWithoutExtension(path));
     }
 
+    /// <summary>
+    /// Whether the model turns sensor samples into its inputs itself (a feature pipeline, frames of several samples, or a
+    /// per-channel normalisation), so a recording and a sequence of step inputs differ.
+    /// </summary>
+    public bool TransformsSamples => Pipeline is not null || SamplesPerStep > 1 || RawNormalization is not null;
+
+    /// <summary>
+    /// The step inputs of a whole recording, made as the live engine makes them from a stream's messages: the feature
+    /// rows of every complete frame, or the normalised samples grouped <see cref="SamplesPerStep"/> at a time (an
+    /// incomplete last group is left out).
+    /// </summary>
+    /// <param name="interleaved">The recording: <see cref="Channels"/> values per sample, interleaved.</param>
+    /// <param name="steps">The number of steps.</param>
+    /// <returns>Steps × the network's input size values, row-major.</returns>
+    /// <exception cref="ArgumentException">The length is not a whole number of samples.</exception>
+    public float[] StepInputs(ReadOnlySpan<float> interleaved, out int steps)
+    {
+        if (interleaved.Length % Channels != 0)
+        {
+            throw new ArgumentException($"{interleaved.Length} values are not whole samples of {Channels} channels.", nameof(interleaved));
+        }
+
+        if (Pipeline is not null)
+        {
+            float[] rows = Pipeline.ExtractAll(interleaved);
+            steps = rows.Length / Network.InputSize;
+            return rows;
+        }
+
+        int samples = interleaved.Length / Channels;
+        steps = samples / SamplesPerStep;
+        var inputs = new float[steps * Network.InputSize];
+        float[]? mean = RawNormalization?.Mean;
+        float[]? std = RawNormalization?.Std;
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            int c = i % Channels;
+            inputs[i] = mean is null ? interleaved[i] : (interleaved[i] - mean[c]) / std![c];
+        }
+
+        return inputs;
+    }
+
     /// <summary>Wraps a network already in memory.</summary>
     /// <param name="network">The network.</param>
     /// <param name="name">Its name in results.</param>
