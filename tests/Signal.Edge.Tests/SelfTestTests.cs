@@ -4,20 +4,10 @@ using Xunit;
 namespace Signal.Edge.Tests;
 
 /// <summary><c>signal-edge selftest</c> against the committed golden files, and against a copy with wrong values.</summary>
+[Collection("console")]
 public sealed class SelfTestTests
 {
-    private static string GoldenFolder()
-    {
-        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            if (File.Exists(Path.Combine(d.FullName, "Signal.sln")))
-            {
-                return Path.Combine(d.FullName, "tests", "reference", "golden");
-            }
-        }
-
-        throw new DirectoryNotFoundException("no Signal.sln above the test binaries");
-    }
+    private static string GoldenFolder() => Repository.Path("tests", "reference", "golden");
 
     private static (int Code, string Output) Run(string golden)
     {

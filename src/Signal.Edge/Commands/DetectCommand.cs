@@ -120,7 +120,7 @@ internal static class DetectCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{rows:N0} rows × {columns} column(s); learned from the first {warm:N0}; {flags.Count(f => f):N0} rows flagged in {Runs(flags):N0} anomalies ({how}, {seconds:0.00} s); wrote {parse.GetValue(output)!.FullName}"));
             return 0;
-        }));
+        }, CommandErrors.TimeSeriesLayout));
         return command;
     }
 

@@ -40,7 +40,7 @@ internal static class FeaturesCommand
         command.SetAction(parse => CommandErrors.Run(() => Run(
             parse.GetValue(spec), parse.GetValue(input), parse.GetValue(key), parse.GetValue(output)!,
             parse.GetValue(rate), parse.GetValue(frame), parse.GetValue(hop), parse.GetValue(window)!,
-            parse.GetValue(features)!, parse.GetValue(writeSpec))));
+            parse.GetValue(features)!, parse.GetValue(writeSpec)), CommandErrors.RecordingLayout));
         return command;
     }
 

@@ -140,7 +140,7 @@ internal static class ModelCommands
             File.WriteAllText(destination.FullName, text.ToString());
             AnsiConsole.MarkupLineInterpolated($"{what} → {model.ClassCount} class probabilities per step. Wrote [green]{destination.FullName}[/].");
             return 0;
-        }));
+        }, CommandErrors.RecordingLayout + "; or the model's inputs, one column per input and one row per step"));
         return command;
     }
 
@@ -215,6 +215,7 @@ internal static class ModelCommands
     {
         var values = new List<float>();
         columns = 0;
+        bool first = true;
         foreach ((int lineNumber, string raw) in Signal.Engine.Data.TextLines.Read(path))
         {
             string line = raw.Trim();
@@ -224,10 +225,11 @@ internal static class ModelCommands
             }
 
             string[] cells = line.Split(',');
-            bool numeric = Signal.Engine.Data.TextLines.TryParseFloat(cells[0], out _);
-            if (!numeric && values.Count == 0)
+            bool header = first && !Signal.Engine.Data.TextLines.TryParseFloat(cells[0], out _);
+            first = false;
+            if (header)
             {
-                continue; // header
+                continue;
             }
 
             if (columns == 0)

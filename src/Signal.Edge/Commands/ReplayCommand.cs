@@ -76,7 +76,7 @@ internal static class ReplayCommand
             }
 
             return 0;
-        }));
+        }, CommandErrors.RecordingLayout));
         return command;
     }
 

@@ -117,7 +117,7 @@ internal static class TrainCommand
                     SampleRate = parse.GetValue(rate) ?? 0,
                 },
             },
-            cancellationToken))));
+            cancellationToken), CommandErrors.LabelledLayout)));
         return command;
     }
 
@@ -217,7 +217,7 @@ internal static class TrainCommand
             }
 
             return 0;
-        }));
+        }, CommandErrors.LabelledLayout));
         return command;
     }
 
