@@ -35,6 +35,14 @@ public sealed class ExampleFilesTests : IDisposable
         string model = Path.Combine(_dir, "machines.sigm");
         Cli.Output("train", "--data", Example("machines.csv"), "--epochs", "30", "--ensemble", "1", "--out", model);
         using JsonDocument report = JsonDocument.Parse(Cli.Output("eval", "--model", model, "--data", Example("machines.csv"), "--json"));
+        // Not a terminal here: one plain progress line per epoch, no table redrawn at every epoch.
+        string output = Cli.Output("train", "--data", Example("machines.csv"), "--epochs", "7", "--ensemble", "1", "--validation", "0", "--out", Path.Combine(_dir, "plain.sigm"));
+        string[] epochs = [.. output.Split('\n').Where(l => l.StartsWith("epoch ", StringComparison.Ordinal))];
+        Assert.True(Console.IsOutputRedirected);
+        Assert.Equal(7, epochs.Length);
+        Assert.All(epochs, l => Assert.Matches(@"^epoch [1-7]/7( \*)?  loss \d+\.\d{4}  acc [\d.]+ %  val loss -  val acc -  lr ", l));
+        Assert.DoesNotContain("│ epoch", output, StringComparison.Ordinal); // the live table's header
+
         // The held-out fifth of each class's recordings: one idle, one running.
         Assert.Equal(2, report.RootElement.GetProperty("sequences").GetInt32());
         Assert.Equal(1.0, report.RootElement.GetProperty("accuracy").GetDouble());

@@ -473,9 +473,22 @@ internal static class TrainCommand
     /// </summary>
     internal const int DefaultSeriesEnsemble = 5;
 
-    /// <summary>Trains one network with the live epoch table; returns its history.</summary>
+    /// <summary>
+    /// Trains one network with the live epoch table on a terminal, or one plain line per epoch when the output is a
+    /// file or a pipe (a live table would be written out again at every epoch); returns its history.
+    /// </summary>
     private static IReadOnlyList<EpochReport> TrainOne(TrainingNetwork network, IReadOnlyList<LabeledSequence> train, IReadOnlyList<LabeledSequence> held, TrainerOptions options, CancellationToken cancellationToken)
     {
+        if (Console.IsOutputRedirected)
+        {
+            return Trainer.Train(network, train, held, options, report =>
+            {
+                double eta = report.Seconds * (options.Epochs - report.Epoch);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"epoch {report.Epoch}/{options.Epochs}{(report.IsBest ? " *" : string.Empty)}  loss {report.Loss:F4}  acc {report.Accuracy:P1}  val loss {Number(report.ValidationLoss, "F4")}  val acc {Number(report.ValidationAccuracy, "P1")}  lr {report.LearningRate:G3}  {report.Seconds:F3} s/epoch  ETA {TimeSpan.FromSeconds(eta):mm\\:ss}"));
+            }, cancellationToken);
+        }
+
         var table = new Table().AddColumns("epoch", "loss", "acc", "val loss", "val acc", "lr", "s/epoch", "ETA");
         IReadOnlyList<EpochReport> history = [];
         AnsiConsole.Live(table).Start(context =>
@@ -486,7 +499,7 @@ internal static class TrainCommand
                 table.AddRow(
                     report.Epoch.ToString(CultureInfo.InvariantCulture) + (report.IsBest ? " *" : string.Empty),
                     report.Loss.ToString("F4", CultureInfo.InvariantCulture), report.Accuracy.ToString("P1", CultureInfo.InvariantCulture),
-                    report.ValidationLoss.ToString("F4", CultureInfo.InvariantCulture), report.ValidationAccuracy.ToString("P1", CultureInfo.InvariantCulture),
+                    Number(report.ValidationLoss, "F4"), Number(report.ValidationAccuracy, "P1"),
                     report.LearningRate.ToString("G3", CultureInfo.InvariantCulture), report.Seconds.ToString("F3", CultureInfo.InvariantCulture),
                     TimeSpan.FromSeconds(eta).ToString(@"mm\:ss", CultureInfo.InvariantCulture));
                 while (table.Rows.Count > 12)
@@ -499,6 +512,9 @@ internal static class TrainCommand
         });
         return history;
     }
+
+    /// <summary>A figure, or "-" when there is none (no validation split: NaN).</summary>
+    private static string Number(double value, string format) => double.IsNaN(value) ? "-" : value.ToString(format, CultureInfo.InvariantCulture);
 
     private static void Print(ClassificationMetrics metrics, string title)
     {
