@@ -30,9 +30,10 @@ internal static class FeaturesCommand
             then one named column per feature (with a channel suffix when there are several channels).
 
             Examples:
-              signal-edge features
+              signal-edge features --input datasets/examples/vibration.csv --rate 12000 --features rms,spectral_centroid,mfcc:13 --output vibration-features.csv
               signal-edge features --input run.csv --rate 12000 --frame 1024 --hop 512 --features rms,zcr,spectral_centroid,mel:40,mfcc:13 --output run-features.csv
               signal-edge features --input "1797_Normal.npz" --key DE --spec spec.json --output normal.csv
+              signal-edge features --output demo-features.csv   (no --input: a synthetic bearing-fault signal)
             """)
         {
             spec, input, key, output, rate, frame, hop, window, features, writeSpec,
