@@ -29,8 +29,9 @@ namespace Signal.Engine.Mqtt;
 /// <para>Measured with <c>bench e2e --client libmosquitto,mqttnet</c> (1,000 streams, 2 cores): the engine on MQTTnet
 /// took 0.90× libmosquitto's rate at QoS 0 and 1.07× at QoS 1 (the broker's ceiling there), with about 1.7 KB more
 /// allocated per message (MQTTnet's packet and event objects); libmosquitto stays the default where it loads
-/// (<see cref="MqttConnections"/>). WebSocket addresses use MQTTnet's WebSocket transport, untested here against a
-/// broker (Debian's mosquitto 2.0.11 would not open a WebSocket listener on our machines).</para>
+/// (<see cref="MqttConnections"/>). WebSocket addresses use MQTTnet's WebSocket transport ("mqtt" subprotocol), tested
+/// against mosquitto behind a WebSocket front that relays the bytes (tests/Signal.Engine.Tests/WebSocketTests.cs: Debian's
+/// mosquitto 2.0.11 would not open a WebSocket listener on our machines).</para>
 /// </remarks>
 public sealed partial class MqttNetConnection : IMqttConnection
 {
