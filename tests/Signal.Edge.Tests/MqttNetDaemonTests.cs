@@ -66,14 +66,15 @@ public sealed partial class DaemonTests
 /// <summary>The daemon's embedded broker, with Debian's mosquitto_pub as the sensors.</summary>
 public sealed partial class DaemonTests
 {
-    private static (int Code, string Error) MosquittoPub(int port, string user, string password, string topic, byte[] payload)
+    private static (int Code, string Error) MosquittoPub(int port, string user, string password, string topic, byte[] payload, string? caFile = null)
     {
         string file = Path.GetTempFileName();
         File.WriteAllBytes(file, payload);
         try
         {
             using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("mosquitto_pub",
-                ["-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-i", "sensor-" + topic.Replace('/', '-'), "-u", user, "-P", password, "-q", "1", "-t", topic, "-f", file])
+                ["-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-i", "sensor-" + topic.Replace('/', '-'), "-u", user, "-P", password, "-q", "1", "-t", topic, "-f", file,
+                    .. caFile is null ? Array.Empty<string>() : ["--cafile", caFile]])
             {
                 RedirectStandardError = true,
                 RedirectStandardOutput = true,
@@ -125,6 +126,47 @@ public sealed partial class DaemonTests
             Assert.True(bad.WaitForExit(TimeSpan.FromSeconds(20)), bad.Output);
             Assert.Equal(1, bad.ExitCode);
             Assert.Contains("line 2 is not user:password", bad.Output, StringComparison.Ordinal);
+        }
+
+        Directory.Delete(folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task An_embedded_broker_with_tls_takes_mosquitto_pub_over_tls_only()
+    {
+        string folder = Directory.CreateTempSubdirectory("signal-embedded-tls-").FullName;
+        using var certificates = new Signal.Engine.Tests.TestCertificates();
+        string users = Path.Combine(folder, "users");
+        File.WriteAllLines(users, ["pump:s3cret"]);
+        int brokerPort = EdgeProcess.FreePort();
+        (string config, string url) = BearingConfig(folder, $$"""
+            "embeddedBroker": { "address": "127.0.0.1:{{brokerPort}}", "usersFile": "{{users}}", "certFile": "{{certificates.ServerCert}}", "keyFile": "{{certificates.ServerKey}}" }
+            """);
+        (List<byte[]> healthy, List<byte[]> faulty) = TwoBearings(703);
+        using (var daemon = new EdgeProcess(null, "run", "--config", config, "--quiet"))
+        {
+            await daemon.WaitUntil(async () => (await s_http.GetAsync(url + "readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "/readyz");
+
+            // Plain MQTT to the TLS port is refused; Debian's mosquitto_pub with the CA publishes over TLS.
+            Assert.NotEqual(0, MosquittoPub(brokerPort, "pump", "s3cret", "sensors/m1/vib", [1, 2, 3]).Code);
+            for (int i = 0; i < 40; i++)
+            {
+                Assert.Equal(0, MosquittoPub(brokerPort, "pump", "s3cret", "sensors/m1/vib", healthy[i], certificates.Ca).Code);
+                Assert.Equal(0, MosquittoPub(brokerPort, "pump", "s3cret", "sensors/m2/vib", faulty[i], certificates.Ca).Code);
+            }
+
+            await ExpectNormalAndOuter(daemon, url);
+            Assert.Equal(0, daemon.Terminate(TimeSpan.FromSeconds(30)));
+            Assert.Contains($"embedded MQTT broker listening on 127.0.0.1:{brokerPort} with TLS", daemon.Output, StringComparison.Ordinal);
+        }
+
+        // Half a TLS setting is refused at start, naming the key.
+        File.WriteAllText(config, File.ReadAllText(config).Replace($", \"keyFile\": \"{certificates.ServerKey}\"", string.Empty, StringComparison.Ordinal));
+        using (var bad = new EdgeProcess(null, "run", "--config", config, "--quiet"))
+        {
+            Assert.True(bad.WaitForExit(TimeSpan.FromSeconds(20)), bad.Output);
+            Assert.Equal(1, bad.ExitCode);
+            Assert.Contains("embeddedBroker:keyFile: TLS needs both certFile and keyFile", bad.Output, StringComparison.Ordinal);
         }
 
         Directory.Delete(folder, recursive: true);

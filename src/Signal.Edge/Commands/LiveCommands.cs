@@ -110,7 +110,7 @@ internal static class LiveCommands
             {
                 settings.Mqtt = embedded.ClientAddress;
                 (settings.Broker.Username, settings.Broker.Password) = (EmbeddedBroker.OwnUser, embedded.OwnPassword);
-                Console.Error.WriteLine($"embedded MQTT broker listening on {embedded.EndPoint}{(settings.EmbeddedBroker!.UsersFile is null ? " (anyone may connect)" : " (users from " + settings.EmbeddedBroker.UsersFile + ")")}");
+                Console.Error.WriteLine($"embedded MQTT broker listening on {embedded.EndPoint}{(embedded.UsesTls ? " with TLS" : string.Empty)}{(settings.EmbeddedBroker!.UsersFile is null ? " (anyone may connect)" : " (users from " + settings.EmbeddedBroker.UsersFile + ")")}");
             }
 
             MqttOptions broker = settings.Broker.WithAddress(settings.Mqtt);

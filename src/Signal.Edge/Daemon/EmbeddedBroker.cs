@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using MQTTnet.Protocol;
 using MQTTnet.Server;
 
@@ -18,6 +19,50 @@ public sealed class EmbeddedBrokerSettings
     /// </summary>
     public string? UsersFile { get; set; }
 
+    /// <summary>
+    /// The broker's certificate (PEM) for TLS, with <see cref="KeyFile"/>: sensors then connect with <c>mqtts</c> to
+    /// <see cref="Address"/> (plain MQTT is not served there). Null: plain MQTT.
+    /// </summary>
+    public string? CertFile { get; set; }
+
+    /// <summary>The private key (PEM) of <see cref="CertFile"/>. Keep it readable by the daemon's user alone.</summary>
+    public string? KeyFile { get; set; }
+
+    /// <summary>Whether sensors connect with TLS.</summary>
+    public bool UsesTls => CertFile is not null;
+
+    /// <summary>The TLS certificate with its key, or null without TLS.</summary>
+    /// <exception cref="ArgumentException">Only one of the files is given, one is missing, or they do not load as a certificate and its key.</exception>
+    public X509Certificate2? Certificate()
+    {
+        if (CertFile is null && KeyFile is null)
+        {
+            return null;
+        }
+
+        if (CertFile is null || KeyFile is null)
+        {
+            throw new ArgumentException($"embeddedBroker:{(CertFile is null ? "certFile" : "keyFile")}: TLS needs both certFile and keyFile.");
+        }
+
+        foreach ((string key, string path) in new[] { ("certFile", CertFile), ("keyFile", KeyFile) })
+        {
+            if (!File.Exists(path))
+            {
+                throw new ArgumentException($"embeddedBroker:{key}: '{path}' does not exist.");
+            }
+        }
+
+        try
+        {
+            return X509Certificate2.CreateFromPemFile(CertFile, KeyFile);
+        }
+        catch (CryptographicException e)
+        {
+            throw new ArgumentException($"embeddedBroker:certFile/keyFile: '{CertFile}' and '{KeyFile}' are not a PEM certificate and its private key: {e.Message}", e);
+        }
+    }
+
     /// <summary>The listen end point.</summary>
     /// <exception cref="ArgumentException">The address is not <c>address:port</c>.</exception>
     public IPEndPoint EndPoint() => IPEndPoint.TryParse(Address, out IPEndPoint? end) && end.Port is > 0 and <= 65535
@@ -30,6 +75,7 @@ public sealed class EmbeddedBrokerSettings
     {
         _ = EndPoint();
         _ = Users();
+        Certificate()?.Dispose();
     }
 
     /// <summary>The users and their passwords, or null when anyone may connect.</summary>
@@ -75,7 +121,9 @@ public sealed class EmbeddedBrokerSettings
 /// </summary>
 /// <remarks>
 /// MQTT 5 clients may connect without a client id (one is assigned); MQTTnet.Server refuses an empty client id from an
-/// MQTT 3.1.1 client ("identifier rejected"), so 3.1.1 sensors must send one (<c>mosquitto_pub -i …</c>). No TLS yet.
+/// MQTT 3.1.1 client ("identifier rejected"), so 3.1.1 sensors must send one (<c>mosquitto_pub -i …</c>). With TLS the
+/// configured address serves TLS only, and the daemon's own client connects to a plain listener on a free loopback
+/// port (authenticated like everyone else), so it needs no CA for the broker's certificate.
 /// </remarks>
 internal sealed class EmbeddedBroker : IDisposable
 {
@@ -84,12 +132,18 @@ internal sealed class EmbeddedBroker : IDisposable
 
     private readonly MqttServer _server;
 
-    private EmbeddedBroker(MqttServer server, IPEndPoint endPoint, string ownPassword)
+    private readonly X509Certificate2? _certificate;
+
+    private EmbeddedBroker(MqttServer server, IPEndPoint endPoint, string ownPassword, int ownPort, X509Certificate2? certificate)
     {
         _server = server;
         EndPoint = endPoint;
         OwnPassword = ownPassword;
+        _ownPort = ownPort;
+        _certificate = certificate;
     }
+
+    private readonly int _ownPort;
 
     /// <summary>Where it listens.</summary>
     public IPEndPoint EndPoint { get; }
@@ -98,7 +152,12 @@ internal sealed class EmbeddedBroker : IDisposable
     public string OwnPassword { get; }
 
     /// <summary>The address the daemon's own client connects to (loopback when the broker listens on every address).</summary>
-    public string ClientAddress => string.Create(CultureInfo.InvariantCulture, $"mqtt://{(EndPoint.Address.Equals(IPAddress.Any) ? "127.0.0.1" : EndPoint.Address.ToString())}:{EndPoint.Port}");
+    public string ClientAddress => _certificate is not null
+        ? string.Create(CultureInfo.InvariantCulture, $"mqtt://127.0.0.1:{_ownPort}")
+        : string.Create(CultureInfo.InvariantCulture, $"mqtt://{(EndPoint.Address.Equals(IPAddress.Any) ? "127.0.0.1" : EndPoint.Address.ToString())}:{EndPoint.Port}");
+
+    /// <summary>Whether sensors connect with TLS.</summary>
+    public bool UsesTls => _certificate is not null;
 
     /// <summary>Starts the broker.</summary>
     /// <exception cref="ArgumentException">A setting is wrong.</exception>
@@ -108,12 +167,23 @@ internal sealed class EmbeddedBroker : IDisposable
         IPEndPoint end = settings.EndPoint();
         Dictionary<string, string>? users = settings.Users();
         string ownPassword = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
-        MqttServerOptions options = new MqttServerOptionsBuilder()
+        X509Certificate2? certificate = settings.Certificate();
+        int ownPort = certificate is null ? end.Port : Signal.Engine.LocalServer.FreePort();
+        MqttServerOptionsBuilder builder = new MqttServerOptionsBuilder()
             .WithDefaultEndpoint()
-            .WithDefaultEndpointBoundIPAddress(end.Address)
-            .WithDefaultEndpointPort(end.Port)
-            .WithPersistentSessions(true)
-            .Build();
+            .WithDefaultEndpointBoundIPAddress(certificate is null ? end.Address : IPAddress.Loopback)
+            .WithDefaultEndpointPort(ownPort)
+            .WithPersistentSessions(true);
+        if (certificate is not null)
+        {
+            builder = builder.WithEncryptedEndpoint()
+                .WithEncryptedEndpointBoundIPAddress(end.Address)
+                .WithEncryptedEndpointPort(end.Port)
+                .WithEncryptionCertificate(certificate)
+                .WithEncryptionSslProtocol(System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13);
+        }
+
+        MqttServerOptions options = builder.Build();
         MqttServer server = new MqttServerFactory().CreateMqttServer(options);
         server.ValidatingConnectionAsync += e =>
         {
@@ -139,10 +209,11 @@ internal sealed class EmbeddedBroker : IDisposable
         catch (System.Net.Sockets.SocketException e)
         {
             server.Dispose();
+            certificate?.Dispose();
             throw new IOException($"embeddedBroker:address: cannot listen on {end}: {e.Message}", e);
         }
 
-        return new EmbeddedBroker(server, end, ownPassword);
+        return new EmbeddedBroker(server, end, ownPassword, ownPort, certificate);
     }
 
     /// <summary>Stops listening and drops every session.</summary>
@@ -150,5 +221,6 @@ internal sealed class EmbeddedBroker : IDisposable
     {
         _server.StopAsync(new MqttServerStopOptions()).GetAwaiter().GetResult();
         _server.Dispose();
+        _certificate?.Dispose();
     }
 }
