@@ -1,6 +1,8 @@
 using System.Reactive.Concurrency;
 using System.Text;
+using Signal.Engine.Data;
 using Signal.Engine.Live;
+using Signal.Features.Pipeline;
 
 namespace Signal.Engine.Tests;
 
@@ -65,6 +67,47 @@ public sealed class EngineTests
         Assert.True(engine.Counters.Batches < engine.Counters.Steps);
         Assert.Equal(0, engine.Counters.RejectedTotal);
         Assert.Empty(engine.Counters.Resets);
+    }
+
+    [Fact]
+    public void A_sensor_at_four_times_the_models_rate_is_resampled_live_exactly_as_offline()
+    {
+        // The model's features are for 1 kHz; its spec resamples a 4 kHz sensor (resample_poly's filter, streaming).
+        FeatureSpec spec = TestModels.Spec() with { Resample = new ResampleSpec { InputRate = 4000 } };
+        var pipeline = new FeaturePipeline(spec);
+        EngineModel model = EngineModel.From(Signal.Models.Networks.RecurrentModel.CreateRandom(TestModels.Architecture(pipeline.OutputLength), 7, TestModels.Labels)
+            .WithMetadata(new Dictionary<string, string> { [FeatureSequences.MetadataKey] = spec.ToJson() }), "resampled");
+        Assert.Equal((4000.0, 1000.0), (model.InputRate, model.SampleRate));
+        using var engine = new SignalEngine(model, new EngineOptions { MaxBatch = 2 });
+        Dictionary<string, List<Classification>> got = Collect(engine);
+        float[][] signals = [.. Enumerable.Range(0, 2).Select(s => TestModels.Signal(8000, 3, s))];
+        foreach ((float[] signal, int s) in signals.Select((x, s) => (x, s)))
+        {
+            foreach (byte[] message in TestModels.Messages(signal, 3, 4000, seed: 200 + s))
+            {
+                engine.Process($"sensors/dev{s}/vib", message);
+            }
+        }
+
+        // A message at the model's own 1 kHz is refused, naming both rates.
+        engine.Process("sensors/dev9/vib", TestModels.Binary(0, 1_700_000_000_000_000_000, 1000, 3, new float[30]));
+        engine.Flush();
+        for (int s = 0; s < 2; s++)
+        {
+            List<float[]> offline = TestModels.Offline(model, signals[s]);
+            List<Classification> live = got[$"dev{s}/vib"];
+            Assert.True(offline.Count > 50);
+            Assert.Equal(offline.Count, live.Count);
+            for (int t = 0; t < offline.Count; t++)
+            {
+                Assert.Equal(offline[t], live[t].Probabilities);
+            }
+
+            // Frame 10 ends at sample 63 + 32·10 of the 1 kHz signal: input sample 4·383 of the 4 kHz stream.
+            Assert.Equal(1_700_000_000_000_000_000 + (long)Math.Round(4 * 383 * 1e9 / 4000), live[10].TimestampNs);
+        }
+
+        Assert.Equal(1, engine.Counters.RejectedTotal);
     }
 
     [Fact]

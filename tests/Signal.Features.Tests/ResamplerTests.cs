@@ -76,3 +76,86 @@ public sealed class ResamplerTests
         Assert.Equal(expected.Length, streamed.Count);
     }
 }
+
+/// <summary>A feature spec with <c>resample</c>: a 48 kHz or 25.6 kHz sensor served by a 12 kHz pipeline.</summary>
+public sealed class ResampledPipelineTests
+{
+    private static Pipeline.FeatureSpec Spec(double inputRate, string nonFinite = "reject") => new()
+    {
+        SampleRate = 12000,
+        Channels = 2,
+        FrameLength = 256,
+        Hop = 128,
+        NonFinite = nonFinite,
+        Resample = new Pipeline.ResampleSpec { InputRate = inputRate },
+        Filters = [new Pipeline.FilterSpec { Design = "butterworth", Mode = "highpass", Order = 2, Frequency = 20 }],
+        Features = [new Pipeline.FeatureRequest { Name = "rms" }, new Pipeline.FeatureRequest { Name = "mfcc", Count = 13 }],
+    };
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void Features_of_a_resampled_stream_are_those_of_resample_polys_output_in_any_chunks(int index)
+    {
+        System.Text.Json.JsonElement c = Golden.Load("resample").GetProperty("cases")[index];
+        float[] input = c.GetProperty("input").Floats();
+        double[] scipy = c.GetProperty("output").Doubles();
+        Pipeline.FeatureSpec spec = Spec(c.GetProperty("input_rate").GetInt32());
+        spec.Validate();
+        var pipeline = new Pipeline.FeaturePipeline(spec);
+
+        // The reference: scipy's resampled signal through the same pipeline without resampling.
+        var plain = new Pipeline.FeaturePipeline(spec with { Resample = null });
+        float[] expected = plain.ExtractAll([.. scipy.Select(v => (float)v)]);
+
+        float[] offline = pipeline.ExtractAll(input);
+        int rows = offline.Length / pipeline.OutputLength;
+        Assert.True(rows >= (expected.Length / plain.OutputLength) - 1 && rows > 5, $"{rows} rows");
+        Golden.Close([.. expected.Take(offline.Length).Select(v => (double)v)], offline, 1e-4, 1e-3, "resampled features");
+
+        // Streamed in random chunks into a small destination, with a checkpoint and restore halfway: the same rows.
+        Pipeline.FeatureExtractor stream = pipeline.CreateExtractor();
+        var rng = new Random(index);
+        var got = new List<float>();
+        var room = new float[pipeline.OutputLength * 2];
+        int at = 0;
+        bool restored = false;
+        while (at < input.Length)
+        {
+            ReadOnlySpan<float> chunk = input.AsSpan(at, Math.Min(2 * rng.Next(1, 700), input.Length - at));
+            at += chunk.Length;
+            int written;
+            do
+            {
+                written = stream.Process(chunk, room, out int consumed);
+                got.AddRange(room.AsSpan(0, written * pipeline.OutputLength).ToArray());
+                chunk = chunk[consumed..];
+            }
+            while (!chunk.IsEmpty || written == 2);
+
+            if (!restored && at > input.Length / 2)
+            {
+                using var state = new MemoryStream();
+                stream.WriteState(new BinaryWriter(state));
+                stream = pipeline.CreateExtractor();
+                state.Position = 0;
+                stream.ReadState(new BinaryReader(state));
+                restored = true;
+            }
+        }
+
+        Assert.Equal(offline, got.ToArray());
+    }
+
+    [Fact]
+    public void A_bad_resampling_names_its_field()
+    {
+        Assert.Equal("resample.inputRate", Assert.Throws<Pipeline.FeatureSpecException>(() => Spec(0).Validate()).Field);
+        Assert.Equal("resample.inputRate", Assert.Throws<Pipeline.FeatureSpecException>(() => Spec(44100.5).Validate()).Field);
+        Pipeline.FeatureSpecException prime = Assert.Throws<Pipeline.FeatureSpecException>(() => Spec(12007).Validate());
+        Assert.Contains("12007 Hz → 12000 Hz is 12000/12007 in lowest terms", prime.Message, StringComparison.Ordinal);
+        Pipeline.FeatureSpec spec = Pipeline.FeatureSpec.FromJson("""{ "sampleRate": 12000, "resample": { "inputRate": 48000 }, "features": [ { "name": "rms" } ] }""");
+        Assert.Equal(48000, spec.InputRate);
+        Assert.Contains("\"inputRate\": 48000", spec.ToJson(), StringComparison.Ordinal);
+    }
+}

@@ -31,6 +31,7 @@ public sealed class EngineModel
             Channels = spec.Channels;
             SamplesPerStep = spec.Hop;
             SampleRate = spec.SampleRate;
+            InputRate = spec.InputRate;
         }
         else
         {
@@ -74,6 +75,12 @@ public sealed class EngineModel
 
     /// <summary>The sample rate the features were designed for (0 when the model does not say).</summary>
     public double SampleRate { get; }
+
+    /// <summary>
+    /// The rate the model's messages must carry: <see cref="SampleRate"/>, or the rate its feature spec resamples from
+    /// (<c>resample.inputRate</c>); 0 when the model does not say.
+    /// </summary>
+    public double InputRate { get; }
 
     /// <summary>Per-channel scaling applied to raw samples of a model without features, or null.</summary>
     public SequenceNormalization? RawNormalization { get; }

@@ -293,9 +293,12 @@ public sealed partial class SignalEngine : IDisposable
             return;
         }
 
-        if (data.Kind == PayloadKind.Samples && _model.SampleRate > 0 && data.Rate > 0 && Math.Abs(data.Rate - _model.SampleRate) > 1e-6 * _model.SampleRate)
+        if (data.Kind == PayloadKind.Samples && _model.InputRate > 0 && data.Rate > 0 && Math.Abs(data.Rate - _model.InputRate) > 1e-6 * _model.InputRate)
         {
-            Reject(topic, id, "rate_mismatch", $"{data.Rate.ToString(CultureInfo.InvariantCulture)} Hz; the model's features are for {_model.SampleRate.ToString(CultureInfo.InvariantCulture)} Hz", payload);
+            string expected = _model.InputRate == _model.SampleRate
+                ? $"the model's features are for {_model.SampleRate.ToString(CultureInfo.InvariantCulture)} Hz (a feature spec's \"resample\": {{ \"inputRate\": … }} serves another rate)"
+                : $"the model resamples from {_model.InputRate.ToString(CultureInfo.InvariantCulture)} Hz to {_model.SampleRate.ToString(CultureInfo.InvariantCulture)} Hz";
+            Reject(topic, id, "rate_mismatch", $"{data.Rate.ToString(CultureInfo.InvariantCulture)} Hz; {expected}", payload);
             return;
         }
 
@@ -414,20 +417,25 @@ public sealed partial class SignalEngine : IDisposable
         FeatureSpec spec = _model.Pipeline!.Spec;
         int channels = spec.Channels;
         int rowCapacity = _rows.Length / _input;
-        while (!values.IsEmpty)
+        // A frame's last sample is counted at the spec's rate; with resampling, input sample i lies at i·in/out of it.
+        double inputPerSample = spec.InputRate / spec.SampleRate;
+        int rows;
+        do
         {
             long framesBefore = extractor.FramesEmitted;
-            int rows = extractor.Process(values, _rows.AsSpan(0, rowCapacity * _input), out int consumed);
+            rows = extractor.Process(values, _rows.AsSpan(0, rowCapacity * _input), out int consumed);
             stream.Samples += consumed / channels;
             values = values[consumed..];
             for (int r = 0; r < rows; r++)
             {
                 long frame = framesBefore + r;
                 long lastSample = spec.FrameLength - 1 + (frame * spec.Hop);
-                _rows.AsSpan(r * _input, _input).CopyTo(Reserve(stream, stream.TimeOf(lastSample)));
+                long inputSample = spec.Resample is null ? lastSample : (long)Math.Round(lastSample * inputPerSample);
+                _rows.AsSpan(r * _input, _input).CopyTo(Reserve(stream, stream.TimeOf(inputSample)));
                 MarkReady(stream);
             }
         }
+        while (!values.IsEmpty || rows == rowCapacity); // a full row buffer may leave frames in the extractor
     }
 
     private void FeedRaw(StreamState stream, ReadOnlySpan<float> values)

@@ -224,6 +224,50 @@ public sealed class PolyphaseResampler
         return written == output.Length ? output : output[..written];
     }
 
+    /// <summary>Writes the stream's state (counters and history) so <see cref="ReadState"/> continues it exactly.</summary>
+    /// <param name="writer">Where to write.</param>
+    public void WriteState(BinaryWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.Write(Up);
+        writer.Write(Down);
+        writer.Write(_inputs);
+        writer.Write(_outputs);
+        writer.Write(_flushTotal);
+        foreach (double[] line in _history)
+        {
+            for (int i = 0; i < _capacity; i++)
+            {
+                writer.Write(line[i]);
+            }
+        }
+    }
+
+    /// <summary>Restores a state written by <see cref="WriteState"/> of a resampler with the same rates and channels.</summary>
+    /// <param name="reader">Where to read.</param>
+    /// <exception cref="FormatException">The state is for another ratio.</exception>
+    public void ReadState(BinaryReader reader)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        int up = reader.ReadInt32(), down = reader.ReadInt32();
+        if (up != Up || down != Down)
+        {
+            throw new FormatException($"the resampler state is for {up}/{down}; this resampler is {Up}/{Down}.");
+        }
+
+        _inputs = reader.ReadInt64();
+        _outputs = reader.ReadInt64();
+        _flushTotal = reader.ReadInt64();
+        foreach (double[] line in _history)
+        {
+            for (int i = 0; i < _capacity; i++)
+            {
+                line[i] = reader.ReadDouble();
+                line[i + _capacity] = line[i];
+            }
+        }
+    }
+
     /// <summary>Forgets every sample (a stream that starts afresh).</summary>
     public void Reset()
     {

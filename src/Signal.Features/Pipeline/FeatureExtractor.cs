@@ -30,6 +30,13 @@ public sealed class FeatureExtractor
     private readonly float[][] _previousPower;    // per channel, for the flux
     private readonly DeltaFilter?[][] _deltas;    // [channel][op]
     private bool _hasPrevious;
+    private readonly PolyphaseResampler? _resampler; // spec.Resample: input rate → spec.SampleRate, before filters and framing
+    private readonly float[] _resampled = [];        // resampled samples not yet framed
+    private readonly float[] _repaired = [];         // a copy of the input repaired under 'hold' before resampling
+    private int _resampledCount, _resampledOffset;
+
+    /// <summary>Input samples (per channel) resampled per call to the resampler: bounds its scratch buffers.</summary>
+    private const int ResampleChunk = 1024;
 
     internal FeatureExtractor(FeaturePipeline pipeline, FeatureWorkspace? workspace)
     {
@@ -55,6 +62,13 @@ public sealed class FeatureExtractor
         for (int c = 0; c < spec.Channels; c++)
         {
             _previousPower[c] = pipeline.NeedsFlux ? new float[bins] : [];
+        }
+
+        if (spec.Resample is { } resample)
+        {
+            _resampler = new PolyphaseResampler((int)resample.InputRate, (int)spec.SampleRate, spec.Channels);
+            _resampled = new float[_resampler.MaxOutputFor(ResampleChunk) * spec.Channels];
+            _repaired = _hold ? new float[ResampleChunk * spec.Channels] : [];
         }
 
         _deltas = new DeltaFilter?[spec.Channels][];
@@ -99,6 +113,11 @@ public sealed class FeatureExtractor
         }
 
         int rowLength = _pipeline.OutputLength;
+        if (_resampler is not null)
+        {
+            return ProcessResampled(interleaved, destination, out consumed);
+        }
+
         bool direct = !_hold && _pipeline.Spec.Filters.Count == 0;
         int rows = 0;
         consumed = 0;
@@ -136,6 +155,58 @@ public sealed class FeatureExtractor
         }
 
         return rows;
+    }
+
+    /// <summary>
+    /// <see cref="Process"/> with resampling: input (repaired under <c>hold</c>) → resampler → filters → framer. The
+    /// resampled samples not yet framed wait in a buffer of their own, so a full destination never loses any.
+    /// </summary>
+    private int ProcessResampled(ReadOnlySpan<float> interleaved, Span<float> destination, out int consumed)
+    {
+        int channels = _pipeline.Spec.Channels, rowLength = _pipeline.OutputLength, rows = 0;
+        consumed = 0;
+        while (true)
+        {
+            if (_framer.IsFrameReady)
+            {
+                if (destination.Length < (rows + 1) * rowLength)
+                {
+                    return rows;
+                }
+
+                _framer.ReadFrame(_work.Frame);
+                ExtractFrame(_work.Frame, destination.Slice(rows * rowLength, rowLength));
+                rows++;
+                continue;
+            }
+
+            if (_resampledOffset < _resampledCount)
+            {
+                int take = Math.Min(_framer.SamplesNeeded * channels, _resampledCount - _resampledOffset);
+                _resampledOffset += _framer.Append(_resampled.AsSpan(_resampledOffset, take));
+                continue;
+            }
+
+            if (consumed == interleaved.Length)
+            {
+                return rows;
+            }
+
+            ReadOnlySpan<float> source = interleaved.Slice(consumed, Math.Min(ResampleChunk * channels, interleaved.Length - consumed));
+            if (_hold)
+            {
+                Span<float> repaired = _repaired.AsSpan(0, source.Length);
+                source.CopyTo(repaired);
+                Repair(repaired, channels);
+                source = repaired;
+            }
+
+            // The buffer holds every output of a chunk, so the resampler always takes all of it.
+            _resampledCount = _resampler!.Process(source, _resampled, out int used);
+            _resampledOffset = 0;
+            consumed += used;
+            Filter(_resampled.AsSpan(0, _resampledCount), channels);
+        }
     }
 
     /// <summary>
@@ -197,6 +268,8 @@ public sealed class FeatureExtractor
         Array.Clear(_lastSample);
         _hasPrevious = false;
         FramesEmitted = 0;
+        _resampler?.Reset();
+        _resampledCount = _resampledOffset = 0;
     }
 
     /// <summary>
@@ -244,6 +317,15 @@ public sealed class FeatureExtractor
 
         writer.Write(FramesEmitted);
         writer.Write(NonFiniteSamples);
+        if (_resampler is not null)
+        {
+            _resampler.WriteState(writer);
+            writer.Write(_resampledCount - _resampledOffset);
+            foreach (float v in _resampled.AsSpan(_resampledOffset, _resampledCount - _resampledOffset))
+            {
+                writer.Write(v);
+            }
+        }
     }
 
     /// <summary>Restores a state written by <see cref="WriteState"/> from an extractor of the same pipeline.</summary>
@@ -292,6 +374,22 @@ public sealed class FeatureExtractor
 
         FramesEmitted = reader.ReadInt64();
         NonFiniteSamples = reader.ReadInt64();
+        if (_resampler is not null)
+        {
+            _resampler.ReadState(reader);
+            int pending = reader.ReadInt32();
+            if (pending < 0 || pending > _resampled.Length)
+            {
+                throw new FormatException($"the feature state holds {pending} resampled samples; at most {_resampled.Length} fit.");
+            }
+
+            for (int i = 0; i < pending; i++)
+            {
+                _resampled[i] = reader.ReadSingle();
+            }
+
+            (_resampledOffset, _resampledCount) = (0, pending);
+        }
     }
 
     /// <summary>
@@ -456,25 +554,39 @@ public sealed class FeatureExtractor
     /// <summary>Repairs non-finite samples (hold policy) and runs the pre-filters, in place.</summary>
     private void Condition(Span<float> staged, int channels)
     {
+        if (_hold)
+        {
+            Repair(staged, channels);
+        }
+
+        Filter(staged, channels);
+    }
+
+    /// <summary>Under <c>hold</c>: each non-finite sample becomes its channel's previous one (counted).</summary>
+    private void Repair(Span<float> staged, int channels)
+    {
         for (int c = 0; c < channels; c++)
         {
-            if (_hold)
+            float last = _lastSample[c];
+            for (int i = c; i < staged.Length; i += channels)
             {
-                float last = _lastSample[c];
-                for (int i = c; i < staged.Length; i += channels)
+                if (!float.IsFinite(staged[i]))
                 {
-                    if (!float.IsFinite(staged[i]))
-                    {
-                        staged[i] = last;
-                        NonFiniteSamples++;
-                    }
-
-                    last = staged[i];
+                    staged[i] = last;
+                    NonFiniteSamples++;
                 }
 
-                _lastSample[c] = last;
+                last = staged[i];
             }
 
+            _lastSample[c] = last;
+        }
+    }
+
+    private void Filter(Span<float> staged, int channels)
+    {
+        for (int c = 0; c < channels; c++)
+        {
             foreach (StreamFilter filter in _filters[c])
             {
                 filter.Process(staged, c, channels);

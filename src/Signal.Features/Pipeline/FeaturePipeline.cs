@@ -187,8 +187,14 @@ public sealed class FeaturePipeline
     /// <returns>Rows × <see cref="OutputLength"/> values, row-major.</returns>
     public float[] ExtractAll(ReadOnlySpan<float> interleaved)
     {
-        int samples = interleaved.Length / Spec.Channels;
-        int frames = samples < Spec.FrameLength ? 0 : 1 + ((samples - Spec.FrameLength) / Spec.Hop);
+        long samples = interleaved.Length / Spec.Channels;
+        if (Spec.Resample is { } resample)
+        {
+            // At most this many samples at the spec's rate (resampling withholds the few that need samples after the end).
+            samples = (long)Math.Ceiling(samples * Spec.SampleRate / resample.InputRate) + 1;
+        }
+
+        int frames = samples < Spec.FrameLength ? 0 : (int)(1 + ((samples - Spec.FrameLength) / Spec.Hop));
         var rows = new float[frames * OutputLength];
         FeatureExtractor stream = CreateExtractor();
         int written = stream.Process(interleaved, rows, out _);

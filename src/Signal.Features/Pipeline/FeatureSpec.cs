@@ -59,6 +59,17 @@ public sealed record FeatureSpec
     /// <summary>Filters run on the sample stream before framing, in order.</summary>
     public IReadOnlyList<FilterSpec> Filters { get; set; } = [];
 
+    /// <summary>
+    /// Resampling of the input to <see cref="SampleRate"/> before the filters and framing, for a sensor sampled at
+    /// another rate than the model was trained at (<c>"resample": { "inputRate": 48000 }</c>); null: the input is at
+    /// <see cref="SampleRate"/>.
+    /// </summary>
+    public ResampleSpec? Resample { get; set; }
+
+    /// <summary>The rate samples arrive at: <see cref="ResampleSpec.InputRate"/>, or <see cref="SampleRate"/> without resampling.</summary>
+    [JsonIgnore]
+    public double InputRate => Resample?.InputRate ?? SampleRate;
+
     /// <summary>The features, in output column order. At least one.</summary>
     public IReadOnlyList<FeatureRequest> Features { get; set; } = [];
 
@@ -145,6 +156,8 @@ public sealed record FeatureSpec
         {
             Filters[i].Validate($"filters[{i}]", SampleRate);
         }
+
+        Resample?.Validate(SampleRate);
 
         if (Features.Count == 0)
         {
@@ -391,6 +404,35 @@ public sealed class FeatureSpecException : Exception
 }
 
 /// <summary>Source-generated JSON metadata for the spec types (trimming- and AOT-safe).</summary>
+/// <summary>Streaming rational resampling of a spec's input (<see cref="FeatureSpec.Resample"/>), as <c>scipy.signal.resample_poly</c> does it.</summary>
+public sealed record ResampleSpec
+{
+    /// <summary>The rate samples arrive at, in whole Hz (e.g. 48000 or 25600); they are resampled to the spec's sampleRate.</summary>
+    public double InputRate { get; set; }
+
+    internal void Validate(double sampleRate)
+    {
+        if (!(InputRate > 0) || InputRate != Math.Floor(InputRate) || InputRate > int.MaxValue)
+        {
+            throw new FeatureSpecException("resample.inputRate", $"must be a whole number of Hz greater than zero (got {InputRate}).");
+        }
+
+        if (sampleRate != Math.Floor(sampleRate))
+        {
+            throw new FeatureSpecException("resample.inputRate", $"resampling needs a whole-Hz sampleRate (got {sampleRate}).");
+        }
+
+        try
+        {
+            _ = new Filters.PolyphaseResampler((int)InputRate, (int)sampleRate, 1);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new FeatureSpecException("resample.inputRate", e.Message.Split(" (Parameter", 2)[0], e);
+        }
+    }
+}
+
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     WriteIndented = true,
