@@ -75,4 +75,28 @@ public sealed class ExampleFilesTests : IDisposable
         Assert.Contains("line 2, column 1: '2026-03-02T00:00:00Z' is not a number", error, StringComparison.Ordinal);
         Assert.Contains("example: datasets/examples/vibration.csv", error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_budget_searches_the_recipes_and_trains_the_best_one()
+    {
+        string model = Path.Combine(_dir, "searched.sigm");
+        string output = Cli.Output("train", "--data", Example("machines.csv"), "--budget", "60s", "--ensemble", "1", "--epochs", "15", "--out", model);
+        string[] judged = [.. output.Split('\n').Where(l => l.StartsWith("  ", StringComparison.Ordinal) && l.Contains("held-out accuracy", StringComparison.Ordinal))];
+        Assert.Equal(7, judged.Length); // every recipe of TrainCommand.Recipes, within the budget
+        System.Text.RegularExpressions.Match chosen = System.Text.RegularExpressions.Regex.Match(output, @"Recipe: (?<name>[a-z0-9 ]+) \((?<cell>GRU|LSTM) (?<layers>\d)×(?<hidden>\d+),");
+        Assert.True(chosen.Success, output);
+        Assert.Contains(judged, l => l.StartsWith("  " + chosen.Groups["name"].Value + ":", StringComparison.Ordinal));
+
+        // The model is the chosen recipe's, and says so.
+        var network = Signal.Models.Networks.RecurrentModel.Load(model);
+        Assert.Equal(int.Parse(chosen.Groups["layers"].Value, CultureInfo.InvariantCulture), network.Architecture.Layers.Count);
+        Assert.Equal(int.Parse(chosen.Groups["hidden"].Value, CultureInfo.InvariantCulture), network.Architecture.Layers[0].HiddenSize);
+        Assert.Contains("recipe=" + chosen.Groups["name"].Value.Replace(' ', '-'), network.Metadata["signal.provenance"], StringComparison.Ordinal);
+
+        // A budget too short for one recipe keeps the given one.
+        output = Cli.Output("train", "--data", Example("machines.csv"), "--budget", "0.001s", "--ensemble", "1", "--epochs", "15", "--out", model);
+        Assert.True(output.Contains("No recipe finished within the budget: keeping the given one", StringComparison.Ordinal), output);
+        Assert.Contains("Recipe: given (GRU 1×64", output, StringComparison.Ordinal);
+        Assert.Equal(1, Cli.Fails("train", "--data", Example("machines.csv"), "--budget", "soon", "--out", model).Code);
+    }
 }

@@ -53,6 +53,7 @@ internal static class TrainCommand
         var loss = new Option<string>("--loss") { Description = "last (cross-entropy at the last step) or every (at every step, so the live engine may answer at any step).", DefaultValueFactory = _ => "last" };
         var task = new Option<string>("--task") { Description = "classify (a class per step), forecast (predict the next step's features; an anomaly detector trained on normal data only) or both (one model with both heads).", DefaultValueFactory = _ => "classify" };
         var normal = new Option<string?>("--normal") { Description = "forecast/both: the class of normal behaviour in labelled data (default: a class named normal, ok or healthy; else all data is taken as normal). The forecaster learns from it alone." };
+        var budget = new Option<string?>("--budget") { Description = "Recipe search: within this time (e.g. 90s, 10m, 1h) train one network of each recipe in docs/training.md in turn on three quarters of the training split, keep the recipe with the best accuracy on the last quarter, then train the model with it as usual. Default: none (the recipe the flags give)." };
         var quantile = new Option<double>("--quantile") { Description = "forecast/both: the anomaly threshold is this quantile of the smoothed scores of held-out normal data.", DefaultValueFactory = _ => 0.999 };
         var command = new Command("train", """
             Trains a recurrent classifier on a labelled data set and writes a model file the live engine runs as is
@@ -66,7 +67,7 @@ internal static class TrainCommand
             """)
         {
             task, normal, quantile, data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
-            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, smoothing, pooling, ensemble, convLayers, convChannels, convKernel, inputNorm,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, smoothing, pooling, ensemble, convLayers, convChannels, convKernel, inputNorm, budget,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             new AnomalyTraining(parse.GetValue(task)!, parse.GetValue(normal), parse.GetValue(quantile)),
@@ -101,6 +102,7 @@ internal static class TrainCommand
                 },
             },
             parse.GetValue(validation),
+            ParseDuration(parse.GetValue(budget)),
             new DataOptions
             {
                 SpecFile = parse.GetValue(spec),
@@ -221,7 +223,7 @@ internal static class TrainCommand
         return command;
     }
 
-    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, string? pooling, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, string? pooling, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, TimeSpan? budget, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         anomaly.Validate();
         if (pooling is not (null or "none" or "mean"))
@@ -272,7 +274,7 @@ internal static class TrainCommand
         });
         try
         {
-            return Train(anomaly, dataPath, output, kind, layers, hidden, pooling, ensemble, convolutions, options, validationOption, dataOptions, stop.Token);
+            return Train(anomaly, dataPath, output, kind, layers, hidden, pooling, ensemble, convolutions, options, validationOption, budget, dataOptions, stop.Token);
         }
         finally
         {
@@ -280,15 +282,14 @@ internal static class TrainCommand
         }
     }
 
-    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, string? poolingOption, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, DataOptions dataOptions, CancellationToken cancellationToken)
+    private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, CellKind kind, int layers, int hidden, string? poolingOption, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, TimeSpan? budget, DataOptions dataOptions, CancellationToken cancellationToken)
     {
-        string cellName = kind.ToString().ToLowerInvariant();
         LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed, dataOptions.Recordings);
         if (anomaly.Task == "forecast")
         {
-            if (convolutions.Layers > 0 || ensemble > 1)
+            if (convolutions.Layers > 0 || ensemble > 1 || budget is not null)
             {
-                throw new ArgumentException("--conv-layers and --ensemble are for classifiers (--task classify or both); the forecaster of --task forecast has neither.");
+                throw new ArgumentException("--conv-layers, --ensemble and --budget are for classifiers (--task classify or both); the forecaster of --task forecast has none of them.");
             }
 
             return AnomalyTrainer.TrainForecaster(anomaly, set, dataPath, output, kind, layers, hidden, options, validationOption, dataOptions, cancellationToken);
@@ -315,21 +316,32 @@ internal static class TrainCommand
             options.BalanceClasses = counts.Max() > 2 * Math.Max(1, counts.Min());
         }
 
-        var architecture = new ModelArchitecture
+        ModelArchitecture Architecture(Recipe recipe, IReadOnlyList<LabeledSequence> sequences) => new()
         {
             InputSize = data.InputSize,
             Classes = set.ClassNames.Count,
             ForecastSize = anomaly.Task == "both" ? data.InputSize : 0,
             Pooling = pooling,
-            PoolingSteps = pooling == "mean" ? train.Max(s => s.Steps) : 0,
-            Convolutions = convolutions.Build(),
-            InputNormalization = convolutions.InputNormalization,
+            PoolingSteps = pooling == "mean" ? sequences.Max(s => s.Steps) : 0,
+            Convolutions = recipe.FrontEnd.Build(),
+            InputNormalization = recipe.FrontEnd.InputNormalization,
 
             // Per raw channel of the sample-major frame; a feature vector normalises each feature on its own.
             InputChannels = dataOptions.UsesFeatures(set) ? data.InputSize : set.Channels,
-            NormalizationSamples = train.Max(s => s.Steps) * (dataOptions.UsesFeatures(set) ? 1 : data.InputSize / set.Channels),
-            Layers = [.. Enumerable.Range(0, layers).Select(_ => new LayerArchitecture { Kind = kind, HiddenSize = hidden })],
+            NormalizationSamples = sequences.Max(s => s.Steps) * (dataOptions.UsesFeatures(set) ? 1 : data.InputSize / set.Channels),
+            Layers = [.. Enumerable.Range(0, recipe.Layers).Select(_ => new LayerArchitecture { Kind = recipe.Kind, HiddenSize = recipe.Hidden })],
         };
+
+        var chosen = new Recipe("given", kind, layers, hidden, convolutions);
+        string searched = string.Empty;
+        if (budget is { } limit)
+        {
+            (chosen, searched) = SearchRecipe(set, dataOptions, chosen, limit, options, Architecture, cancellationToken);
+            (kind, layers, hidden, convolutions) = (chosen.Kind, chosen.Layers, chosen.Hidden, chosen.FrontEnd);
+        }
+
+        string cellName = kind.ToString().ToLowerInvariant();
+        ModelArchitecture architecture = Architecture(chosen, train);
         if (anomaly.Task == "both")
         {
             // The forecaster learns normal behaviour only, so anything else (known faults or new ones) scores high.
@@ -373,7 +385,7 @@ internal static class TrainCommand
         var metadata = new Dictionary<string, string>(data.Metadata)
         {
             ["signal.provenance"] = JsonSerializer.Serialize(new Dictionary<string, string>(TrainingData.Provenance(set, dataOptions.Recordings, options.Seed, started, history.Count, bestEpoch,
-                $"cell={cellName} layers={layers} hidden={hidden} pooling={pooling} ensemble={members.Count} {convolutions} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} augment={options.AugmentScale}/{options.AugmentJitter} smoothing={options.LabelSmoothing} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}"))
+                $"cell={cellName} layers={layers} hidden={hidden} pooling={pooling} ensemble={members.Count} {convolutions}{searched} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} augment={options.AugmentScale}/{options.AugmentJitter} smoothing={options.LabelSmoothing} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}"))
             {
                 ["testAccuracy"] = metrics.Accuracy.ToString("R", CultureInfo.InvariantCulture),
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),
@@ -418,6 +430,124 @@ internal static class TrainCommand
         Print(metrics, members.Count > 1 ? $"{set.Name} test split, ensemble of {members.Count} (members {string.Join(", ", memberAccuracies.Select(a => a.ToString("P1", CultureInfo.InvariantCulture)))})" : $"{set.Name} test split (best epoch {bestEpoch})");
         AnsiConsole.MarkupLineInterpolated($"Wrote [green]{output.FullName}[/] and its report [green]{reportPath}[/].");
         return 0;
+    }
+
+    /// <summary>One recipe of the search: the recurrent cell, its depth and width, and the front end.</summary>
+    /// <param name="Name">How the table and the provenance name it.</param>
+    /// <param name="Kind">The cell.</param>
+    /// <param name="Layers">Recurrent layers.</param>
+    /// <param name="Hidden">Hidden units per layer.</param>
+    /// <param name="FrontEnd">Convolutions and input normalisation.</param>
+    internal sealed record Recipe(string Name, CellKind Kind, int Layers, int Hidden, FrontEndOptions FrontEnd);
+
+    /// <summary>
+    /// The recipes <c>--budget</c> tries, in this order (docs/training.md): the given one (the flags, or the defaults),
+    /// then one change each, the changes that helped some UCR sets and hurt others when tried as defaults.
+    /// </summary>
+    internal static IReadOnlyList<Recipe> Recipes(Recipe given) =>
+    [
+        given,
+        given with { Name = "running input norm", FrontEnd = given.FrontEnd with { InputNormalization = given.FrontEnd.InputNormalization == "running" ? "none" : "running" } },
+        given with { Name = given.Kind == CellKind.Lstm ? "gru" : "lstm", Kind = given.Kind == CellKind.Lstm ? CellKind.Gru : CellKind.Lstm },
+        given with { Name = given.FrontEnd.Layers > 0 ? "no convolutions" : "3 convolutions", FrontEnd = given.FrontEnd with { Layers = given.FrontEnd.Layers > 0 ? 0 : FrontEndOptions.DefaultSeriesLayers } },
+        given with { Name = "twice the hidden units", Hidden = given.Hidden * 2 },
+        given with { Name = "convolution kernel 5", FrontEnd = given.FrontEnd with { Kernel = 5, Layers = Math.Max(1, given.FrontEnd.Layers ?? 0) } },
+        given with { Name = "one more layer", Layers = given.Layers + 1 },
+    ];
+
+    /// <summary>
+    /// <c>--budget</c>: holds out a quarter of the training split (whole recordings for recording sets), trains one
+    /// network of each recipe in turn on the rest until the budget runs out (a recipe still training then is not
+    /// judged), and keeps the recipe with the best accuracy on the held-out quarter (on a tie, the lower log loss).
+    /// </summary>
+    private static (Recipe Chosen, string Provenance) SearchRecipe(LabeledDataSet set, DataOptions dataOptions, Recipe given, TimeSpan budget, TrainerOptions options,
+        Func<Recipe, IReadOnlyList<LabeledSequence>, ModelArchitecture> architecture, CancellationToken cancellationToken)
+    {
+        (IReadOnlyList<LabeledSequence> fitRaw, IReadOnlyList<LabeledSequence> judgeRaw) = TrainingData.HoldOut(set.Train, set.Channels, 0.25, options.Seed, set.IsRecordings);
+        if (judgeRaw.Count == 0)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[yellow]Recipe search skipped[/]: the training split is too small to hold out a quarter; training the given recipe.");
+            return (given, " search=skipped");
+        }
+
+        Prepared data = TrainingData.Prepare(set, dataOptions, fitRaw, judgeRaw, []);
+        // The budget is checked at every epoch's end and before each recipe (a timer could starve while training
+        // keeps every thread-pool thread busy).
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        AnsiConsole.MarkupLineInterpolated($"[bold]Recipe search[/] within {budget:g}: {data.Train.Count} sequences to fit, {data.Held.Count} to judge.");
+        var table = new List<string>();
+        Recipe best = given;
+        double bestAccuracy = -1, bestLoss = double.PositiveInfinity;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        foreach (Recipe recipe in Recipes(given))
+        {
+            if (clock.Elapsed >= budget)
+            {
+                deadline.Cancel();
+            }
+
+            if (deadline.IsCancellationRequested)
+            {
+                break;
+            }
+
+            double started = clock.Elapsed.TotalSeconds;
+            ModelArchitecture shape = architecture(recipe, data.Train);
+            var network = new TrainingNetwork(shape, RecurrentModel.CreateRandom(shape, options.Seed).Tensors);
+            Initialization.Apply(network, options.Initialization, options.Seed);
+            Trainer.Train(network, data.Train, data.Held, options, _ =>
+            {
+                if (clock.Elapsed >= budget)
+                {
+                    deadline.Cancel();
+                }
+            }, deadline.Token);
+            if (deadline.IsCancellationRequested)
+            {
+                AnsiConsole.MarkupLineInterpolated($"  {recipe.Name}: not finished within the budget (not judged)");
+                break;
+            }
+
+            ClassificationMetrics judged = ClassificationMetrics.Evaluate(network.ToModel(set.ClassNames), data.Held, set.ClassNames);
+            AnsiConsole.MarkupLineInterpolated($"  {recipe.Name}: held-out accuracy {judged.Accuracy:P1}, log loss {judged.LogLoss:0.000} ({clock.Elapsed.TotalSeconds - started:0.0} s)");
+            table.Add(string.Create(CultureInfo.InvariantCulture, $"{recipe.Name}={judged.Accuracy:0.###}/{judged.LogLoss:0.###}"));
+
+            // Accuracy first; on a tie (small held-out sets often tie at 100 %) the surer one: the lower log loss.
+            if (judged.Accuracy > bestAccuracy || (judged.Accuracy == bestAccuracy && judged.LogLoss < bestLoss))
+            {
+                (best, bestAccuracy, bestLoss) = (recipe, judged.Accuracy, judged.LogLoss);
+            }
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException("training was stopped during the recipe search.", cancellationToken);
+        }
+
+        if (table.Count == 0)
+        {
+            AnsiConsole.MarkupLine("[yellow]No recipe finished within the budget[/]: keeping the given one (a longer --budget tries the others).");
+        }
+
+        AnsiConsole.MarkupLineInterpolated($"Recipe: [bold]{best.Name}[/] ({best.Kind.ToString().ToUpperInvariant()} {best.Layers}×{best.Hidden}, {best.FrontEnd}), of {table.Count} judged in {clock.Elapsed.TotalSeconds:0} s.");
+        return (best, $" recipe={best.Name.Replace(' ', '-')} search=[{string.Join(';', table).Replace(' ', '-')}]");
+    }
+
+    /// <summary>Reads a duration such as 90s, 10m, 1.5h or 45 (seconds); null stays null.</summary>
+    /// <exception cref="ArgumentException">The text is not a positive duration.</exception>
+    internal static TimeSpan? ParseDuration(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        string t = text.Trim();
+        double scale = t.EndsWith('h') ? 3600 : t.EndsWith('m') ? 60 : 1;
+        string number = t.TrimEnd('h', 'm', 's');
+        return double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value > 0 && double.IsFinite(value)
+            ? TimeSpan.FromSeconds(value * scale)
+            : throw new ArgumentException($"--budget: '{text}' is not a duration such as 90s, 10m or 1h.");
     }
 
     /// <summary>The front end asked for on the command line: causal convolutions and the running input normalisation.</summary>

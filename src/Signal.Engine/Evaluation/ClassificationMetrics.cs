@@ -15,6 +15,9 @@ public sealed record ClassificationMetrics(int[,] Confusion, IReadOnlyList<strin
     /// <summary>Fraction classified correctly.</summary>
     public double Accuracy => Count == 0 ? 0 : (double)Enumerable.Range(0, ClassNames.Count).Sum(c => Confusion[c, c]) / Count;
 
+    /// <summary>The mean cross-entropy −ln p(label) of the last step's probabilities (NaN when not computed): how sure the right answers are.</summary>
+    public double LogLoss { get; init; } = double.NaN;
+
     /// <summary>Precision of class <paramref name="c"/> (0 when nothing was predicted as it).</summary>
     /// <param name="c">Class index.</param>
     /// <returns>The precision.</returns>
@@ -69,6 +72,7 @@ public sealed record ClassificationMetrics(int[,] Confusion, IReadOnlyList<strin
         int classes = model.ClassCount;
         var confusion = new int[classes, classes];
         int[] correctAt = new int[10];
+        double logLoss = 0;
         foreach (LabeledSequence s in data)
         {
             float[] probabilities = new float[s.Steps * classes];
@@ -87,6 +91,7 @@ public sealed record ClassificationMetrics(int[,] Confusion, IReadOnlyList<strin
 
             int predicted = ArgMax(probabilities.AsSpan((s.Steps - 1) * classes, classes));
             confusion[s.Label, predicted]++;
+            logLoss -= Math.Log(Math.Max(probabilities[((s.Steps - 1) * classes) + s.Label], 1e-12));
             for (int decile = 1; decile <= 10; decile++)
             {
                 int t = Math.Max(1, (int)Math.Ceiling(s.Steps * decile / 10.0)) - 1;
@@ -94,7 +99,10 @@ public sealed record ClassificationMetrics(int[,] Confusion, IReadOnlyList<strin
             }
         }
 
-        return new ClassificationMetrics(confusion, classNames, [.. correctAt.Select(c => data.Count == 0 ? 0 : (double)c / data.Count)]);
+        return new ClassificationMetrics(confusion, classNames, [.. correctAt.Select(c => data.Count == 0 ? 0 : (double)c / data.Count)])
+        {
+            LogLoss = data.Count == 0 ? double.NaN : logLoss / data.Count,
+        };
     }
 
     private static int ArgMax(ReadOnlySpan<float> values)
