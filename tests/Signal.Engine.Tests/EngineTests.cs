@@ -50,15 +50,8 @@ public sealed class EngineTests
         engine.Flush();
         for (int s = 0; s < 5; s++)
         {
-            List<float[]> offline = TestModels.Offline(model, signals[s]);
             List<Classification> live = got[$"dev{s}/vib"];
-            Assert.True(offline.Count > 50);
-            Assert.Equal(offline.Count, live.Count);
-            for (int t = 0; t < offline.Count; t++)
-            {
-                Assert.Equal(offline[t], live[t].Probabilities);
-                Assert.Equal(t, live[t].Step);
-            }
+            AssertAsOffline(model, signals[s], live);
 
             // Each step carries the data time of its frame's last sample.
             Assert.Equal(1_700_000_000_000_000_000 + (long)Math.Round((63 + (32 * 10)) * 1e6), live[10].TimestampNs);
@@ -89,25 +82,33 @@ public sealed class EngineTests
             }
         }
 
-        // A message at the model's own 1 kHz is refused, naming both rates.
+        // A message at the model's own 1 kHz is refused as a rate mismatch.
         engine.Process("sensors/dev9/vib", TestModels.Binary(0, 1_700_000_000_000_000_000, 1000, 3, new float[30]));
         engine.Flush();
         for (int s = 0; s < 2; s++)
         {
-            List<float[]> offline = TestModels.Offline(model, signals[s]);
             List<Classification> live = got[$"dev{s}/vib"];
-            Assert.True(offline.Count > 50);
-            Assert.Equal(offline.Count, live.Count);
-            for (int t = 0; t < offline.Count; t++)
-            {
-                Assert.Equal(offline[t], live[t].Probabilities);
-            }
+            AssertAsOffline(model, signals[s], live);
 
             // Frame 10 ends at sample 63 + 32·10 of the 1 kHz signal: input sample 4·383 of the 4 kHz stream.
             Assert.Equal(1_700_000_000_000_000_000 + (long)Math.Round(4 * 383 * 1e9 / 4000), live[10].TimestampNs);
         }
 
         Assert.Equal(1, engine.Counters.RejectedTotal);
+        Assert.Equal(1, engine.Counters.Rejected["rate_mismatch"]);
+    }
+
+    /// <summary>The live steps of one stream are exactly the offline steps of its whole signal, in order.</summary>
+    private static void AssertAsOffline(EngineModel model, float[] signal, List<Classification> live)
+    {
+        List<float[]> offline = TestModels.Offline(model, signal);
+        Assert.True(offline.Count > 50);
+        Assert.Equal(offline.Count, live.Count);
+        for (int t = 0; t < offline.Count; t++)
+        {
+            Assert.Equal(offline[t], live[t].Probabilities);
+            Assert.Equal(t, live[t].Step);
+        }
     }
 
     [Fact]

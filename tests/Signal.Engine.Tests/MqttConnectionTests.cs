@@ -18,7 +18,8 @@ public sealed class MqttConnectionTests
         _ => throw new ArgumentException("unknown client"),
     };
 
-    private static async Task<List<string>> Drain(IMqttConnection connection, int count, TimeSpan timeout)
+    /// <summary>Reads until <paramref name="count"/> messages arrived or the timeout passed; each as topic=payload.</summary>
+    internal static async Task<List<string>> Drain(IMqttConnection connection, int count, TimeSpan timeout)
     {
         var got = new List<string>();
         using var cancel = new CancellationTokenSource(timeout);

@@ -110,22 +110,6 @@ public sealed class WebSocketTests
         }
     }
 
-    private static async Task<List<string>> Drain(IMqttConnection connection, int count, TimeSpan timeout)
-    {
-        var got = new List<string>();
-        using var cancel = new CancellationTokenSource(timeout);
-        while (got.Count < count && await connection.WaitToReadAsync(cancel.Token))
-        {
-            while (connection.TryRead(out MqttMessage m))
-            {
-                got.Add(m.Topic + "=" + Encoding.UTF8.GetString(m.Payload));
-                m.Release();
-            }
-        }
-
-        return got;
-    }
-
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -151,7 +135,7 @@ public sealed class WebSocketTests
         }
 
         File.Delete(file);
-        Assert.Equal(["sensors/d0/vib=m0", "sensors/d1/vib=m1", "sensors/d0/vib=m2", "sensors/d1/vib=m3", "sensors/d0/vib=m4"], await Drain(sub, 5, TimeSpan.FromSeconds(10)));
+        Assert.Equal(["sensors/d0/vib=m0", "sensors/d1/vib=m1", "sensors/d0/vib=m2", "sensors/d1/vib=m3", "sensors/d0/vib=m4"], await MqttConnectionTests.Drain(sub, 5, TimeSpan.FromSeconds(10)));
 
         // Publish: a WebSocket publisher's 200 QoS 1 messages reach a TCP subscriber (libmosquitto) complete and in order.
         await using IMqttConnection tcpSub = MqttConnections.Create(new MqttOptions { ClientId = "tcp-sub", KeepAliveSeconds = 5, Client = "libmosquitto" }.WithAddress(broker.Address));
@@ -166,7 +150,7 @@ public sealed class WebSocketTests
                 Assert.True(pub.Publish("out/x", Encoding.UTF8.GetBytes(i.ToString(System.Globalization.CultureInfo.InvariantCulture)), qos: 1));
             }
 
-            Assert.Equal(Enumerable.Range(0, 200).Select(i => "out/x=" + i), await Drain(tcpSub, 200, TimeSpan.FromSeconds(10)));
+            Assert.Equal(Enumerable.Range(0, 200).Select(i => "out/x=" + i), await MqttConnectionTests.Drain(tcpSub, 200, TimeSpan.FromSeconds(10)));
         }
 
         Assert.Equal(2, front.Relayed); // both WebSocket clients went through the front, none around it
