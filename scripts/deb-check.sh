@@ -16,8 +16,13 @@ finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; 
 
 if [ "$(id -u)" -ne 0 ]; then echo "deb-check: installs a package for real, so it must run as root (CI does)" >&2; echo "0 passed, 1 failed"; exit 1; fi
 if dpkg -s signal-edge >/dev/null 2>&1; then echo "deb-check: signal-edge is installed on this machine already; not touching it" >&2; echo "0 passed, 1 failed"; exit 1; fi
-if ! command -v lintian >/dev/null || ! command -v mosquitto >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian mosquitto >/dev/null
+# lintian and mosquitto for the checks; clang, lld and Debian's arm64 C library for the AOT builds when arm64-check
+# has not made them already.
+if ! command -v lintian >/dev/null || ! command -v mosquitto >/dev/null || ! command -v clang >/dev/null || ! command -v ld.lld >/dev/null \
+   || ! dpkg -s libc6-dev:arm64 libgcc-12-dev:arm64 >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  dpkg --add-architecture arm64
+  apt-get update -qq && apt-get install -y -qq lintian mosquitto clang lld libc6-dev:arm64 libgcc-12-dev:arm64 >/dev/null
 fi
 
 version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' src/Signal.Edge/Signal.Edge.csproj)
