@@ -168,6 +168,46 @@ public sealed class TrainingOptionTests
         Assert.Throws<ArgumentException>(() => new TrainerOptions { AugmentScale = -0.1 }.Validate());
     }
 
+    [Fact]
+    public void Window_slicing_keeps_a_random_contiguous_window_of_each_sequence_and_refuses_what_it_cannot_do()
+    {
+        // Three sequences of 10, 7 and 4 steps (2 inputs), padded to 10; value = step + 100·sequence (+ 0.5 on the second input).
+        int[] lengths = [10, 7, 4];
+        var inputs = new float[3 * 10 * 2];
+        for (int b = 0; b < 3; b++)
+        {
+            for (int t = 0; t < lengths[b]; t++)
+            {
+                inputs[(((b * 10) + t) * 2) + 0] = t + (100 * b);
+                inputs[(((b * 10) + t) * 2) + 1] = t + (100 * b) + 0.5f;
+            }
+        }
+
+        var starts = new HashSet<int>();
+        for (int seed = 0; seed < 20; seed++)
+        {
+            var batch = new SequenceBatch((float[])inputs.Clone(), 3, 10, 2, (int[])lengths.Clone(), [0, 1, 0]);
+            Trainer.Augment(batch, new Random(seed), 0, 0, 0.5);
+            Assert.Equal([5, 4, 2], batch.Lengths); // ⌈0.5 · length⌉
+            for (int b = 0; b < 3; b++)
+            {
+                float first = batch.Inputs[b * 20] - (100 * b);
+                Assert.InRange(first, 0, lengths[b] - batch.Lengths[b]);
+                starts.Add((int)first);
+                for (int t = 0; t < 10; t++)
+                {
+                    float expected = t < batch.Lengths[b] ? first + t + (100 * b) : 0; // the window, then zeros
+                    Assert.Equal(expected, batch.Inputs[((b * 10) + t) * 2]);
+                    Assert.Equal(t < batch.Lengths[b] ? expected + 0.5f : 0, batch.Inputs[(((b * 10) + t) * 2) + 1]);
+                }
+            }
+        }
+
+        Assert.True(starts.Count >= 4, "the window's start is drawn at random"); // 0..5 for the first sequence
+        Assert.Throws<ArgumentException>(() => new TrainerOptions { AugmentSlice = 1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new TrainerOptions { AugmentSlice = -0.1 }.Validate());
+    }
+
     private sealed class ToleranceComparer(float tolerance) : IEqualityComparer<float>
     {
         public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;

@@ -57,6 +57,13 @@ public sealed class TrainerOptions
     /// <summary>Augmentation while training: N(0, <see cref="AugmentJitter"/>²) noise added to every input (jitter). Default 0 (off).</summary>
     public double AugmentJitter { get; set; }
 
+    /// <summary>
+    /// Augmentation while training, window slicing: each training sequence of each batch is cut to a random window of
+    /// ⌈f·steps⌉ consecutive steps (f = this fraction), so the network learns to classify from any stretch of that
+    /// length. Default 0 (off); classifiers only.
+    /// </summary>
+    public double AugmentSlice { get; set; }
+
     /// <summary>Label smoothing ε of the classification loss (<see cref="TrainingNetwork.LabelSmoothing"/>). Default 0.</summary>
     public double LabelSmoothing { get; set; }
 
@@ -116,6 +123,11 @@ public sealed class TrainerOptions
         if (!(AugmentScale >= 0 && AugmentScale < 1) || !(AugmentJitter >= 0 && AugmentJitter < 10))
         {
             throw new ArgumentException($"augmentScale must be in [0, 1) and augmentJitter in [0, 10) (got {AugmentScale} and {AugmentJitter}).");
+        }
+
+        if (!(AugmentSlice >= 0 && AugmentSlice < 1))
+        {
+            throw new ArgumentException($"augmentSlice must be in [0, 1): the fraction of each sequence a training window keeps, 0 for off (got {AugmentSlice}).");
         }
 
         if (Dropout is < 0 or >= 1 || double.IsNaN(Dropout))
@@ -213,7 +225,7 @@ public static class Trainer
                 double total = TotalWeight(train, members, weights, options.Loss);
                 (double loss, int c, int n) = Run(replicas, train, members, options.Loss, weights, total, backward: true,
                     options.RecoveryPrefix > 0 ? new Random(unchecked((options.Seed * 31) + (epoch * 7919) + start)) : null, options.RecoveryPrefix,
-                    options.AugmentScale > 0 || options.AugmentJitter > 0 ? (new Random(unchecked((options.Seed * 131) + (epoch * 7919) + start)), options.AugmentScale, options.AugmentJitter) : null);
+                    options.AugmentScale > 0 || options.AugmentJitter > 0 || options.AugmentSlice > 0 ? (new Random(unchecked((options.Seed * 131) + (epoch * 7919) + start)), options.AugmentScale, options.AugmentJitter, options.AugmentSlice) : null);
                 if (options.ClipNorm > 0)
                 {
                     Optimizer.ClipGradientNorm(network.Parameters, options.ClipNorm);
@@ -315,7 +327,7 @@ public static class Trainer
         members.Sum(i => (double)(weights?[data[i].Label] ?? 1f) * (loss == LossKind.EveryStep ? data[i].Steps : 1));
 
     private static (double Loss, int Correct, int Counted) Run(TrainingNetwork[] replicas, IReadOnlyList<LabeledSequence> data, int[] members,
-        LossKind loss, float[]? weights, double total, bool backward, Random? recovery = null, int prefix = 0, (Random Random, double Scale, double Jitter)? augment = null)
+        LossKind loss, float[]? weights, double total, bool backward, Random? recovery = null, int prefix = 0, (Random Random, double Scale, double Jitter, double Slice)? augment = null)
     {
         int parts = Math.Min(replicas.Length, members.Length);
         int forecastClass = replicas[0].ForecastClass;
@@ -332,9 +344,14 @@ public static class Trainer
         {
             // Drawn before the parallel parts too, in member order, so the result does not depend on the thread count.
             packed ??= [.. Enumerable.Range(0, parts).Select(part => Pack(data, members[(members.Length * part / parts)..(members.Length * (part + 1) / parts)], replicas[0].Architecture.InputSize))];
+            if (a.Slice > 0 && (replicas[0].Architecture.ForecastSize > 0 || prefix > 0))
+            {
+                throw new ArgumentException("augmentSlice is for classifiers: a forecaster (or a recovery prefix) needs whole sequences.");
+            }
+
             foreach (SequenceBatch batch in packed)
             {
-                Augment(batch, a.Random, a.Scale, a.Jitter);
+                Augment(batch, a.Random, a.Scale, a.Jitter, a.Slice);
             }
         }
         var results = new (double Loss, int Correct, int Counted)[parts];
@@ -371,11 +388,24 @@ public static class Trainer
         return (results.Sum(r => r.Loss), results.Sum(r => r.Correct), results.Sum(r => r.Counted));
     }
 
-    /// <summary>Magnitude scaling by N(1, scale²) per sequence and N(0, jitter²) noise per input, on each sequence's own steps.</summary>
-    private static void Augment(SequenceBatch batch, Random random, double scale, double jitter)
+    /// <summary>
+    /// Window slicing to ⌈slice·steps⌉ steps at a random start (when slice &gt; 0), then magnitude scaling by N(1, scale²)
+    /// per sequence and N(0, jitter²) noise per input, on each sequence's own steps.
+    /// </summary>
+    internal static void Augment(SequenceBatch batch, Random random, double scale, double jitter, double slice)
     {
         for (int b = 0; b < batch.Count; b++)
         {
+            if (slice > 0)
+            {
+                int length = batch.Lengths[b], kept = Math.Max(1, (int)Math.Ceiling(slice * length));
+                int from = random.Next(length - kept + 1);
+                Span<float> row = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, length * batch.InputSize);
+                row.Slice(from * batch.InputSize, kept * batch.InputSize).CopyTo(row);
+                row[(kept * batch.InputSize)..].Clear();
+                batch.Lengths[b] = kept;
+            }
+
             float factor = (float)(1 + (scale * Gaussian(random)));
             Span<float> values = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, batch.Lengths[b] * batch.InputSize);
             for (int i = 0; i < values.Length; i++)
