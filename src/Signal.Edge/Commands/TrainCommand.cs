@@ -35,7 +35,7 @@ internal static class TrainCommand
         var labelPattern = new Option<string>("--label-pattern") { Description = "Recordings: a regular expression on file names whose (?<label>…) group is the class.", DefaultValueFactory = _ => RecordingSetOptions.DefaultLabelPattern };
         var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
         var augmentScale = new Option<double>("--augment-scale") { Description = "Augmentation: each training sequence is scaled by a factor from N(1, s²) per batch (0: off; on the UCR sets 0.1 with jitter 0.05 gave no gain on the mean).", DefaultValueFactory = _ => 0 };
-        var augmentSlice = new Option<double>("--augment-slice") { Description = "Augmentation, window slicing: each training sequence of each batch is cut to a random window of this fraction of its steps, e.g. 0.9 (0: off; classifiers only).", DefaultValueFactory = _ => 0 };
+        var augmentSlice = new Option<double?>("--augment-slice") { Description = "Augmentation, window slicing: each training sequence of each batch is cut to a random window of this fraction of its steps (0: off; classifiers only). Default: 0.9 for series data sets (UCR, UEA) with --task classify, 0 otherwise." };
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
         var pooling = new Option<string?>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable) or none. Default: mean for series data sets (UCR, UEA), none for recordings." };
         var ensemble = new Option<int?>("--ensemble") { Description = "Members of an ensemble: K networks trained from seeds seed … seed+K−1 and merged into one model that steps them all in one batch and averages their logits (eval reports each member). Default: 5 for series data sets (UCR, UEA), 1 for recordings (long live streams, where the step cost counts)." };
@@ -73,7 +73,7 @@ internal static class TrainCommand
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             new AnomalyTraining(parse.GetValue(task)!, parse.GetValue(normal), parse.GetValue(quantile)),
             parse.GetValue(data)!, parse.GetValue(output)!, parse.GetValue(cell)!, parse.GetValue(layers), parse.GetValue(hidden), parse.GetValue(pooling), parse.GetValue(ensemble),
-            new FrontEndOptions(parse.GetValue(convLayers), parse.GetValue(convChannels), parse.GetValue(convKernel)) { InputNormalization = parse.GetValue(inputNorm)! },
+            new FrontEndOptions(parse.GetValue(convLayers), parse.GetValue(convChannels), parse.GetValue(convKernel)) { InputNormalization = parse.GetValue(inputNorm)!, Slice = parse.GetValue(augmentSlice) },
             new TrainerOptions
             {
                 Epochs = parse.GetValue(epochs),
@@ -84,7 +84,6 @@ internal static class TrainCommand
                 Dropout = parse.GetValue(dropout),
                 AugmentScale = parse.GetValue(augmentScale),
                 AugmentJitter = parse.GetValue(augmentJitter),
-                AugmentSlice = parse.GetValue(augmentSlice),
                 LabelSmoothing = parse.GetValue(smoothing),
                 TruncateSteps = parse.GetValue(truncate),
                 Optimizer = parse.GetValue(optimizer)!,
@@ -289,15 +288,16 @@ internal static class TrainCommand
         LabeledDataSet set = LabeledDataSet.Load(dataPath, options.Seed, dataOptions.Recordings);
         if (anomaly.Task == "forecast")
         {
-            if (convolutions.Layers > 0 || ensemble > 1 || budget is not null)
+            if (convolutions.Layers > 0 || ensemble > 1 || budget is not null || convolutions.Slice > 0)
             {
-                throw new ArgumentException("--conv-layers, --ensemble and --budget are for classifiers (--task classify or both); the forecaster of --task forecast has none of them.");
+                throw new ArgumentException("--conv-layers, --ensemble, --budget and --augment-slice are for classifiers (--task classify or both); the forecaster of --task forecast has none of them.");
             }
 
             return AnomalyTrainer.TrainForecaster(anomaly, set, dataPath, output, kind, layers, hidden, options, validationOption, dataOptions, cancellationToken);
         }
 
-        convolutions = convolutions.For(set);
+        convolutions = convolutions.For(set, forecasts: anomaly.Task == "both");
+        options.AugmentSlice = convolutions.Slice ?? 0;
 
         // Recordings are long live streams cut into segments; a quick run on a small one learned slower with the
         // pooled mean (docs/training.md), and their features already summarise each frame.
@@ -340,6 +340,7 @@ internal static class TrainCommand
         {
             (chosen, searched) = SearchRecipe(set, dataOptions, chosen, limit, options, Architecture, cancellationToken);
             (kind, layers, hidden, convolutions) = (chosen.Kind, chosen.Layers, chosen.Hidden, chosen.FrontEnd);
+            options.AugmentSlice = convolutions.Slice ?? 0;
         }
 
         string cellName = kind.ToString().ToLowerInvariant();
@@ -449,6 +450,7 @@ internal static class TrainCommand
     internal static IReadOnlyList<Recipe> Recipes(Recipe given) =>
     [
         given,
+        given with { Name = given.FrontEnd.Slice > 0 ? "no window slicing" : "window slicing 0.9", FrontEnd = given.FrontEnd with { Slice = given.FrontEnd.Slice > 0 ? 0 : FrontEndOptions.DefaultSeriesSlice } },
         given with { Name = "running input norm", FrontEnd = given.FrontEnd with { InputNormalization = given.FrontEnd.InputNormalization == "running" ? "none" : "running" } },
         given with { Name = given.Kind == CellKind.Lstm ? "gru" : "lstm", Kind = given.Kind == CellKind.Lstm ? CellKind.Gru : CellKind.Lstm },
         given with { Name = given.FrontEnd.Layers > 0 ? "no convolutions" : "3 convolutions", FrontEnd = given.FrontEnd with { Layers = given.FrontEnd.Layers > 0 ? 0 : FrontEndOptions.DefaultSeriesLayers } },
@@ -481,7 +483,9 @@ internal static class TrainCommand
         Recipe best = given;
         double bestAccuracy = -1, bestLoss = double.PositiveInfinity;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        foreach (Recipe recipe in Recipes(given))
+        // Window slicing is for classifiers alone: a model that also forecasts skips those recipes.
+        bool forecasts = architecture(given, data.Train).ForecastSize > 0;
+        foreach (Recipe recipe in Recipes(given).Where(r => !(forecasts && r.FrontEnd.Slice > 0)))
         {
             if (clock.Elapsed >= budget)
             {
@@ -494,6 +498,7 @@ internal static class TrainCommand
             }
 
             double started = clock.Elapsed.TotalSeconds;
+            options.AugmentSlice = recipe.FrontEnd.Slice ?? 0;
             ModelArchitecture shape = architecture(recipe, data.Train);
             var network = new TrainingNetwork(shape, RecurrentModel.CreateRandom(shape, options.Seed).Tensors);
             Initialization.Apply(network, options.Initialization, options.Seed);
@@ -561,8 +566,18 @@ internal static class TrainCommand
         /// <summary>The default number of convolutions for series data sets (docs/training.md).</summary>
         public const int DefaultSeriesLayers = 3;
 
-        /// <summary>The options with the data set's default filled in.</summary>
-        public FrontEndOptions For(LabeledDataSet set) => this with { Layers = Layers ?? (set.IsRecordings ? 0 : DefaultSeriesLayers) };
+        /// <summary>The default window slicing for series data sets (docs/training.md): 0.9 of each sequence.</summary>
+        public const double DefaultSeriesSlice = 0.9;
+
+        /// <summary>The options with the data set's defaults filled in (no window slicing when the model also forecasts).</summary>
+        public FrontEndOptions For(LabeledDataSet set, bool forecasts) => this with
+        {
+            Layers = Layers ?? (set.IsRecordings ? 0 : DefaultSeriesLayers),
+            Slice = Slice ?? (set.IsRecordings || forecasts ? 0 : DefaultSeriesSlice),
+        };
+
+        /// <summary>Window slicing while training (<c>--augment-slice</c>): the fraction of each sequence a window keeps, 0 for off; null until <see cref="For"/>.</summary>
+        public double? Slice { get; init; }
 
         /// <summary>The running input normalisation (<c>--input-norm</c>): none or running.</summary>
         public string InputNormalization { get; init; } = "none";
@@ -570,6 +585,11 @@ internal static class TrainCommand
         /// <summary>Refuses values out of range, naming the option.</summary>
         public void Validate()
         {
+            if (Slice is < 0 or >= 1)
+            {
+                throw new ArgumentException($"--augment-slice must be in [0, 1): the fraction of each sequence a training window keeps, 0 for off (got {Slice}).");
+            }
+
             if (InputNormalization is not ("none" or "running"))
             {
                 throw new ArgumentException($"--input-norm must be none or running (got '{InputNormalization}').");
@@ -596,7 +616,7 @@ internal static class TrainCommand
         })];
 
         /// <inheritdoc/>
-        public override string ToString() => (Layers is null or 0 ? "conv=none" : $"conv={Layers}x{Channels}k{Kernel}") + $" input-norm={InputNormalization}";
+        public override string ToString() => (Layers is null or 0 ? "conv=none" : $"conv={Layers}x{Channels}k{Kernel}") + $" input-norm={InputNormalization}" + (Slice > 0 ? $" slice={Slice}" : string.Empty);
     }
 
     /// <summary>
