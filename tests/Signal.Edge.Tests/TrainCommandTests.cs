@@ -98,7 +98,7 @@ public sealed class TrainCommandTests : IDisposable
 
         (int code, string error) = Cli.Fails("train", "--task", "forecast", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--conv-layers", "2");
         Assert.Equal(1, code);
-        Assert.Contains("--conv-layers, --ensemble and --budget are for classifiers", error, StringComparison.Ordinal);
+        Assert.Contains("--conv-layers, --ensemble, --budget and --augment-slice are for classifiers", error, StringComparison.Ordinal);
         (code, error) = Cli.Fails("train", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--conv-layers", "2", "--conv-kernel", "0");
         Assert.Equal(1, code);
         Assert.Contains("--conv-kernel 1 to 64", error, StringComparison.Ordinal);
