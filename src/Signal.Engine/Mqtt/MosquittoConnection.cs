@@ -42,7 +42,6 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     private readonly MqttSession _session;
     private readonly MosquittoHandle _handle;
     private readonly GCHandle _self;
-    private readonly Channel<MqttMessage> _received = Channel.CreateUnbounded<MqttMessage>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly Lock _subscriptionsLock = new();
     private readonly Dictionary<string, int> _subscriptions = new(StringComparer.Ordinal);
     private readonly Dictionary<int, string> _pendingSubscriptions = [];
@@ -50,8 +49,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     private readonly int _wake;
     private Thread? _thread;
     private volatile bool _stopping;
-    private volatile bool _paused;
-    private int _queued;
+    private readonly MqttIntake _intake;
     private bool _socketOpen;
 
     /// <summary>A session that ends sooner than this after it began makes the next reconnect wait (back-off).</summary>
@@ -68,6 +66,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         _session = new MqttSession(options, _logger, string.Empty);
+        _intake = new MqttIntake(options.ReceiveCapacity, Counters, resumed: Wake);
         EnsureLibrary();
         _self = GCHandle.Alloc(this);
         nint raw = LibMosquitto.New(options.ClientId, options.CleanSession, GCHandle.ToIntPtr(_self));
@@ -117,7 +116,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     public bool IsConnected => _session.Connected;
 
     /// <inheritdoc/>
-    public bool IsPaused => _paused;
+    public bool IsPaused => _intake.IsPaused;
 
     /// <inheritdoc/>
     public string? SubscriptionProblem => _subscriptionProblem;
@@ -126,7 +125,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     public MqttCounters Counters { get; } = new();
 
     /// <summary>Messages received and not yet taken by the consumer.</summary>
-    public int Queued => Volatile.Read(ref _queued);
+    public int Queued => _intake.Queued;
 
     /// <inheritdoc/>
     public event EventHandler<MqttConnectionEventArgs>? ConnectionChanged;
@@ -214,25 +213,10 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     }
 
     /// <inheritdoc/>
-    public bool TryRead(out MqttMessage message)
-    {
-        if (!_received.Reader.TryRead(out message))
-        {
-            return false;
-        }
-
-        int left = Interlocked.Decrement(ref _queued);
-        if (_paused && left <= _options.ReceiveCapacity / 2)
-        {
-            _paused = false;
-            Wake();
-        }
-
-        return true;
-    }
+    public bool TryRead(out MqttMessage message) => _intake.TryRead(out message);
 
     /// <inheritdoc/>
-    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _received.Reader.WaitToReadAsync(cancellationToken);
+    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _intake.WaitToReadAsync(cancellationToken);
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
@@ -252,11 +236,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         _stopping = true;
         Wake();
         _thread?.Join();
-        _received.Writer.TryComplete();
-        while (_received.Reader.TryRead(out MqttMessage m))
-        {
-            m.Release();
-        }
+        _intake.Close();
 
         _handle.Dispose();
         _self.Free();
@@ -334,7 +314,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
             }
 
             long now = Stopwatch.GetTimestamp();
-            bool read = !_paused || now - lastPausedRead >= quarterKeepAlive;
+            bool read = !_intake.IsPaused || now - lastPausedRead >= quarterKeepAlive;
             descriptors[0] = new LibMosquitto.PollDescriptor { Descriptor = LibMosquitto.Socket(_handle), Events = (short)((read ? PollIn : 0) | (LibMosquitto.WantWrite(_handle) ? PollOut : 0)) };
             descriptors[1] = new LibMosquitto.PollDescriptor { Descriptor = _wake, Events = PollIn };
             LibMosquitto.Poll(descriptors, 2, 100);
@@ -347,7 +327,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
             int result = LibMosquitto.Success;
             if (read && descriptors[0].ReturnedEvents != 0 && (descriptors[0].ReturnedEvents & ~PollOut) != 0)
             {
-                if (_paused)
+                if (_intake.IsPaused)
                 {
                     // Paused: one packet per quarter keep-alive, so PINGRESP and the like still get through.
                     result = LibMosquitto.LoopRead(_handle, 1);
@@ -357,7 +337,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
                 {
                     // libmosquitto reads one packet per call; keep reading while whole messages come (a call on a drained
                     // socket is one read() that returns EAGAIN), which saves a poll and a misc pass per message under load.
-                    for (int burst = 0; burst < ReadBurst && result == LibMosquitto.Success && !_paused; burst++)
+                    for (int burst = 0; burst < ReadBurst && result == LibMosquitto.Success && !_intake.IsPaused; burst++)
                     {
                         long before = Interlocked.Read(ref Counters._received);
                         result = LibMosquitto.LoopRead(_handle, 1);
@@ -367,7 +347,7 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
                         }
                     }
 
-                    if (_paused)
+                    if (_intake.IsPaused)
                     {
                         lastPausedRead = now;
                     }
@@ -498,23 +478,13 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
         new ReadOnlySpan<byte>(message->Payload, length).CopyTo(buffer);
         string topic = Marshal.PtrToStringUTF8((nint)message->Topic) ?? string.Empty;
-        Interlocked.Increment(ref Counters._received);
-        Interlocked.Add(ref Counters._receivedBytes, length);
-        int queued = Volatile.Read(ref _queued);
-        if (message->Qos == 0 && queued >= _options.ReceiveCapacity + (_options.ReceiveCapacity / 4))
+        if (!_intake.Admit(message->Qos, length))
         {
-            Interlocked.Increment(ref Counters._qos0Dropped);
             ArrayPool<byte>.Shared.Return(buffer);
             return;
         }
 
-        Interlocked.Increment(ref _queued);
-        _received.Writer.TryWrite(new MqttMessage(topic, buffer, length, message->Qos, message->Retain != 0, Stopwatch.GetTimestamp()));
-        if (queued + 1 >= _options.ReceiveCapacity && !_paused)
-        {
-            _paused = true;
-            Interlocked.Increment(ref Counters._pauses);
-        }
+        _intake.Enqueue(topic, buffer, length, message->Qos, message->Retain != 0);
     }
 
     private unsafe void HandleSubscribe(int mid, int count, int* granted)

@@ -39,7 +39,6 @@ public sealed partial class MqttNetConnection : IMqttConnection
     private readonly ILogger _logger;
     private readonly IMqttClient _client;
     private readonly MqttClientOptions _clientOptions;
-    private readonly Channel<MqttMessage> _received = Channel.CreateUnbounded<MqttMessage>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SemaphoreSlim _space = new(0);
     private readonly Dictionary<string, int> _subscriptions = new(StringComparer.Ordinal);
     private readonly Lock _subscriptionsLock = new();
@@ -47,9 +46,9 @@ public sealed partial class MqttNetConnection : IMqttConnection
     private readonly SemaphoreSlim _wake = new(0);
     private Task? _loop;
     private readonly MqttSession _session;
-    private volatile bool _paused, _disposed;
+    private readonly MqttIntake _intake;
+    private volatile bool _disposed;
     private volatile string? _subscriptionProblem;
-    private int _queued;
 
     /// <summary>Creates the connection (nothing is sent until <see cref="ConnectAsync"/>).</summary>
     /// <param name="options">Broker, session, TLS and intake options (validated here).</param>
@@ -64,6 +63,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
         _session = new MqttSession(options, _logger, " (MQTTnet)");
         _client = new MqttClientFactory().CreateMqttClient();
         _clientOptions = BuildOptions(options);
+        _intake = new MqttIntake(options.ReceiveCapacity, Counters, roomAgain: () => _space.Release()); // the handler may be waiting at the limit
         _client.ApplicationMessageReceivedAsync += OnReceived;
         _client.DisconnectedAsync += OnDisconnected;
     }
@@ -72,7 +72,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
     public bool IsConnected => _session.Connected;
 
     /// <inheritdoc/>
-    public bool IsPaused => _paused;
+    public bool IsPaused => _intake.IsPaused;
 
     /// <inheritdoc/>
     public string? SubscriptionProblem => _subscriptionProblem;
@@ -81,7 +81,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
     public MqttCounters Counters { get; } = new();
 
     /// <summary>Messages received and not yet taken by the consumer.</summary>
-    public int Queued => Volatile.Read(ref _queued);
+    public int Queued => _intake.Queued;
 
     /// <inheritdoc/>
     public event EventHandler<MqttConnectionEventArgs>? ConnectionChanged;
@@ -132,29 +132,10 @@ public sealed partial class MqttNetConnection : IMqttConnection
     }
 
     /// <inheritdoc/>
-    public bool TryRead(out MqttMessage message)
-    {
-        if (!_received.Reader.TryRead(out message))
-        {
-            return false;
-        }
-
-        int left = Interlocked.Decrement(ref _queued);
-        if (left == _options.ReceiveCapacity - 1)
-        {
-            _space.Release(); // the handler may be waiting at the limit
-        }
-
-        if (_paused && left <= _options.ReceiveCapacity / 2)
-        {
-            _paused = false;
-        }
-
-        return true;
-    }
+    public bool TryRead(out MqttMessage message) => _intake.TryRead(out message);
 
     /// <inheritdoc/>
-    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _received.Reader.WaitToReadAsync(cancellationToken);
+    public ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _intake.WaitToReadAsync(cancellationToken);
 
     /// <summary>Disconnects cleanly (no last will), stops reconnecting and releases every message not taken.</summary>
     /// <returns>A task that completes when closed.</returns>
@@ -187,11 +168,7 @@ public sealed partial class MqttNetConnection : IMqttConnection
 
         SetConnected(false, "disconnected by the engine");
         _client.Dispose();
-        _received.Writer.TryComplete();
-        while (_received.Reader.TryRead(out MqttMessage m))
-        {
-            m.Release();
-        }
+        _intake.Close();
 
         _stop.Dispose();
         _wake.Dispose();
@@ -386,23 +363,15 @@ public sealed partial class MqttNetConnection : IMqttConnection
         MqttApplicationMessage message = e.ApplicationMessage;
         ReadOnlySequence<byte> payload = message.Payload;
         int length = (int)payload.Length, qos = (int)message.QualityOfServiceLevel;
-        Interlocked.Increment(ref Counters._received);
-        Interlocked.Add(ref Counters._receivedBytes, length);
-        if (qos == 0 && Volatile.Read(ref _queued) >= _options.ReceiveCapacity + (_options.ReceiveCapacity / 4))
+        if (!_intake.Admit(qos, length))
         {
-            Interlocked.Increment(ref Counters._qos0Dropped);
             return;
         }
 
         // At the limit a QoS 1/2 message waits here, unacknowledged, until the consumer takes one.
-        while (qos > 0 && Volatile.Read(ref _queued) >= _options.ReceiveCapacity && !_stop.IsCancellationRequested)
+        while (qos > 0 && _intake.IsFull && !_stop.IsCancellationRequested)
         {
-            if (!_paused)
-            {
-                _paused = true;
-                Interlocked.Increment(ref Counters._pauses);
-            }
-
+            _intake.Pause();
             try
             {
                 await _space.WaitAsync(TimeSpan.FromMilliseconds(100), _stop.Token).ConfigureAwait(false);
@@ -413,16 +382,9 @@ public sealed partial class MqttNetConnection : IMqttConnection
             }
         }
 
-        int queued = Volatile.Read(ref _queued);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
         payload.CopyTo(buffer);
-        Interlocked.Increment(ref _queued);
-        _received.Writer.TryWrite(new MqttMessage(message.Topic, buffer, length, qos, message.Retain, Stopwatch.GetTimestamp()));
-        if (queued + 1 >= _options.ReceiveCapacity && !_paused)
-        {
-            _paused = true;
-            Interlocked.Increment(ref Counters._pauses);
-        }
+        _intake.Enqueue(message.Topic, buffer, length, qos, message.Retain);
     }
 
     private async Task PublishAsync(MqttApplicationMessage message)
