@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Signal.Engine.Data;
 using Signal.Engine.Live;
 using Signal.Models.Diagnostics;
 using Signal.Models.Networks;
@@ -210,54 +211,21 @@ internal static class ModelCommands
         ? string.Create(CultureInfo.InvariantCulture, $"{p.Spec.FrameLength} samples (one frame)")
         : string.Create(CultureInfo.InvariantCulture, $"{model.SamplesPerStep} samples");
 
-    /// <summary>Reads a CSV of numbers (a header row allowed): every row must have the first row's column count.</summary>
-    internal static float[] ReadRows(string path, out int columns)
+    /// <summary>
+    /// The input rows: a recording as <c>features</c> and <c>replay</c> read it (<see cref="Recording.Load"/>: CSV with an
+    /// optional header, .npy or .npz), every value finite (the error names the line).
+    /// </summary>
+    private static float[] ReadRows(string path, out int columns)
     {
-        var values = new List<float>();
-        columns = 0;
-        bool first = true;
-        foreach ((int lineNumber, string raw) in Signal.Engine.Data.TextLines.Read(path))
+        Recording rows = Recording.Load(path);
+        int bad = Array.FindIndex(rows.Samples, v => !float.IsFinite(v));
+        if (bad >= 0)
         {
-            string line = raw.Trim();
-            if (line.Length == 0)
-            {
-                continue;
-            }
-
-            string[] cells = line.Split(',');
-            bool header = first && !Signal.Engine.Data.TextLines.TryParseFloat(cells[0], out _);
-            first = false;
-            if (header)
-            {
-                continue;
-            }
-
-            if (columns == 0)
-            {
-                columns = cells.Length;
-            }
-            else if (cells.Length != columns)
-            {
-                throw new InvalidDataException($"{path}, line {lineNumber}: {cells.Length} columns, the rows before have {columns}.");
-            }
-
-            foreach (string cell in cells)
-            {
-                if (!Signal.Engine.Data.TextLines.TryParseFloat(cell, out float v) || !float.IsFinite(v))
-                {
-                    throw new InvalidDataException($"{path}, line {lineNumber}: '{cell}' is not a finite number.");
-                }
-
-                values.Add(v);
-            }
+            throw new InvalidDataException($"{path}, {rows.Where(bad / rows.Channels)}, column {(bad % rows.Channels) + 1}: {rows.Samples[bad]} is not a finite number.");
         }
 
-        if (columns == 0)
-        {
-            throw new InvalidDataException($"{path} holds no rows of numbers.");
-        }
-
-        return [.. values];
+        columns = rows.Channels;
+        return rows.Samples;
     }
 }
 
