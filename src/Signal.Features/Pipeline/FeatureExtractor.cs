@@ -34,8 +34,9 @@ public sealed class FeatureExtractor
     private readonly float[] _resampled = [];        // resampled samples not yet framed
     private readonly float[] _repaired = [];         // a copy of the input repaired under 'hold' before resampling
     private int _resampledCount, _resampledOffset;
+    private readonly int _resampleChunk;             // input samples per call to the resampler: about 1,024 samples in or out
 
-    /// <summary>Input samples (per channel) resampled per call to the resampler: bounds its scratch buffers.</summary>
+    /// <summary>Samples (per channel) one call to the resampler takes or gives at most, about: bounds its scratch buffers per stream.</summary>
     private const int ResampleChunk = 1024;
 
     internal FeatureExtractor(FeaturePipeline pipeline, FeatureWorkspace? workspace)
@@ -67,8 +68,10 @@ public sealed class FeatureExtractor
         if (spec.Resample is { } resample)
         {
             _resampler = new PolyphaseResampler((int)resample.InputRate, (int)spec.SampleRate, spec.Channels);
-            _resampled = new float[_resampler.MaxOutputFor(ResampleChunk) * spec.Channels];
-            _repaired = _hold ? new float[ResampleChunk * spec.Channels] : [];
+            // Upsampling by a large factor (up to 1000) would otherwise need a buffer of a million samples per stream.
+            _resampleChunk = (int)Math.Max(1, Math.Min(ResampleChunk, (long)ResampleChunk * _resampler.Down / _resampler.Up));
+            _resampled = new float[_resampler.MaxOutputFor(_resampleChunk) * spec.Channels];
+            _repaired = _hold ? new float[_resampleChunk * spec.Channels] : [];
         }
 
         _deltas = new DeltaFilter?[spec.Channels][];
@@ -192,7 +195,7 @@ public sealed class FeatureExtractor
                 return rows;
             }
 
-            ReadOnlySpan<float> source = interleaved.Slice(consumed, Math.Min(ResampleChunk * channels, interleaved.Length - consumed));
+            ReadOnlySpan<float> source = interleaved.Slice(consumed, Math.Min(_resampleChunk * channels, interleaved.Length - consumed));
             if (_hold)
             {
                 Span<float> repaired = _repaired.AsSpan(0, source.Length);
