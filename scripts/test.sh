@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the test suites need: the Engine suite talks to a private mosquitto broker through libmosquitto
 # and checks it with the independent mosquitto_pub client; the storage suite writes to a private influxd (1.6.x).
 # The Edge suite loads the dashboard in Debian's headless chromium (screenshot: tests/Signal.Edge.Tests/bin/Release/
-# net10.0/artifacts/dashboard.png). Golden numpy/scipy/PyTorch files are committed.
-packages=(libmosquitto1 mosquitto mosquitto-clients influxdb chromium)
+# net10.0/artifacts/dashboard.png). The cluster suite runs three silos against a private redis-server. Golden
+# numpy/scipy/PyTorch files are committed.
+packages=(libmosquitto1 mosquitto mosquitto-clients influxdb chromium redis-server)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -123,6 +123,12 @@ public sealed partial class DaemonTests
         {
             await daemon.WaitUntil(async () => (await s_http.GetAsync(url + "readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "/readyz");
             Assert.Equal(HttpStatusCode.OK, (await s_http.GetAsync(url + "healthz")).StatusCode);
+
+            // Without a "cluster" section nothing of Orleans is loaded: no Orleans assembly is mapped into the process.
+            string maps = File.ReadAllText($"/proc/{daemon.Id}/maps");
+            Assert.Contains("signal-edge.dll", maps, StringComparison.Ordinal);
+            Assert.DoesNotContain("Orleans.", maps, StringComparison.Ordinal);
+            Assert.DoesNotContain("StackExchange.Redis", maps, StringComparison.Ordinal);
             await Publish(broker.Address,
                 ("sensors/m1/vib", Messages(501, null, 40, start)),
                 ("sensors/m2/vib", Messages(502, outer, 40, start, source: faulty)),

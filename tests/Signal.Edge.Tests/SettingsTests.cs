@@ -41,6 +41,11 @@ public sealed class SettingsTests
     [InlineData("""{ "model": "a.sigm", "logging": { "format": "xml" } }""", "logging:format: 'xml'")]
     [InlineData("""{ "models": [ { "path": "a.sigm" }, { "path": "b/a.sigm" } ] }""", "models:1:name: 'a' is used twice")]
     [InlineData("""{ "engine": { } }""", "no model given")]
+    [InlineData("""{ "model": "a.sigm", "cluster": { "shardBy": "site" } }""", "cluster:shardBy: 'site' is not \"hash\" or \"level:N\"")]
+    [InlineData("""{ "model": "a.sigm", "cluster": { "group": "a/b" } }""", "cluster:group: 'a/b' must be a non-empty name")]
+    [InlineData("""{ "model": "a.sigm", "cluster": { "advertisedAddress": "node-1" } }""", "cluster:advertisedAddress: 'node-1' is not an IP address")]
+    [InlineData("""{ "model": "a.sigm", "cluster": { "shards": 0 } }""", "cluster:shards: 0 is not between 1 and 65,536")]
+    [InlineData("""{ "model": "a.sigm", "cluster": { "sharz": 4 } }""", "'cluster:sharz' is not a setting (did you mean 'shards'?)")]
     [InlineData("""{ "model": "a.sigm", "engine": { "alerts": [ { "nmae": "x" } ] } }""", "'engine:alerts:0:nmae' is not a setting (did you mean 'name'?)")]
     [InlineData("""{ "model": "a.sigm", "engine": { "maxBatch": 4 }""", "not valid JSON (line 1")]
     public void A_bad_setting_is_refused_with_the_key_named(string json, string expected)

@@ -31,7 +31,7 @@ internal sealed partial class EdgeDaemon : BackgroundService
     /// <summary>Loads every model and opens the connection and storage (nothing runs until the host starts).</summary>
     /// <exception cref="ArgumentException">A model file is missing or a setting does not validate.</exception>
     /// <exception cref="FormatException">A model file does not validate.</exception>
-    public EdgeDaemon(EdgeSettings settings, IConfiguration configuration, IMqttConnection connection, StreamBoard board, ILoggerFactory logs, IHostApplicationLifetime lifetime)
+    public EdgeDaemon(EdgeSettings settings, IConfiguration configuration, IMqttConnection connection, StreamBoard board, ILoggerFactory logs, IHostApplicationLifetime lifetime, IServiceProvider services)
     {
         _settings = settings;
         _configuration = configuration;
@@ -47,7 +47,21 @@ internal sealed partial class EdgeDaemon : BackgroundService
         }
 
         Slots = slots;
+        if (settings.Cluster is not null)
+        {
+#if SIGNAL_NO_CLUSTER
+            throw new ArgumentException("cluster: this build (NativeAOT) cannot run Orleans; run a cluster silo with the JIT build (docs/cluster.md).");
+#else
+            Cluster = Signal.Edge.Cluster.ClusterHosting.Attach(services, this);
+#endif
+        }
     }
+
+    /// <summary>The cluster this daemon is a silo of, or null (then nothing of Orleans is loaded).</summary>
+    public Signal.Edge.Cluster.IClusterIngest? Cluster { get; }
+
+    /// <summary>The topic filters subscribed to (shared subscriptions in a cluster).</summary>
+    public IReadOnlyList<string> SubscribedFilters { get; private set; } = [];
 
     // A method of its own so that a daemon without storage never loads System.Net.Http (measured: 0.8 MB of RSS).
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
@@ -145,7 +159,8 @@ internal sealed partial class EdgeDaemon : BackgroundService
 
     private async Task RunAsync(CancellationToken stop)
     {
-        string? folder = _settings.State.Folder;
+        // In a cluster the shards keep their state in Redis; the state folder is not used.
+        string? folder = Cluster is null ? _settings.State.Folder : null;
         foreach (ModelSlot slot in Slots)
         {
             if (folder is not null && slot.Restore(folder) is { } restored)
@@ -162,7 +177,14 @@ internal sealed partial class EdgeDaemon : BackgroundService
             _ = Task.Run(ReloadAllAsync, CancellationToken.None);
         });
 
-        foreach (string filter in Filters())
+        if (Cluster is not null)
+        {
+            // Messages go to shards, which need the silo in the cluster first.
+            await Cluster.WaitReadyAsync(stop).ConfigureAwait(false);
+        }
+
+        SubscribedFilters = [.. Filters().Select(f => Cluster?.Subscription(f) ?? f)];
+        foreach (string filter in SubscribedFilters)
         {
             Connection.Subscribe(filter, _settings.Qos);
         }
@@ -213,9 +235,16 @@ internal sealed partial class EdgeDaemon : BackgroundService
         ModelSlot slot = Route(message.Topic);
         try
         {
-            lock (slot.Gate)
+            if (Cluster is not null)
             {
-                slot.Engine.Process(message);
+                Cluster.Take(slot, message);
+            }
+            else
+            {
+                lock (slot.Gate)
+                {
+                    slot.Engine.Process(message);
+                }
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)

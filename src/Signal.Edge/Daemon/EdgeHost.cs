@@ -71,6 +71,8 @@ internal static partial class EdgeHost
         builder.Logging.SetMinimumLevel(settings.Logging.Level);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+        builder.Logging.AddFilter("Polly", LogLevel.Warning);
         if (settings.Logging.Format == "json")
         {
             builder.Logging.AddJsonConsole(o =>
@@ -97,6 +99,13 @@ internal static partial class EdgeHost
         builder.Services.AddSingleton<IConfiguration>(configuration);
         builder.Services.AddSingleton<EdgeDaemon>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EdgeDaemon>());
+#if !SIGNAL_NO_CLUSTER
+        if (settings.Cluster is { } cluster)
+        {
+            // After the daemon, so the silo stops before the daemon closes the broker connection its shards publish on.
+            Signal.Edge.Cluster.ClusterHosting.Add(builder, cluster);
+        }
+#endif
 
         IHost host;
         if (web is not null)
@@ -201,6 +210,18 @@ internal static partial class EdgeHost
             return c.Response.WriteAsJsonAsync(page, EdgeHttpJson.Default.IReadOnlyListStreamView);
         });
         app.MapGet("/api/health", (HttpContext c) => c.Response.WriteAsJsonAsync(Health(daemon), EdgeHttpJson.Default.HealthReport));
+        app.MapGet("/api/cluster", async (HttpContext c) =>
+        {
+            if (daemon.Cluster is not { } cluster)
+            {
+                c.Response.StatusCode = StatusCodes.Status404NotFound;
+                await c.Response.WriteAsync("404: this daemon is not a cluster silo (no \"cluster\" section; docs/cluster.md).\n").ConfigureAwait(false);
+                return;
+            }
+
+            Signal.Edge.Cluster.ClusterStatus status = await cluster.StatusAsync(c.RequestAborted).ConfigureAwait(false);
+            await c.Response.WriteAsJsonAsync(status, EdgeHttpJson.Default.ClusterStatus).ConfigureAwait(false);
+        });
         var snapshots = new SnapshotCache(daemon, settings.Http.EventInterval, settings.Http.MaxStreamsPerResponse);
         int eventClients = 0;
         app.MapGet("/api/events", async (HttpContext c) =>
@@ -337,4 +358,5 @@ internal sealed record SnapshotEvent(HealthReport Health, int StreamsTotal, IRea
 [JsonSerializable(typeof(HealthReport))]
 [JsonSerializable(typeof(SnapshotEvent))]
 [JsonSerializable(typeof(IReadOnlyList<StreamView>))]
+[JsonSerializable(typeof(Signal.Edge.Cluster.ClusterStatus))]
 internal sealed partial class EdgeHttpJson : JsonSerializerContext;

@@ -53,6 +53,23 @@ internal static class EdgeMetrics
             w.Counter("signal_model_reloads_total", string.Empty, slot.ReloadFailures, model, ("result", "failed"));
         }
 
+        if (daemon.Cluster is { } cluster)
+        {
+            Signal.Edge.Cluster.ClusterCounters k = cluster.Counters;
+            w.Counter("signal_cluster_received_total", "Messages this silo took from the shared subscription.", k.Received);
+            w.Counter("signal_cluster_forwarded_total", "Messages delivered to a shard on another silo.", k.Forwarded);
+            w.Counter("signal_cluster_local_total", "Messages delivered to a shard on this silo.", k.Local);
+            w.Counter("signal_cluster_dropped_total", "Messages dropped while their shard was unreachable and its queue full.", k.Dropped);
+            w.Counter("signal_cluster_retries_total", "Deliveries retried (a shard moving, a silo failing).", k.Retries);
+            w.Counter("signal_cluster_activations_total", "Shard activations on this silo (placements, moves in, failovers).", k.Activations);
+            w.Counter("signal_cluster_deactivations_total", "Shard deactivations on this silo (moves out, shutdown).", k.Deactivations);
+            w.Counter("signal_cluster_restored_total", "Shard activations that started from a checkpoint in Redis.", k.Restored);
+            w.Counter("signal_cluster_checkpoints_total", "Shard checkpoints written to Redis.", k.Checkpoints);
+            w.Counter("signal_cluster_checkpoint_failures_total", "Shard checkpoints that failed (Redis unreachable).", k.CheckpointFailures);
+            w.Counter("signal_cluster_gaps_total", "Times a shard went on with a stream after waiting for messages that never came (lost with a silo).", k.Gaps);
+            w.Gauge("signal_cluster_shards", "Shards active on this silo.", cluster.LocalShards);
+        }
+
         foreach (ModelSlot slot in daemon.Slots)
         {
             BatchHistogram(w, slot);

@@ -14,6 +14,9 @@ namespace Signal.Edge.Daemon;
 /// </summary>
 internal sealed class EdgeSettings
 {
+    /// <summary>With a value, the daemon is one silo of an Orleans cluster (docs/cluster.md).</summary>
+    public Signal.Edge.Cluster.ClusterSettings? Cluster { get; set; }
+
     /// <summary>One model file (shorthand for a single entry in <see cref="Models"/>).</summary>
     public string? Model { get; set; }
 
@@ -130,6 +133,7 @@ internal sealed class EdgeSettings
     [
         Keep<EdgeSettings>(), Keep<ModelSettings>(), Keep<MqttOptions>(), Keep<EngineOptions>(), Keep<PublishOptions>(), Keep<InfluxOptions>(),
         Keep<EmbeddedBrokerSettings>(), Keep<HttpSettings>(), Keep<StateSettings>(), Keep<LogSettings>(), Keep<CredentialSettings>(), Keep<AlertRule>(),
+        Keep<Signal.Edge.Cluster.ClusterSettings>(),
     ];
 
     private static Type Keep<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] T>() => typeof(T);
@@ -222,6 +226,15 @@ internal sealed class EdgeSettings
         Http.Validate();
         State.Validate();
         Logging.Validate();
+        if (Cluster is not null)
+        {
+            Cluster.Validate();
+            if (Broker.ClientId == new MqttOptions().ClientId)
+            {
+                // Silos on one machine must not share a client id (the broker would disconnect one for the other).
+                Broker.ClientId += "-" + Cluster.SiloPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
     }
 
     /// <summary>Puts secrets from files into the options that use them.</summary>

@@ -211,9 +211,36 @@ internal sealed partial class ModelSlot : IAsyncDisposable
         return EngineModel.From(RecurrentModel.Load(settings.Path), settings.DisplayName);
     }
 
-    private (ResultPublisher, InfluxSink?, IDisposable, IDisposable, IDisposable) Attach(SignalEngine engine)
+    /// <summary>
+    /// A further engine of this model for a cluster shard: the slot's model and options, counted in the slot's counters,
+    /// with the same subscribers (MQTT results, storage, the stream board, logs), its alerts published from
+    /// <paramref name="alerts"/> (which the shard feeds once its checkpoint is written).
+    /// </summary>
+    /// <param name="alerts">The alerts to publish.</param>
+    /// <returns>The engine, and what stops its subscribers (the publisher drains its queue).</returns>
+    public (SignalEngine Engine, IAsyncDisposable Subscribers) CreateShardEngine(IObservable<Alert> alerts)
     {
-        var publisher = new ResultPublisher(engine, _connection, _publish);
+        SignalEngine current = Engine;
+        var engine = new SignalEngine(current.Model, _options(), logger: _logger, counters: current.Counters);
+        (ResultPublisher publisher, InfluxSink? sink, IDisposable follow, IDisposable age, IDisposable log) = Attach(engine, alerts);
+        return (engine, new Subscribers(publisher, [sink, follow, age, log]));
+    }
+
+    private sealed class Subscribers(ResultPublisher publisher, IDisposable?[] others) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await publisher.DisposeAsync().ConfigureAwait(false);
+            foreach (IDisposable? d in others)
+            {
+                d?.Dispose();
+            }
+        }
+    }
+
+    private (ResultPublisher, InfluxSink?, IDisposable, IDisposable, IDisposable) Attach(SignalEngine engine, IObservable<Alert>? alerts = null)
+    {
+        var publisher = new ResultPublisher(engine, _connection, _publish, alerts);
         InfluxSink? sink = _influx is null ? null : new InfluxSink(engine, _influx, e =>
         {
             // A stream id that cannot be stored fails on every point: a few lines a minute, then a count.
@@ -239,8 +266,8 @@ internal sealed partial class ModelSlot : IAsyncDisposable
             }
         }, _ => { });
         IDisposable evicted = engine.StreamsEvicted.Subscribe(id => last.Remove(id), _ => { });
-        IDisposable alerts = engine.Alerts.Subscribe(a => Alerted(a), _ => { });
-        return (publisher, sink, follow, age, new System.Reactive.Disposables.CompositeDisposable(classes, evicted, alerts));
+        IDisposable alerted = (alerts ?? engine.Alerts).Subscribe(a => Alerted(a), _ => { });
+        return (publisher, sink, follow, age, new System.Reactive.Disposables.CompositeDisposable(classes, evicted, alerted));
     }
 
     private void Alerted(Alert a)

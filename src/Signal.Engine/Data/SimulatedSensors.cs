@@ -103,6 +103,12 @@ public sealed class SimulatedSensors : IMqttConnection
     {
     }
 
+    /// <summary>Nothing to stop: the simulation is not a broker.</summary>
+    /// <param name="pattern">Ignored.</param>
+    public void Unsubscribe(string pattern)
+    {
+    }
+
     /// <summary>Counts the message as published and drops it.</summary>
     /// <param name="topic">The topic.</param>
     /// <param name="payload">The payload.</param>

@@ -116,6 +116,19 @@ public sealed class ResultPublisher : IAsyncDisposable
     /// <param name="connection">The broker connection.</param>
     /// <param name="options">Topics and policy; validated here.</param>
     public ResultPublisher(SignalEngine engine, IMqttConnection connection, PublishOptions options)
+        : this(engine, connection, options, null)
+    {
+    }
+
+    /// <summary>Starts publishing an engine's results, with its alerts taken from elsewhere.</summary>
+    /// <param name="engine">The engine.</param>
+    /// <param name="connection">The broker connection.</param>
+    /// <param name="options">Topics and policy; validated here.</param>
+    /// <param name="alerts">
+    /// The alerts to publish instead of the engine's own, or null for the engine's: a cluster shard passes on an alert
+    /// only once the checkpoint that records it is written, so a failover never raises it twice.
+    /// </param>
+    public ResultPublisher(SignalEngine engine, IMqttConnection connection, PublishOptions options, IObservable<Alert>? alerts)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(connection);
@@ -131,7 +144,7 @@ public sealed class ResultPublisher : IAsyncDisposable
         [
             engine.Classifications.Subscribe(OnClassification, OnError),
             engine.AnomalyScores.Subscribe(OnAnomaly, OnError),
-            engine.Alerts.Subscribe(OnAlert, OnError),
+            (alerts ?? engine.Alerts).Subscribe(OnAlert, OnError),
             engine.DeadLetters.Subscribe(OnDeadLetter, OnError),
 
             // Per-stream publishing state goes with the stream, so it stays bounded by the engine's stream limit.

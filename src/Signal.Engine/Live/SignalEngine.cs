@@ -206,6 +206,17 @@ public sealed partial class SignalEngine : IDisposable
         }
     }
 
+    /// <summary>The sequence number of the last message taken from a stream, or null (no such stream, or no sequence numbers).</summary>
+    /// <param name="stream">The stream id.</param>
+    /// <returns>The sequence number, or null.</returns>
+    public long? LastSequence(string stream)
+    {
+        lock (_gate)
+        {
+            return _streams.TryGetValue(stream, out StreamState? s) ? s.LastSequence : null;
+        }
+    }
+
     /// <summary>Forgets a stream's state (as after a gap).</summary>
     /// <param name="stream">The stream id.</param>
     /// <returns>False when the engine holds no such stream.</returns>

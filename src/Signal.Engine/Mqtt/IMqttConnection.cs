@@ -39,6 +39,10 @@ public interface IMqttConnection : IAsyncDisposable
     /// <param name="qos">The maximum QoS to receive with (0, 1 or 2).</param>
     void Subscribe(string pattern, int qos);
 
+    /// <summary>Stops a subscription made with <see cref="Subscribe"/> (now if connected, and it is not renewed on reconnects).</summary>
+    /// <param name="pattern">The topic filter, as subscribed.</param>
+    void Unsubscribe(string pattern);
+
     /// <summary>
     /// Publishes a message. Refused (false) while disconnected: a caller that must not lose it keeps it and retries
     /// once <see cref="IsConnected"/> is true again. Once accepted, QoS 1/2 messages are retried by libmosquitto until

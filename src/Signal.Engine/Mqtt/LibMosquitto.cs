@@ -115,6 +115,9 @@ internal static unsafe partial class LibMosquitto
     [LibraryImport(Library, EntryPoint = "mosquitto_disconnect_callback_set")]
     public static partial void DisconnectCallbackSet(MosquittoHandle mosq, delegate* unmanaged[Cdecl]<nint, nint, int, void> callback);
 
+    [LibraryImport(Library, EntryPoint = "mosquitto_unsubscribe", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Unsubscribe(MosquittoHandle mosq, out int mid, string pattern);
+
     [LibraryImport(Library, EntryPoint = "mosquitto_subscribe_callback_set")]
     public static partial void SubscribeCallbackSet(MosquittoHandle mosq, delegate* unmanaged[Cdecl]<nint, nint, int, int, int*, void> callback);
 

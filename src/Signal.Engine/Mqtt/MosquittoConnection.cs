@@ -178,6 +178,25 @@ public sealed partial class MosquittoConnection : IMqttConnection, IDisposable
     }
 
     /// <inheritdoc/>
+    public void Unsubscribe(string pattern)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pattern);
+        lock (_subscriptionsLock)
+        {
+            if (!_subscriptions.Remove(pattern))
+            {
+                return;
+            }
+        }
+
+        if (_session.Connected)
+        {
+            Check(LibMosquitto.Unsubscribe(_handle, out _, pattern), "unsubscribe " + pattern);
+            Wake();
+        }
+    }
+
+    /// <inheritdoc/>
     public unsafe bool Publish(string topic, ReadOnlySpan<byte> payload, int qos = 0, bool retain = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);

@@ -110,6 +110,36 @@ public sealed partial class MqttNetConnection : IMqttConnection
     }
 
     /// <inheritdoc/>
+    public void Unsubscribe(string pattern)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pattern);
+        lock (_subscriptionsLock)
+        {
+            if (!_subscriptions.Remove(pattern))
+            {
+                return;
+            }
+        }
+
+        if (_session.Connected)
+        {
+            _ = UnsubscribeAsync(pattern);
+        }
+    }
+
+    private async Task UnsubscribeAsync(string pattern)
+    {
+        try
+        {
+            await _client.UnsubscribeAsync(new MqttClientUnsubscribeOptionsBuilder().WithTopicFilter(pattern).Build(), _stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or OperationCanceledException or InvalidOperationException)
+        {
+            // Disconnected meanwhile: the subscription is gone from the list, so a reconnect does not renew it.
+        }
+    }
+
+    /// <inheritdoc/>
     public bool Publish(string topic, ReadOnlySpan<byte> payload, int qos = 0, bool retain = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);

@@ -1,0 +1,111 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using Orleans.Hosting;
+using Signal.Edge.Daemon;
+using StackExchange.Redis;
+
+namespace Signal.Edge.Cluster;
+
+/// <summary>
+/// Makes the daemon an Orleans silo: Redis membership (Orleans' Redis clustering) and shard state (Orleans' Redis grain
+/// storage), the silo's endpoints, fast failure detection, and Orleans' activation rebalancer to spread shards over the
+/// silos as they join and leave. Placement, membership and failover are Orleans'; Signal only decides what a shard is.
+/// </summary>
+/// <remarks>
+/// Everything here is reached only through methods that are not inlined, so a daemon without a <c>cluster</c> section
+/// never loads an Orleans assembly (a test checks the process's mapped files); the NativeAOT build leaves this code and
+/// Orleans out altogether (Orleans needs the JIT build).
+/// </remarks>
+internal static partial class ClusterHosting
+{
+    /// <summary>The grain storage holding shard checkpoints.</summary>
+    public const string Storage = "shards";
+
+    /// <summary>Adds the silo and the cluster's services to the host (after the daemon's hosted service).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Add(IHostApplicationBuilder builder, ClusterSettings cluster)
+    {
+        ConfigurationOptions Redis()
+        {
+            ConfigurationOptions options = ConfigurationOptions.Parse(cluster.Redis);
+            // Ride out a Redis restart: keep reconnecting instead of failing the silo.
+            options.AbortOnConnectFail = false;
+            return options;
+        }
+
+        builder.Services.AddSingleton(cluster);
+        builder.Services.AddSingleton<ClusterNode>();
+        builder.UseOrleans(silo =>
+        {
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = cluster.ClusterId;
+                o.ServiceId = cluster.ServiceId;
+            });
+            silo.ConfigureEndpoints(IPAddress.Parse(cluster.AdvertisedAddress), cluster.SiloPort, cluster.GatewayPort);
+            silo.UseRedisClustering(o => o.ConfigurationOptions = Redis());
+            silo.AddRedisGrainStorage(Storage, o => o.ConfigurationOptions = Redis());
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                // A killed silo is declared dead after three missed probes of ProbeTimeout (default 1 s), and the
+                // survivors learn it at once by gossip; the table is re-read every 5 s besides.
+                o.ProbeTimeout = cluster.ProbeTimeout;
+                o.NumMissedProbesLimit = 3;
+                o.TableRefreshTimeout = TimeSpan.FromSeconds(5);
+                o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(10);
+            });
+            silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+            silo.Configure<GrainCollectionOptions>(o => o.CollectionAge = TimeSpan.FromHours(1));
+#pragma warning disable ORLEANSEXP002 // The rebalancer is marked experimental in Orleans 10.
+            silo.AddActivationRebalancer();
+#pragma warning restore ORLEANSEXP002
+            silo.Configure<ActivationRebalancerOptions>(o =>
+            {
+                o.RebalancerDueTime = cluster.RebalancePeriod;
+                o.SessionCyclePeriod = cluster.RebalancePeriod;
+            });
+        });
+
+        // Registered after the silo, so it stops first: it leaves the shared subscription and delivers what it holds
+        // while the shards can still be reached; then the silo hands its shards over.
+        builder.Services.AddHostedService<ClusterDrain>();
+    }
+
+    /// <summary>The cluster ingest for the daemon, attached to it.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static IClusterIngest Attach(IServiceProvider services, EdgeDaemon daemon)
+    {
+        ClusterNode node = services.GetRequiredService<ClusterNode>();
+        node.Attach(daemon);
+        return node;
+    }
+
+    /// <summary>Leaves the shared subscription and delivers what is queued before the silo stops.</summary>
+    private sealed partial class ClusterDrain(ClusterNode node, ILoggerFactory logs) : IHostedService
+    {
+        private readonly ILogger _logger = logs.CreateLogger("signal-edge.cluster");
+
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public async Task StopAsync(CancellationToken cancellationToken)
+        {
+            EdgeDaemon daemon = node.Daemon;
+            foreach (string filter in daemon.SubscribedFilters)
+            {
+                daemon.Connection.Unsubscribe(filter);
+            }
+
+            // What the broker had already sent arrives during a short grace; then everything queued is delivered.
+            await Task.Delay(200, CancellationToken.None).ConfigureAwait(false);
+            int left = await node.DrainAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            LogDrained(_logger, node.LocalShards, left);
+        }
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "cluster: left the shared subscription and delivered the queued messages ({Left} left undelivered); handing over {Shards} shards")]
+        private static partial void LogDrained(ILogger logger, int shards, int left);
+    }
+}

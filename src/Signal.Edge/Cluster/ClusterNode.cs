@@ -1,0 +1,317 @@
+using System.Collections.Concurrent;
+using System.IO.Hashing;
+using System.Text;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans;
+using Orleans.Runtime;
+using Signal.Edge.Daemon;
+using Signal.Engine.Mqtt;
+
+namespace Signal.Edge.Cluster;
+
+/// <summary>
+/// One silo's ingest: every message taken from the shared subscription goes to the outbox of the shard that owns its
+/// stream; each outbox has at most one delivery in flight, so a shard receives one silo's messages in the order that
+/// silo received them, in batches of whatever arrived while the previous delivery was under way. A delivery that fails
+/// (the shard moving, its silo dying) is retried with back-off, ahead of anything queued after it.
+/// </summary>
+internal sealed partial class ClusterNode : IClusterIngest
+{
+    private readonly ClusterSettings _settings;
+    private readonly IGrainFactory _grains;
+    private readonly ILocalSiloDetails _silo;
+    private readonly IClusterMembershipService _membership;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger _logger;
+    private readonly Dictionary<string, Outbox> _byStream = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Outbox> _outboxes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<ShardGrain, byte> _local = new();
+    private readonly Signal.Engine.LogLimiter _limiter = new();
+    private EdgeDaemon? _daemon;
+
+    /// <summary>Creates the ingest of this silo (the silo's services give its parts).</summary>
+    public ClusterNode(ClusterSettings settings, IGrainFactory grains, ILocalSiloDetails silo, IClusterMembershipService membership, IHostApplicationLifetime lifetime, ILoggerFactory logs)
+    {
+        _settings = settings;
+        _grains = grains;
+        _silo = silo;
+        _membership = membership;
+        _lifetime = lifetime;
+        _logger = logs.CreateLogger("signal-edge.cluster");
+    }
+
+    /// <inheritdoc/>
+    public ClusterCounters Counters { get; } = new();
+
+    /// <summary>The cluster settings.</summary>
+    public ClusterSettings Settings => _settings;
+
+    /// <summary>This silo's address.</summary>
+    public SiloAddress Silo => _silo.SiloAddress;
+
+    /// <summary>The daemon whose models, connection and sinks the shards use.</summary>
+    public EdgeDaemon Daemon => _daemon ?? throw new InvalidOperationException("the cluster node is not attached to a daemon yet.");
+
+    /// <summary>Gives the node the daemon it serves (once, when the daemon is built).</summary>
+    public void Attach(EdgeDaemon daemon) => _daemon = daemon;
+
+    /// <summary>The model slot of a shard key (<c>{model}/{shard}</c>).</summary>
+    public ModelSlot SlotOf(string key)
+    {
+        int slash = key.LastIndexOf('/');
+        string model = slash < 0 ? key : key[..slash];
+        return Daemon.Slots.FirstOrDefault(s => s.Name == model)
+            ?? throw new InvalidOperationException($"shard '{key}': this silo runs no model named '{model}' (every silo must run the same models).");
+    }
+
+    /// <summary>A shard activated on this silo.</summary>
+    public void Register(ShardGrain shard)
+    {
+        _local[shard] = 0;
+        Interlocked.Increment(ref Counters._activations);
+    }
+
+    /// <summary>A shard left this silo.</summary>
+    public void Unregister(ShardGrain shard)
+    {
+        _local.TryRemove(shard, out _);
+        Interlocked.Increment(ref Counters._deactivations);
+    }
+
+    /// <inheritdoc/>
+    public string Subscription(string filter) => $"$share/{_settings.Group}/{filter}";
+
+    /// <inheritdoc/>
+    public async Task WaitReadyAsync(CancellationToken cancellationToken)
+    {
+        // Every hosted service, the silo included, has started once the host says so.
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using CancellationTokenRegistration a = _lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        using CancellationTokenRegistration b = cancellationToken.Register(() => started.TrySetCanceled(cancellationToken));
+        await started.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>The shard of a stream: a stable hash of its id (xxHash32, the same on every silo and every run), or a topic level.</summary>
+    public static string ShardOf(ClusterSettings settings, string model, string topic, string? stream)
+    {
+        if (settings.ShardLevel is int level and >= 0)
+        {
+            string[] levels = topic.Split('/');
+            return model + "/" + (level < levels.Length ? levels[level] : "_");
+        }
+
+        int length = Encoding.UTF8.GetByteCount(stream ?? topic);
+        Span<byte> bytes = length <= 256 ? stackalloc byte[length] : new byte[length];
+        Encoding.UTF8.GetBytes(stream ?? topic, bytes);
+        uint hash = XxHash32.HashToUInt32(bytes);
+        return model + "/" + (hash % (uint)settings.Shards).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <inheritdoc/>
+    public void Take(ModelSlot slot, in MqttMessage message)
+    {
+        Interlocked.Increment(ref Counters._received);
+        string topic = message.Topic;
+        if (!_byStream.TryGetValue(topic, out Outbox? outbox))
+        {
+            // A topic that no template matches goes to a shard too: its engine dead-letters it, as a single daemon does.
+            string? stream = slot.Template.TryMatch(topic, out string id) ? id : null;
+            string key = ShardOf(_settings, slot.Name, topic, stream);
+            outbox = _outboxes.GetOrAdd(key, k => new Outbox(k, _grains.GetGrain<IShardGrain>(k)));
+            if (_byStream.Count >= 1_000_000)
+            {
+                _byStream.Clear();
+            }
+
+            _byStream[topic] = outbox;
+        }
+
+        bool start;
+        lock (outbox)
+        {
+            outbox.Add(topic, message.Payload, DateTime.UtcNow.Ticks);
+            if (outbox.Count > _settings.ForwardCapacity)
+            {
+                outbox.DropOldest(outbox.Count - _settings.ForwardCapacity);
+                Interlocked.Increment(ref Counters._dropped);
+            }
+
+            start = !outbox.Busy;
+            outbox.Busy = true;
+        }
+
+        if (start)
+        {
+            _ = SendAsync(outbox);
+        }
+    }
+
+    private async Task SendAsync(Outbox outbox)
+    {
+        int failures = 0;
+        while (true)
+        {
+            ShardBatch batch;
+            lock (outbox)
+            {
+                if (outbox.Count == 0)
+                {
+                    outbox.Busy = false;
+                    return;
+                }
+
+                batch = outbox.Take();
+            }
+
+            try
+            {
+                SiloAddress at = await outbox.Grain.Deliver(batch).ConfigureAwait(false);
+                Interlocked.Add(ref at.Equals(Silo) ? ref Counters._local : ref Counters._forwarded, batch.Count);
+                failures = 0;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The shard is moving or its silo died: keep the batch first in line and try again (Orleans places the
+                // shard on a live silo once membership has declared the dead one).
+                lock (outbox)
+                {
+                    outbox.PutBack(batch);
+                }
+
+                failures++;
+                Interlocked.Increment(ref Counters._retries);
+                if (_limiter.ShouldLog("deliver", DateTime.UtcNow.Ticks, out long suppressed))
+                {
+                    LogDeliveryFailed(_logger, outbox.Key, batch.Count, e.GetType().Name, e.Message, suppressed);
+                }
+
+                if (_lifetime.ApplicationStopped.IsCancellationRequested)
+                {
+                    lock (outbox)
+                    {
+                        outbox.Busy = false;
+                    }
+
+                    return;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 50 << Math.Min(failures - 1, 6)))).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Waits (up to <paramref name="timeout"/>) until every outbox is delivered.</summary>
+    /// <returns>Messages still undelivered.</returns>
+    public async Task<int> DrainAsync(TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            int left = 0;
+            foreach (Outbox o in _outboxes.Values)
+            {
+                lock (o)
+                {
+                    left += o.Count + (o.Busy ? 1 : 0);
+                }
+            }
+
+            if (left == 0 || clock.Elapsed > timeout)
+            {
+                return left;
+            }
+
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc/>
+    public Task<ClusterStatus> StatusAsync(CancellationToken cancellationToken)
+    {
+        ClusterMembershipSnapshot snapshot = _membership.CurrentSnapshot;
+        string[] silos = [.. snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToParsableString()).Order(StringComparer.Ordinal)];
+        ClusterShard[] shards = [.. _local.Keys.Select(s => s.Describe()).OrderBy(s => s.Key, StringComparer.Ordinal)];
+        ClusterCounters c = Counters;
+        return Task.FromResult(new ClusterStatus(
+            Silo.ToParsableString(), _settings.ClusterId, silos, shards,
+            c.Received, c.Forwarded, c.Dropped, c.Retries, c.Activations, c.Deactivations, c.Restored, c.Checkpoints, c.CheckpointFailures));
+    }
+
+    /// <summary>Shards active on this silo now.</summary>
+    public int LocalShards => _local.Count;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: {Count} messages not delivered yet ({Kind}: {Problem}); retrying ({Suppressed} more such lines suppressed)")]
+    private static partial void LogDeliveryFailed(ILogger logger, string shard, int count, string kind, string problem, long suppressed);
+
+    /// <summary>The messages waiting for one shard.</summary>
+    private sealed class Outbox(string key, IShardGrain grain)
+    {
+        private readonly List<string> _topics = [];
+        private readonly List<byte[]> _payloads = [];
+        private readonly List<long> _ticks = [];
+
+        public string Key { get; } = key;
+
+        public IShardGrain Grain { get; } = grain;
+
+        /// <summary>A delivery is in flight (or about to be).</summary>
+        public bool Busy { get; set; }
+
+        public int Count => _topics.Count;
+
+        public void Add(string topic, ReadOnlySpan<byte> payload, long ticks)
+        {
+            _topics.Add(topic);
+            _payloads.Add(payload.ToArray());
+            _ticks.Add(ticks);
+        }
+
+        public void DropOldest(int n)
+        {
+            _topics.RemoveRange(0, n);
+            _payloads.RemoveRange(0, n);
+            _ticks.RemoveRange(0, n);
+        }
+
+        public ShardBatch Take()
+        {
+            int total = 0;
+            foreach (byte[] p in _payloads)
+            {
+                total += p.Length;
+            }
+
+            byte[] payloads = new byte[total];
+            int[] lengths = new int[_payloads.Count];
+            int at = 0;
+            for (int i = 0; i < _payloads.Count; i++)
+            {
+                _payloads[i].CopyTo(payloads, at);
+                lengths[i] = _payloads[i].Length;
+                at += lengths[i];
+            }
+
+            var batch = new ShardBatch { Topics = [.. _topics], Payloads = payloads, Lengths = lengths, ReceivedTicks = [.. _ticks] };
+            _topics.Clear();
+            _payloads.Clear();
+            _ticks.Clear();
+            return batch;
+        }
+
+        public void PutBack(ShardBatch batch)
+        {
+            var payloads = new byte[batch.Count][];
+            int at = 0;
+            for (int i = 0; i < batch.Count; i++)
+            {
+                payloads[i] = batch.Payloads.AsSpan(at, batch.Lengths[i]).ToArray();
+                at += batch.Lengths[i];
+            }
+
+            _topics.InsertRange(0, batch.Topics);
+            _payloads.InsertRange(0, payloads);
+            _ticks.InsertRange(0, batch.ReceivedTicks);
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using Orleans;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+
+namespace Signal.Edge.Cluster;
+
+/// <summary>
+/// A shard: the streams of one model whose ids map to one key (<c>{model}/{shard}</c>). Its activation owns their engine
+/// state and steps them batched; Orleans places it on a silo and re-activates it elsewhere when that silo leaves.
+/// </summary>
+internal interface IShardGrain : IGrainWithStringKey
+{
+    /// <summary>Takes a batch of messages of this shard's streams, in the order one silo received them.</summary>
+    /// <param name="batch">The messages.</param>
+    /// <returns>The silo the shard runs on (the sender counts a message to another silo as forwarded).</returns>
+    Task<SiloAddress> Deliver(ShardBatch batch);
+
+    /// <summary>What the shard holds now.</summary>
+    Task<ShardInfo> Info();
+}
+
+/// <summary>Messages for one shard, packed: topics, payloads end to end, and when each was received.</summary>
+[GenerateSerializer, Immutable]
+internal sealed class ShardBatch
+{
+    /// <summary>Each message's topic.</summary>
+    [Id(0)] public required string[] Topics { get; init; }
+
+    /// <summary>Every payload, one after the other.</summary>
+    [Id(1)] public required byte[] Payloads { get; init; }
+
+    /// <summary>Each payload's length in <see cref="Payloads"/>.</summary>
+    [Id(2)] public required int[] Lengths { get; init; }
+
+    /// <summary>When the receiving silo took each message from the broker (UTC ticks): the order the shard processes them in.</summary>
+    [Id(3)] public required long[] ReceivedTicks { get; init; }
+
+    /// <summary>Messages in the batch.</summary>
+    public int Count => Topics.Length;
+}
+
+/// <summary>A shard's state in Redis: the engine checkpoint of its streams (framers, features, recurrent state, anomaly statistics, alert states).</summary>
+[GenerateSerializer]
+internal sealed class ShardState
+{
+    /// <summary>The engine's checkpoint (<c>SignalEngine.WriteCheckpoint</c>), or empty before the first.</summary>
+    [Id(0)] public byte[] Engine { get; set; } = [];
+
+    /// <summary>When it was written (UTC).</summary>
+    [Id(1)] public DateTime WrittenAt { get; set; }
+
+    /// <summary>Checkpoints written so far, over every activation.</summary>
+    [Id(2)] public long Generation { get; set; }
+}
+
+/// <summary>A shard as <c>/api/cluster</c> shows it.</summary>
+[GenerateSerializer, Immutable]
+internal sealed class ShardInfo
+{
+    /// <summary>The shard's key.</summary>
+    [Id(0)] public required string Key { get; init; }
+
+    /// <summary>The silo it runs on.</summary>
+    [Id(1)] public required string Silo { get; init; }
+
+    /// <summary>Streams it holds.</summary>
+    [Id(2)] public int Streams { get; init; }
+
+    /// <summary>Messages it processed in this activation.</summary>
+    [Id(3)] public long Messages { get; init; }
+
+    /// <summary>When its last checkpoint was written (UTC), or null.</summary>
+    [Id(4)] public DateTime? CheckpointAt { get; init; }
+
+    /// <summary>Whether this activation started from a checkpoint.</summary>
+    [Id(5)] public bool Restored { get; init; }
+}

@@ -1,0 +1,306 @@
+using System.Reactive.Subjects;
+using Microsoft.Extensions.Logging;
+using Orleans;
+using Orleans.Runtime;
+using Signal.Edge.Daemon;
+using Signal.Engine.Live;
+
+namespace Signal.Edge.Cluster;
+
+/// <summary>
+/// A shard's activation: one <see cref="SignalEngine"/> for the shard's streams, restored from the shard's last
+/// checkpoint in Redis when it has one, checkpointed every <see cref="ClusterSettings.CheckpointInterval"/>, before it
+/// publishes an alert, and when it deactivates (a move, a shutdown).
+/// </summary>
+/// <remarks>
+/// <para><b>Order.</b> Messages of one stream may reach the shard through different silos (the broker spreads a shared
+/// subscription's messages over its members). The shard holds each message for <see cref="ClusterSettings.ReorderWindow"/>
+/// and processes what it holds in the order the silos received them from the broker.</para>
+/// <para><b>Alerts exactly once.</b> An alert leaves the shard only after the checkpoint recording it is in Redis, so an
+/// activation that starts from a checkpoint knows every alert already published and never raises one again.</para>
+/// </remarks>
+internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
+{
+    private readonly ClusterNode _node;
+    private readonly IPersistentState<ShardState> _state;
+    private readonly ILogger _logger;
+    private readonly List<Pending> _unsequenced = [];
+    private readonly Dictionary<string, StreamQueue> _queues = new(StringComparer.Ordinal);
+    private readonly HashSet<StreamQueue> _waiting = [];
+    private readonly Signal.Engine.Payloads.PayloadDecoder _decoder = new();
+    private TopicTemplate? _template;
+    private readonly List<Alert> _unpublished = [];
+    private readonly Lock _alertsGate = new();
+    private readonly Subject<Alert> _released = new();
+    private SignalEngine? _engine;
+    private IAsyncDisposable? _subscribers;
+    private IDisposable? _alerts;
+    private IGrainTimer? _checkpointTimer, _reorderTimer;
+    private long _messages, _sequence;
+    private string _key = string.Empty;
+    private bool _restored, _dirty;
+
+    /// <summary>Created by Orleans on activation.</summary>
+    public ShardGrain(ClusterNode node, [PersistentState("shard", ClusterHosting.Storage)] IPersistentState<ShardState> state, ILoggerFactory logs)
+    {
+        _node = node;
+        _state = state;
+        _logger = logs.CreateLogger("signal-edge.cluster");
+    }
+
+    /// <inheritdoc/>
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        string key = _key = this.GetPrimaryKeyString();
+        ModelSlot slot = _node.SlotOf(key);
+        (_engine, _subscribers) = slot.CreateShardEngine(_released);
+        _template = slot.Template;
+        _alerts = _engine.Alerts.Subscribe(a =>
+        {
+            lock (_alertsGate)
+            {
+                _unpublished.Add(a);
+            }
+        });
+        if (_state.RecordExists && _state.State.Engine.Length > 0)
+        {
+            CheckpointResult result = _engine.RestoreCheckpoint(new MemoryStream(_state.State.Engine, writable: false));
+            _restored = true;
+            Interlocked.Increment(ref _node.Counters._restored);
+            LogRestored(_logger, key, result.Streams, result.Restored, (DateTime.UtcNow - _state.State.WrittenAt).TotalSeconds);
+        }
+
+        ClusterSettings settings = _node.Settings;
+        _checkpointTimer = this.RegisterGrainTimer(CheckpointAsync, new GrainTimerCreationOptions(settings.CheckpointInterval, settings.CheckpointInterval) { Interleave = false });
+        if (settings.ReorderWindow > TimeSpan.Zero)
+        {
+            TimeSpan tick = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, settings.ReorderWindow.Ticks / 2));
+            _reorderTimer = this.RegisterGrainTimer(() => ProcessAsync(all: false), new GrainTimerCreationOptions(tick, tick) { Interleave = false });
+        }
+
+        _node.Register(this);
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public async Task<SiloAddress> Deliver(ShardBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        long now = DateTime.UtcNow.Ticks;
+        int at = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var message = new Pending(batch.ReceivedTicks[i], now, _sequence++, batch.Topics[i], new ReadOnlyMemory<byte>(batch.Payloads, at, batch.Lengths[i]));
+            at += batch.Lengths[i];
+            if (_node.Settings.ReorderWindow == TimeSpan.Zero)
+            {
+                _unsequenced.Add(message);
+            }
+            else
+            {
+                Hold(message);
+            }
+        }
+
+        await ProcessAsync(all: _node.Settings.ReorderWindow == TimeSpan.Zero).ConfigureAwait(true);
+        return _node.Silo;
+    }
+
+    /// <summary>Puts a message in its stream's queue, ordered by sequence number (or with the unsequenced ones).</summary>
+    private void Hold(Pending message)
+    {
+        if (!_template!.TryMatch(message.Topic, out string stream)
+            || !_decoder.TryDecode(message.Payload.Span, _engine!.Options.Format, out Signal.Engine.Payloads.DecodedPayload decoded, out _)
+            || decoded.Sequence is not long sequence)
+        {
+            _unsequenced.Add(message);
+            return;
+        }
+
+        if (!_queues.TryGetValue(stream, out StreamQueue? queue))
+        {
+            // A stream this activation has not seen: the engine knows its last sequence number when it was restored.
+            _queues[stream] = queue = new StreamQueue(_engine!.LastSequence(stream) is long last ? last + 1 : null);
+        }
+
+        int index = queue.Held.FindIndex(p => p.Order > sequence);
+        queue.Held.Insert(index < 0 ? queue.Held.Count : index, message with { Order = sequence });
+        _waiting.Add(queue);
+    }
+
+    /// <inheritdoc/>
+    public Task<ShardInfo> Info()
+    {
+        ClusterShard d = Describe();
+        return Task.FromResult(new ShardInfo { Key = d.Key, Silo = _node.Silo.ToParsableString(), Streams = d.Streams, Messages = d.Messages, CheckpointAt = d.CheckpointAt, Restored = d.Restored });
+    }
+
+    /// <summary>This shard for <c>/api/cluster</c> (read from any thread).</summary>
+    public ClusterShard Describe() =>
+        new(_key, _engine?.StreamCount ?? 0, Interlocked.Read(ref _messages), _restored, _state.RecordExists ? _state.State.WrittenAt : null);
+
+    /// <inheritdoc/>
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _reorderTimer?.Dispose();
+        _checkpointTimer?.Dispose();
+        await ProcessAsync(all: true).ConfigureAwait(true);
+        await CheckpointAsync().ConfigureAwait(true);
+        ReleaseAlerts(int.MaxValue);
+        _node.Unregister(this);
+        _alerts?.Dispose();
+        if (_subscribers is not null)
+        {
+            await _subscribers.DisposeAsync().ConfigureAwait(true);
+        }
+
+        _engine?.Dispose();
+        _released.OnCompleted();
+        LogDeactivated(_logger, _key, reason.Description);
+    }
+
+    /// <summary>Processes what may go (or, with <paramref name="all"/>, everything held), then checkpoints before releasing alerts.</summary>
+    private async Task ProcessAsync(bool all)
+    {
+        SignalEngine engine = _engine!;
+        long now = DateTime.UtcNow.Ticks, window = _node.Settings.ReorderWindow.Ticks, gap = _node.Settings.GapWait.Ticks;
+        int n = 0;
+        if (_waiting.Count > 0)
+        {
+            List<StreamQueue>? done = null;
+            foreach (StreamQueue queue in _waiting)
+            {
+                while (queue.Held.Count > 0)
+                {
+                    Pending head = queue.Held[0];
+                    bool go = all
+                        || (queue.Expected is long expected ? head.Order <= expected || now - head.ArrivedTicks >= gap : now - head.ArrivedTicks >= window);
+                    if (!go)
+                    {
+                        break;
+                    }
+
+                    if (!all && queue.Expected is long missing && head.Order > missing)
+                    {
+                        Interlocked.Increment(ref _node.Counters._gaps);
+                    }
+
+                    engine.Process(head.Topic, head.Payload.Span);
+                    queue.Expected = Math.Max(queue.Expected ?? long.MinValue, head.Order + 1);
+                    queue.Held.RemoveAt(0);
+                    n++;
+                }
+
+                if (queue.Held.Count == 0)
+                {
+                    (done ??= []).Add(queue);
+                }
+            }
+
+            foreach (StreamQueue queue in done ?? [])
+            {
+                _waiting.Remove(queue);
+            }
+        }
+
+        if (_unsequenced.Count > 0)
+        {
+            _unsequenced.Sort(static (a, b) => a.ReceivedTicks != b.ReceivedTicks ? a.ReceivedTicks.CompareTo(b.ReceivedTicks) : a.Order.CompareTo(b.Order));
+            int k = 0;
+            while (k < _unsequenced.Count && (all || now - _unsequenced[k].ArrivedTicks >= window))
+            {
+                engine.Process(_unsequenced[k].Topic, _unsequenced[k].Payload.Span);
+                k++;
+            }
+
+            _unsequenced.RemoveRange(0, k);
+            n += k;
+        }
+
+        if (n > 0)
+        {
+            engine.Flush();
+            Interlocked.Add(ref _messages, n);
+            _dirty = true;
+        }
+
+        int alerts;
+        lock (_alertsGate)
+        {
+            alerts = _unpublished.Count;
+        }
+
+        if (alerts > 0 && await CheckpointAsync().ConfigureAwait(true))
+        {
+            ReleaseAlerts(alerts);
+        }
+    }
+
+    /// <summary>Writes the engine's checkpoint to Redis; false when Redis refused (the next tick tries again).</summary>
+    private async Task<bool> CheckpointAsync()
+    {
+        if (!_dirty && _state.RecordExists)
+        {
+            return true;
+        }
+
+        var buffer = new MemoryStream();
+        _engine!.WriteCheckpoint(buffer);
+        _state.State.Engine = buffer.ToArray();
+        _state.State.WrittenAt = DateTime.UtcNow;
+        _state.State.Generation++;
+        try
+        {
+            await _state.WriteStateAsync().ConfigureAwait(true);
+            _dirty = false;
+            Interlocked.Increment(ref _node.Counters._checkpoints);
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Interlocked.Increment(ref _node.Counters._checkpointFailures);
+            LogCheckpointFailed(_logger, _key, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>Publishes the first <paramref name="count"/> waiting alerts, which the checkpoint just written records.</summary>
+    private void ReleaseAlerts(int count)
+    {
+        Alert[] ready;
+        lock (_alertsGate)
+        {
+            count = Math.Min(count, _unpublished.Count);
+            ready = [.. _unpublished.Take(count)];
+            _unpublished.RemoveRange(0, count);
+        }
+
+        foreach (Alert a in ready)
+        {
+            _released.OnNext(a);
+        }
+    }
+
+    /// <summary>Releases the alert subject (after <see cref="OnDeactivateAsync"/> has completed it).</summary>
+    public void Dispose() => _released.Dispose();
+
+    /// <summary>A held message: when a silo took it from the broker and when it reached this shard (UTC ticks), its order (sequence number, or arrival), topic and payload.</summary>
+    private readonly record struct Pending(long ReceivedTicks, long ArrivedTicks, long Order, string Topic, ReadOnlyMemory<byte> Payload);
+
+    /// <summary>One stream's held messages, by sequence number, and the number it expects next (null: not known yet).</summary>
+    private sealed class StreamQueue(long? expected)
+    {
+        public long? Expected { get; set; } = expected;
+
+        public List<Pending> Held { get; } = [];
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "shard {Shard} resumed from its checkpoint: {Streams} streams ({Restored} with their state), written {Age:0.0} s ago")]
+    private static partial void LogRestored(ILogger logger, string shard, int streams, int restored, double age);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "shard {Shard} left this silo ({Reason})")]
+    private static partial void LogDeactivated(ILogger logger, string shard, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: checkpoint not written ({Problem}); alerts wait for the next one")]
+    private static partial void LogCheckpointFailed(ILogger logger, string shard, string problem);
+}
