@@ -226,9 +226,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
         }
     }
 
-    // Not yet passing (docs/cluster.md, "Status"): the three silos process every message (8,000 of 8,000, no stream reset)
-    // but the class results stop reaching subscribers after the first second; reported as skipped, not as passed.
-    [Fact(Skip = "cluster results stall after the first second under load; see docs/cluster.md, Status")]
+    [Fact]
     public async Task Three_silos_step_every_stream_once_like_one_engine_and_ride_out_a_killed_silo_a_new_silo_and_a_Redis_restart()
     {
         ThreadPool.GetMinThreads(out int workers, out int io);

@@ -45,8 +45,8 @@ internal sealed class ClusterSettings
 
     /// <summary>
     /// Messages of one stream may reach its shard through different silos, out of order. A message with a sequence
-    /// number that is not the next one waits up to <see cref="GapWait"/> for the ones before it; a stream's first
-    /// message in a shard, and messages without a sequence number, wait this long for earlier ones (0: no reordering).
+    /// number that is not the next one waits up to <see cref="GapWait"/> for the ones before it (a stream's first message
+    /// counts from 0); messages without a sequence number wait this long for earlier ones (0: no reordering at all).
     /// </summary>
     public TimeSpan ReorderWindow { get; set; } = TimeSpan.FromMilliseconds(50);
 

@@ -39,6 +39,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private long _messages, _sequence;
     private string _key = string.Empty;
     private bool _restored, _dirty;
+    private long _checkpointTicks; // UTC ticks of the last checkpoint, 0 for none (read by Describe from any thread)
 
     /// <summary>Created by Orleans on activation.</summary>
     public ShardGrain(ClusterNode node, [PersistentState("shard", ClusterHosting.Storage)] IPersistentState<ShardState> state, ILoggerFactory logs)
@@ -66,6 +67,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         {
             CheckpointResult result = _engine.RestoreCheckpoint(new MemoryStream(_state.State.Engine, writable: false));
             _restored = true;
+            Volatile.Write(ref _checkpointTicks, _state.State.WrittenAt.Ticks);
             Interlocked.Increment(ref _node.Counters._restored);
             LogRestored(_logger, key, result.Streams, result.Restored, (DateTime.UtcNow - _state.State.WrittenAt).TotalSeconds);
         }
@@ -120,7 +122,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         if (!_queues.TryGetValue(stream, out StreamQueue? queue))
         {
             // A stream this activation has not seen: the engine knows its last sequence number when it was restored.
-            _queues[stream] = queue = new StreamQueue(_engine!.LastSequence(stream) is long last ? last + 1 : null);
+            _queues[stream] = queue = new StreamQueue(stream, _engine!.LastSequence(stream) is long last ? last + 1 : null);
         }
 
         int index = queue.Held.FindIndex(p => p.Order > sequence);
@@ -135,9 +137,12 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         return Task.FromResult(new ShardInfo { Key = d.Key, Silo = _node.Silo.ToParsableString(), Streams = d.Streams, Messages = d.Messages, CheckpointAt = d.CheckpointAt, Restored = d.Restored });
     }
 
-    /// <summary>This shard for <c>/api/cluster</c> (read from any thread).</summary>
-    public ClusterShard Describe() =>
-        new(_key, _engine?.StreamCount ?? 0, Interlocked.Read(ref _messages), _restored, _state.RecordExists ? _state.State.WrittenAt : null);
+    /// <summary>This shard for <c>/api/cluster</c>, from fields any thread may read (Orleans forbids touching the grain's state outside its turns).</summary>
+    public ClusterShard Describe()
+    {
+        long at = Volatile.Read(ref _checkpointTicks);
+        return new(_key, _engine?.StreamCount ?? 0, Interlocked.Read(ref _messages), _restored, at == 0 ? null : new DateTime(at, DateTimeKind.Utc));
+    }
 
     /// <inheritdoc/>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -173,16 +178,22 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
                 while (queue.Held.Count > 0)
                 {
                     Pending head = queue.Held[0];
-                    bool go = all
-                        || (queue.Expected is long expected ? head.Order <= expected || now - head.ArrivedTicks >= gap : now - head.ArrivedTicks >= window);
+                    // The next number goes at once; a later one waits for the numbers before it up to gapWait. A stream
+                    // this shard has no number for yet goes at once from 0 (its first message ever) and otherwise waits
+                    // gapWait too (seen: a stream's first messages reach a new shard through different silos up to a
+                    // second apart while the shard activates).
+                    long expected = queue.Expected ?? 0;
+                    bool go = all || head.Order <= expected || now - head.ArrivedTicks >= gap;
                     if (!go)
                     {
                         break;
                     }
 
-                    if (!all && queue.Expected is long missing && head.Order > missing)
+                    if (!all && head.Order > expected && queue.Expected is not null)
                     {
+                        // Waited in vain: what is missing was lost with a silo. The stream goes on with its state.
                         Interlocked.Increment(ref _node.Counters._gaps);
+                        engine.AcceptGap(queue.Stream);
                     }
 
                     engine.Process(head.Topic, head.Payload.Span);
@@ -253,6 +264,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         {
             await _state.WriteStateAsync().ConfigureAwait(true);
             _dirty = false;
+            Volatile.Write(ref _checkpointTicks, _state.State.WrittenAt.Ticks);
             Interlocked.Increment(ref _node.Counters._checkpoints);
             return true;
         }
@@ -288,8 +300,10 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private readonly record struct Pending(long ReceivedTicks, long ArrivedTicks, long Order, string Topic, ReadOnlyMemory<byte> Payload);
 
     /// <summary>One stream's held messages, by sequence number, and the number it expects next (null: not known yet).</summary>
-    private sealed class StreamQueue(long? expected)
+    private sealed class StreamQueue(string stream, long? expected)
     {
+        public string Stream { get; } = stream;
+
         public long? Expected { get; set; } = expected;
 
         public List<Pending> Held { get; } = [];

@@ -217,6 +217,26 @@ public sealed partial class SignalEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Lets a stream's next jump in sequence or time pass without a reset: the stream continues with its state, as after a
+    /// restore (a cluster shard calls it after waiting in vain for messages lost with a failed silo).
+    /// </summary>
+    /// <param name="stream">The stream id.</param>
+    /// <returns>False when the engine holds no such stream.</returns>
+    public bool AcceptGap(string stream)
+    {
+        lock (_gate)
+        {
+            if (!_streams.TryGetValue(stream, out StreamState? s))
+            {
+                return false;
+            }
+
+            s.AcceptGap = true;
+            return true;
+        }
+    }
+
     /// <summary>Forgets a stream's state (as after a gap).</summary>
     /// <param name="stream">The stream id.</param>
     /// <returns>False when the engine holds no such stream.</returns>
@@ -329,7 +349,8 @@ public sealed partial class SignalEngine : IDisposable
         stream.LastSeenTicks = _scheduler.Now.UtcTicks;
         // A stream restored from a checkpoint continues with its state: what arrived between the checkpoint and a
         // crash is gone (a jump forward is expected once), and starting afresh would throw the context away too.
-        bool restored = stream.Restored;
+        bool restored = stream.Restored || stream.AcceptGap;
+        string since = stream.Restored ? "since the checkpoint" : "lost on the way (a cluster silo failed)";
         bool jumped = false;
         if (data.Sequence is long sequence)
         {
@@ -346,7 +367,7 @@ public sealed partial class SignalEngine : IDisposable
                     if (restored)
                     {
                         jumped = true;
-                        Log(stream.Id, "restore_gap", $"continues from the checkpoint: sequence {sequence} follows {last} ({sequence - last - 1} messages missing since the checkpoint)");
+                        Log(stream.Id, "restore_gap", $"continues with its state: sequence {sequence} follows {last} ({sequence - last - 1} messages missing, {since})");
                     }
                     else
                     {
@@ -359,6 +380,7 @@ public sealed partial class SignalEngine : IDisposable
         }
 
         stream.Restored = false;
+        stream.AcceptGap = false;
 
         double rate = data.Rate > 0 ? data.Rate : stream.Rate > 0 ? stream.Rate : _model.SampleRate;
         if (stream.HasTime && stream.Rate > 0 && rate != stream.Rate)
@@ -381,7 +403,7 @@ public sealed partial class SignalEngine : IDisposable
                 if (!jumped)
                 {
                     jumped = true;
-                    Log(stream.Id, "restore_gap", $"continues from the checkpoint: {(ts - expected) / 1e6:0.###} ms of samples missing since the checkpoint");
+                    Log(stream.Id, "restore_gap", $"continues with its state: {(ts - expected) / 1e6:0.###} ms of samples missing, {since}");
                 }
             }
             else if (ts > expected + tolerance)

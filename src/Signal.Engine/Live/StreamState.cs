@@ -40,6 +40,12 @@ internal sealed class StreamState
     /// <summary>True from a checkpoint restore until the stream's next message: a jump forward then continues.</summary>
     public bool Restored { get; set; }
 
+    /// <summary>
+    /// The next jump is expected (a cluster shard waited for messages lost with a silo): the stream continues with its
+    /// state, as after a restore.
+    /// </summary>
+    public bool AcceptGap { get; set; }
+
     /// <summary>Data time of this stream's sample 0 since the last reset, Unix ns; valid when <see cref="HasTime"/>.</summary>
     public long OriginNs { get; set; }
 
