@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using Signal.Edge.Cluster;
 using Signal.Engine.Data;
 using Signal.Engine.Live;
 using Signal.Engine.Mqtt;

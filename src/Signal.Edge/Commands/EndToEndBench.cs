@@ -32,6 +32,8 @@ internal static partial class EndToEndBench
         var rounds = new Option<int>("--rounds") { Description = "Rounds of the saturation runs; the best of each consumer is compared.", DefaultValueFactory = _ => 3 };
         var brokerOption = new Option<string>("--broker") { Description = "The private broker to start when no --mqtt is given: mosquitto (Debian's) or embedded (the daemon's MQTTnet.Server broker).", DefaultValueFactory = _ => "mosquitto" };
         var client = new Option<string>("--client") { Description = "The engine's MQTT clients to measure, comma-separated: libmosquitto, mqttnet (each beside the same ceiling in every round).", DefaultValueFactory = _ => "libmosquitto" };
+        var cluster = new Option<string?>("--cluster") { Description = "Instead of the cases above: clusters of these many silos, comma-separated (e.g. 1,2,3), each with a private redis-server and mosquitto (docs/cluster.md)." };
+        var shards = new Option<int>("--shards") { Description = "Shards of the model in --cluster runs.", DefaultValueFactory = _ => 64 };
         var publish = new Option<string>("--publish") { Description = "Results the engine publishes back: none, change or every.", DefaultValueFactory = _ => "change" };
         var command = new Command("e2e", """
             Load test through a real MQTT broker (a private Debian mosquitto on a free 127.0.0.1 port unless --mqtt is
@@ -47,10 +49,22 @@ internal static partial class EndToEndBench
             the message that completes a frame to that frame's classification (p50, p99, max). Prints JSON.
             """)
         {
-            mqtt, streams, rate, chunk, messages, duration, qos, publish, rounds, client, brokerOption,
+            mqtt, streams, rate, chunk, messages, duration, qos, publish, rounds, client, brokerOption, cluster, shards,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
+            if (parse.GetValue(cluster) is { } sizes)
+            {
+#if SIGNAL_NO_CLUSTER
+                throw new ArgumentException("bench e2e --cluster: this build (NativeAOT) has no cluster; run the JIT build.");
+#else
+                int[] counts = [.. sizes.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(t => int.Parse(t, CultureInfo.InvariantCulture))];
+                ClusterReport clusterReport = ClusterBench.Run(counts, parse.GetValue(streams), parse.GetValue(messages), parse.GetValue(shards));
+                Console.WriteLine(JsonSerializer.Serialize(clusterReport, ClusterBenchJson.Default.ClusterReport));
+                return 0;
+#endif
+            }
+
             var settings = new Settings(parse.GetValue(streams), parse.GetValue(rate), parse.GetValue(chunk), parse.GetValue(messages), parse.GetValue(duration), parse.GetValue(publish)!, parse.GetValue(rounds));
             int[] levels = [.. parse.GetValue(qos)!.Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture))];
             string[] clients = [.. parse.GetValue(client)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)];

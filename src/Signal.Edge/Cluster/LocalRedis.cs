@@ -2,28 +2,33 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 
-namespace Signal.Edge.Tests;
+namespace Signal.Edge.Cluster;
 
 /// <summary>
-/// A private Debian <c>redis-server</c> on a free 127.0.0.1 port, its data in a temp folder (append-only file, so a
-/// restart keeps membership and checkpoints), stopped by process id.
+/// A private Debian <c>redis-server</c> on a free 127.0.0.1 port, its data in a temp folder (an append-only file synced
+/// on every write, so a restart, even after SIGKILL, keeps membership and checkpoints), stopped by process id; for tests
+/// and <c>bench e2e --cluster</c>. It never listens beyond loopback.
 /// </summary>
 internal sealed class LocalRedis : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("signal-redis-").FullName;
     private Process? _process;
 
+    /// <summary>Starts the server.</summary>
+    /// <exception cref="InvalidOperationException">redis-server is not installed or did not listen within 10 s.</exception>
     public LocalRedis()
     {
         Port = Signal.Engine.LocalServer.FreePort();
         Start();
     }
 
+    /// <summary>The loopback port it listens on.</summary>
     public int Port { get; }
 
     /// <summary>A StackExchange.Redis configuration string.</summary>
     public string Address => string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{Port}");
 
+    /// <summary>Starts the server (again, after <see cref="Stop"/>) on the same port and data.</summary>
     public void Start()
     {
         if (!File.Exists("/usr/bin/redis-server"))
@@ -56,7 +61,7 @@ internal sealed class LocalRedis : IDisposable
         throw new InvalidOperationException($"redis-server did not listen on {Port} within 10 s: {File.ReadAllText(Path.Combine(_folder, "redis.log"))}");
     }
 
-    /// <summary>Stops the server (SIGTERM: it finishes its append-only file) and waits for it.</summary>
+    /// <summary>Kills the server (SIGKILL; the append-only file holds every write) and waits for it.</summary>
     public void Stop()
     {
         if (_process is { HasExited: false })
@@ -68,6 +73,7 @@ internal sealed class LocalRedis : IDisposable
         _process = null;
     }
 
+    /// <summary>Stops the server and deletes its folder.</summary>
     public void Dispose()
     {
         Stop();
