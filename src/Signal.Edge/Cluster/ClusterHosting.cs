@@ -25,6 +25,9 @@ internal static partial class ClusterHosting
     /// <summary>The grain storage holding shard checkpoints.</summary>
     public const string Storage = "shards";
 
+    /// <summary>The grain directory recording where each shard is active.</summary>
+    public const string Directory = "shards";
+
     /// <summary>Adds the silo and the cluster's services to the host (after the daemon's hosted service).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Add(IHostApplicationBuilder builder, ClusterSettings cluster)
@@ -49,6 +52,10 @@ internal static partial class ClusterHosting
             silo.ConfigureEndpoints(IPAddress.Parse(cluster.AdvertisedAddress), cluster.SiloPort, cluster.GatewayPort);
             silo.UseRedisClustering(o => o.ConfigurationOptions = Redis());
             silo.AddRedisGrainStorage(Storage, o => o.ConfigurationOptions = Redis());
+            // Where each shard is active lives in Redis too, not in the silos' in-memory directory: a silo that dies
+            // then takes only its own shards with it (with the default directory, shards elsewhere whose directory
+            // entry it held were deactivated as well, and a few once stayed unreachable).
+            silo.AddRedisGrainDirectory(Directory, o => o.ConfigurationOptions = Redis());
             silo.Configure<ClusterMembershipOptions>(o =>
             {
                 // A killed silo is declared dead after three missed probes of ProbeTimeout (default 1 s), and the
@@ -67,6 +74,10 @@ internal static partial class ClusterHosting
             {
                 o.RebalancerDueTime = cluster.RebalancePeriod;
                 o.SessionCyclePeriod = cluster.RebalancePeriod;
+                // A cluster holds tens of shards, not millions of grains: with the default weight the first cycles of a
+                // session compute a move of less than one activation (rounded to none) and a new silo waited minutes
+                // for its first shard; full weight from the first cycle moves them at once.
+                o.CycleNumberWeight = 1;
             });
         });
 

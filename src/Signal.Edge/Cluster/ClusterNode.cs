@@ -166,7 +166,9 @@ internal sealed partial class ClusterNode : IClusterIngest
 
             try
             {
-                SiloAddress at = await outbox.Grain.Deliver(batch).ConfigureAwait(false);
+                // Orleans times a call out after its response timeout (10 s); the bound here holds even if a call is lost
+                // in a failover, so an outbox can never stay stuck behind one delivery.
+                SiloAddress at = await outbox.Grain.Deliver(batch).WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false);
                 Interlocked.Add(ref at.Equals(Silo) ? ref Counters._local : ref Counters._forwarded, batch.Count);
                 failures = 0;
             }

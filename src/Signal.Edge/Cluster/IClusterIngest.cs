@@ -37,7 +37,7 @@ internal interface IClusterIngest
 /// <summary>A silo's ingest counters.</summary>
 internal sealed class ClusterCounters
 {
-    internal long _received, _forwarded, _local, _dropped, _retries, _activations, _deactivations, _restored, _checkpoints, _checkpointFailures, _gaps;
+    internal long _received, _forwarded, _local, _dropped, _retries, _activations, _deactivations, _restored, _checkpoints, _checkpointFailures, _gaps, _revived;
 
     /// <summary>Messages this silo took from the broker.</summary>
     public long Received => Interlocked.Read(ref _received);
@@ -68,6 +68,9 @@ internal sealed class ClusterCounters
 
     /// <summary>Checkpoints that failed (Redis unreachable); retried.</summary>
     public long CheckpointFailures => Interlocked.Read(ref _checkpointFailures);
+
+    /// <summary>Shards started again after a move that failed (a message reached the stopped activation).</summary>
+    public long Revived => Interlocked.Read(ref _revived);
 
     /// <summary>Times a shard went on with a stream after waiting <see cref="ClusterSettings.GapWait"/> for messages that never came.</summary>
     public long Gaps => Interlocked.Read(ref _gaps);

@@ -51,6 +51,12 @@ internal sealed class ShardState
 
     /// <summary>Checkpoints written so far, over every activation.</summary>
     [Id(2)] public long Generation { get; set; }
+
+    /// <summary>
+    /// Messages the shard held when it moved (waiting for earlier ones of their streams, which may still be on their way
+    /// through another silo): the next activation holds them again. Null in periodic checkpoints.
+    /// </summary>
+    [Id(3)] public ShardBatch? Held { get; set; }
 }
 
 /// <summary>A shard as <c>/api/cluster</c> shows it.</summary>

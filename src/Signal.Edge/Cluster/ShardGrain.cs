@@ -1,6 +1,7 @@
 using System.Reactive.Subjects;
 using Microsoft.Extensions.Logging;
 using Orleans;
+using Orleans.GrainDirectory;
 using Orleans.Runtime;
 using Signal.Edge.Daemon;
 using Signal.Engine.Live;
@@ -19,6 +20,7 @@ namespace Signal.Edge.Cluster;
 /// <para><b>Alerts exactly once.</b> An alert leaves the shard only after the checkpoint recording it is in Redis, so an
 /// activation that starts from a checkpoint knows every alert already published and never raises one again.</para>
 /// </remarks>
+[GrainDirectory(GrainDirectoryName = ClusterHosting.Directory)]
 internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
 {
     private readonly ClusterNode _node;
@@ -31,14 +33,15 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private TopicTemplate? _template;
     private readonly List<Alert> _unpublished = [];
     private readonly Lock _alertsGate = new();
-    private readonly Subject<Alert> _released = new();
+    private Subject<Alert> _released = new();
+    private bool _releasedCompleted;
     private SignalEngine? _engine;
     private IAsyncDisposable? _subscribers;
     private IDisposable? _alerts;
     private IGrainTimer? _checkpointTimer, _reorderTimer;
     private long _messages, _sequence;
     private string _key = string.Empty;
-    private bool _restored, _dirty;
+    private bool _restored, _dirty, _stopped;
     private long _checkpointTicks; // UTC ticks of the last checkpoint, 0 for none (read by Describe from any thread)
 
     /// <summary>Created by Orleans on activation.</summary>
@@ -52,6 +55,23 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     /// <inheritdoc/>
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        Start();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Creates the engine, restores the checkpoint (and the messages held when the shard last moved), starts the timers.</summary>
+    private void Start()
+    {
+        _stopped = false;
+        _queues.Clear();
+        _waiting.Clear();
+        if (_released.IsDisposed || _releasedCompleted)
+        {
+            _released.Dispose();
+            _released = new Subject<Alert>();
+            _releasedCompleted = false;
+        }
+
         string key = _key = this.GetPrimaryKeyString();
         ModelSlot slot = _node.SlotOf(key);
         (_engine, _subscribers) = slot.CreateShardEngine(_released);
@@ -72,6 +92,20 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
             LogRestored(_logger, key, result.Streams, result.Restored, (DateTime.UtcNow - _state.State.WrittenAt).TotalSeconds);
         }
 
+        if (_state.RecordExists && _state.State.Held is { } held)
+        {
+            // Messages the previous activation held when it moved: they wait here again for their predecessors.
+            long now = DateTime.UtcNow.Ticks;
+            int at = 0;
+            for (int i = 0; i < held.Count; i++)
+            {
+                Hold(new Pending(held.ReceivedTicks[i], now, _sequence++, held.Topics[i], new ReadOnlyMemory<byte>(held.Payloads, at, held.Lengths[i])));
+                at += held.Lengths[i];
+            }
+
+            _state.State.Held = null;
+        }
+
         ClusterSettings settings = _node.Settings;
         _checkpointTimer = this.RegisterGrainTimer(CheckpointAsync, new GrainTimerCreationOptions(settings.CheckpointInterval, settings.CheckpointInterval) { Interleave = false });
         if (settings.ReorderWindow > TimeSpan.Zero)
@@ -81,13 +115,22 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         }
 
         _node.Register(this);
-        return Task.CompletedTask;
     }
 
     /// <inheritdoc/>
     public async Task<SiloAddress> Deliver(ShardBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        if (_stopped)
+        {
+            // Seen when Orleans' rebalancer migrated this shard to a silo that died at that moment: the migration failed
+            // after OnDeactivateAsync had stopped the shard, and calls kept reaching this activation. It starts again
+            // from the checkpoint it wrote on the way out instead of holding messages nobody processes.
+            Interlocked.Increment(ref _node.Counters._revived);
+            LogRevived(_logger, _key);
+            Start();
+        }
+
         long now = DateTime.UtcNow.Ticks;
         int at = 0;
         for (int i = 0; i < batch.Count; i++)
@@ -147,9 +190,13 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     /// <inheritdoc/>
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        _stopped = true;
         _reorderTimer?.Dispose();
         _checkpointTimer?.Dispose();
-        await ProcessAsync(all: true).ConfigureAwait(true);
+        // What may go now goes; what waits for earlier messages of its stream moves with the checkpoint.
+        await ProcessAsync(all: false, unsequenced: true).ConfigureAwait(true);
+        _state.State.Held = TakeHeld();
+        _dirty |= _state.State.Held is not null;
         await CheckpointAsync().ConfigureAwait(true);
         ReleaseAlerts(int.MaxValue);
         _node.Unregister(this);
@@ -161,11 +208,12 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
 
         _engine?.Dispose();
         _released.OnCompleted();
+        _releasedCompleted = true;
         LogDeactivated(_logger, _key, reason.Description);
     }
 
     /// <summary>Processes what may go (or, with <paramref name="all"/>, everything held), then checkpoints before releasing alerts.</summary>
-    private async Task ProcessAsync(bool all)
+    private async Task ProcessAsync(bool all, bool unsequenced = false)
     {
         SignalEngine engine = _engine!;
         long now = DateTime.UtcNow.Ticks, window = _node.Settings.ReorderWindow.Ticks, gap = _node.Settings.GapWait.Ticks;
@@ -189,9 +237,10 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
                         break;
                     }
 
-                    if (!all && head.Order > expected && queue.Expected is not null)
+                    if (head.Order > expected && queue.Expected is not null)
                     {
-                        // Waited in vain: what is missing was lost with a silo. The stream goes on with its state.
+                        // Waited in vain (or the shard is moving and cannot wait): what is missing was lost with a
+                        // silo, or arrives too late and is dropped as a duplicate. The stream goes on with its state.
                         Interlocked.Increment(ref _node.Counters._gaps);
                         engine.AcceptGap(queue.Stream);
                     }
@@ -218,7 +267,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         {
             _unsequenced.Sort(static (a, b) => a.ReceivedTicks != b.ReceivedTicks ? a.ReceivedTicks.CompareTo(b.ReceivedTicks) : a.Order.CompareTo(b.Order));
             int k = 0;
-            while (k < _unsequenced.Count && (all || now - _unsequenced[k].ArrivedTicks >= window))
+            while (k < _unsequenced.Count && (all || unsequenced || now - _unsequenced[k].ArrivedTicks >= window))
             {
                 engine.Process(_unsequenced[k].Topic, _unsequenced[k].Payload.Span);
                 k++;
@@ -245,6 +294,32 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         {
             ReleaseAlerts(alerts);
         }
+    }
+
+    /// <summary>The held messages of every stream, in order, as one batch (null when none), and the queues emptied.</summary>
+    private ShardBatch? TakeHeld()
+    {
+        List<Pending> held = [.. _waiting.SelectMany(q => q.Held)];
+        foreach (StreamQueue queue in _waiting)
+        {
+            queue.Held.Clear();
+        }
+
+        _waiting.Clear();
+        if (held.Count == 0)
+        {
+            return null;
+        }
+
+        byte[] payloads = new byte[held.Sum(p => p.Payload.Length)];
+        int at = 0;
+        foreach (Pending p in held)
+        {
+            p.Payload.Span.CopyTo(payloads.AsSpan(at));
+            at += p.Payload.Length;
+        }
+
+        return new ShardBatch { Topics = [.. held.Select(p => p.Topic)], Payloads = payloads, Lengths = [.. held.Select(p => p.Payload.Length)], ReceivedTicks = [.. held.Select(p => p.ReceivedTicks)] };
     }
 
     /// <summary>Writes the engine's checkpoint to Redis; false when Redis refused (the next tick tries again).</summary>
@@ -311,6 +386,9 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "shard {Shard} resumed from its checkpoint: {Streams} streams ({Restored} with their state), written {Age:0.0} s ago")]
     private static partial void LogRestored(ILogger logger, string shard, int streams, int restored, double age);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: a message reached it after it stopped (a move that failed); it starts again from its checkpoint")]
+    private static partial void LogRevived(ILogger logger, string shard);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "shard {Shard} left this silo ({Reason})")]
     private static partial void LogDeactivated(ILogger logger, string shard, string reason);
