@@ -24,7 +24,6 @@ public sealed class ClusterTests(ITestOutputHelper output)
     private const int Faulty = 40;
     private const int Samples = 600;
     private const long StartNs = 1_790_000_000_000_000_000;
-    private static string? s_brokerLog;
     private static readonly HttpClient s_http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
     /// <summary>Streams' sources, kept across phases so that every stream continues where it was.</summary>
@@ -207,9 +206,6 @@ public sealed class ClusterTests(ITestOutputHelper output)
                 return "no answer";
             }
         })));
-        string log = s_brokerLog is { } path && File.Exists(path)
-            ? string.Join("\n", File.ReadLines(path).Where(l => l.Contains("cluster-results", StringComparison.Ordinal)).Take(15)) + "\n...\n" + string.Join("\n", File.ReadLines(path).Where(l => l.Contains("cluster-results", StringComparison.Ordinal)).TakeLast(10))
-            : "";
         string dump = Path.Combine(Path.GetTempPath(), "signal-cluster-failure");
         Directory.CreateDirectory(dump);
         int k = 0;
@@ -218,7 +214,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
             File.WriteAllText(Path.Combine(dump, $"silo-{k++}.log"), s.Process.Output);
         }
 
-        Assert.Fail(log + $"(silo logs in {dump}) timed out after {timeout.TotalSeconds} s waiting for {what} ({metrics}):\n" + string.Join("\n----\n", silos.Select(s => s.Process.Output[^Math.Min(6000, s.Process.Output.Length)..])));
+        Assert.Fail($"(silo logs in {dump}) timed out after {timeout.TotalSeconds} s waiting for {what} ({metrics}):\n" + string.Join("\n----\n", silos.Select(s => s.Process.Output[^Math.Min(6000, s.Process.Output.Length)..])));
     }
 
     /// <summary>No stream of these silos was reset; on failure, the silos' lines that say why.</summary>
@@ -248,15 +244,11 @@ public sealed class ClusterTests(ITestOutputHelper output)
     [Fact]
     public async Task Three_silos_step_every_stream_once_like_one_engine_and_ride_out_a_killed_silo_a_new_silo_and_a_Redis_restart()
     {
-        ThreadPool.GetMinThreads(out int workers, out int io);
-        output.WriteLine($"pool {workers}/{io}, pending {ThreadPool.PendingWorkItemCount}");
-        ThreadPool.SetMinThreads(Math.Max(workers, 32), Math.Max(io, 32));
         string folder = Directory.CreateTempSubdirectory("signal-cluster-").FullName;
         string model = Path.Combine(folder, "bearing.sigm");
         File.WriteAllBytes(model, Demo.DemoModel.Bundled());
         using var redis = new LocalRedis();
         using var broker = new LocalMosquitto(logAll: false);
-        s_brokerLog = Path.Combine(broker.Folder, "mosquitto.log");
         var silos = new List<Silo>();
         try
         {
@@ -293,7 +285,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
 
             var clock = Stopwatch.StartNew();
             await Publish(publisher, first);
-            await WaitFor(() => Task.FromResult(results.Published.Count >= reference.Count), TimeSpan.FromSeconds(60), $"{reference.Count} results (have {results.Published.Count}, read {results.Read}, pool pending {ThreadPool.PendingWorkItemCount}, threads {ThreadPool.ThreadCount})", silos);
+            await WaitFor(() => Task.FromResult(results.Published.Count >= reference.Count), TimeSpan.FromSeconds(60), $"{reference.Count} results (have {results.Published.Count}, read {results.Read})", silos);
             output.WriteLine($"phase 1: {first.Count} messages, {reference.Count} steps of {Streams} streams in {clock.Elapsed.TotalSeconds:0.0} s");
             await Task.Delay(1500);
             Assert.Equal(reference.Count, results.Published.Count);
@@ -330,7 +322,13 @@ public sealed class ClusterTests(ITestOutputHelper output)
 
             Assert.True(await Metric(silos[0], "signal_cluster_restored_total") + await Metric(silos[1], "signal_cluster_restored_total") > 0, "shards of the killed silo were restored");
             NoAlertTwice(results);
-            Assert.All(results.Published, p => Assert.Equal(1, p.Value));
+            // A delivery in flight when the silo died may have been stepped there and is delivered again to the shard
+            // restored from an older checkpoint: its steps are published twice (same stream and time, same result).
+            // Only messages published before the kill can be in flight then; alerts never repeat (checked above).
+            (string, long)[] twice = [.. results.Published.Where(p => p.Value > 1).Select(p => p.Key)];
+            Assert.All(twice, k => Assert.True(k.Item2 <= afterKill, $"{k.Item1} at {k.Item2} ns was published twice, yet its data came after the kill"));
+            Assert.All(results.Published, p => Assert.InRange(p.Value, 1, 2));
+            output.WriteLine($"phase 2: {twice.Length} steps in flight at the kill published twice");
 
             // Phase 3: a new silo joins and takes shards over; nothing is lost on the way.
             silos.Add(StartSilo(folder, model, broker.Address, redis.Address, 4));
@@ -345,7 +343,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
             await NoResets([silos[0], silos[1], silos[3]]);
 
             NoAlertTwice(results);
-            Assert.All(results.Published, p => Assert.Equal(1, p.Value));
+            Assert.All(results.Published.Where(p => p.Value > 1), p => Assert.Contains(p.Key, twice));
 
             // Phase 4: Redis restarts; the cluster rides it out and checkpoints resume.
             double checkpoints = await Metric(silos[0], "signal_cluster_checkpoints_total");
@@ -359,7 +357,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
                 TimeSpan.FromSeconds(30), "every stream stepping after the Redis restart", [silos[0], silos[1], silos[3]]);
             await WaitFor(async () => await Metric(silos[0], "signal_cluster_checkpoints_total") > checkpoints + 1, TimeSpan.FromSeconds(20), "checkpoints after the Redis restart", [silos[0]]);
             NoAlertTwice(results);
-            Assert.All(results.Published, p => Assert.Equal(1, p.Value));
+            Assert.All(results.Published.Where(p => p.Value > 1), p => Assert.Contains(p.Key, twice));
 
             // Phase 5: a rolling restart's step: SIGTERM one silo while messages flow. It leaves the shared subscription,
             // delivers what it holds, and hands its shards over with a checkpoint: no step lost, none twice, no reset.
@@ -377,7 +375,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
 
             Assert.Equal(gapsBefore, await Metric(silos[1], "signal_cluster_gaps_total") + await Metric(silos[3], "signal_cluster_gaps_total"));
             NoAlertTwice(results);
-            Assert.All(results.Published, p => Assert.Equal(1, p.Value));
+            Assert.All(results.Published.Where(p => p.Value > 1), p => Assert.Contains(p.Key, twice));
             output.WriteLine($"phase 5: silo 1 stopped gracefully; {left.Length} silos hold every stream, no message lost");
         }
         finally

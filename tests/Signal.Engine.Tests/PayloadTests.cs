@@ -29,6 +29,26 @@ public sealed class PayloadTests
     }
 
     [Fact]
+    public void The_sequence_number_is_read_from_the_binary_header_alone_and_from_json()
+    {
+        var decoder = new PayloadDecoder();
+        // A hand-made header (layout in BinaryPayload's docs): 'S' 'G', version 1, flags 0, 1 channel, sequence at 8.
+        byte[] binary = new byte[32 + 8];
+        binary[0] = (byte)'S';
+        binary[1] = (byte)'G';
+        binary[2] = 1;
+        binary[4] = 1;
+        BitConverter.TryWriteBytes(binary.AsSpan(8), 123_456_789_012UL);
+        Assert.True(decoder.TryReadSequence(binary, PayloadFormat.Auto, out long sequence));
+        Assert.Equal(123_456_789_012L, sequence);
+        Assert.True(decoder.TryReadSequence("""{"ts": 1732190000123, "rate": 1000, "seq": 7, "values": [0.5]}"""u8, PayloadFormat.Auto, out sequence));
+        Assert.Equal(7L, sequence);
+        Assert.False(decoder.TryReadSequence("""{"ts": 1732190000123, "rate": 1000, "values": [0.5]}"""u8, PayloadFormat.Auto, out _));
+        Assert.False(decoder.TryReadSequence("SG"u8, PayloadFormat.Auto, out _));
+        Assert.False(decoder.TryReadSequence("{ not json"u8, PayloadFormat.Auto, out _));
+    }
+
+    [Fact]
     public void Json_with_named_channels_is_interleaved_in_the_order_given_and_reads_iso_times()
     {
         DecodedPayload p = Decode("""{"ts": "2026-11-21T10:00:00.5Z", "rate": 100, "channels": {"z": [1, 2], "x": [3, 4], "y": [5, 6]}, "extra": {"ignored": [1]}}""");

@@ -113,6 +113,18 @@ internal sealed partial class ClusterNode : IClusterIngest
     {
         Interlocked.Increment(ref Counters._received);
         string topic = message.Topic;
+        if (message.Length > slot.Engine.Options.MaxMessageBytes)
+        {
+            // Refused here as a single daemon refuses it (the slot's own engine dead-letters it as oversized), not
+            // copied and sent to another silo first.
+            lock (slot.Gate)
+            {
+                slot.Engine.Process(message);
+            }
+
+            return;
+        }
+
         if (!_byStream.TryGetValue(topic, out Outbox? outbox))
         {
             // A topic that no template matches goes to a shard too: its engine dead-letters it, as a single daemon does.
@@ -133,8 +145,9 @@ internal sealed partial class ClusterNode : IClusterIngest
             outbox.Add(topic, message.Payload, DateTime.UtcNow.Ticks);
             if (outbox.Count > _settings.ForwardCapacity)
             {
-                outbox.DropOldest(outbox.Count - _settings.ForwardCapacity);
-                Interlocked.Increment(ref Counters._dropped);
+                int excess = outbox.Count - _settings.ForwardCapacity;
+                outbox.DropOldest(excess);
+                Interlocked.Add(ref Counters._dropped, excess);
             }
 
             start = !outbox.Busy;
@@ -162,6 +175,7 @@ internal sealed partial class ClusterNode : IClusterIngest
                 }
 
                 batch = outbox.Take();
+                outbox.InFlight = batch.Count;
             }
 
             try
@@ -171,6 +185,10 @@ internal sealed partial class ClusterNode : IClusterIngest
                 SiloAddress at = await outbox.Grain.Deliver(batch).WaitAsync(TimeSpan.FromSeconds(15)).ConfigureAwait(false);
                 Interlocked.Add(ref at.Equals(Silo) ? ref Counters._local : ref Counters._forwarded, batch.Count);
                 failures = 0;
+                lock (outbox)
+                {
+                    outbox.InFlight = 0;
+                }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -179,6 +197,7 @@ internal sealed partial class ClusterNode : IClusterIngest
                 lock (outbox)
                 {
                     outbox.PutBack(batch);
+                    outbox.InFlight = 0;
                 }
 
                 failures++;
@@ -204,7 +223,7 @@ internal sealed partial class ClusterNode : IClusterIngest
     }
 
     /// <summary>Waits (up to <paramref name="timeout"/>) until every outbox is delivered.</summary>
-    /// <returns>Messages still undelivered.</returns>
+    /// <returns>Messages still undelivered (queued, or in a delivery still under way).</returns>
     public async Task<int> DrainAsync(TimeSpan timeout)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -215,7 +234,7 @@ internal sealed partial class ClusterNode : IClusterIngest
             {
                 lock (o)
                 {
-                    left += o.Count + (o.Busy ? 1 : 0);
+                    left += o.Count + o.InFlight;
                 }
             }
 
@@ -246,12 +265,24 @@ internal sealed partial class ClusterNode : IClusterIngest
     [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: {Count} messages not delivered yet ({Kind}: {Problem}); retrying ({Suppressed} more such lines suppressed)")]
     private static partial void LogDeliveryFailed(ILogger logger, string shard, int count, string kind, string problem, long suppressed);
 
-    /// <summary>The messages waiting for one shard.</summary>
+    /// <summary>
+    /// The messages waiting for one shard, packed as they arrive (topics, lengths, receive times, payloads end to end in
+    /// one growing buffer), so a delivery copies each payload once more, into its batch.
+    /// </summary>
     private sealed class Outbox(string key, IShardGrain grain)
     {
+        /// <summary>
+        /// At most this many payload bytes per delivery (and <see cref="MaxBatchMessages"/> messages): a backlog built up
+        /// during a failover goes out in several calls, well below Orleans' message size limit, instead of one call
+        /// it would refuse every time.
+        /// </summary>
+        private const int MaxBatchBytes = 4 << 20;
+        private const int MaxBatchMessages = 20_000;
         private readonly List<string> _topics = [];
-        private readonly List<byte[]> _payloads = [];
+        private readonly List<int> _lengths = [];
         private readonly List<long> _ticks = [];
+        private byte[] _payloads = new byte[4096];
+        private int _start, _end; // the queued payload bytes are _payloads[_start.._end]
 
         public string Key { get; } = key;
 
@@ -260,59 +291,77 @@ internal sealed partial class ClusterNode : IClusterIngest
         /// <summary>A delivery is in flight (or about to be).</summary>
         public bool Busy { get; set; }
 
+        /// <summary>Messages of the delivery in flight.</summary>
+        public int InFlight { get; set; }
+
         public int Count => _topics.Count;
 
         public void Add(string topic, ReadOnlySpan<byte> payload, long ticks)
         {
+            if (_end + payload.Length > _payloads.Length)
+            {
+                int live = _end - _start;
+                byte[] next = live + payload.Length <= _payloads.Length / 2 ? _payloads : new byte[Math.Max(_payloads.Length * 2, live + payload.Length)];
+                Buffer.BlockCopy(_payloads, _start, next, 0, live);
+                (_payloads, _start, _end) = (next, 0, live);
+            }
+
+            payload.CopyTo(_payloads.AsSpan(_end));
+            _end += payload.Length;
             _topics.Add(topic);
-            _payloads.Add(payload.ToArray());
+            _lengths.Add(payload.Length);
             _ticks.Add(ticks);
         }
 
         public void DropOldest(int n)
         {
+            for (int i = 0; i < n; i++)
+            {
+                _start += _lengths[i];
+            }
+
             _topics.RemoveRange(0, n);
-            _payloads.RemoveRange(0, n);
+            _lengths.RemoveRange(0, n);
             _ticks.RemoveRange(0, n);
         }
 
         public ShardBatch Take()
         {
-            int total = 0;
-            foreach (byte[] p in _payloads)
+            int n = 0, bytes = 0;
+            while (n < _topics.Count && n < MaxBatchMessages && (n == 0 || bytes + _lengths[n] <= MaxBatchBytes))
             {
-                total += p.Length;
+                bytes += _lengths[n++];
             }
 
-            byte[] payloads = new byte[total];
-            int[] lengths = new int[_payloads.Count];
-            int at = 0;
-            for (int i = 0; i < _payloads.Count; i++)
+            var batch = new ShardBatch
             {
-                _payloads[i].CopyTo(payloads, at);
-                lengths[i] = _payloads[i].Length;
-                at += lengths[i];
+                Topics = [.. _topics.GetRange(0, n)],
+                Payloads = _payloads.AsSpan(_start, bytes).ToArray(),
+                Lengths = [.. _lengths.GetRange(0, n)],
+                ReceivedTicks = [.. _ticks.GetRange(0, n)],
+            };
+            _topics.RemoveRange(0, n);
+            _lengths.RemoveRange(0, n);
+            _ticks.RemoveRange(0, n);
+            _start += bytes;
+            if (_start == _end)
+            {
+                _start = _end = 0;
             }
 
-            var batch = new ShardBatch { Topics = [.. _topics], Payloads = payloads, Lengths = lengths, ReceivedTicks = [.. _ticks] };
-            _topics.Clear();
-            _payloads.Clear();
-            _ticks.Clear();
             return batch;
         }
 
+        /// <summary>Puts a batch that could not be delivered back in front of what queued meanwhile.</summary>
         public void PutBack(ShardBatch batch)
         {
-            var payloads = new byte[batch.Count][];
-            int at = 0;
-            for (int i = 0; i < batch.Count; i++)
-            {
-                payloads[i] = batch.Payloads.AsSpan(at, batch.Lengths[i]).ToArray();
-                at += batch.Lengths[i];
-            }
-
+            int live = _end - _start;
+            var next = new byte[Math.Max(_payloads.Length, batch.Payloads.Length + live)];
+            batch.Payloads.CopyTo(next, 0);
+            Buffer.BlockCopy(_payloads, _start, next, batch.Payloads.Length, live);
+            (_payloads, _start, _end) = (next, 0, batch.Payloads.Length + live);
             _topics.InsertRange(0, batch.Topics);
-            _payloads.InsertRange(0, payloads);
+            _lengths.InsertRange(0, batch.Lengths);
             _ticks.InsertRange(0, batch.ReceivedTicks);
         }
     }

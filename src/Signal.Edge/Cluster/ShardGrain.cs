@@ -28,6 +28,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private readonly ILogger _logger;
     private readonly List<Pending> _unsequenced = [];
     private readonly Dictionary<string, StreamQueue> _queues = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _evicted = new();
     private readonly HashSet<StreamQueue> _waiting = [];
     private readonly Signal.Engine.Payloads.PayloadDecoder _decoder = new();
     private TopicTemplate? _template;
@@ -37,7 +38,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private bool _releasedCompleted;
     private SignalEngine? _engine;
     private IAsyncDisposable? _subscribers;
-    private IDisposable? _alerts;
+    private System.Reactive.Disposables.CompositeDisposable? _alerts;
     private IGrainTimer? _checkpointTimer, _reorderTimer;
     private long _messages, _sequence;
     private string _key = string.Empty;
@@ -76,13 +77,16 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         ModelSlot slot = _node.SlotOf(key);
         (_engine, _subscribers) = slot.CreateShardEngine(_released);
         _template = slot.Template;
-        _alerts = _engine.Alerts.Subscribe(a =>
-        {
-            lock (_alertsGate)
+        _alerts = new System.Reactive.Disposables.CompositeDisposable(
+            _engine.Alerts.Subscribe(a =>
             {
-                _unpublished.Add(a);
-            }
-        });
+                lock (_alertsGate)
+                {
+                    _unpublished.Add(a);
+                }
+            }),
+            // A stream the engine forgets (idle, evicted) takes its ordering state with it; held messages stay queued.
+            _engine.StreamsEvicted.Subscribe(id => _evicted.Enqueue(id)));
         if (_state.RecordExists && _state.State.Engine.Length > 0)
         {
             CheckpointResult result = _engine.RestoreCheckpoint(new MemoryStream(_state.State.Engine, writable: false));
@@ -155,8 +159,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private void Hold(Pending message)
     {
         if (!_template!.TryMatch(message.Topic, out string stream)
-            || !_decoder.TryDecode(message.Payload.Span, _engine!.Options.Format, out Signal.Engine.Payloads.DecodedPayload decoded, out _)
-            || decoded.Sequence is not long sequence)
+            || !_decoder.TryReadSequence(message.Payload.Span, _engine!.Options.Format, out long sequence))
         {
             _unsequenced.Add(message);
             return;
@@ -216,6 +219,15 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private async Task ProcessAsync(bool all, bool unsequenced = false)
     {
         SignalEngine engine = _engine!;
+        while (_evicted.TryDequeue(out string? gone))
+        {
+            // The engine's eviction runs on its own timer, outside this grain's turns; the queue is dropped here.
+            if (_queues.TryGetValue(gone, out StreamQueue? queue) && queue.Held.Count == 0)
+            {
+                _queues.Remove(gone);
+            }
+        }
+
         long now = DateTime.UtcNow.Ticks, window = _node.Settings.ReorderWindow.Ticks, gap = _node.Settings.GapWait.Ticks;
         int n = 0;
         if (_waiting.Count > 0)

@@ -349,8 +349,7 @@ public sealed partial class SignalEngine : IDisposable
         stream.LastSeenTicks = _scheduler.Now.UtcTicks;
         // A stream restored from a checkpoint continues with its state: what arrived between the checkpoint and a
         // crash is gone (a jump forward is expected once), and starting afresh would throw the context away too.
-        bool restored = stream.Restored || stream.AcceptGap;
-        string since = stream.Restored ? "since the checkpoint" : "lost on the way (a cluster silo failed)";
+        bool restored = stream.Restored || stream.AcceptGap, fromCheckpoint = stream.Restored;
         bool jumped = false;
         if (data.Sequence is long sequence)
         {
@@ -367,7 +366,7 @@ public sealed partial class SignalEngine : IDisposable
                     if (restored)
                     {
                         jumped = true;
-                        Log(stream.Id, "restore_gap", $"continues with its state: sequence {sequence} follows {last} ({sequence - last - 1} messages missing, {since})");
+                        Log(stream.Id, "restore_gap", $"continues with its state: sequence {sequence} follows {last} ({sequence - last - 1} messages missing, {Since(fromCheckpoint)})");
                     }
                     else
                     {
@@ -403,7 +402,7 @@ public sealed partial class SignalEngine : IDisposable
                 if (!jumped)
                 {
                     jumped = true;
-                    Log(stream.Id, "restore_gap", $"continues with its state: {(ts - expected) / 1e6:0.###} ms of samples missing, {since}");
+                    Log(stream.Id, "restore_gap", $"continues with its state: {(ts - expected) / 1e6:0.###} ms of samples missing, {Since(fromCheckpoint)}");
                 }
             }
             else if (ts > expected + tolerance)
@@ -444,6 +443,8 @@ public sealed partial class SignalEngine : IDisposable
             FeedRaw(stream, data.Values);
         }
     }
+
+    private static string Since(bool fromCheckpoint) => fromCheckpoint ? "since the checkpoint" : "lost on the way (a cluster silo failed)";
 
     private void FeedFeatures(StreamState stream, FeatureExtractor extractor, ReadOnlySpan<float> values)
     {

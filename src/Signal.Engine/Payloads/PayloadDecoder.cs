@@ -77,6 +77,38 @@ public sealed class PayloadDecoder
         }
     }
 
+    /// <summary>
+    /// The message's sequence number, if it has one: read from the header alone for binary payloads (no values are
+    /// copied), by a full decode for JSON and SenML. For callers that must order messages before the engine decodes them.
+    /// </summary>
+    /// <param name="payload">The bytes.</param>
+    /// <param name="format">The format, or <see cref="PayloadFormat.Auto"/>.</param>
+    /// <param name="sequence">The sequence number.</param>
+    /// <returns>False when the payload has none or does not decode.</returns>
+    public bool TryReadSequence(ReadOnlySpan<byte> payload, PayloadFormat format, out long sequence)
+    {
+        if (format == PayloadFormat.Auto)
+        {
+            format = Detect(payload);
+        }
+
+        if (format == PayloadFormat.Binary)
+        {
+            bool header = payload.Length >= BinaryPayload.HeaderLength && payload[0] == 'S' && payload[1] == 'G' && payload[2] == BinaryPayload.Version;
+            sequence = header ? (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]) : 0;
+            return header;
+        }
+
+        if (TryDecode(payload, format, out DecodedPayload decoded, out _) && decoded.Sequence is long s)
+        {
+            sequence = s;
+            return true;
+        }
+
+        sequence = 0;
+        return false;
+    }
+
     private static PayloadFormat Detect(ReadOnlySpan<byte> payload)
     {
         foreach (byte b in payload)
