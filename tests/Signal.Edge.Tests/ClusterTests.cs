@@ -122,8 +122,10 @@ public sealed class ClusterTests(ITestOutputHelper output)
         }
     }
 
-    private sealed class Silo(EdgeProcess process, string url)
+    private sealed class Silo(EdgeProcess process, string url) : IDisposable
     {
+        public void Dispose() => Process.Dispose();
+
         public EdgeProcess Process { get; } = process;
 
         public string Url { get; } = url;
@@ -239,6 +241,22 @@ public sealed class ClusterTests(ITestOutputHelper output)
                 last = state;
             }
         }
+    }
+
+    [Fact]
+    public void A_silo_that_cannot_reach_Redis_exits_with_one_clear_line()
+    {
+        string folder = Directory.CreateTempSubdirectory("signal-cluster-noredis-").FullName;
+        string model = Path.Combine(folder, "bearing.sigm");
+        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        using var broker = new LocalMosquitto(logAll: false);
+        int closed = EdgeProcess.FreePort(); // nothing listens there
+        using Silo silo = StartSilo(folder, model, broker.Address, $"127.0.0.1:{closed}", 1);
+        Assert.True(silo.Process.WaitForExit(TimeSpan.FromSeconds(90)), "the silo kept running without Redis");
+        Assert.Equal(1, silo.Process.ExitCode);
+        Assert.Contains($"error: cluster: the silo did not start (RedisConnectionException", silo.Process.Output, StringComparison.Ordinal);
+        Assert.Contains($"check that Redis at '127.0.0.1:{closed}' is reachable", silo.Process.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", silo.Process.Output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -144,7 +144,18 @@ internal static partial class EdgeHost
                 watcher = Task.Run(() => body(daemon, dashboard, stop.Token));
             }
         });
-        host.Run();
+        try
+        {
+            host.Run();
+        }
+        catch (Exception e) when (settings.Cluster is { } joining && e is not OperationCanceledException)
+        {
+            // The silo could not join (Redis unreachable, the silo port taken): one line instead of a stack trace.
+            // Nothing was accepted yet: the daemon subscribes only once the silo has joined.
+            string why = e.Message.Split('\n')[0];
+            throw new IOException($"cluster: the silo did not start ({e.GetType().Name}: {why}); check that Redis at '{joining.Redis}' is reachable and port {joining.SiloPort} is free (cluster:redis, cluster:siloPort).", e);
+        }
+
         watcher?.GetAwaiter().GetResult();
         return daemon.Fault is null ? 0 : 1;
     }
