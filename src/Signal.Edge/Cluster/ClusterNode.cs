@@ -24,7 +24,7 @@ internal sealed partial class ClusterNode : IClusterIngest
     private readonly IClusterMembershipService _membership;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger _logger;
-    private readonly Dictionary<string, Outbox> _byStream = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Outbox> _byTopic = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Outbox> _outboxes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ShardGrain, byte> _local = new();
     private readonly Signal.Engine.LogLimiter _limiter = new();
@@ -125,18 +125,18 @@ internal sealed partial class ClusterNode : IClusterIngest
             return;
         }
 
-        if (!_byStream.TryGetValue(topic, out Outbox? outbox))
+        if (!_byTopic.TryGetValue(topic, out Outbox? outbox))
         {
             // A topic that no template matches goes to a shard too: its engine dead-letters it, as a single daemon does.
             string? stream = slot.Template.TryMatch(topic, out string id) ? id : null;
             string key = ShardOf(_settings, slot.Name, topic, stream);
             outbox = _outboxes.GetOrAdd(key, k => new Outbox(k, _grains.GetGrain<IShardGrain>(k)));
-            if (_byStream.Count >= 1_000_000)
+            if (_byTopic.Count >= 1_000_000)
             {
-                _byStream.Clear();
+                _byTopic.Clear();
             }
 
-            _byStream[topic] = outbox;
+            _byTopic[topic] = outbox;
         }
 
         bool start;
@@ -248,15 +248,11 @@ internal sealed partial class ClusterNode : IClusterIngest
     }
 
     /// <inheritdoc/>
-    public Task<ClusterStatus> StatusAsync(CancellationToken cancellationToken)
+    public ClusterStatus Status()
     {
-        ClusterMembershipSnapshot snapshot = _membership.CurrentSnapshot;
-        string[] silos = [.. snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToParsableString()).Order(StringComparer.Ordinal)];
+        string[] silos = [.. _membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToParsableString()).Order(StringComparer.Ordinal)];
         ClusterShard[] shards = [.. _local.Keys.Select(s => s.Describe()).OrderBy(s => s.Key, StringComparer.Ordinal)];
-        ClusterCounters c = Counters;
-        return Task.FromResult(new ClusterStatus(
-            Silo.ToParsableString(), _settings.ClusterId, silos, shards,
-            c.Received, c.Forwarded, c.Dropped, c.Retries, c.Activations, c.Deactivations, c.Restored, c.Checkpoints, c.CheckpointFailures));
+        return new ClusterStatus(Silo.ToParsableString(), _settings.ClusterId, silos, shards, Counters);
     }
 
     /// <summary>Shards active on this silo now.</summary>

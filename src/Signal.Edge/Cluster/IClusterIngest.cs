@@ -23,9 +23,8 @@ internal interface IClusterIngest
     /// <param name="message">The message.</param>
     void Take(ModelSlot slot, in MqttMessage message);
 
-    /// <summary>What this silo does now, for <c>/api/cluster</c> and <c>/metrics</c>.</summary>
-    /// <param name="cancellationToken">Stops asking the shards.</param>
-    Task<ClusterStatus> StatusAsync(CancellationToken cancellationToken);
+    /// <summary>What this silo does now, for <c>/api/cluster</c>.</summary>
+    ClusterStatus Status();
 
     /// <summary>Counters, read without asking any shard (for <c>/metrics</c>).</summary>
     ClusterCounters Counters { get; }
@@ -81,18 +80,8 @@ internal sealed class ClusterCounters
 /// <param name="ClusterId">The cluster's id.</param>
 /// <param name="Silos">The active silos, this one included.</param>
 /// <param name="Shards">The shards active on this silo.</param>
-/// <param name="Received">Messages taken from the broker.</param>
-/// <param name="Forwarded">Of them, sent to a shard on another silo.</param>
-/// <param name="Dropped">Messages dropped while a shard was unreachable.</param>
-/// <param name="Retries">Deliveries retried.</param>
-/// <param name="Activations">Shard activations here.</param>
-/// <param name="Deactivations">Shard deactivations here.</param>
-/// <param name="Restored">Activations started from a checkpoint.</param>
-/// <param name="Checkpoints">Checkpoints written.</param>
-/// <param name="CheckpointFailures">Checkpoints that failed.</param>
-internal sealed record ClusterStatus(
-    string Silo, string ClusterId, IReadOnlyList<string> Silos, IReadOnlyList<ClusterShard> Shards,
-    long Received, long Forwarded, long Dropped, long Retries, long Activations, long Deactivations, long Restored, long Checkpoints, long CheckpointFailures);
+/// <param name="Counters">This silo's ingest and shard counters (also on <c>/metrics</c>).</param>
+internal sealed record ClusterStatus(string Silo, string ClusterId, IReadOnlyList<string> Silos, IReadOnlyList<ClusterShard> Shards, ClusterCounters Counters);
 
 /// <summary>A shard active on this silo.</summary>
 /// <param name="Key">Its key (<c>{model}/{shard}</c>).</param>

@@ -15,8 +15,6 @@ internal interface IShardGrain : IGrainWithStringKey
     /// <returns>The silo the shard runs on (the sender counts a message to another silo as forwarded).</returns>
     Task<SiloAddress> Deliver(ShardBatch batch);
 
-    /// <summary>What the shard holds now.</summary>
-    Task<ShardInfo> Info();
 }
 
 /// <summary>Messages for one shard, packed: topics, payloads end to end, and when each was received.</summary>
@@ -49,35 +47,9 @@ internal sealed class ShardState
     /// <summary>When it was written (UTC).</summary>
     [Id(1)] public DateTime WrittenAt { get; set; }
 
-    /// <summary>Checkpoints written so far, over every activation.</summary>
-    [Id(2)] public long Generation { get; set; }
-
     /// <summary>
     /// Messages the shard held when it moved (waiting for earlier ones of their streams, which may still be on their way
     /// through another silo): the next activation holds them again. Null in periodic checkpoints.
     /// </summary>
     [Id(3)] public ShardBatch? Held { get; set; }
-}
-
-/// <summary>A shard as <c>/api/cluster</c> shows it.</summary>
-[GenerateSerializer, Immutable]
-internal sealed class ShardInfo
-{
-    /// <summary>The shard's key.</summary>
-    [Id(0)] public required string Key { get; init; }
-
-    /// <summary>The silo it runs on.</summary>
-    [Id(1)] public required string Silo { get; init; }
-
-    /// <summary>Streams it holds.</summary>
-    [Id(2)] public int Streams { get; init; }
-
-    /// <summary>Messages it processed in this activation.</summary>
-    [Id(3)] public long Messages { get; init; }
-
-    /// <summary>When its last checkpoint was written (UTC), or null.</summary>
-    [Id(4)] public DateTime? CheckpointAt { get; init; }
-
-    /// <summary>Whether this activation started from a checkpoint.</summary>
-    [Id(5)] public bool Restored { get; init; }
 }

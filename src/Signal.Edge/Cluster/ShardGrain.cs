@@ -176,13 +176,6 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         _waiting.Add(queue);
     }
 
-    /// <inheritdoc/>
-    public Task<ShardInfo> Info()
-    {
-        ClusterShard d = Describe();
-        return Task.FromResult(new ShardInfo { Key = d.Key, Silo = _node.Silo.ToParsableString(), Streams = d.Streams, Messages = d.Messages, CheckpointAt = d.CheckpointAt, Restored = d.Restored });
-    }
-
     /// <summary>This shard for <c>/api/cluster</c>, from fields any thread may read (Orleans forbids touching the grain's state outside its turns).</summary>
     public ClusterShard Describe()
     {
@@ -346,7 +339,6 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         _engine!.WriteCheckpoint(buffer);
         _state.State.Engine = buffer.ToArray();
         _state.State.WrittenAt = DateTime.UtcNow;
-        _state.State.Generation++;
         try
         {
             await _state.WriteStateAsync().ConfigureAwait(true);

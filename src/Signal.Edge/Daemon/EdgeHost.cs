@@ -230,8 +230,7 @@ internal static partial class EdgeHost
                 return;
             }
 
-            Signal.Edge.Cluster.ClusterStatus status = await cluster.StatusAsync(c.RequestAborted).ConfigureAwait(false);
-            await c.Response.WriteAsJsonAsync(status, EdgeHttpJson.Default.ClusterStatus).ConfigureAwait(false);
+            await c.Response.WriteAsJsonAsync(cluster.Status(), EdgeHttpJson.Default.ClusterStatus).ConfigureAwait(false);
         });
         var snapshots = new SnapshotCache(daemon, settings.Http.EventInterval, settings.Http.MaxStreamsPerResponse);
         int eventClients = 0;
