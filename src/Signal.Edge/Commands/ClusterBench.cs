@@ -78,6 +78,19 @@ internal static class ClusterBench
         using var redis = new LocalRedis();
         using var broker = new LocalMosquitto(logAll: false);
         var processes = new List<(Process Process, string Url)>();
+        var tail = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        void Keep(string? line)
+        {
+            // The silos' last lines, for the error when one fails.
+            if (line is not null)
+            {
+                tail.Enqueue(line);
+                while (tail.Count > 40 && tail.TryDequeue(out _))
+                {
+                }
+            }
+        }
+
         try
         {
             for (int n = 1; n <= silos; n++)
@@ -103,24 +116,24 @@ internal static class ClusterBench
                 }
 
                 Process p = Process.Start(start) ?? throw new InvalidOperationException("signal-edge run did not start");
-                p.OutputDataReceived += (_, _) => { };
-                p.ErrorDataReceived += (_, _) => { };
+                p.OutputDataReceived += (_, e) => Keep(e.Data);
+                p.ErrorDataReceived += (_, e) => Keep(e.Data);
                 p.BeginOutputReadLine();
                 p.BeginErrorReadLine();
                 processes.Add((p, $"http://127.0.0.1:{http}/"));
             }
 
             Until(() => processes.All(p => Get(p.Url + "readyz") is not null) && Get(processes[0].Url + "api/cluster") is { } c && Silos(c) == silos,
-                TimeSpan.FromSeconds(90), $"{silos} silo(s) ready", processes);
+                TimeSpan.FromSeconds(90), $"{silos} silo(s) ready", processes, tail);
             using var publisher = new MosquittoConnection(new MqttOptions { ClientId = "bench-cluster-pub", CleanSession = true, ReceiveCapacity = 100 }.WithAddress(broker.Address));
             publisher.ConnectAsync(TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
             Publish(publisher, warmup);
-            Until(() => Sum(processes, "signal_messages_total") >= warmup.Count, TimeSpan.FromSeconds(120), "the warm-up processed", processes);
+            Until(() => Sum(processes, "signal_messages_total") >= warmup.Count, TimeSpan.FromSeconds(120), "the warm-up processed", processes, tail);
             double received0 = Sum(processes, "signal_cluster_received_total"), forwarded0 = Sum(processes, "signal_cluster_forwarded_total");
             TimeSpan cpu0 = Cpu(processes);
             long t0 = Stopwatch.GetTimestamp();
             Publish(publisher, load);
-            Until(() => Sum(processes, "signal_messages_total") >= warmup.Count + load.Count, TimeSpan.FromSeconds(600), "the run processed", processes, poll: 20);
+            Until(() => Sum(processes, "signal_messages_total") >= warmup.Count + load.Count, TimeSpan.FromSeconds(600), "the run processed", processes, tail, poll: 50);
             double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             TimeSpan cpu = Cpu(processes) - cpu0;
             double received = Sum(processes, "signal_cluster_received_total") - received0, forwarded = Sum(processes, "signal_cluster_forwarded_total") - forwarded0;
@@ -211,19 +224,19 @@ internal static class ClusterBench
         }
     }
 
-    private static void Until(Func<bool> condition, TimeSpan timeout, string what, List<(Process Process, string Url)> processes, int poll = 100)
+    private static void Until(Func<bool> condition, TimeSpan timeout, string what, List<(Process Process, string Url)> processes, IEnumerable<string> tail, int poll = 100)
     {
         var clock = Stopwatch.StartNew();
         while (!condition())
         {
             if (processes.FirstOrDefault(p => p.Process.HasExited) is { Process: not null } dead)
             {
-                throw new InvalidOperationException($"bench e2e --cluster: a silo exited ({dead.Process.ExitCode}) while waiting for {what}.");
+                throw new IOException($"bench e2e --cluster: a silo exited ({dead.Process.ExitCode}) while waiting for {what}; the silos' last lines:\n{string.Join('\n', tail)}");
             }
 
             if (clock.Elapsed > timeout)
             {
-                throw new TimeoutException($"bench e2e --cluster: timed out after {timeout.TotalSeconds} s waiting for {what}.");
+                throw new IOException($"bench e2e --cluster: timed out after {timeout.TotalSeconds} s waiting for {what}; the silos' last lines:\n{string.Join('\n', tail)}");
             }
 
             Thread.Sleep(poll);
