@@ -171,8 +171,14 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
             _queues[stream] = queue = new StreamQueue(stream, _engine!.LastSequence(stream) is long last ? last + 1 : null);
         }
 
-        int index = queue.Held.FindIndex(p => p.Order > sequence);
-        queue.Held.Insert(index < 0 ? queue.Held.Count : index, message with { Order = sequence });
+        // Usually in order: found from the end, without a closure per message.
+        int index = queue.Held.Count;
+        while (index > 0 && queue.Held[index - 1].Order > sequence)
+        {
+            index--;
+        }
+
+        queue.Held.Insert(index, message with { Order = sequence });
         _waiting.Add(queue);
     }
 
