@@ -1,3 +1,5 @@
+using Signal.Models.Accelerators;
+
 namespace Signal.Models.Networks;
 
 /// <summary>
@@ -12,7 +14,7 @@ namespace Signal.Models.Networks;
 /// <see cref="ParallelMinimumMultiplyAdds"/> stay on the calling thread, where the hand-off would cost more
 /// than it saves. One stepper is used by one thread at a time; create one per scheduler.
 /// </remarks>
-public sealed class BatchStepper : IDisposable
+public sealed class BatchStepper : IRecurrentStepper
 {
     private static long s_tokens;
 
@@ -64,6 +66,9 @@ public sealed class BatchStepper : IDisposable
 
     /// <summary>Threads a large batch is split over.</summary>
     public int Threads { get; }
+
+    /// <inheritdoc />
+    public string Device => $"cpu ({Kernels.Kernels.Default} SIMD, {Threads} thread{(Threads == 1 ? string.Empty : "s")})";
 
     /// <summary>
     /// Batches with fewer multiply-adds than this (streams × <see cref="RecurrentModel.MultiplyAddsPerStep"/>)

@@ -130,6 +130,15 @@ public sealed class RecurrentModel
 
     internal int LayerCount => _layers.Length;
 
+    /// <summary>Offset of layer <paramref name="layer"/>'s h inside a state.</summary>
+    internal int HiddenOffset(int layer) => _hiddenOffsets[layer];
+
+    /// <summary>Offset of layer <paramref name="layer"/>'s c inside a state (LSTM).</summary>
+    internal int CellOffset(int layer) => _cellOffsets[layer];
+
+    /// <summary>Offset of the pooled mean (and after it the count) inside a state.</summary>
+    internal int PoolOffset => _poolOffset;
+
     /// <summary>
     /// Builds a model from an architecture and PyTorch-named tensors, validating both.
     /// </summary>
@@ -402,7 +411,7 @@ public sealed class RecurrentModel
 
     internal void CheckState(RecurrentState state)
     {
-        if (state.Fingerprint != Fingerprint || state.Values.Length != StateSize)
+        if (state.Fingerprint != Fingerprint || state.Size != StateSize)
         {
             throw new ArgumentException("the state was made for a model of another architecture; create it with this model's CreateState().", nameof(state));
         }

@@ -12,22 +12,65 @@ public sealed class RecurrentState
     private const ushort Version = 1;
     private const int HeaderSize = 4 + 2 + 8 + 4;
 
+    private readonly float[] _values;
+
     internal RecurrentState(RecurrentModel model)
     {
         Fingerprint = model.Fingerprint;
-        Values = new float[model.StateSize];
+        _values = new float[model.StateSize];
     }
 
     /// <summary>The layout fingerprint of the model the state belongs to.</summary>
     public ulong Fingerprint { get; }
 
     /// <summary>Number of floats in the state.</summary>
-    public int Size => Values.Length;
+    public int Size => _values.Length;
 
     /// <summary>The state's values (h and c of each layer, in layer order).</summary>
-    public ReadOnlySpan<float> AsSpan() => Values;
+    public ReadOnlySpan<float> AsSpan() => ReadValues;
 
-    internal float[] Values { get; }
+    /// <summary>
+    /// The host copy of the values, for reading and writing: fetched from the accelerator first when a device stepper
+    /// holds a newer copy, and marked changed so that the device stepper uploads it before the stream's next step there.
+    /// </summary>
+    internal float[] Values
+    {
+        get
+        {
+            if (Residence is not null)
+            {
+                Residence.Fetch(this);
+                HostChanged = true;
+            }
+
+            return _values;
+        }
+    }
+
+    /// <summary>The host copy for reading only: fetched when the accelerator holds a newer one, not marked changed.</summary>
+    internal float[] ReadValues
+    {
+        get
+        {
+            Residence?.Fetch(this);
+            return _values;
+        }
+    }
+
+    /// <summary>The host array as it is, for a device stepper's own transfers.</summary>
+    internal float[] HostValues => _values;
+
+    /// <summary>The device stepper holding a copy of this state in one of its slots, or null.</summary>
+    internal IStateResidence? Residence { get; set; }
+
+    /// <summary>The slot of this state in <see cref="Residence"/>.</summary>
+    internal int Slot { get; set; } = -1;
+
+    /// <summary>The accelerator's copy is newer than the host's (set after a step there, cleared by a fetch).</summary>
+    internal bool DeviceNewer { get; set; }
+
+    /// <summary>The host copy may have changed since it was last uploaded.</summary>
+    internal bool HostChanged { get; set; }
 
     /// <summary>Marks the state as taken by one batched step, so a stream cannot appear twice in it.</summary>
     internal long BatchToken { get; set; }
@@ -35,23 +78,31 @@ public sealed class RecurrentState
     internal RecurrentModel.Workspace? SingleWorkspace { get; set; }
 
     /// <summary>Zeroes the state (a stream starting over).</summary>
-    public void Reset() => Array.Clear(Values);
+    public void Reset()
+    {
+        // Nothing of the device's copy is needed: the zeros replace it at the next step there.
+        DeviceNewer = false;
+        HostChanged = true;
+        Array.Clear(_values);
+    }
 
     /// <summary>Copies this state's values into <paramref name="destination"/> (same architecture).</summary>
     /// <param name="destination">The state to overwrite.</param>
     public void CopyTo(RecurrentState destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        if (destination.Fingerprint != Fingerprint || destination.Values.Length != Values.Length)
+        if (destination.Fingerprint != Fingerprint || destination.Size != Size)
         {
             throw new ArgumentException("the destination state belongs to a model of another architecture.", nameof(destination));
         }
 
-        Values.CopyTo(destination.Values, 0);
+        destination.DeviceNewer = false;
+        destination.HostChanged = true;
+        ReadValues.CopyTo(destination._values, 0);
     }
 
     /// <summary>Bytes needed by <see cref="WriteTo"/>.</summary>
-    public int SerializedSize => HeaderSize + (4 * Values.Length);
+    public int SerializedSize => HeaderSize + (4 * Size);
 
     /// <summary>
     /// Writes the state: "SGST", version (u16), layout fingerprint (u64), float count (u32), then the floats,
@@ -68,10 +119,11 @@ public sealed class RecurrentState
         BinaryPrimitives.WriteUInt32LittleEndian(destination, Magic);
         BinaryPrimitives.WriteUInt16LittleEndian(destination[4..], Version);
         BinaryPrimitives.WriteUInt64LittleEndian(destination[6..], Fingerprint);
-        BinaryPrimitives.WriteInt32LittleEndian(destination[14..], Values.Length);
-        for (int i = 0; i < Values.Length; i++)
+        float[] values = ReadValues;
+        BinaryPrimitives.WriteInt32LittleEndian(destination[14..], values.Length);
+        for (int i = 0; i < values.Length; i++)
         {
-            BinaryPrimitives.WriteSingleLittleEndian(destination[(HeaderSize + (4 * i))..], Values[i]);
+            BinaryPrimitives.WriteSingleLittleEndian(destination[(HeaderSize + (4 * i))..], values[i]);
         }
     }
 
@@ -110,9 +162,9 @@ public sealed class RecurrentState
         }
 
         int count = BinaryPrimitives.ReadInt32LittleEndian(bytes[14..]);
-        if (count != state.Values.Length || bytes.Length != HeaderSize + (4L * count))
+        if (count != state.Size || bytes.Length != HeaderSize + (4L * count))
         {
-            throw new FormatException($"the recurrent state holds {count} values in {bytes.Length} bytes; this model needs {state.Values.Length}.");
+            throw new FormatException($"the recurrent state holds {count} values in {bytes.Length} bytes; this model needs {state.Size}.");
         }
 
         for (int i = 0; i < count; i++)
@@ -123,9 +175,18 @@ public sealed class RecurrentState
                 throw new FormatException($"the recurrent state holds {v} at index {i}.");
             }
 
-            state.Values[i] = v;
+            state._values[i] = v;
         }
 
         return state;
     }
+}
+
+/// <summary>
+/// A device stepper that keeps copies of states in its own memory (see <see cref="RecurrentState.Residence"/>).
+/// </summary>
+internal interface IStateResidence
+{
+    /// <summary>Copies the device's copy of <paramref name="state"/> to its host array when the device's is newer.</summary>
+    void Fetch(RecurrentState state);
 }

@@ -1,0 +1,144 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Signal.Models.Networks;
+
+namespace Signal.Models.Accelerators;
+
+/// <summary>
+/// Chooses and creates the stepper for a setting of <see cref="AcceleratorKind"/>. ILGPU is touched only on the paths
+/// that need it (the methods that call into it are never compiled otherwise), so a daemon set to the CPU never loads
+/// it: its memory and start time stay as they are.
+/// </summary>
+public static class AcceleratorSelection
+{
+    /// <summary>
+    /// With <see cref="AcceleratorKind.Auto"/>, the GPU is used when the largest batch's multiply-adds per step
+    /// (streams × <see cref="RecurrentModel.MultiplyAddsPerStep"/>) reach this. Measured on an H200 against 16 cores
+    /// (docs/accelerators.md): below about 1,024 streams of a hidden-128 LSTM a step's fixed costs (launches, copies,
+    /// one synchronisation) outweigh the GPU's speed.
+    /// </summary>
+    public const long AutoMinimumMultiplyAdds = 200_000_000;
+
+    /// <summary>Whether this build has the accelerator backend (the NativeAOT build leaves ILGPU out).</summary>
+#if SIGNAL_NO_ACCELERATOR
+    public static bool IsAvailable => false;
+#else
+    public static bool IsAvailable => true;
+#endif
+
+    /// <summary>Why the accelerator backend cannot step <paramref name="model"/>, or null when it can.</summary>
+    /// <param name="model">The model.</param>
+    /// <returns>The reason, or null.</returns>
+    public static string? WhyNotSupported(RecurrentModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!model.Architecture.IsStreamable)
+        {
+            return "the model has a bidirectional layer";
+        }
+
+        if (model.Architecture.Convolutions.Count > 0)
+        {
+            return "the model has causal convolutions, which the accelerator backend does not step";
+        }
+
+        return model.Architecture.RunningNormalization ? "the model normalises its input with running statistics, which the accelerator backend does not step" : null;
+    }
+
+    /// <summary>Whether the NVIDIA driver's libcuda loads here (checked without ILGPU).</summary>
+    /// <returns>True when a CUDA driver is present.</returns>
+    public static bool CudaDriverPresent()
+    {
+        if (!NativeLibrary.TryLoad(OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1", out IntPtr handle))
+        {
+            return false;
+        }
+
+        NativeLibrary.Free(handle);
+        return true;
+    }
+
+    /// <summary>
+    /// The stepper for <paramref name="kind"/>: <see cref="BatchStepper"/> for the CPU, the ILGPU backend for a GPU.
+    /// <see cref="AcceleratorKind.Auto"/> takes the GPU only when a CUDA driver is present, the model is supported and
+    /// <paramref name="maxBatch"/> is large enough (<see cref="AutoMinimumMultiplyAdds"/>); otherwise, or when the GPU
+    /// cannot be opened, the CPU, and <paramref name="log"/> says why.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="maxBatch">Largest batch.</param>
+    /// <param name="kind">The setting.</param>
+    /// <param name="threads">CPU threads for <see cref="BatchStepper"/>.</param>
+    /// <param name="log">Receives one line about the choice (optional).</param>
+    /// <returns>The stepper.</returns>
+    /// <exception cref="NotSupportedException">An explicit GPU setting with a model it does not step, or a build without the backend.</exception>
+    /// <exception cref="InvalidOperationException">An explicit GPU setting and no such device.</exception>
+    public static IRecurrentStepper CreateStepper(RecurrentModel model, int maxBatch, AcceleratorKind kind, int threads = 0, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (kind == AcceleratorKind.Auto)
+        {
+            long work = (long)maxBatch * model.MultiplyAddsPerStep;
+            string? why = !IsAvailable ? "this build has no accelerator backend"
+                : WhyNotSupported(model)
+                ?? (work < AutoMinimumMultiplyAdds ? $"a batch of {maxBatch} streams is {work:N0} multiply-adds per step, below the GPU's crossover of {AutoMinimumMultiplyAdds:N0}"
+                : !CudaDriverPresent() ? "no CUDA driver (libcuda) is present" : null);
+            if (why is null)
+            {
+                try
+                {
+                    IRecurrentStepper gpu = CreateDevice(model, maxBatch, AcceleratorKind.Cuda);
+                    log?.Invoke($"accelerator auto: stepping on {gpu.Device}");
+                    return gpu;
+                }
+                catch (Exception e) when (e is InvalidOperationException or NotSupportedException or DllNotFoundException or TypeInitializationException)
+                {
+                    why = "the GPU could not be opened: " + e.Message;
+                }
+            }
+
+            log?.Invoke($"accelerator auto: stepping on the CPU ({why})");
+            return new BatchStepper(model, maxBatch, threads);
+        }
+
+        if (kind == AcceleratorKind.Cpu)
+        {
+            return new BatchStepper(model, maxBatch, threads);
+        }
+
+        if (WhyNotSupported(model) is { } reason)
+        {
+            throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: {reason}; step it on the CPU (accelerator cpu, or auto, which falls back to the CPU for such models).");
+        }
+
+        return CreateDevice(model, maxBatch, kind);
+    }
+
+    /// <summary>Every device ILGPU finds (CUDA, OpenCL, its CPU accelerator), for <c>signal-edge info</c>. Loads ILGPU.</summary>
+    /// <returns>The devices, and for each kind that could not be enumerated, why.</returns>
+    public static IReadOnlyList<AcceleratorInfo> ListDevices() =>
+        IsAvailable ? ListDevicesCore() : [new AcceleratorInfo("all", "(none)", 0, string.Empty, "this build (NativeAOT) has no accelerator backend")];
+
+    // The interface as the return type keeps the ILGPU backend's type out of every caller's signature (and compiles in the
+    // NativeAOT build, which has no such type).
+#pragma warning disable CA1859
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static IRecurrentStepper CreateDevice(RecurrentModel model, int maxBatch, AcceleratorKind kind)
+    {
+#if SIGNAL_NO_ACCELERATOR
+        throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: this build (NativeAOT) has no accelerator backend; use the JIT build (docs/accelerators.md) or accelerator cpu.");
+#else
+        return new Device.AcceleratedStepper(model, maxBatch, kind);
+#endif
+    }
+#pragma warning restore CA1859
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static IReadOnlyList<AcceleratorInfo> ListDevicesCore()
+    {
+#if SIGNAL_NO_ACCELERATOR
+        return [];
+#else
+        return Device.DeviceHost.List();
+#endif
+    }
+}
