@@ -32,7 +32,8 @@ internal static class CommandErrors
             return 1;
         }
         catch (Exception ex) when (ex is FeatureSpecException or ModelFormatException or OnnxImportException or InvalidDataException or IOException
-            or ArgumentException or Signal.Engine.Mqtt.MqttException or UnauthorizedAccessException or NotSupportedException or FormatException)
+            or ArgumentException or Signal.Engine.Mqtt.MqttException or UnauthorizedAccessException or NotSupportedException or FormatException
+            or Signal.Models.Accelerators.AcceleratorUnavailableException)
         {
             // Plain text on standard error, so scripts and logs read it as it is.
             Console.Error.WriteLine($"error: {ex.Message}");

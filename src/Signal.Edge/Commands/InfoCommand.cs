@@ -6,6 +6,8 @@ using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Text.Json;
 using Signal.Engine.Mqtt;
+using System.Globalization;
+using Signal.Models.Accelerators;
 using Signal.Models.Diagnostics;
 
 namespace Signal.Edge.Commands;
@@ -71,7 +73,22 @@ internal static partial class InfoCommand
             ["instruction_sets"] = InstructionSets(),
             ["libmosquitto"] = mosquitto ?? "not found (apt install libmosquitto1); the daemon uses MQTTnet instead",
             ["mqtt_client"] = MqttConnections.Resolve(new MqttOptions()),
+            ["accelerators"] = Accelerators(),
         };
+    }
+
+    /// <summary>The devices ILGPU finds (it is loaded only here and when an accelerator is configured).</summary>
+    private static List<string> Accelerators()
+    {
+        var list = new List<string>();
+        foreach (AcceleratorInfo a in AcceleratorSelection.ListDevices())
+        {
+            list.Add(a.Error is not null
+                ? $"{a.Kind}: none ({a.Error})"
+                : string.Create(CultureInfo.InvariantCulture, $"{a.Kind}: {a.Name} ({(a.MemoryBytes > 0 ? $"{a.MemoryBytes / (1024.0 * 1024 * 1024):F1} GiB, " : string.Empty)}{a.Detail})"));
+        }
+
+        return list;
     }
 
     private static List<string> InstructionSets()

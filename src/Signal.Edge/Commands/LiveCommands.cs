@@ -34,6 +34,7 @@ internal static class LiveCommands
         var http = new Option<string>("--http") { Description = "Where the health, metrics, API and dashboard listen: ip:port (port 0: any free port) or none. Default 127.0.0.1:8080." };
         var state = new Option<string>("--state") { Description = "Folder for checkpoints of every stream's state (restored at start). Default: $STATE_DIRECTORY under systemd, else none." };
         var logFormat = new Option<string>("--log-format") { Description = "plain or json (one object per line, for journald/Loki)." };
+        var accelerator = new Option<string>("--accelerator") { Description = "Where batched steps run: cpu (default), cuda, opencl, auto or ilgpu-cpu (engine.accelerator; docs/accelerators.md)." };
         var command = new Command("run", """
             Runs the edge daemon: subscribes to sensor topics, classifies every stream step by step with one or more
             models, publishes classes, anomaly scores and alerts on MQTT, stores them in InfluxDB, and serves
@@ -45,7 +46,7 @@ internal static class LiveCommands
               signal-edge run --config /etc/signal/edge.json
             """)
         {
-            model, mqtt, topic, template, publish, prefix, deadLetter, config, duration, quiet, influx, spool, http, state, logFormat,
+            model, mqtt, topic, template, publish, prefix, deadLetter, config, duration, quiet, influx, spool, http, state, logFormat, accelerator,
         };
         command.SetAction(parse => CommandErrors.Run(() =>
         {
@@ -69,6 +70,7 @@ internal static class LiveCommands
             Flag(http, "http:address", v => v);
             Flag(state, "state:folder", v => v);
             Flag(logFormat, "logging:format", v => v);
+            Flag(accelerator, "engine:accelerator", v => v);
             if (parse.GetValue(quiet))
             {
                 flags["logging:classChanges"] = "false";

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Signal.Engine.Data;
 using Signal.Engine.Live;
+using Signal.Models.Accelerators;
 using Signal.Models.Diagnostics;
 using Signal.Models.Networks;
 using Signal.Models.Onnx;
@@ -150,17 +151,30 @@ internal static class ModelCommands
         var json = new Option<bool>("--json") { Description = "Print the results as JSON only." };
         var seconds = new Option<double>("--seconds") { Description = "Measuring time per case.", DefaultValueFactory = _ => 1.0 };
         var modelFile = new Option<FileInfo?>("--model", "-m") { Description = "Also measure this model file (for example a trained ensemble), batched at 1,024 streams on one and two cores." };
+        var accelerator = new Option<string?>("--accelerator") { Description = $"Measure batched steps on an accelerator ({AcceleratorKinds.Names}) beside the SIMD path on every core, at each --batches and --hidden." };
+        var batches = new Option<string>("--batches") { Description = "With --accelerator: streams per step, comma-separated.", DefaultValueFactory = _ => "1024,4096,16384,65536,262144" };
+        var hiddens = new Option<string>("--hidden") { Description = "With --accelerator: hidden sizes of the one-layer LSTM, comma-separated.", DefaultValueFactory = _ => "128,256,512,1024" };
+        var noCpu = new Option<bool>("--no-cpu") { Description = "With --accelerator: skip the CPU side." };
         var models = new Command("models", """
             Measures the recurrent step: one LSTM stream (I=40, H=64) and batches of 1,024 streams (LSTM and GRU,
             H=128 and 64) on one and two cores, each as a fraction of this machine's FMA peak measured in the same run.
             With --model, the given model too (µs per batched step; divide by 1,024 for one stream's step).
+            With --accelerator cuda: a one-layer LSTM (40 inputs) at each --hidden and --batches on the GPU, and the
+            SIMD path on every core in the same run: stream-steps per second, the ratio, and the GPU's share of its FP32
+            peak (docs/accelerators.md).
             """)
         {
-            json, seconds, modelFile,
+            json, seconds, modelFile, accelerator, batches, hiddens, noCpu,
         };
         models.SetAction(parse => CommandErrors.Run(() =>
         {
             bool asJson = parse.GetValue(json);
+            if (parse.GetValue(accelerator) is { } acceleratorName)
+            {
+                return BenchAccelerator(AcceleratorKinds.Parse(acceleratorName), ParseList("--batches", parse.GetValue(batches)!), ParseList("--hidden", parse.GetValue(hiddens)!),
+                    parse.GetValue(seconds), !parse.GetValue(noCpu), asJson);
+            }
+
             RecurrentModel? user = parse.GetValue(modelFile) is { } file ? RecurrentModel.Load(file.FullName) : null;
             (double peak, string width, IReadOnlyList<BenchmarkCase> cases) = asJson
                 ? ModelBenchmark.Run(parse.GetValue(seconds), model: user)
@@ -186,6 +200,50 @@ internal static class ModelCommands
             return 0;
         }));
         return new Command("bench", "Benchmarks on this machine.") { models, LiveCommands.CreateStreamsBench(), EndToEndBench.Create(), InfluxBench.Create(), DaemonBench.Create(), FuzzBench.Create() };
+    }
+
+    private static int BenchAccelerator(AcceleratorKind kind, int[] batches, int[] hiddens, double seconds, bool cpu, bool asJson)
+    {
+        if (kind is AcceleratorKind.Cpu or AcceleratorKind.Auto)
+        {
+            throw new ArgumentException($"--accelerator: '{AcceleratorKinds.Name(kind)}' is not a device to measure; give cuda, opencl or ilgpu-cpu.");
+        }
+
+        (string device, double? peak, int threads, IReadOnlyList<AcceleratorBenchCase> cases) = AcceleratorBenchmark.Run(kind, batches, hiddens, seconds, cpu,
+            asJson ? null : name => AnsiConsole.MarkupLineInterpolated($"[grey]measuring {name}…[/]"));
+        var report = new AcceleratorBenchReport(device, peak, threads, KernelInfo.Path, cases);
+        if (asJson)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(report, EdgeJsonContext.Default.AcceleratorBenchReport));
+            return 0;
+        }
+
+        AnsiConsole.MarkupLineInterpolated($"{device}{(peak is { } p ? $", FP32 peak {p:N0} GFLOP/s" : string.Empty)}; CPU: {threads} threads, {KernelInfo.Path}");
+        var table = new Table().AddColumns("model", "streams", "device µs/step", "cpu µs/step", "device steps/s", "cpu steps/s", "× cpu", "device GFLOP/s", "of peak");
+        foreach (AcceleratorBenchCase c in cases)
+        {
+            table.AddRow(c.Model, c.Streams.ToString("N0", CultureInfo.InvariantCulture), c.DeviceMicroseconds.ToString("F1", CultureInfo.InvariantCulture),
+                c.CpuMicroseconds > 0 ? c.CpuMicroseconds.ToString("F1", CultureInfo.InvariantCulture) : "-",
+                c.DeviceStreamStepsPerSecond.ToString("N0", CultureInfo.InvariantCulture), c.CpuStreamStepsPerSecond > 0 ? c.CpuStreamStepsPerSecond.ToString("N0", CultureInfo.InvariantCulture) : "-",
+                c.Speedup > 0 ? c.Speedup.ToString("F1", CultureInfo.InvariantCulture) : "-", c.DeviceGigaflops.ToString("N0", CultureInfo.InvariantCulture),
+                c.FractionOfDevicePeak is { } f ? f.ToString("P1", CultureInfo.InvariantCulture) : "-");
+        }
+
+        AnsiConsole.Write(table);
+        return 0;
+    }
+
+    private static int[] ParseList(string option, string value)
+    {
+        try
+        {
+            int[] list = [.. value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => int.Parse(v, NumberStyles.None, CultureInfo.InvariantCulture))];
+            return list.Length > 0 && list.All(v => v > 0) ? list : throw new FormatException();
+        }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        {
+            throw new ArgumentException($"{option}: '{value}' is not a comma-separated list of positive numbers.", e);
+        }
     }
 
     private static void Describe(RecurrentModel model, string title)
@@ -229,6 +287,14 @@ internal static class ModelCommands
     }
 }
 
+/// <summary>The JSON of <c>signal-edge bench models --accelerator</c>.</summary>
+/// <param name="Device">The accelerator.</param>
+/// <param name="DevicePeakGflops">Its FP32 peak, where known.</param>
+/// <param name="CpuThreads">Threads of the SIMD path measured beside it.</param>
+/// <param name="CpuKernelPath">Vector width of the SIMD path.</param>
+/// <param name="Cases">The measured cases.</param>
+internal sealed record AcceleratorBenchReport(string Device, double? DevicePeakGflops, int CpuThreads, string CpuKernelPath, IReadOnlyList<AcceleratorBenchCase> Cases);
+
 /// <summary>The JSON of <c>signal-edge bench models</c>.</summary>
 /// <param name="Processors">Logical processors.</param>
 /// <param name="Architecture">Process architecture.</param>
@@ -240,4 +306,5 @@ internal sealed record BenchReport(int Processors, string Architecture, string R
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(BenchReport))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(AcceleratorBenchReport))]
 internal sealed partial class EdgeJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

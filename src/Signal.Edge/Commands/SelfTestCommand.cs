@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Signal.Features.Fft;
 using Signal.Features.Pipeline;
+using Signal.Models.Accelerators;
 using Signal.Models.Networks;
 using Signal.Models.Onnx;
 
@@ -30,6 +31,11 @@ internal static class SelfTestCommand
             Description = "The golden files: tests/reference/golden of a checkout.",
             DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("tests", "reference", "golden")),
         };
+        var accelerator = new Option<string>("--accelerator")
+        {
+            Description = $"Also step the golden models in batches on this accelerator ({AcceleratorKinds.Names}) against PyTorch, and compare it with the SIMD path on models of every supported kind (docs/accelerators.md).",
+            DefaultValueFactory = _ => "cpu",
+        };
         var command = new Command("selftest", """
             Checks this machine's kernels against the committed numpy/scipy/PyTorch golden files at the test suites'
             tolerances: real FFT (16 to 8192 points), frame features (time-domain statistics, spectral shape, mel, MFCC,
@@ -39,16 +45,22 @@ internal static class SelfTestCommand
 
             Example (from a checkout, e.g. the linux-arm64 build under qemu):
               signal-edge selftest --golden tests/reference/golden
+              signal-edge selftest --accelerator cuda     # the GPU backend too
             """)
         {
-            golden,
+            golden, accelerator,
         };
-        command.SetAction(parse => CommandErrors.Run(() => Run(parse.GetValue(golden)!.FullName)));
+        command.SetAction(parse => CommandErrors.Run(() => Run(parse.GetValue(golden)!.FullName, AcceleratorKinds.Parse(parse.GetValue(accelerator)!))));
         return command;
     }
 
-    private static int Run(string folder)
+    private static int Run(string folder, AcceleratorKind accelerator)
     {
+        if (accelerator == AcceleratorKind.Auto)
+        {
+            throw new ArgumentException("--accelerator: give the device to check (cuda, opencl or ilgpu-cpu), not auto.");
+        }
+
         if (!Directory.Exists(Path.Combine(folder, "features")) || !Directory.Exists(Path.Combine(folder, "models")))
         {
             throw new ArgumentException($"--golden: '{folder}' holds no features/ and models/ golden files (tests/reference/golden of a checkout).");
@@ -69,6 +81,12 @@ internal static class SelfTestCommand
                 failed++;
                 Console.WriteLine($"  FAILED: {name}: {e.Message}");
             }
+            catch (Exception e) when (accelerator != AcceleratorKind.Cpu && e is not OutOfMemoryException)
+            {
+                // On an accelerator every check reports, so one device error does not hide the others.
+                failed++;
+                Console.WriteLine($"  FAILED: {name}: {e.GetType().Name}: {e.Message}");
+            }
         }
 
         Check("real FFT matches numpy.fft.rfft", () => Fft(Load(folder, "features", "fft")));
@@ -83,6 +101,35 @@ internal static class SelfTestCommand
         foreach (string name in models.Where(n => File.Exists(Path.Combine(folder, "models", n + ".onnx")) && !n.StartsWith("bi", StringComparison.Ordinal)))
         {
             Check($"{name} imported from ONNX matches PyTorch", () => Onnx(folder, name));
+        }
+
+        if (accelerator != AcceleratorKind.Cpu)
+        {
+            string device = AcceleratorKinds.Name(accelerator);
+            foreach (string name in models.Where(n => !n.StartsWith("bi", StringComparison.Ordinal)))
+            {
+                RecurrentModel model = RecurrentModel.Load(Path.Combine(folder, "models", name + ".safetensors"));
+                if (AcceleratorSelection.WhyNotSupported(model) is { } why)
+                {
+                    Console.WriteLine($"  not run: {name} on {device} ({why}; the engine steps it on the CPU)");
+                    continue;
+                }
+
+                Check($"{name} batched on {device} matches PyTorch", () => Model(folder, name, accelerator));
+            }
+
+            foreach ((string name, ModelArchitecture _) in AcceleratorCheck.Models())
+            {
+                Check($"{name} on {device} equals the SIMD path within {AcceleratorCheck.Tolerance:G1}", () =>
+                {
+                    int index = AcceleratorCheck.Models().Select(m => m.Name).ToList().IndexOf(name);
+                    (string label, ModelArchitecture architecture) = AcceleratorCheck.Models(scale: accelerator == AcceleratorKind.IlgpuCpu ? 1 : 8)[index];
+                    AcceleratorCheckCase result = AcceleratorCheck.Compare(label, RecurrentModel.CreateRandom(architecture, seed: 40 + index), accelerator,
+                        streams: accelerator == AcceleratorKind.IlgpuCpu ? 150 : 3000, steps: 8);
+                    string detail = string.Create(CultureInfo.InvariantCulture, $"{label}, {result.Streams} streams, {result.Steps} steps: probabilities {result.ProbabilityError:G2}, forecasts {result.ForecastError:G2}, states {result.StateError:G2}");
+                    return result.Passed ? detail : throw new SelfTestFailure(detail);
+                });
+            }
         }
 
         Console.WriteLine($"{passed} passed, {failed} failed");
@@ -205,7 +252,7 @@ internal static class SelfTestCommand
         return $"{cases} designs";
     }
 
-    private static string Model(string folder, string name)
+    private static string Model(string folder, string name, AcceleratorKind accelerator = AcceleratorKind.Cpu)
     {
         (int steps, int inputs, int classes, int forecast) = Shape(folder, name);
         RecurrentModel model = RecurrentModel.Load(Path.Combine(folder, "models", name + ".safetensors"));
@@ -213,32 +260,39 @@ internal static class SelfTestCommand
         float[] expected = ReadFloats(folder, name + ".probabilities.f32");
         float[] expectedForecasts = forecast > 0 ? ReadFloats(folder, name + ".forecasts.f32") : [];
 
-        // One input at a time, as a stream is stepped.
-        RecurrentState state = model.CreateState();
-        var probabilities = new float[steps * classes];
-        var forecasts = new float[steps * forecast];
-        for (int t = 0; t < steps; t++)
+        double worst = 0;
+        if (accelerator == AcceleratorKind.Cpu)
         {
-            model.Step(state, x.AsSpan(t * inputs, inputs), probabilities.AsSpan(t * classes, classes), forecast > 0 ? forecasts.AsSpan(t * forecast, forecast) : default);
+            // One input at a time, as a stream is stepped.
+            RecurrentState state = model.CreateState();
+            var probabilities = new float[steps * classes];
+            var forecasts = new float[steps * forecast];
+            for (int t = 0; t < steps; t++)
+            {
+                model.Step(state, x.AsSpan(t * inputs, inputs), probabilities.AsSpan(t * classes, classes), forecast > 0 ? forecasts.AsSpan(t * forecast, forecast) : default);
+            }
+
+            worst = Close(expected, probabilities, ModelTolerance, 0, "stepped");
+            if (forecast > 0)
+            {
+                worst = Math.Max(worst, Close(expectedForecasts, forecasts, ModelTolerance, 0, "stepped forecast"));
+            }
         }
 
-        double worst = Close(expected, probabilities, ModelTolerance, 0, "stepped");
-        if (forecast > 0)
-        {
-            worst = Math.Max(worst, Close(expectedForecasts, forecasts, ModelTolerance, 0, "stepped forecast"));
-        }
-
-        // A batch of 8 streams, as the engine steps them (the kernels' batched path); each must match alone.
+        // A batch of 8 streams, as the engine steps them (the kernels' batched path, or the accelerator's); each must
+        // match alone.
         const int Streams = 8;
-        using var stepper = new BatchStepper(model, Streams, threads: 1);
+        using IRecurrentStepper stepper = AcceleratorSelection.CreateStepper(model, Streams, accelerator, threads: 1);
         RecurrentState[] states = [.. Enumerable.Range(0, Streams).Select(_ => model.CreateState())];
         var batchInputs = new float[Streams * inputs];
         var batchProbabilities = new float[Streams * classes];
         var batchForecasts = new float[Streams * forecast];
         var perStream = new float[Streams][];
+        var perStreamForecasts = new float[Streams][];
         for (int s = 0; s < Streams; s++)
         {
             perStream[s] = new float[steps * classes];
+            perStreamForecasts[s] = new float[steps * forecast];
         }
 
         for (int t = 0; t < steps; t++)
@@ -252,12 +306,17 @@ internal static class SelfTestCommand
             for (int s = 0; s < Streams; s++)
             {
                 batchProbabilities.AsSpan(s * classes, classes).CopyTo(perStream[s].AsSpan(t * classes));
+                batchForecasts.AsSpan(s * forecast, forecast).CopyTo(perStreamForecasts[s].AsSpan(t * forecast));
             }
         }
 
         for (int s = 0; s < Streams; s++)
         {
             worst = Math.Max(worst, Close(expected, perStream[s], ModelTolerance, 0, $"batched stream {s}"));
+            if (forecast > 0)
+            {
+                worst = Math.Max(worst, Close(expectedForecasts, perStreamForecasts[s], ModelTolerance, 0, $"batched stream {s} forecast"));
+            }
         }
 
         return string.Create(CultureInfo.InvariantCulture, $"{steps} steps, {classes} classes, largest |Δ| {worst:G2}");

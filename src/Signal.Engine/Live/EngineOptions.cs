@@ -91,6 +91,13 @@ public sealed class EngineOptions
     /// <summary>Threads a large batch is split over (0: the processor count). Default 1.</summary>
     public int Threads { get; set; } = 1;
 
+    /// <summary>
+    /// Where batched steps run: <c>cpu</c> (default: the SIMD kernels; ILGPU is never loaded), <c>cuda</c>, <c>opencl</c>,
+    /// <c>auto</c> (a GPU when a CUDA driver is present and <see cref="MaxBatch"/> is large enough to win, else the CPU) or
+    /// <c>ilgpu-cpu</c> (a test device). See docs/accelerators.md.
+    /// </summary>
+    public string Accelerator { get; set; } = "cpu";
+
     /// <summary>Checks every field.</summary>
     /// <exception cref="ArgumentException">A field is out of range; the message names it.</exception>
     public void Validate()
@@ -150,6 +157,15 @@ public sealed class EngineOptions
         if (Threads < 0)
         {
             Fail("threads", "is negative.");
+        }
+
+        try
+        {
+            _ = Signal.Models.Accelerators.AcceleratorKinds.Parse(Accelerator);
+        }
+        catch (ArgumentException e)
+        {
+            Fail("accelerator", e.Message);
         }
 
         if (AnomalyWindow is not 0 and (< 10 or > 100_000))

@@ -39,6 +39,8 @@ public sealed partial class SignalEngine
                 RunBatch();
             }
 
+            // On a GPU the newest states are in device memory: copy them back in a few large transfers, not one by one.
+            _stepper.Synchronize();
             using var writer = new BinaryWriter(destination, Encoding.UTF8, leaveOpen: true);
             writer.Write(CheckpointMagic);
             writer.Write(CheckpointVersion);

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Signal.Engine.Mqtt;
 using Signal.Engine.Payloads;
 using Signal.Features.Pipeline;
+using Signal.Models.Accelerators;
 using Signal.Models.Networks;
 
 namespace Signal.Engine.Live;
@@ -48,7 +49,7 @@ public sealed partial class SignalEngine : IDisposable
     private readonly Queue<StreamState> _ready = new();
     private readonly PayloadDecoder _decoder = new();
     private readonly FeatureWorkspace? _workspace;
-    private readonly BatchStepper _stepper;
+    private readonly IRecurrentStepper _stepper;
     private readonly int _input, _classes;
     private readonly float[] _inputs, _probabilities, _forecasts, _rows;
     private readonly long[] _times;
@@ -97,7 +98,8 @@ public sealed partial class SignalEngine : IDisposable
 
         _ruleClass = [.. _rules.Select(r => r.Class is null ? -1 : model.Labels.ToList().IndexOf(r.Class))];
         _workspace = model.Pipeline?.CreateWorkspace();
-        _stepper = new BatchStepper(model.Network, _options.MaxBatch, _options.Threads == 0 ? Environment.ProcessorCount : _options.Threads);
+        _stepper = AcceleratorSelection.CreateStepper(model.Network, _options.MaxBatch, AcceleratorKinds.Parse(_options.Accelerator),
+            _options.Threads == 0 ? Environment.ProcessorCount : _options.Threads, line => LogAccelerator(_logger, model.Name, line));
         _input = model.Network.InputSize;
         _classes = model.Network.ClassCount;
         _inputs = new float[_options.MaxBatch * _input];
@@ -1033,6 +1035,9 @@ public sealed partial class SignalEngine : IDisposable
 
         return -1;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "model {Model}: {Choice}")]
+    private static partial void LogAccelerator(ILogger logger, string model, string choice);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "stream {Stream}: {Reason}: {Detail} (at most 5 lines a minute per reason; {Suppressed} more suppressed in the last window)")]
     private static partial void LogStreamEvent(ILogger logger, string stream, string reason, string detail, long suppressed);

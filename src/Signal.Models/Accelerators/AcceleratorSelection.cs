@@ -71,7 +71,7 @@ public static class AcceleratorSelection
     /// <param name="log">Receives one line about the choice (optional).</param>
     /// <returns>The stepper.</returns>
     /// <exception cref="NotSupportedException">An explicit GPU setting with a model it does not step, or a build without the backend.</exception>
-    /// <exception cref="InvalidOperationException">An explicit GPU setting and no such device.</exception>
+    /// <exception cref="AcceleratorUnavailableException">An explicit GPU setting and no such device.</exception>
     public static IRecurrentStepper CreateStepper(RecurrentModel model, int maxBatch, AcceleratorKind kind, int threads = 0, Action<string>? log = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -90,7 +90,7 @@ public static class AcceleratorSelection
                     log?.Invoke($"accelerator auto: stepping on {gpu.Device}");
                     return gpu;
                 }
-                catch (Exception e) when (e is InvalidOperationException or NotSupportedException or DllNotFoundException or TypeInitializationException)
+                catch (Exception e) when (e is AcceleratorUnavailableException or NotSupportedException or DllNotFoundException or TypeInitializationException)
                 {
                     why = "the GPU could not be opened: " + e.Message;
                 }
@@ -131,6 +131,24 @@ public static class AcceleratorSelection
 #endif
     }
 #pragma warning restore CA1859
+
+    /// <summary>
+    /// The FP32 peak of the first device of <paramref name="kind"/> in FLOP/s (multiprocessors × FP32 lanes × 2 ×
+    /// clock), where the lanes per multiprocessor are known (CUDA compute capability 7.0 to 9.0); else null. Loads ILGPU.
+    /// </summary>
+    /// <param name="kind">The accelerator.</param>
+    /// <returns>FLOP/s, or null.</returns>
+    public static double? PeakFlops(AcceleratorKind kind) => IsAvailable && kind is AcceleratorKind.Cuda ? PeakFlopsCore(kind) : null;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static double? PeakFlopsCore(AcceleratorKind kind)
+    {
+#if SIGNAL_NO_ACCELERATOR
+        return null;
+#else
+        return Device.DeviceHost.PeakFlops(kind);
+#endif
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static IReadOnlyList<AcceleratorInfo> ListDevicesCore()

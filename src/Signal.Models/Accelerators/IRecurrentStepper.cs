@@ -23,4 +23,10 @@ public interface IRecurrentStepper : IDisposable
 #pragma warning disable CA1716 // "Step" is a Visual Basic keyword; the name matches BatchStepper.Step and RecurrentModel.Step.
     void Step(ReadOnlySpan<RecurrentState> states, ReadOnlySpan<float> inputs, Span<float> probabilities, Span<float> forecasts = default);
 #pragma warning restore CA1716
+
+    /// <summary>
+    /// Brings every state whose newest values are in device memory back to its host array in a few large transfers
+    /// (before a checkpoint of many streams). Nothing to do on the CPU.
+    /// </summary>
+    void Synchronize();
 }

@@ -163,6 +163,12 @@ public sealed class BatchStepper : IRecurrentStepper
         }
     }
 
+    /// <inheritdoc />
+    public void Synchronize()
+    {
+        // The states live on the host: nothing to bring back.
+    }
+
     /// <summary>Stops the worker threads.</summary>
     public void Dispose()
     {

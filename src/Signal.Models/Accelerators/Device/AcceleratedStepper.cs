@@ -65,7 +65,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     /// <param name="kind"><see cref="AcceleratorKind.Cuda"/>, <see cref="AcceleratorKind.OpenCL"/> or <see cref="AcceleratorKind.IlgpuCpu"/>.</param>
     /// <param name="capacity">States held on the device at once (default and minimum: <paramref name="maxBatch"/>).</param>
     /// <exception cref="NotSupportedException">The model has a part this backend does not step.</exception>
-    /// <exception cref="InvalidOperationException">No device of that kind was found.</exception>
+    /// <exception cref="AcceleratorUnavailableException">No device of that kind was found.</exception>
     public AcceleratedStepper(RecurrentModel model, int maxBatch, AcceleratorKind kind, int capacity = 0)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -289,10 +289,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         }
     }
 
-    /// <summary>
-    /// Copies every state whose newest values are on the device back to its host array in a few large transfers
-    /// (before a checkpoint of many streams; reading states one by one would copy each alone).
-    /// </summary>
+    /// <inheritdoc />
     public void Synchronize()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

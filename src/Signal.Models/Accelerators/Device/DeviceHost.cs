@@ -16,7 +16,7 @@ internal static class DeviceHost
     private static readonly Dictionary<AcceleratorKind, (Context Context, ILGPU.Runtime.Accelerator Accelerator)> s_open = [];
 
     /// <summary>The accelerator of <paramref name="kind"/> (the first device of that kind).</summary>
-    /// <exception cref="InvalidOperationException">No such device; the message says what was looked for.</exception>
+    /// <exception cref="AcceleratorUnavailableException">No such device; the message says what was looked for.</exception>
     public static ILGPU.Runtime.Accelerator Open(AcceleratorKind kind)
     {
         lock (s_lock)
@@ -26,12 +26,21 @@ internal static class DeviceHost
                 return open.Accelerator;
             }
 
-            Context context = CreateContext(kind);
+            Context context;
+            try
+            {
+                context = CreateContext(kind);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new AcceleratorUnavailableException($"ILGPU could not look for {AcceleratorKinds.Name(kind)} devices: {e.Message}", e);
+            }
+
             ILGPU.Runtime.Device? device = context.Devices.FirstOrDefault(d => d.AcceleratorType == TypeOf(kind));
             if (device is null)
             {
                 context.Dispose();
-                throw new InvalidOperationException(kind switch
+                throw new AcceleratorUnavailableException(kind switch
                 {
                     AcceleratorKind.Cuda => "no CUDA device was found (ILGPU looked through libcuda; is the NVIDIA driver installed and a GPU visible?). Set the accelerator to cpu or auto.",
                     AcceleratorKind.OpenCL => "no usable OpenCL device was found (ILGPU needs OpenCL 2.0 with generic address space; Debian's PoCL is refused). Set the accelerator to cpu or auto.",
@@ -39,10 +48,39 @@ internal static class DeviceHost
                 });
             }
 
-            ILGPU.Runtime.Accelerator accelerator = device.CreateAccelerator(context);
+            ILGPU.Runtime.Accelerator accelerator;
+            try
+            {
+                accelerator = device.CreateAccelerator(context);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                context.Dispose();
+                throw new AcceleratorUnavailableException($"{device.Name}: ILGPU could not open it: {e.Message}", e);
+            }
+
             s_open[kind] = (context, accelerator);
             return accelerator;
         }
+    }
+
+    /// <summary>FP32 peak in FLOP/s of the opened device of <paramref name="kind"/>, where its FP32 lanes per multiprocessor are known.</summary>
+    public static double? PeakFlops(AcceleratorKind kind)
+    {
+        if (Open(kind) is not CudaAccelerator cuda || cuda.Device is not CudaDevice device || device.Architecture is not { } architecture)
+        {
+            return null;
+        }
+
+        // FP32 lanes per multiprocessor: 64 on Volta, Turing and the A100 (8.0); 128 on 8.6/8.7/8.9 and Hopper (9.0).
+        int lanes = architecture.Major switch
+        {
+            7 => 64,
+            8 => architecture.Minor == 0 ? 64 : 128,
+            9 => 128,
+            _ => 0,
+        };
+        return lanes == 0 ? null : device.NumMultiprocessors * lanes * 2.0 * device.ClockRate * 1e3;
     }
 
     /// <summary>Every device ILGPU finds, CUDA, OpenCL and its CPU accelerator, each with a one-line description.</summary>
@@ -54,12 +92,21 @@ internal static class DeviceHost
             try
             {
                 using Context context = CreateContext(kind);
-                foreach (ILGPU.Runtime.Device d in context.Devices.Where(d => d.AcceleratorType == TypeOf(kind)))
+                ILGPU.Runtime.Device[] devices = [.. context.Devices.Where(d => d.AcceleratorType == TypeOf(kind))];
+                foreach (ILGPU.Runtime.Device d in devices)
                 {
-                    string detail = d is CudaDevice cuda
-                        ? $"compute capability {cuda.Architecture?.ToString() ?? "?"}, {d.NumMultiprocessors} multiprocessors, driver {cuda.DriverVersion}"
-                        : $"{d.NumMultiprocessors} multiprocessors";
-                    found.Add(new AcceleratorInfo(AcceleratorKinds.Name(kind), d.Name, d.MemorySize, detail, null));
+                    string detail = d switch
+                    {
+                        CudaDevice cuda => $"compute capability {cuda.Architecture?.ToString() ?? "?"}, {d.NumMultiprocessors} multiprocessors, driver {cuda.DriverVersion}",
+                        CPUDevice => "runs the GPU kernels on the CPU, for tests",
+                        _ => $"{d.NumMultiprocessors} compute units",
+                    };
+                    found.Add(new AcceleratorInfo(AcceleratorKinds.Name(kind), d.Name, d is CPUDevice ? 0 : d.MemorySize, detail, null));
+                }
+
+                if (devices.Length == 0)
+                {
+                    found.Add(new AcceleratorInfo(AcceleratorKinds.Name(kind), "(none)", 0, string.Empty, "no device found"));
                 }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
