@@ -16,7 +16,8 @@ public sealed record AcceleratorCheckCase(string Name, int Streams, int Steps, d
 /// Steps the same streams through the accelerator backend and through <see cref="BatchStepper"/> (the SIMD kernels,
 /// themselves checked against PyTorch) and compares every output: LSTM, LSTM with projection, GRU, RNN (tanh and ReLU),
 /// two layers with layer norm, mean pooling and a forecasting head. Batches vary in size and order, a stream is reset
-/// and another restored from bytes halfway, and more streams than device slots force states back to the host and in
+/// and another restored from bytes halfway, a state is read between steps, every third step repeats the last batch
+/// unchanged, and more streams than device slots force states back to the host and in
 /// again. Used by the tests on ILGPU's CPU accelerator and by <c>signal-edge selftest --accelerator cuda</c>.
 /// </summary>
 public static class AcceleratorCheck
@@ -56,7 +57,7 @@ public static class AcceleratorCheck
     /// <param name="scale">Multiplies the hidden sizes.</param>
     /// <param name="progress">Called with each case's name before it runs.</param>
     /// <returns>One result per case.</returns>
-    public static IReadOnlyList<AcceleratorCheckCase> Run(AcceleratorKind kind, int streams = 150, int steps = 6, int scale = 1, Action<string>? progress = null)
+    public static IReadOnlyList<AcceleratorCheckCase> Run(AcceleratorKind kind, int streams = 150, int steps = 8, int scale = 1, Action<string>? progress = null)
     {
         var results = new List<AcceleratorCheckCase>();
         int seed = 1;
@@ -90,18 +91,27 @@ public static class AcceleratorCheck
         float[] p1 = new float[batch * classes], p2 = new float[batch * classes], f1 = new float[batch * forecast], f2 = new float[batch * forecast];
         double probabilityError = 0, forecastError = 0;
         int[] order = [.. Enumerable.Range(0, streams)];
+        int n = 0;
+        RecurrentState[] cpuBatch = [], gpuBatch = [];
+        double stateError = 0;
+        bool changed = false;
         for (int t = 0; t < steps; t++)
         {
             // Each step takes a different subset in a different order; over the steps every stream is stepped, and
             // the batch (¾ of the streams) leaves some streams' slots to be reused when the device holds fewer.
-            random.Shuffle(order);
-            int n = t % 2 == 0 ? batch : Math.Max(1, batch / 3);
-            var cpuBatch = new RecurrentState[n];
-            var gpuBatch = new RecurrentState[n];
-            for (int r = 0; r < n; r++)
+            // Every third step repeats the last batch as it was (the device stepper's fast path, where only states
+            // changed on the host are looked at).
+            if (t % 3 != 2)
             {
-                cpuBatch[r] = cpuStates[order[r]];
-                gpuBatch[r] = gpuStates[order[r]];
+                random.Shuffle(order);
+                n = t % 2 == 0 ? batch : Math.Max(1, batch / 3);
+                cpuBatch = new RecurrentState[n];
+                gpuBatch = new RecurrentState[n];
+                for (int r = 0; r < n; r++)
+                {
+                    cpuBatch[r] = cpuStates[order[r]];
+                    gpuBatch[r] = gpuStates[order[r]];
+                }
             }
 
             for (int i = 0; i < n * input; i++)
@@ -109,13 +119,21 @@ public static class AcceleratorCheck
                 x[i] = (float)((random.NextDouble() * 4) - 2);
             }
 
-            if (t == steps / 2)
+            if (t == (steps / 2) - 1)
             {
-                // A stream starts over, another is restored from its serialised copy: both change the host's copy.
+                // A state read on the host between steps (a checkpoint) comes back from the device, and steps on.
+                stateError = Math.Max(stateError, MaxDifference(cpuStates[order[2]].AsSpan(), gpuStates[order[2]].AsSpan()));
+            }
+
+            if (!changed && t >= steps / 2 && t % 3 == 2)
+            {
+                // In a repeated batch, a stream starts over and another is restored from a third's serialised state:
+                // both change the host's copy, which must go up before the step.
+                changed = true;
                 cpuStates[order[0]].Reset();
                 gpuStates[order[0]].Reset();
-                byte[] saved = gpuStates[order[1]].ToBytes();
-                RecurrentState.FromBytes(model, saved).CopyTo(gpuStates[order[1]]);
+                RecurrentState.FromBytes(model, cpuStates[order[3]].ToBytes()).CopyTo(cpuStates[order[1]]);
+                RecurrentState.FromBytes(model, gpuStates[order[3]].ToBytes()).CopyTo(gpuStates[order[1]]);
             }
 
             Span<float> pc = classes == 0 ? default : p1.AsSpan(0, n * classes), pg = classes == 0 ? default : p2.AsSpan(0, n * classes);
@@ -126,7 +144,6 @@ public static class AcceleratorCheck
             forecastError = Math.Max(forecastError, MaxDifference(fc, fg));
         }
 
-        double stateError = 0;
         for (int s = 0; s < streams; s++)
         {
             stateError = Math.Max(stateError, MaxDifference(cpuStates[s].AsSpan(), gpuStates[s].AsSpan()));

@@ -31,23 +31,23 @@ public sealed class RecurrentState
 
     /// <summary>
     /// The host copy of the values, for reading and writing: fetched from the accelerator first when a device stepper
-    /// holds a newer copy, and marked changed so that the device stepper uploads it before the stream's next step there.
+    /// holds a newer copy, and reported changed so that the device stepper uploads it before the stream's next step there.
     /// </summary>
     internal float[] Values
     {
         get
         {
-            if (Residence is not null)
+            if (Residence is { } residence)
             {
-                Residence.Fetch(this);
-                HostChanged = true;
+                residence.Fetch(this);
+                residence.HostChanged(this, discardDevice: false);
             }
 
             return _values;
         }
     }
 
-    /// <summary>The host copy for reading only: fetched when the accelerator holds a newer one, not marked changed.</summary>
+    /// <summary>The host copy for reading only: fetched when the accelerator holds a newer one.</summary>
     internal float[] ReadValues
     {
         get
@@ -66,10 +66,7 @@ public sealed class RecurrentState
     /// <summary>The slot of this state in <see cref="Residence"/>.</summary>
     internal int Slot { get; set; } = -1;
 
-    /// <summary>The accelerator's copy is newer than the host's (set after a step there, cleared by a fetch).</summary>
-    internal bool DeviceNewer { get; set; }
-
-    /// <summary>The host copy may have changed since it was last uploaded.</summary>
+    /// <summary>The host copy changed since it was last uploaded to <see cref="Residence"/> (kept by the stepper).</summary>
     internal bool HostChanged { get; set; }
 
     /// <summary>Marks the state as taken by one batched step, so a stream cannot appear twice in it.</summary>
@@ -81,8 +78,7 @@ public sealed class RecurrentState
     public void Reset()
     {
         // Nothing of the device's copy is needed: the zeros replace it at the next step there.
-        DeviceNewer = false;
-        HostChanged = true;
+        Residence?.HostChanged(this, discardDevice: true);
         Array.Clear(_values);
     }
 
@@ -96,9 +92,9 @@ public sealed class RecurrentState
             throw new ArgumentException("the destination state belongs to a model of another architecture.", nameof(destination));
         }
 
-        destination.DeviceNewer = false;
-        destination.HostChanged = true;
-        ReadValues.CopyTo(destination._values, 0);
+        float[] values = ReadValues;
+        destination.Residence?.HostChanged(destination, discardDevice: true);
+        values.CopyTo(destination._values, 0);
     }
 
     /// <summary>Bytes needed by <see cref="WriteTo"/>.</summary>
@@ -189,4 +185,10 @@ internal interface IStateResidence
 {
     /// <summary>Copies the device's copy of <paramref name="state"/> to its host array when the device's is newer.</summary>
     void Fetch(RecurrentState state);
+
+    /// <summary>
+    /// The host copy of <paramref name="state"/> is (about to be) changed: upload it before its next step; with
+    /// <paramref name="discardDevice"/> the device's copy is no longer needed on the host (it is being overwritten).
+    /// </summary>
+    void HostChanged(RecurrentState state, bool discardDevice);
 }

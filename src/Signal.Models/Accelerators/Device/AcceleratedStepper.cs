@@ -22,6 +22,9 @@ namespace Signal.Models.Accelerators.Device;
 /// </remarks>
 public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
 {
+    /// <summary>Heads of up to this many classes use <see cref="DeviceKernels.HeadSmall"/>.</summary>
+    private const int SmallHeadClasses = 16;
+
     private static long s_tokens;
 
     private readonly RecurrentModel _model;
@@ -43,6 +46,9 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     private readonly LinearBuffers? _headWeights;
     private readonly LinearBuffers? _forecastWeights;
     private readonly Action<KernelConfig, CellArguments, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _cell;
+    private readonly bool _wide;
+    private readonly Profile? _profile;
+
     private readonly Action<Index1D, int, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _layerNorm;
     private readonly Action<Index1D, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>> _scatter;
     private readonly Action<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>> _loadStates;
@@ -50,13 +56,22 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     private readonly Action<Index1D, int, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>> _pool;
     private readonly Action<Index1D, int, int, int, ArrayView<int>, ArrayView<float>> _poolCount;
     private readonly Action<Index1D, int, ArrayView<float>, ArrayView<float>> _softmax;
+    private readonly Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _headSmall;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense>? _headRowMajor;
     private readonly RecurrentState?[] _owners;
     private readonly Stack<int> _free = new();
     private readonly int[] _slotsHost;
     private readonly int[] _stagedSlotsHost;
     private readonly float[] _stagedHost;
     private readonly int _slotSize;
+    private readonly long[] _steppedAt;
+    private readonly long[] _fetchedAt;
+    private readonly RecurrentState?[] _lastBatch;
+    private readonly List<RecurrentState> _dirty = [];
     private int _hand;
+    private int _lastRows;
+    private long _step;
+    private bool _slotsStale;
     private bool _disposed;
 
     /// <summary>Creates a stepper on the first device of <paramref name="kind"/>.</summary>
@@ -105,6 +120,11 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         if (_head is not null)
         {
             _headWeights = Upload(_head);
+            if (a.Classes <= SmallHeadClasses)
+            {
+                _headRowMajor = Upload(model.Tensors[a.HeadPrefix + ".weight"].Data);
+            }
+
             _logits = Allocate<float>((long)maxBatch * a.Classes);
             _probabilities = Allocate<float>((long)maxBatch * a.Classes);
             _headInput = a.MeanPooling ? Allocate<float>((long)maxBatch * a.HeadInputSize) : null;
@@ -116,7 +136,10 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             _forecasts = Allocate<float>((long)maxBatch * a.ForecastSize);
         }
 
-        _cell = _accelerator.LoadStreamKernel<CellArguments, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceKernels.Cell);
+        _wide = Environment.GetEnvironmentVariable("SIGNAL_ACCELERATOR_TILE") != "narrow";
+        _profile = Environment.GetEnvironmentVariable("SIGNAL_ACCELERATOR_PROFILE") == "1" ? new Profile() : null;
+        _cell = _accelerator.LoadStreamKernel<CellArguments, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            _wide ? DeviceKernels.CellWide : DeviceKernels.Cell);
         _layerNorm = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceKernels.LayerNorm);
         _scatter = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.Scatter);
         _loadStates = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.LoadStates);
@@ -124,6 +147,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         _pool = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(DeviceKernels.Pool);
         _poolCount = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<int>, ArrayView<float>>(DeviceKernels.PoolCount);
         _softmax = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<float>>(DeviceKernels.Softmax);
+        _headSmall = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceKernels.HeadSmall);
 
         _owners = new RecurrentState?[Capacity];
         for (int s = Capacity - 1; s >= 0; s--)
@@ -132,6 +156,9 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         }
 
         _slotsHost = new int[maxBatch];
+        _lastBatch = new RecurrentState?[maxBatch];
+        _steppedAt = new long[Capacity];
+        _fetchedAt = new long[Capacity];
         _stagedSlotsHost = new int[maxBatch];
         _stagedHost = new float[(long)maxBatch * _slotSize];
         _accelerator.Synchronize();
@@ -164,60 +191,32 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             throw new ArgumentException($"{rows} streams exceed this stepper's batch of {MaxBatch}.", nameof(states));
         }
 
+        _profile?.Start();
         _model.CheckStepArguments(rows, inputs, probabilities, forecasts);
-        long token = Interlocked.Increment(ref s_tokens);
-        for (int r = 0; r < rows; r++)
-        {
-            RecurrentState state = states[r] ?? throw new ArgumentException($"state {r} is null.", nameof(states));
-            _model.CheckState(state);
-            if (state.BatchToken == token)
-            {
-                throw new ArgumentException($"state {r} appears twice in one batched step; a stream may be stepped once per batch.", nameof(states));
-            }
 
-            state.BatchToken = token;
+        // The usual step is the same streams in the same order as the last one: then only the span of references is
+        // compared, and no state object is touched (with 64k streams each touch is a cache miss). Otherwise each state
+        // is checked (architecture, no state twice) and given a slot; states new here are uploaded first.
+        if (!SameAsLastBatch(states))
+        {
+            AssignSlots(states);
         }
 
-        // Slots: states already here keep theirs; new ones (and ones changed on the host) are uploaded first.
-        int staged = 0;
-        for (int r = 0; r < rows; r++)
+        // States changed on the host since their last upload (new here, reset, restored) go up before the step.
+        if (_dirty.Count > 0)
         {
-            RecurrentState state = states[r];
-            bool resident = ReferenceEquals(state.Residence, this) && state.Slot >= 0 && ReferenceEquals(_owners[state.Slot], state);
-            if (!resident)
-            {
-                state.Residence?.Fetch(state);
-                if (state.Residence is AcceleratedStepper other)
-                {
-                    other.Forget(state);
-                }
-
-                int slot = TakeSlot(token);
-                _owners[slot] = state;
-                state.Residence = this;
-                state.Slot = slot;
-                state.HostChanged = true;
-            }
-
-            if (state.HostChanged)
-            {
-                state.HostValues.CopyTo(_stagedHost.AsSpan(staged * _slotSize, _slotSize));
-                _stagedSlotsHost[staged++] = state.Slot;
-                state.HostChanged = false;
-            }
-
-            _slotsHost[r] = state.Slot;
+            UploadChanged();
         }
 
-        if (staged > 0)
+        _profile?.Lap(_accelerator, 0);
+        if (_slotsStale)
         {
-            _stagedSlots.View.AsContiguous().SubView(0, staged).CopyFromCPU(_stagedSlotsHost.AsSpan(0, staged));
-            _staged.View.AsContiguous().SubView(0, (long)staged * _slotSize).CopyFromCPU(_stagedHost.AsSpan(0, staged * _slotSize));
-            _loadStates(staged * _slotSize, _slotSize, _staged.View, _stagedSlots.View, _state.View);
+            _slots.View.AsContiguous().SubView(0, rows).CopyFromCPU(_slotsHost.AsSpan(0, rows));
+            _slotsStale = false;
         }
 
-        _slots.View.AsContiguous().SubView(0, rows).CopyFromCPU(_slotsHost.AsSpan(0, rows));
         _x.View.AsContiguous().SubView(0, (long)rows * _model.InputSize).CopyFromCPU(inputs[..(rows * _model.InputSize)]);
+        _profile?.Lap(_accelerator, 1);
         ArrayView<float> x = _x.View;
         int ldx = _model.InputSize;
         for (int l = 0; l < _layers.Length; l++)
@@ -245,6 +244,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             ldx = layer.StateSize;
         }
 
+        _profile?.Lap(_accelerator, 2);
         ModelArchitecture a = _model.Architecture;
         int features = a.FeatureSize;
         if (_headWeights is not null && (!probabilities.IsEmpty || a.MeanPooling))
@@ -260,7 +260,11 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
                 headStride = 2 * features;
             }
 
-            if (!probabilities.IsEmpty)
+            if (!probabilities.IsEmpty && _headRowMajor is not null)
+            {
+                _headSmall(rows, a.Classes, a.HeadInputSize, headStride, headInput, _headRowMajor.View, _headWeights.Bias.View, _logits!.View, _probabilities!.View);
+            }
+            else if (!probabilities.IsEmpty)
             {
                 Launch(_headWeights, rows, headInput, headStride, a.HeadInputSize, 0, 0, 0, _logits!.View, a.Classes);
                 _softmax(rows, a.Classes, _logits.View, _probabilities!.View);
@@ -272,6 +276,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             Launch(_forecastWeights, rows, x, ldx, features, 0, 0, 0, _forecasts!.View, a.ForecastSize);
         }
 
+        _profile?.Lap(_accelerator, 3);
         if (!probabilities.IsEmpty)
         {
             _probabilities!.View.AsContiguous().SubView(0, (long)rows * a.Classes).CopyToCPU(probabilities[..(rows * a.Classes)]);
@@ -283,22 +288,129 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         }
 
         _accelerator.Synchronize();
+        _profile?.Lap(_accelerator, 4);
+
+        // The device's copies of these slots are now newer than the host's (per slot, not per state object).
+        _step++;
         for (int r = 0; r < rows; r++)
         {
-            states[r].DeviceNewer = true;
+            _steppedAt[_slotsHost[r]] = _step;
+        }
+
+        _profile?.Lap(_accelerator, 5);
+    }
+
+    private bool SameAsLastBatch(ReadOnlySpan<RecurrentState> states)
+    {
+        if (states.Length != _lastRows)
+        {
+            return false;
+        }
+
+        ReadOnlySpan<RecurrentState?> last = _lastBatch.AsSpan(0, _lastRows);
+        for (int r = 0; r < states.Length; r++)
+        {
+            if (!ReferenceEquals(states[r], last[r]))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void AssignSlots(ReadOnlySpan<RecurrentState> states)
+    {
+        int rows = states.Length;
+        _lastRows = 0; // until this batch is known good
+        long token = Interlocked.Increment(ref s_tokens);
+        for (int r = 0; r < rows; r++)
+        {
+            RecurrentState state = states[r] ?? throw new ArgumentException($"state {r} is null.", nameof(states));
+            _model.CheckState(state);
+            if (state.BatchToken == token)
+            {
+                throw new ArgumentException($"state {r} appears twice in one batched step; a stream may be stepped once per batch.", nameof(states));
+            }
+
+            state.BatchToken = token;
+        }
+
+        for (int r = 0; r < rows; r++)
+        {
+            RecurrentState state = states[r];
+            if (!IsResident(state))
+            {
+                state.Residence?.Fetch(state);
+                (state.Residence as AcceleratedStepper)?.Forget(state);
+                int slot = TakeSlot(token);
+                _owners[slot] = state;
+                _steppedAt[slot] = _fetchedAt[slot] = _step;
+                state.Residence = this;
+                state.Slot = slot;
+                state.HostChanged = false;
+                ((IStateResidence)this).HostChanged(state, discardDevice: true);
+            }
+
+            _slotsHost[r] = state.Slot;
+            _lastBatch[r] = state;
+        }
+
+        Array.Clear(_lastBatch, rows, _lastBatch.Length - rows);
+        _lastRows = rows;
+        _slotsStale = true;
+    }
+
+    private void UploadChanged()
+    {
+        int staged = 0;
+        foreach (RecurrentState state in _dirty)
+        {
+            if (!IsResident(state) || !state.HostChanged)
+            {
+                continue;
+            }
+
+            if (staged == MaxBatch)
+            {
+                Upload(staged);
+                staged = 0;
+            }
+
+            state.HostValues.CopyTo(_stagedHost.AsSpan(staged * _slotSize, _slotSize));
+            _stagedSlotsHost[staged++] = state.Slot;
+            state.HostChanged = false;
+        }
+
+        Upload(staged);
+        _dirty.Clear();
+
+        void Upload(int n)
+        {
+            if (n == 0)
+            {
+                return;
+            }
+
+            _stagedSlots.View.AsContiguous().SubView(0, n).CopyFromCPU(_stagedSlotsHost.AsSpan(0, n));
+            _staged.View.AsContiguous().SubView(0, (long)n * _slotSize).CopyFromCPU(_stagedHost.AsSpan(0, n * _slotSize));
+            _loadStates(n * _slotSize, _slotSize, _staged.View, _stagedSlots.View, _state.View);
         }
     }
+
+    private bool IsResident(RecurrentState state) =>
+        ReferenceEquals(state.Residence, this) && state.Slot >= 0 && ReferenceEquals(_owners[state.Slot], state);
 
     /// <inheritdoc />
     public void Synchronize()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var pending = new List<RecurrentState>();
-        foreach (RecurrentState? owner in _owners)
+        var pending = new List<int>();
+        for (int slot = 0; slot < Capacity; slot++)
         {
-            if (owner is { DeviceNewer: true } && ReferenceEquals(owner.Residence, this))
+            if (_owners[slot] is not null && _steppedAt[slot] > _fetchedAt[slot])
             {
-                pending.Add(owner);
+                pending.Add(slot);
             }
         }
 
@@ -307,7 +419,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             int n = Math.Min(MaxBatch, pending.Count - start);
             for (int i = 0; i < n; i++)
             {
-                _stagedSlotsHost[i] = pending[start + i].Slot;
+                _stagedSlotsHost[i] = pending[start + i];
             }
 
             _stagedSlots.View.AsContiguous().SubView(0, n).CopyFromCPU(_stagedSlotsHost.AsSpan(0, n));
@@ -315,9 +427,9 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             _staged.View.AsContiguous().SubView(0, (long)n * _slotSize).CopyToCPU(_stagedHost.AsSpan(0, n * _slotSize));
             for (int i = 0; i < n; i++)
             {
-                RecurrentState state = pending[start + i];
-                _stagedHost.AsSpan(i * _slotSize, _slotSize).CopyTo(state.HostValues);
-                state.DeviceNewer = false;
+                int slot = pending[start + i];
+                _stagedHost.AsSpan(i * _slotSize, _slotSize).CopyTo(_owners[slot]!.HostValues);
+                _fetchedAt[slot] = _steppedAt[slot];
             }
         }
     }
@@ -341,6 +453,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         }
 
         _disposed = true;
+        _profile?.Report(Device, _wide);
         foreach (MemoryBuffer buffer in _buffers)
         {
             buffer.Dispose();
@@ -349,13 +462,32 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
 
     void IStateResidence.Fetch(RecurrentState state)
     {
-        if (!state.DeviceNewer || _disposed)
+        if (_disposed || !IsResident(state) || _steppedAt[state.Slot] <= _fetchedAt[state.Slot])
         {
             return;
         }
 
         _state.View.AsContiguous().SubView((long)state.Slot * _slotSize, _slotSize).CopyToCPU(state.HostValues.AsSpan());
-        state.DeviceNewer = false;
+        _fetchedAt[state.Slot] = _steppedAt[state.Slot];
+    }
+
+    void IStateResidence.HostChanged(RecurrentState state, bool discardDevice)
+    {
+        if (_disposed || !IsResident(state))
+        {
+            return;
+        }
+
+        if (discardDevice)
+        {
+            _fetchedAt[state.Slot] = _steppedAt[state.Slot];
+        }
+
+        if (!state.HostChanged)
+        {
+            state.HostChanged = true;
+            _dirty.Add(state);
+        }
     }
 
     internal static void EnsureSupported(RecurrentModel model)
@@ -376,6 +508,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
 
         state.Residence = null;
         state.Slot = -1;
+        _lastRows = 0; // the last batch may have held it
     }
 
     private int TakeSlot(long token)
@@ -401,6 +534,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
                 ((IStateResidence)this).Fetch(owner);
                 owner.Residence = null;
                 owner.Slot = -1;
+                owner.HostChanged = false;
                 _owners[slot] = null;
                 return slot;
             }
@@ -426,7 +560,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             Kind = w.Packed.Kind,
             OutputStride = outputStride,
         };
-        var grid = new Index2D(w.Packed.Width / DeviceKernels.TileN, (rows + DeviceKernels.TileM - 1) / DeviceKernels.TileM);
+        var grid = new Index2D(w.Packed.Width / (_wide ? DeviceKernels.WideTileN : DeviceKernels.TileN), (rows + DeviceKernels.TileM - 1) / DeviceKernels.TileM);
         _cell(new KernelConfig(grid, new Index2D(DeviceKernels.GroupSize, 1)), p, x, _slots.View, _state.View, w.Weights.View, w.Bias.View, output);
     }
 
@@ -446,6 +580,40 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     }
 
     private LinearBuffers Upload(PackedLinear packed) => new(packed, Upload(packed.Weights), Upload(packed.Bias));
+
+    /// <summary>
+    /// Time per phase of a step, for tuning (SIGNAL_ACCELERATOR_PROFILE=1; each phase then waits for the device, which
+    /// itself costs a little). Written to standard error when the stepper is disposed.
+    /// </summary>
+    private sealed class Profile
+    {
+        private static readonly string[] s_phases = ["host: checks and slots", "upload: slots, inputs", "layers", "heads", "download", "host: marks"];
+        private readonly double[] _seconds = new double[s_phases.Length];
+        private long _mark;
+        private int _steps;
+
+        public void Start() => _mark = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        public void Lap(ILGPU.Runtime.Accelerator accelerator, int phase)
+        {
+            accelerator.Synchronize();
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            _seconds[phase] += System.Diagnostics.Stopwatch.GetElapsedTime(_mark, now).TotalSeconds;
+            _mark = now;
+            _steps += phase == s_phases.Length - 1 ? 1 : 0;
+        }
+
+        public void Report(string device, bool wide)
+        {
+            if (_steps == 0)
+            {
+                return;
+            }
+
+            Console.Error.WriteLine($"profile of {_steps} steps on {device} ({(wide ? "128×128" : "128×64")} tiles): " +
+                string.Join(", ", s_phases.Select((name, i) => $"{name} {_seconds[i] / _steps * 1e6:F0} µs")));
+        }
+    }
 
     private sealed record LinearBuffers(PackedLinear Packed, MemoryBuffer1D<float, Stride1D.Dense> Weights, MemoryBuffer1D<float, Stride1D.Dense> Bias);
 

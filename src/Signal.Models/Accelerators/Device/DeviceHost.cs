@@ -80,7 +80,8 @@ internal static class DeviceHost
             9 => 128,
             _ => 0,
         };
-        return lanes == 0 ? null : device.NumMultiprocessors * lanes * 2.0 * device.ClockRate * 1e3;
+        // ILGPU reports the clock in MHz.
+        return lanes == 0 ? null : device.NumMultiprocessors * lanes * 2.0 * device.ClockRate * 1e6;
     }
 
     /// <summary>Every device ILGPU finds, CUDA, OpenCL and its CPU accelerator, each with a one-line description.</summary>

@@ -48,7 +48,7 @@ internal struct CellArguments
 /// layer's step is one launch that writes the new h and updates c in place. Exponentials are computed here from plain
 /// arithmetic (<see cref="Exp"/>), so the CPU accelerator in CI and CUDA run the same code without CUDA's libdevice.
 /// </summary>
-internal static class DeviceKernels
+internal static partial class DeviceKernels
 {
     /// <summary>Epilogue: LSTM gates i, f, g, o of a unit in a thread's four columns.</summary>
     public const int Lstm = 0;
@@ -146,21 +146,21 @@ internal static class DeviceKernels
                 int rb = (kk * TileN) + tx;
                 float b0 = sb[rb], b1 = sb[rb + 16], b2 = sb[rb + 32], b3 = sb[rb + 48];
                 float r0 = sa[ra];
-                a00 = MathF.FusedMultiplyAdd(r0, b0, a00); a01 = MathF.FusedMultiplyAdd(r0, b1, a01); a02 = MathF.FusedMultiplyAdd(r0, b2, a02); a03 = MathF.FusedMultiplyAdd(r0, b3, a03);
+                a00 += r0 * b0; a01 += r0 * b1; a02 += r0 * b2; a03 += r0 * b3;
                 float r1 = sa[ra + 1];
-                a10 = MathF.FusedMultiplyAdd(r1, b0, a10); a11 = MathF.FusedMultiplyAdd(r1, b1, a11); a12 = MathF.FusedMultiplyAdd(r1, b2, a12); a13 = MathF.FusedMultiplyAdd(r1, b3, a13);
+                a10 += r1 * b0; a11 += r1 * b1; a12 += r1 * b2; a13 += r1 * b3;
                 float r2 = sa[ra + 2];
-                a20 = MathF.FusedMultiplyAdd(r2, b0, a20); a21 = MathF.FusedMultiplyAdd(r2, b1, a21); a22 = MathF.FusedMultiplyAdd(r2, b2, a22); a23 = MathF.FusedMultiplyAdd(r2, b3, a23);
+                a20 += r2 * b0; a21 += r2 * b1; a22 += r2 * b2; a23 += r2 * b3;
                 float r3 = sa[ra + 3];
-                a30 = MathF.FusedMultiplyAdd(r3, b0, a30); a31 = MathF.FusedMultiplyAdd(r3, b1, a31); a32 = MathF.FusedMultiplyAdd(r3, b2, a32); a33 = MathF.FusedMultiplyAdd(r3, b3, a33);
+                a30 += r3 * b0; a31 += r3 * b1; a32 += r3 * b2; a33 += r3 * b3;
                 float r4 = sa[ra + 4];
-                a40 = MathF.FusedMultiplyAdd(r4, b0, a40); a41 = MathF.FusedMultiplyAdd(r4, b1, a41); a42 = MathF.FusedMultiplyAdd(r4, b2, a42); a43 = MathF.FusedMultiplyAdd(r4, b3, a43);
+                a40 += r4 * b0; a41 += r4 * b1; a42 += r4 * b2; a43 += r4 * b3;
                 float r5 = sa[ra + 5];
-                a50 = MathF.FusedMultiplyAdd(r5, b0, a50); a51 = MathF.FusedMultiplyAdd(r5, b1, a51); a52 = MathF.FusedMultiplyAdd(r5, b2, a52); a53 = MathF.FusedMultiplyAdd(r5, b3, a53);
+                a50 += r5 * b0; a51 += r5 * b1; a52 += r5 * b2; a53 += r5 * b3;
                 float r6 = sa[ra + 6];
-                a60 = MathF.FusedMultiplyAdd(r6, b0, a60); a61 = MathF.FusedMultiplyAdd(r6, b1, a61); a62 = MathF.FusedMultiplyAdd(r6, b2, a62); a63 = MathF.FusedMultiplyAdd(r6, b3, a63);
+                a60 += r6 * b0; a61 += r6 * b1; a62 += r6 * b2; a63 += r6 * b3;
                 float r7 = sa[ra + 7];
-                a70 = MathF.FusedMultiplyAdd(r7, b0, a70); a71 = MathF.FusedMultiplyAdd(r7, b1, a71); a72 = MathF.FusedMultiplyAdd(r7, b2, a72); a73 = MathF.FusedMultiplyAdd(r7, b3, a73);
+                a70 += r7 * b0; a71 += r7 * b1; a72 += r7 * b2; a73 += r7 * b3;
             }
 
             Group.Barrier();
@@ -375,6 +375,45 @@ internal static class DeviceKernels
         for (int i = 0; i < classes; i++)
         {
             probabilities[o + i] *= inverse;
+        }
+    }
+
+    /// <summary>
+    /// The classification head for a few classes (one thread per stream): each class's logit as a dot product of the
+    /// row with that class's weights (row-major, PyTorch's layout), then the softmax. For a handful of classes this
+    /// reads each row once instead of computing a 128-column tile of which all but a few columns are padding.
+    /// </summary>
+    public static void HeadSmall(Index1D index, int classes, int inputs, int inputStride, ArrayView<float> x, ArrayView<float> weights, ArrayView<float> bias, ArrayView<float> logits, ArrayView<float> probabilities)
+    {
+        int row = index;
+        long xi = (long)row * inputStride;
+        long o = (long)row * classes;
+        float top = float.MinValue;
+        for (int c = 0; c < classes; c++)
+        {
+            long wi = (long)c * inputs;
+            float sum = bias[c];
+            for (int k = 0; k < inputs; k++)
+            {
+                sum += x[xi + k] * weights[wi + k];
+            }
+
+            logits[o + c] = sum;
+            top = sum > top ? sum : top;
+        }
+
+        float total = 0;
+        for (int c = 0; c < classes; c++)
+        {
+            float e = Exp(logits[o + c] - top);
+            probabilities[o + c] = e;
+            total += e;
+        }
+
+        float inverse = 1f / total;
+        for (int c = 0; c < classes; c++)
+        {
+            probabilities[o + c] *= inverse;
         }
     }
 }
