@@ -1,5 +1,6 @@
 using Signal.Models.Accelerators;
 using Signal.Models.Networks;
+using Signal.Models.Training;
 
 namespace Signal.Models.Tests;
 
@@ -21,5 +22,38 @@ public class AcceleratorTests
         Assert.True(result.Passed, $"{name}: probabilities {result.ProbabilityError:E2}, forecasts {result.ForecastError:E2}, states {result.StateError:E2}");
         // The outputs were compared, not skipped: a forecasting or classifying model has something to differ in.
         Assert.True(model.ClassCount > 0 || model.ForecastSize > 0);
+    }
+}
+
+/// <summary>
+/// The accelerator trainer on ILGPU's CPU accelerator against the CPU trainer (whose gradients the reference tests
+/// check against PyTorch and finite differences): the loss, the counts and every gradient within 1e-5.
+/// </summary>
+public class AcceleratedTrainingTests
+{
+    public static TheoryData<int> Cases() => [.. Enumerable.Range(0, AcceleratorCheck.TrainingCases().Count)];
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Gradients_on_the_accelerator_equal_the_CPU_trainers_within_1e_5(int index)
+    {
+        (string cells, LossKind loss, bool pooling, double smoothing, bool weighted) = AcceleratorCheck.TrainingCases()[index];
+        var result = AcceleratorCheck.CompareTraining(cells, loss, pooling, smoothing, weighted, AcceleratorKind.IlgpuCpu);
+        Assert.True(result.LossError <= 1e-5, $"loss differs by {result.LossError:E2}");
+        Assert.True(result.GradientError <= 1e-5, $"{result.WorstTensor}: largest gradient difference {result.GradientError:E2}");
+        Assert.True(result.CountsAgree, "correct or counted steps differ");
+        Assert.True(result.AllGradientsNonZero, "a tensor received no gradient, so the comparison compared nothing there");
+    }
+
+    [Fact]
+    public void The_accelerator_trainer_refuses_what_it_does_not_train_by_name()
+    {
+        var architecture = new ModelArchitecture { InputSize = 2, Classes = 2, Layers = [new LayerArchitecture { HiddenSize = 4 }] };
+        var dropout = Assert.Throws<NotSupportedException>(() => AcceleratorSelection.CreateLoss(architecture, AcceleratorKind.IlgpuCpu, new TrainerOptions { Dropout = 0.2 }));
+        Assert.Contains("dropout", dropout.Message, StringComparison.Ordinal);
+        var forecaster = new ModelArchitecture { InputSize = 2, Classes = 2, ForecastSize = 2, Layers = [new LayerArchitecture { HiddenSize = 4 }] };
+        var head = Assert.Throws<NotSupportedException>(() => AcceleratorSelection.CreateLoss(forecaster, AcceleratorKind.IlgpuCpu, new TrainerOptions()));
+        Assert.Contains("forecasting head", head.Message, StringComparison.Ordinal);
+        Assert.Null(AcceleratorSelection.CreateLoss(architecture, AcceleratorKind.Cpu, new TrainerOptions()));
     }
 }

@@ -130,6 +130,19 @@ internal static class SelfTestCommand
                     return result.Passed ? detail : throw new SelfTestFailure(detail);
                 });
             }
+
+            foreach ((string cells, Signal.Models.Training.LossKind loss, bool pooling, double smoothing, bool weighted) in AcceleratorCheck.TrainingCases())
+            {
+                string label = $"training {cells}, {loss}{(pooling ? ", mean pooling" : string.Empty)}{(smoothing > 0 ? ", label smoothing" : string.Empty)}{(weighted ? ", class weights" : string.Empty)}";
+                Check($"{label} on {device}: gradients equal the CPU trainer's within {AcceleratorCheck.Tolerance:G1}", () =>
+                {
+                    var r = AcceleratorCheck.CompareTraining(cells, loss, pooling, smoothing, weighted, accelerator,
+                        hidden: accelerator == AcceleratorKind.IlgpuCpu ? 6 : 96, count: accelerator == AcceleratorKind.IlgpuCpu ? 5 : 64);
+                    string detail = string.Create(CultureInfo.InvariantCulture, $"loss {r.LossError:G2}, largest gradient difference {r.GradientError:G2} ({r.WorstTensor})");
+                    return r.LossError <= AcceleratorCheck.Tolerance && r.GradientError <= AcceleratorCheck.Tolerance && r.CountsAgree && r.AllGradientsNonZero
+                        ? detail : throw new SelfTestFailure(detail + (r.CountsAgree ? string.Empty : ", counts differ"));
+                });
+            }
         }
 
         Console.WriteLine($"{passed} passed, {failed} failed");

@@ -56,6 +56,7 @@ internal static class TrainCommand
         var normal = new Option<string?>("--normal") { Description = "forecast/both: the class of normal behaviour in labelled data (default: a class named normal, ok or healthy; else all data is taken as normal). The forecaster learns from it alone." };
         var budget = new Option<string?>("--budget") { Description = "Recipe search: within this time (e.g. 90s, 10m, 1h) train one network of each recipe in docs/training.md in turn on three quarters of the training split, keep the recipe with the best accuracy on the last quarter, then train the model with it as usual. Default: none (the recipe the flags give)." };
         var quantile = new Option<double>("--quantile") { Description = "forecast/both: the anomaly threshold is this quantile of the smoothed scores of held-out normal data.", DefaultValueFactory = _ => 0.999 };
+        var accelerator = new Option<string>("--accelerator") { Description = "Where gradients are computed: cpu (default), cuda, opencl, auto or ilgpu-cpu. The accelerator trains LSTM, GRU and RNN stacks with a classification head (no convolutions, running normalisation, forecasting head, dropout or truncation: add --conv-layers 0 --input-norm none for series); docs/accelerators.md.", DefaultValueFactory = _ => "cpu" };
         var command = new Command("train", """
             Trains a recurrent classifier on a labelled data set and writes a model file the live engine runs as is
             (inputs z-scored per channel with statistics of the training split, stored in the file).
@@ -68,7 +69,7 @@ internal static class TrainCommand
             """)
         {
             task, normal, quantile, data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
-            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, augmentSlice, smoothing, pooling, ensemble, convLayers, convChannels, convKernel, inputNorm, budget,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, augmentSlice, smoothing, pooling, ensemble, convLayers, convChannels, convKernel, inputNorm, budget, accelerator,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             new AnomalyTraining(parse.GetValue(task)!, parse.GetValue(normal), parse.GetValue(quantile)),
@@ -81,6 +82,7 @@ internal static class TrainCommand
                 LearningRate = parse.GetValue(lr),
                 Seed = parse.GetValue(seed),
                 Threads = parse.GetValue(threads),
+                Accelerator = parse.GetValue(accelerator)!,
                 Dropout = parse.GetValue(dropout),
                 AugmentScale = parse.GetValue(augmentScale),
                 AugmentJitter = parse.GetValue(augmentJitter),

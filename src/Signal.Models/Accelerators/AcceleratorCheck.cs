@@ -1,4 +1,5 @@
 using Signal.Models.Networks;
+using Signal.Models.Training;
 
 namespace Signal.Models.Accelerators;
 
@@ -151,6 +152,91 @@ public static class AcceleratorCheck
 
         bool passed = probabilityError <= Tolerance && forecastError <= Tolerance && stateError <= Tolerance;
         return new AcceleratorCheckCase(name, streams, steps, probabilityError, forecastError, stateError, passed);
+    }
+
+    /// <summary>
+    /// The training cases: stacks of the three cells with each head option (last or every step with a skipped prefix,
+    /// mean pooling, label smoothing, class weights).
+    /// </summary>
+    /// <returns>Cells (comma-separated, "rnn-relu" for ReLU), loss, pooling, smoothing, class weights.</returns>
+    public static IReadOnlyList<(string Cells, LossKind Loss, bool Pooling, double Smoothing, bool Weighted)> TrainingCases() =>
+    [
+        ("lstm,lstm", LossKind.LastStep, false, 0, false),
+        ("gru", LossKind.EveryStep, false, 0.1, true),
+        ("rnn,rnn-relu", LossKind.LastStep, true, 0, false),
+        ("lstm,gru,rnn", LossKind.EveryStep, true, 0.1, true),
+        ("gru,lstm", LossKind.LastStep, true, 0.2, true),
+    ];
+
+    /// <summary>
+    /// One batch's loss and gradients on <paramref name="kind"/> against <see cref="TrainingNetwork.Loss"/> on the CPU
+    /// (same weights and batch): the largest differences of the loss and of any gradient.
+    /// </summary>
+    /// <param name="cells">Comma-separated lstm, gru, rnn or rnn-relu.</param>
+    /// <param name="loss">Which steps take a loss.</param>
+    /// <param name="pooling">Mean pooling.</param>
+    /// <param name="smoothing">Label smoothing.</param>
+    /// <param name="weighted">Class weights.</param>
+    /// <param name="kind">The accelerator.</param>
+    /// <param name="hidden">Hidden units per layer.</param>
+    /// <param name="count">Sequences.</param>
+    /// <returns>The loss difference, the largest gradient difference and the tensor it is in, whether the counts agreed, and whether every tensor received a gradient.</returns>
+    public static (double LossError, double GradientError, string WorstTensor, bool CountsAgree, bool AllGradientsNonZero) CompareTraining(
+        string cells, LossKind loss, bool pooling, double smoothing, bool weighted, AcceleratorKind kind, int hidden = 6, int count = 5)
+    {
+        ArgumentNullException.ThrowIfNull(cells);
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 3,
+            Classes = 4,
+            Pooling = pooling ? "mean" : "none",
+            PoolingSteps = pooling ? 4 : 0,
+            Layers = [.. cells.Split(',').Select(c => new LayerArchitecture
+            {
+                Kind = c.StartsWith("lstm", StringComparison.Ordinal) ? CellKind.Lstm : c.StartsWith("gru", StringComparison.Ordinal) ? CellKind.Gru : CellKind.Rnn,
+                HiddenSize = hidden,
+                Nonlinearity = c.EndsWith("relu", StringComparison.Ordinal) ? "relu" : "tanh",
+            })],
+        };
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 11).Tensors) { LabelSmoothing = smoothing };
+        TrainingNetwork twin = net.Replica(); // the same weights, gradients of its own
+        twin.LabelSmoothing = smoothing;
+        var random = new Random(3);
+        const int steps = 9;
+        float[] inputs = [.. Enumerable.Range(0, count * steps * 3).Select(_ => (float)((random.NextDouble() * 4) - 2))];
+        int[] lengths = [.. Enumerable.Range(0, count).Select(b => b == 3 ? 1 : 1 + random.Next(steps))];
+        int[] labels = [.. Enumerable.Range(0, count).Select(b => b % 4)];
+        for (int b = 0; b < count; b++)
+        {
+            // Padding after a sequence's end is zeros, as the trainer packs it.
+            Array.Clear(inputs, (b * steps * 3) + (lengths[b] * 3), (steps - lengths[b]) * 3);
+        }
+
+        var batch = new SequenceBatch(inputs, count, steps, 3, lengths, labels)
+        {
+            Skip = loss == LossKind.EveryStep ? [.. lengths.Select(n => random.Next(n))] : null,
+        };
+        float[]? weights = weighted ? [1f, 0.5f, 2f, 1.5f] : null;
+        net.ZeroGradients();
+        double expected = net.Loss(batch, loss, weights, backward: true, out int expectedCorrect, out int expectedCounted);
+        twin.ZeroGradients();
+        using IAcceleratedLoss device = AcceleratorSelection.CreateLoss(architecture, kind, new TrainerOptions())
+            ?? throw new ArgumentException("give an accelerator, not cpu.", nameof(kind));
+        double actual = device.Loss(twin, batch, loss, weights, backward: true, out int correct, out int counted);
+        double worst = 0;
+        string worstTensor = string.Empty;
+        bool allNonZero = true;
+        foreach (Parameter p in net.Parameters)
+        {
+            double d = MaxDifference(p.Gradient, twin[p.Name].Gradient);
+            allNonZero &= p.Gradient.Any(g => g != 0);
+            if (d >= worst)
+            {
+                (worst, worstTensor) = (d, p.Name);
+            }
+        }
+
+        return (Math.Abs(expected - actual), worst, worstTensor, expectedCorrect == correct && expectedCounted == counted, allNonZero);
     }
 
     private static double MaxDifference(ReadOnlySpan<float> a, ReadOnlySpan<float> b)

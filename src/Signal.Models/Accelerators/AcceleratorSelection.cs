@@ -113,6 +113,64 @@ public static class AcceleratorSelection
         return CreateDevice(model, maxBatch, kind);
     }
 
+    /// <summary>
+    /// The accelerator's loss for training <paramref name="architecture"/>, or null to train on the CPU:
+    /// <see cref="AcceleratorKind.Cpu"/>, or <see cref="AcceleratorKind.Auto"/> without a CUDA driver or with options or
+    /// an architecture the accelerator does not train.
+    /// </summary>
+    /// <param name="architecture">The network's architecture.</param>
+    /// <param name="kind">The setting.</param>
+    /// <param name="options">The training options (dropout and truncation are CPU-only).</param>
+    /// <returns>The loss, or null.</returns>
+    /// <exception cref="NotSupportedException">An explicit accelerator with something it does not train, or a build without the backend.</exception>
+    /// <exception cref="AcceleratorUnavailableException">An explicit accelerator and no such device.</exception>
+    public static IAcceleratedLoss? CreateLoss(ModelArchitecture architecture, AcceleratorKind kind, Training.TrainerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(architecture);
+        ArgumentNullException.ThrowIfNull(options);
+        if (kind == AcceleratorKind.Cpu)
+        {
+            return null;
+        }
+
+        string? why = !IsAvailable ? "this build (NativeAOT) has no accelerator backend"
+            : WhyNotTrainable(architecture)
+            ?? (options.Dropout > 0 ? "the accelerator trainer does not do dropout (set dropout to 0)"
+            : options.TruncateSteps > 0 ? "the accelerator trainer does not truncate back-propagation (set truncateSteps to 0)" : null);
+        if (kind == AcceleratorKind.Auto)
+        {
+            return why is null && CudaDriverPresent() ? CreateLossCore(architecture, AcceleratorKind.Cuda) : null;
+        }
+
+        return why is not null ? throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: {why}; train it on the CPU (accelerator cpu).")
+            : CreateLossCore(architecture, kind);
+    }
+
+    /// <summary>Why the accelerator trainer cannot train <paramref name="architecture"/>, or null.</summary>
+    /// <param name="architecture">The architecture.</param>
+    /// <returns>The reason, or null.</returns>
+    public static string? WhyNotTrainable(ModelArchitecture architecture)
+    {
+        ArgumentNullException.ThrowIfNull(architecture);
+        return architecture.Convolutions.Count > 0 ? "the accelerator trainer does not train causal convolutions"
+            : architecture.RunningNormalization ? "the accelerator trainer does not train running input normalisation"
+            : architecture.ForecastSize > 0 ? "the accelerator trainer does not train a forecasting head"
+            : architecture.Classes == 0 ? "the accelerator trainer needs a classification head"
+            : null;
+    }
+
+#pragma warning disable CA1859 // as CreateDevice: the interface keeps the ILGPU backend's type out of callers
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static IAcceleratedLoss CreateLossCore(ModelArchitecture architecture, AcceleratorKind kind)
+    {
+#if SIGNAL_NO_ACCELERATOR
+        throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: this build (NativeAOT) has no accelerator backend.");
+#else
+        return new Device.AcceleratedTrainer(architecture, kind);
+#endif
+    }
+#pragma warning restore CA1859
+
     /// <summary>Every device ILGPU finds (CUDA, OpenCL, its CPU accelerator), for <c>signal-edge info</c>. Loads ILGPU.</summary>
     /// <returns>The devices, and for each kind that could not be enumerated, why.</returns>
     public static IReadOnlyList<AcceleratorInfo> ListDevices() =>

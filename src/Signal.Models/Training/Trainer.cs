@@ -1,3 +1,4 @@
+using Signal.Models.Accelerators;
 using System.Diagnostics;
 using Signal.Models.Networks;
 
@@ -92,9 +93,17 @@ public sealed class TrainerOptions
     /// <summary>Threads for data-parallel gradients; 0 for all processors.</summary>
     public int Threads { get; set; }
 
+    /// <summary>
+    /// Where gradients are computed: <c>cpu</c> (default), <c>cuda</c>, <c>opencl</c>, <c>ilgpu-cpu</c> (a test device),
+    /// or <c>auto</c> (CUDA when a driver is present and the network is one the accelerator trains, else the CPU). The
+    /// accelerator takes each mini-batch whole; the optimiser stays on the CPU. See docs/accelerators.md.
+    /// </summary>
+    public string Accelerator { get; set; } = "cpu";
+
     /// <summary>Checks every field; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {
+        _ = AcceleratorKinds.Parse(Accelerator);
         if (Epochs < 1)
         {
             throw new ArgumentException($"epochs must be at least 1 (got {Epochs}).");
@@ -194,7 +203,8 @@ public static class Trainer
             "sgd" => new Sgd(options.LearningRate, 0.9, options.WeightDecay),
             _ => new Adam(options.LearningRate, options.WeightDecay, decoupled: true),
         };
-        int threads = Math.Max(1, options.Threads == 0 ? Environment.ProcessorCount : options.Threads);
+        using IAcceleratedLoss? device = AcceleratorSelection.CreateLoss(network.Architecture, AcceleratorKinds.Parse(options.Accelerator), options);
+        int threads = device is not null ? 1 : Math.Max(1, options.Threads == 0 ? Environment.ProcessorCount : options.Threads);
         TrainingNetwork[] replicas = [network, .. Enumerable.Range(1, threads - 1).Select(_ => network.Replica())];
         for (int r = 0; r < replicas.Length; r++)
         {
@@ -223,7 +233,7 @@ public static class Trainer
                 int[] members = order[start..Math.Min(order.Length, start + options.BatchSize)];
                 network.ZeroGradients();
                 double total = TotalWeight(train, members, weights, options.Loss);
-                (double loss, int c, int n) = Run(replicas, train, members, options.Loss, weights, total, backward: true,
+                (double loss, int c, int n) = Run(replicas, device, train, members, options.Loss, weights, total, backward: true,
                     options.RecoveryPrefix > 0 ? new Random(unchecked((options.Seed * 31) + (epoch * 7919) + start)) : null, options.RecoveryPrefix,
                     options.AugmentScale > 0 || options.AugmentJitter > 0 || options.AugmentSlice > 0 ? (new Random(unchecked((options.Seed * 131) + (epoch * 7919) + start)), options.AugmentScale, options.AugmentJitter, options.AugmentSlice) : null);
                 if (options.ClipNorm > 0)
@@ -247,7 +257,7 @@ public static class Trainer
             if (validation.Count > 0)
             {
                 int[] all = [.. Enumerable.Range(0, validation.Count)];
-                (double l, int c, int n) = Run(replicas, validation, all, options.Loss, weights, TotalWeight(validation, all, weights, options.Loss), backward: false);
+                (double l, int c, int n) = Run(replicas, device, validation, all, options.Loss, weights, TotalWeight(validation, all, weights, options.Loss), backward: false);
                 validationLoss = l;
                 validationAccuracy = n == 0 ? 0 : (double)c / n;
             }
@@ -326,7 +336,7 @@ public static class Trainer
     private static double TotalWeight(IReadOnlyList<LabeledSequence> data, int[] members, float[]? weights, LossKind loss) =>
         members.Sum(i => (double)(weights?[data[i].Label] ?? 1f) * (loss == LossKind.EveryStep ? data[i].Steps : 1));
 
-    private static (double Loss, int Correct, int Counted) Run(TrainingNetwork[] replicas, IReadOnlyList<LabeledSequence> data, int[] members,
+    private static (double Loss, int Correct, int Counted) Run(TrainingNetwork[] replicas, IAcceleratedLoss? device, IReadOnlyList<LabeledSequence> data, int[] members,
         LossKind loss, float[]? weights, double total, bool backward, Random? recovery = null, int prefix = 0, (Random Random, double Scale, double Jitter, double Slice)? augment = null)
     {
         int parts = Math.Min(replicas.Length, members.Length);
@@ -365,7 +375,10 @@ public static class Trainer
             }
 
             SequenceBatch batch = packed?[part] ?? Pack(data, members[from..to], net.Architecture.InputSize);
-            double l = net.Loss(batch, loss, weights, backward, out int c, out int n, total, forecastTotal);
+            // On an accelerator the whole mini-batch is one part (its sequences advance together on the device).
+            double l = device is not null
+                ? device.Loss(net, batch, loss, weights, backward, out int c, out int n, total)
+                : net.Loss(batch, loss, weights, backward, out c, out n, total, forecastTotal);
             results[part] = (l, c, n);
         }
 
