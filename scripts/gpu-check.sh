@@ -11,8 +11,10 @@
 #                                          every supported model kind against the SIMD path within 1e-5;
 #                                       3. `bench models --accelerator cuda --json`: a one-layer LSTM at batches 1k-256k and
 #                                          hidden 128-1,024 on the GPU and on every core (SIMD) in the same run;
-#                                       4. `bench train --accelerator cuda --json`: one training epoch, GPU vs CPU trainer.
-# The whole run takes about 5 minutes on an H200 with 16 cores. Exit status: 0 when every step passed.
+#                                       4. the same at small batches (128-2,048 streams, hidden 64 and 128): the crossover
+#                                          behind `auto`;
+#                                       5. `bench train --accelerator cuda --json`: one training epoch, GPU vs CPU trainer.
+# The whole run took 1.5 minutes on an H200 with 16 cores (docs/accelerators.md has its figures). Exit status: 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GPU_DIR=.gpu
@@ -60,6 +62,7 @@ step gpu 20 nvidia-smi
 step info 60 "${EDGE[@]}" info
 step selftest 240 "${EDGE[@]}" selftest --accelerator cuda --golden tests/reference/golden
 step bench-models 300 "${EDGE[@]}" bench models --accelerator cuda --json --seconds "${BENCH_SECONDS:-0.5}" ${BENCH_ARGS:-}
+TAIL=20 step bench-crossover 120 "${EDGE[@]}" bench models --accelerator cuda --batches 128,256,512,1024,2048 --hidden 64,128 --seconds "${BENCH_SECONDS:-0.5}"
 if "${EDGE[@]}" bench --help 2>&1 | grep -q '^ *train'; then
     step bench-train 300 "${EDGE[@]}" bench train --accelerator cuda --json ${TRAIN_ARGS:-}
 fi

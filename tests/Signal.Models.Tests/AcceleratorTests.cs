@@ -29,6 +29,38 @@ public class AcceleratorTests
 /// The accelerator trainer on ILGPU's CPU accelerator against the CPU trainer (whose gradients the reference tests
 /// check against PyTorch and finite differences): the loss, the counts and every gradient within 1e-5.
 /// </summary>
+public class AcceleratorHeadTests
+{
+    [Fact]
+    public void The_small_class_head_kernel_gives_the_SIMD_paths_probabilities()
+    {
+        // Large batches of few classes take a kernel of their own (one thread per stream); force it at a small batch.
+        var architecture = new ModelArchitecture { InputSize = 6, Classes = 5, Pooling = "mean", Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 20 }] };
+        RecurrentModel model = RecurrentModel.CreateRandom(architecture, seed: 8);
+        const int streams = 40;
+        using var cpu = new BatchStepper(model, streams, threads: 1);
+        using var gpu = new Signal.Models.Accelerators.Device.AcceleratedStepper(model, streams, AcceleratorKind.IlgpuCpu) { SmallHeadMinimumRows = 1 };
+        RecurrentState[] a = [.. Enumerable.Range(0, streams).Select(_ => model.CreateState())], b = [.. Enumerable.Range(0, streams).Select(_ => model.CreateState())];
+        var random = new Random(2);
+        float[] x = new float[streams * 6], p1 = new float[streams * 5], p2 = new float[streams * 5];
+        double worst = 0;
+        for (int t = 0; t < 5; t++)
+        {
+            for (int i = 0; i < x.Length; i++)
+            {
+                x[i] = (float)((random.NextDouble() * 2) - 1);
+            }
+
+            cpu.Step(a, x, p1);
+            gpu.Step(b, x, p2);
+            worst = Math.Max(worst, p1.Zip(p2, (u, v) => Math.Abs((double)u - v)).Max());
+        }
+
+        Assert.True(worst <= AcceleratorCheck.Tolerance, $"largest probability difference {worst:E2}");
+        Assert.True(p1.Max() - p1.Min() > 0.01); // the probabilities differ between classes: a wrong head would show
+    }
+}
+
 public class AcceleratedTrainingTests
 {
     public static TheoryData<int> Cases() => [.. Enumerable.Range(0, AcceleratorCheck.TrainingCases().Count)];

@@ -13,11 +13,12 @@ public static class AcceleratorSelection
 {
     /// <summary>
     /// With <see cref="AcceleratorKind.Auto"/>, the GPU is used when the largest batch's multiply-adds per step
-    /// (streams × <see cref="RecurrentModel.MultiplyAddsPerStep"/>) reach this. Measured on an H200 against 16 cores
-    /// (docs/accelerators.md): below about 1,024 streams of a hidden-128 LSTM a step's fixed costs (launches, copies,
-    /// one synchronisation) outweigh the GPU's speed.
+    /// (streams × <see cref="RecurrentModel.MultiplyAddsPerStep"/>) reach this: 64 million, about 750 streams of a
+    /// hidden-128 LSTM with 40 inputs. Measured on an H200 against the SIMD path on its 16 cores (docs/accelerators.md
+    /// has the table): below it a step's fixed cost on the GPU (launches, two copies, one synchronisation, about
+    /// 0.2 ms) outweighs its speed.
     /// </summary>
-    public const long AutoMinimumMultiplyAdds = 200_000_000;
+    public const long AutoMinimumMultiplyAdds = 64_000_000;
 
     /// <summary>Whether this build has the accelerator backend (the NativeAOT build leaves ILGPU out).</summary>
 #if SIGNAL_NO_ACCELERATOR
