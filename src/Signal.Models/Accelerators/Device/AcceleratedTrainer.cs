@@ -29,6 +29,7 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
     private readonly Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _gruBackward;
     private readonly Action<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _rnnBackward;
     private readonly Action<Index1D, int, int, ArrayView<float>, ArrayView<float>> _columnSum;
+    private readonly Action<Index1D, int, int, ArrayView<float>, ArrayView<float>> _columnPartialSum;
     private readonly Action<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>> _poolForward;
     private readonly Action<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>> _poolBackward;
     private readonly Action<Index1D, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> _gatherRows;
@@ -59,6 +60,7 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
         _gruBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GruBackward);
         _rnnBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.RnnBackward);
         _columnSum = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ColumnSum);
+        _columnPartialSum = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ColumnPartialSum);
         _poolForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.PoolForward);
         _poolBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.PoolBackward);
         _gatherRows = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GatherRows);
@@ -294,8 +296,8 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
             Gemm(g, inSize, (int)rows, dInput, 1, g, layerInput, inSize, 1, dwih, inSize, false);
             Gemm(g, h, (int)rows, dHidden, 1, g, previous, h, 1, dwhh, h, false);
             ArrayView<float> dbih = Zeroed("dbih", g), dbhh = Zeroed("dbhh", g);
-            _columnSum(g, (int)rows, g, dInput, dbih);
-            _columnSum(g, (int)rows, g, dHidden, dbhh);
+            ColumnSum((int)rows, g, dInput, dbih);
+            ColumnSum((int)rows, g, dHidden, dbhh);
             AddGradient(network[$"{p}weight_ih{s}"].Gradient, dwih);
             AddGradient(network[$"{p}weight_hh{s}"].Gradient, dwhh);
             AddGradient(network[$"{p}bias_ih{s}"].Gradient, dbih);
@@ -337,6 +339,15 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
         var p = new GemmArguments { M = m, N = n, K = k, As = aRow, Ak = aColumn, Bk = bRow, Bn = bColumn, Ldc = ldc, Accumulate = accumulate ? 1 : 0 };
         var grid = new Index2D((n + DeviceTrainingKernels.Tile - 1) / DeviceTrainingKernels.Tile, (m + DeviceTrainingKernels.Tile - 1) / DeviceTrainingKernels.Tile);
         _gemm(new KernelConfig(grid, new Index2D(DeviceTrainingKernels.GroupSize, 1)), p, a, b, c);
+    }
+
+    /// <summary>destination += column sums of source (rows × columns), in two passes so long columns are summed in parallel.</summary>
+    private void ColumnSum(int rows, int columns, ArrayView<float> source, ArrayView<float> destination)
+    {
+        int chunks = (rows + DeviceTrainingKernels.SumChunk - 1) / DeviceTrainingKernels.SumChunk;
+        ArrayView<float> partial = Buffer("partial", (long)chunks * columns);
+        _columnPartialSum(chunks * columns, rows, columns, source, partial);
+        _columnSum(columns, chunks, columns, partial, destination);
     }
 
     private static void AddGradient(float[] gradient, ArrayView<float> device)

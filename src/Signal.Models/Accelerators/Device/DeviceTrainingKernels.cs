@@ -234,10 +234,32 @@ internal static class DeviceTrainingKernels
         long row = ((long)t * batch) + b;
         float dh = dOutput[(row * hidden) + j] + dhNext[((long)b * hidden) + j];
         float y = outputs[((row + batch) * hidden) + j];
-        dGates[(row * hidden) + j] = dh * (relu != 0 ? (y > 0 ? 1 : 0) : 1 - (y * y));
+        // Float constants throughout: an integer-typed (y > 0 ? 1 : 0) converted to float came out wrong on CUDA.
+        float slope = relu != 0 ? (y > 0 ? 1f : 0f) : 1f - (y * y);
+        dGates[(row * hidden) + j] = dh * slope;
     }
 
-    /// <summary>dst[col] += Σ over rows of src[row, col] (the biases' gradients).</summary>
+    /// <summary>Rows summed by one thread of <see cref="ColumnPartialSum"/>.</summary>
+    public const int SumChunk = 256;
+
+    /// <summary>
+    /// First pass of the biases' gradients: partial[chunk, col] = Σ of src[row, col] over a chunk of
+    /// <see cref="SumChunk"/> rows (one thread per chunk and column, so a long column is summed by many threads).
+    /// </summary>
+    public static void ColumnPartialSum(Index1D index, int rows, int columns, ArrayView<float> source, ArrayView<float> partial)
+    {
+        int chunk = index / columns, col = index - (chunk * columns);
+        int end = Math.Min(rows, (chunk + 1) * SumChunk);
+        float sum = 0;
+        for (int r = chunk * SumChunk; r < end; r++)
+        {
+            sum += source[((long)r * columns) + col];
+        }
+
+        partial[index] = sum;
+    }
+
+    /// <summary>dst[col] += Σ over rows of src[row, col] (the second pass, over the partial sums).</summary>
     public static void ColumnSum(Index1D col, int rows, int columns, ArrayView<float> source, ArrayView<float> destination)
     {
         float sum = 0;
