@@ -124,16 +124,20 @@ public sealed partial class DaemonTests
             await daemon.WaitUntil(async () => (await s_http.GetAsync(url + "readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(20), "/readyz");
             Assert.Equal(HttpStatusCode.OK, (await s_http.GetAsync(url + "healthz")).StatusCode);
 
-            // Without a "cluster" section nothing of Orleans is loaded: no Orleans assembly is mapped into the process.
+            // Without a "cluster" section nothing of Orleans is loaded, and without an accelerator setting nothing of
+            // ILGPU: neither assembly is mapped into the process (checked again after the streams have been stepped).
             string maps = File.ReadAllText($"/proc/{daemon.Id}/maps");
             Assert.Contains("signal-edge.dll", maps, StringComparison.Ordinal);
+            Assert.Contains("Signal.Models.dll", maps, StringComparison.Ordinal);
             Assert.DoesNotContain("Orleans.", maps, StringComparison.Ordinal);
             Assert.DoesNotContain("StackExchange.Redis", maps, StringComparison.Ordinal);
+            Assert.DoesNotContain("ILGPU", maps, StringComparison.Ordinal);
             await Publish(broker.Address,
                 ("sensors/m1/vib", Messages(501, null, 40, start)),
                 ("sensors/m2/vib", Messages(502, outer, 40, start, source: faulty)),
                 ("lab/rig/vib", Messages(503, null, 40, start)));
             await daemon.WaitUntil(async () => (await Streams(url)).Count(s => s.GetProperty("steps").GetInt64() >= 40) == 3, TimeSpan.FromSeconds(20), "three streams with 40 steps");
+            Assert.DoesNotContain("ILGPU", File.ReadAllText($"/proc/{daemon.Id}/maps"), StringComparison.Ordinal);
 
             JsonElement[] streams = await Streams(url);
             Assert.Equal("normal", Find(streams, "m1/vib")!.Value.GetProperty("label").GetString());

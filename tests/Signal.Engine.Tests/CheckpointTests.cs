@@ -65,6 +65,79 @@ public sealed class CheckpointTests
         return (classes, scores);
     }
 
+    [Fact]
+    public void On_an_accelerator_streams_step_as_on_the_CPU_and_checkpoints_move_between_them()
+    {
+        // ILGPU's CPU accelerator runs the GPU backend's kernels; the engine's results equal the CPU engine's within
+        // 1e-5, and a checkpoint written by the accelerated engine (states copied back from the device) continues on the
+        // CPU engine, and one from the CPU engine continues on the accelerator.
+        EngineModel model = StatefulModel(CellKind.Lstm);
+        float[] signal = TestModels.Signal(3000, 2, 5);
+        List<byte[]> messages = TestModels.Messages(signal, 2, 1000, seed: 9);
+        int half = messages.Count / 2;
+        using var cpu = new SignalEngine(model);
+        (List<Classification> expected, List<AnomalyScore> expectedScores) = Feed(cpu, messages, "sensors/a/vib");
+
+        var options = new EngineOptions { Accelerator = "ilgpu-cpu" };
+        var checkpoint = new MemoryStream();
+        List<Classification> before;
+        using (var gpu = new SignalEngine(model, options))
+        {
+            (before, _) = Feed(gpu, messages.Take(half), "sensors/a/vib");
+            Assert.Equal(1, gpu.WriteCheckpoint(checkpoint));
+        }
+
+        checkpoint.Position = 0;
+        using var resumed = new SignalEngine(model);
+        Assert.Equal(new CheckpointResult(1, 1, 0, true), resumed.RestoreCheckpoint(checkpoint));
+        (List<Classification> after, _) = Feed(resumed, messages.Skip(half), "sensors/a/vib");
+
+        checkpoint = new MemoryStream();
+        using (var first = new SignalEngine(model))
+        {
+            Feed(first, messages.Take(half), "sensors/a/vib");
+            first.WriteCheckpoint(checkpoint);
+        }
+
+        checkpoint.Position = 0;
+        using var onDevice = new SignalEngine(model, options);
+        Assert.Equal(new CheckpointResult(1, 1, 0, true), onDevice.RestoreCheckpoint(checkpoint));
+        (List<Classification> deviceAfter, List<AnomalyScore> deviceScores) = Feed(onDevice, messages.Skip(half), "sensors/a/vib");
+
+        Assert.True(before.Count > 20 && after.Count > 20);
+        Assert.Equal(expected.Count, before.Count + after.Count);
+        Assert.Equal(after.Count, deviceAfter.Count);
+        double onDeviceFirst = 0, onCpuAfterDevice = 0, onDeviceAfterCpu = 0;
+        for (int t = 0; t < expected.Count; t++)
+        {
+            Classification c = t < before.Count ? before[t] : after[t - before.Count];
+            Assert.Equal(t, c.Step);
+            double d = expected[t].Probabilities.Zip(c.Probabilities, (x, y) => Math.Abs((double)x - y)).Max();
+            if (t < before.Count)
+            {
+                onDeviceFirst = Math.Max(onDeviceFirst, d);
+            }
+            else
+            {
+                onCpuAfterDevice = Math.Max(onCpuAfterDevice, d);
+                onDeviceAfterCpu = Math.Max(onDeviceAfterCpu, expected[t].Probabilities.Zip(deviceAfter[t - before.Count].Probabilities, (x, y) => Math.Abs((double)x - y)).Max());
+            }
+        }
+
+        string trace = string.Join(" ", Enumerable.Range(0, 8).Select(i => expected[before.Count + i].Probabilities.Zip(deviceAfter[i].Probabilities, (x, y) => Math.Abs((double)x - y)).Max().ToString("E1", System.Globalization.CultureInfo.InvariantCulture)));
+        trace += $" resets {string.Join(",", onDevice.Counters.Resets.Select(k => k.Key + "=" + k.Value))} / {string.Join(",", resumed.Counters.Resets.Select(k => k.Key + "=" + k.Value))} steps {onDevice.Counters.Steps}/{resumed.Counters.Steps} batches {onDevice.Counters.Batches}/{resumed.Counters.Batches}";
+        Assert.True(Math.Max(onDeviceFirst, Math.Max(onCpuAfterDevice, onDeviceAfterCpu)) <= 1e-5, trace + " " +
+            $"largest probability differences: first half on the accelerator {onDeviceFirst:E2}, then on the CPU {onCpuAfterDevice:E2}; CPU then accelerator {onDeviceAfterCpu:E2}");
+        // The forecasting head ran on the device too: the anomaly scores of the second half follow the CPU engine's.
+        Assert.True(deviceScores.Count > 20);
+        List<AnomalyScore> tail = [.. expectedScores.Skip(expectedScores.Count - deviceScores.Count)];
+        for (int i = 0; i < tail.Count; i++)
+        {
+            Assert.Equal(tail[i].TimestampNs, deviceScores[i].TimestampNs);
+            Assert.True(Math.Abs(tail[i].Score - deviceScores[i].Score) <= 1e-4 * Math.Max(1, Math.Abs(tail[i].Score)), $"at {tail[i].TimestampNs}: score {deviceScores[i].Score} against {tail[i].Score}");
+        }
+    }
+
     [Theory]
     [InlineData(CellKind.Lstm)]
     [InlineData(CellKind.Gru)]

@@ -374,3 +374,43 @@ public sealed class RunningNormalizationTests
         Assert.Throws<ModelFormatException>(() => new ModelArchitecture { InputSize = 4, Classes = 2, InputNormalization = "instance", Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 3 }] }.Validate());
     }
 }
+
+public sealed class LargeInputSteppingTests
+{
+    [Fact]
+    public void Very_large_pre_activations_saturate_the_LSTM_gates_instead_of_making_the_cell_state_NaN()
+    {
+        // Unnormalised features can drive gate pre-activations past ±40. Reference: the LSTM step in double precision,
+        // computed here from the tensors (the case once gave NaN cell states on the SIMD path: an overflowing product's
+        // refined reciprocal).
+        var architecture = new ModelArchitecture { InputSize = 20, Classes = 3, Layers = [new LayerArchitecture { Kind = CellKind.Lstm, HiddenSize = 12 }] };
+        RecurrentModel model = RecurrentModel.CreateRandom(architecture, 7);
+        var random = new Random(1);
+        float[] x = [.. Enumerable.Range(0, 20).Select(_ => (float)((random.NextDouble() * 2) - 1) * 100)];
+        RecurrentState state = model.CreateState();
+        model.Step(state, x, new float[3]);
+        float[] wih = model.Tensors["layers.0.weight_ih_l0"].Data, bih = model.Tensors["layers.0.bias_ih_l0"].Data, bhh = model.Tensors["layers.0.bias_hh_l0"].Data;
+        static double Sigmoid(double v) => 1 / (1 + Math.Exp(-v));
+        int saturated = 0;
+        for (int j = 0; j < 12; j++)
+        {
+            double[] g = new double[4];
+            for (int q = 0; q < 4; q++)
+            {
+                g[q] = bih[(q * 12) + j] + bhh[(q * 12) + j];
+                for (int k = 0; k < 20; k++)
+                {
+                    g[q] += wih[(((q * 12) + j) * 20) + k] * x[k];
+                }
+            }
+
+            saturated += g[0] < -40 && g[2] < -20 ? 1 : 0;
+            double c = Sigmoid(g[0]) * Math.Tanh(g[2]);
+            double h = Sigmoid(g[3]) * Math.Tanh(c);
+            Assert.Equal(h, state.AsSpan()[j], 1e-5);
+            Assert.Equal(c, state.AsSpan()[12 + j], 1e-5);
+        }
+
+        Assert.True(saturated > 0, "no unit reached the overflowing case; the test would not test it");
+    }
+}

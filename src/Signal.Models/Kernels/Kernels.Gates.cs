@@ -107,7 +107,10 @@ internal static partial class Kernels
             TV ei = TOps.Load(ref g, o);
             TV ef = TOps.Load(ref g, hs + o);
             TV eg = TOps.Load(ref g, (2 * hs) + o);
-            eg = TOps.Multiply(eg, eg); // e⁻²ᵍ: tanh(g) = (1 − e⁻²ᵍ)/(1 + e⁻²ᵍ)
+            // e⁻²ᵍ: tanh(g) = (1 − e⁻²ᵍ)/(1 + e⁻²ᵍ), capped at e⁴⁰ (tanh is −1 in float long before): uncapped, e⁸⁰ times
+            // a clamped e⁴⁰ from the input gate overflowed the product to ∞, whose refined reciprocal is NaN (0·∞), and
+            // the cell state became NaN for a very negative input gate and cell candidate (pre-activations below −40).
+            eg = TOps.Min(TOps.Multiply(eg, eg), TOps.Broadcast(2.3538527e17f));
             TV eo = TOps.Load(ref g, (3 * hs) + o);
             TV ig = TOps.Multiply(TOps.Subtract(one, eg), TOps.Reciprocal(TOps.Multiply(TOps.Add(one, ei), TOps.Add(eg, one))));
             TV cn = TOps.MultiplyAdd(TOps.Load(ref c, o), TOps.Reciprocal(TOps.Add(one, ef)), ig);
