@@ -39,7 +39,7 @@ public static class AcceleratorKinds
             "opencl" => AcceleratorKind.OpenCL,
             "auto" => AcceleratorKind.Auto,
             "ilgpu-cpu" => AcceleratorKind.IlgpuCpu,
-            _ => throw new ArgumentException($"accelerator '{value}' is not one of {Names}.", nameof(value)),
+            _ => throw new ArgumentException($"accelerator '{value}' is not one of {Names}."),
         };
     }
 

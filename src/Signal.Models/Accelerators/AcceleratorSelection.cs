@@ -111,7 +111,9 @@ public static class AcceleratorSelection
             throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: {reason}; step it on the CPU (accelerator cpu, or auto, which falls back to the CPU for such models).");
         }
 
-        return CreateDevice(model, maxBatch, kind);
+        IRecurrentStepper stepper = CreateDevice(model, maxBatch, kind);
+        log?.Invoke($"accelerator {AcceleratorKinds.Name(kind)}: stepping on {stepper.Device}");
+        return stepper;
     }
 
     /// <summary>
