@@ -16,8 +16,6 @@ namespace Signal.Models.Networks;
 /// </remarks>
 public sealed class BatchStepper : IRecurrentStepper
 {
-    private static long s_tokens;
-
     private readonly RecurrentModel _model;
     private readonly RecurrentModel.Workspace[] _workspaces;
     private readonly RecurrentState[] _states;
@@ -99,18 +97,7 @@ public sealed class BatchStepper : IRecurrentStepper
         }
 
         _model.CheckStepArguments(rows, inputs, probabilities, forecasts);
-        long token = Interlocked.Increment(ref s_tokens);
-        for (int r = 0; r < rows; r++)
-        {
-            RecurrentState state = states[r] ?? throw new ArgumentException($"state {r} is null.", nameof(states));
-            _model.CheckState(state);
-            if (state.BatchToken == token)
-            {
-                throw new ArgumentException($"state {r} appears twice in one batched step; a stream may be stepped once per batch.", nameof(states));
-            }
-
-            state.BatchToken = token;
-        }
+        _model.CheckBatchStates(states);
 
         int chunks = rows * _model.MultiplyAddsPerStep >= ParallelMinimumMultiplyAdds ? Threads : 1;
         if (chunks == 1)

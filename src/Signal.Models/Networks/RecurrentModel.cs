@@ -417,6 +417,30 @@ public sealed class RecurrentModel
         }
     }
 
+    private static long s_batchTokens;
+
+    /// <summary>
+    /// Checks a batch's states: none null, each of this model's layout, none twice (marked with a fresh token, which
+    /// is returned). Throws before any state is changed.
+    /// </summary>
+    internal long CheckBatchStates(ReadOnlySpan<RecurrentState> states)
+    {
+        long token = Interlocked.Increment(ref s_batchTokens);
+        for (int r = 0; r < states.Length; r++)
+        {
+            RecurrentState state = states[r] ?? throw new ArgumentException($"state {r} is null.", nameof(states));
+            CheckState(state);
+            if (state.BatchToken == token)
+            {
+                throw new ArgumentException($"state {r} appears twice in one batched step; a stream may be stepped once per batch.", nameof(states));
+            }
+
+            state.BatchToken = token;
+        }
+
+        return token;
+    }
+
     internal void CheckStepArguments(int rows, ReadOnlySpan<float> inputs, Span<float> probabilities, Span<float> forecasts)
     {
         if (inputs.Length < rows * InputSize)

@@ -32,8 +32,6 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     /// </summary>
     internal int SmallHeadMinimumRows { get; set; } = 16_384;
 
-    private static long s_tokens;
-
     private readonly RecurrentModel _model;
     private readonly ILGPU.Runtime.Accelerator _accelerator;
     private readonly PackedLayer[] _layers;
@@ -53,7 +51,6 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     private readonly LinearBuffers? _headWeights;
     private readonly LinearBuffers? _forecastWeights;
     private readonly Action<KernelConfig, CellArguments, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _cell;
-    private readonly bool _wide;
     private readonly Profile? _profile;
 
     private readonly Action<Index1D, int, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _layerNorm;
@@ -143,10 +140,9 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             _forecasts = Allocate<float>((long)maxBatch * a.ForecastSize);
         }
 
-        _wide = Environment.GetEnvironmentVariable("SIGNAL_ACCELERATOR_TILE") != "narrow";
         _profile = Environment.GetEnvironmentVariable("SIGNAL_ACCELERATOR_PROFILE") == "1" ? new Profile() : null;
         _cell = _accelerator.LoadStreamKernel<CellArguments, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-            _wide ? DeviceKernels.CellWide : DeviceKernels.Cell);
+            DeviceKernels.Cell);
         _layerNorm = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceKernels.LayerNorm);
         _scatter = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.Scatter);
         _loadStates = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.LoadStates);
@@ -330,19 +326,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     {
         int rows = states.Length;
         _lastRows = 0; // until this batch is known good
-        long token = Interlocked.Increment(ref s_tokens);
-        for (int r = 0; r < rows; r++)
-        {
-            RecurrentState state = states[r] ?? throw new ArgumentException($"state {r} is null.", nameof(states));
-            _model.CheckState(state);
-            if (state.BatchToken == token)
-            {
-                throw new ArgumentException($"state {r} appears twice in one batched step; a stream may be stepped once per batch.", nameof(states));
-            }
-
-            state.BatchToken = token;
-        }
-
+        long token = _model.CheckBatchStates(states);
         for (int r = 0; r < rows; r++)
         {
             RecurrentState state = states[r];
@@ -460,7 +444,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         }
 
         _disposed = true;
-        _profile?.Report(Device, _wide);
+        _profile?.Report(Device);
         foreach (MemoryBuffer buffer in _buffers)
         {
             buffer.Dispose();
@@ -567,7 +551,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             Kind = w.Packed.Kind,
             OutputStride = outputStride,
         };
-        var grid = new Index2D(w.Packed.Width / (_wide ? DeviceKernels.WideTileN : DeviceKernels.TileN), (rows + DeviceKernels.TileM - 1) / DeviceKernels.TileM);
+        var grid = new Index2D(w.Packed.Width / DeviceKernels.TileN, (rows + DeviceKernels.TileM - 1) / DeviceKernels.TileM);
         _cell(new KernelConfig(grid, new Index2D(DeviceKernels.GroupSize, 1)), p, x, _slots.View, _state.View, w.Weights.View, w.Bias.View, output);
     }
 
@@ -610,14 +594,14 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             _steps += phase == s_phases.Length - 1 ? 1 : 0;
         }
 
-        public void Report(string device, bool wide)
+        public void Report(string device)
         {
             if (_steps == 0)
             {
                 return;
             }
 
-            Console.Error.WriteLine($"profile of {_steps} steps on {device} ({(wide ? "128×128" : "128×64")} tiles): " +
+            Console.Error.WriteLine($"profile of {_steps} steps on {device}: " +
                 string.Join(", ", s_phases.Select((name, i) => $"{name} {_seconds[i] / _steps * 1e6:F0} µs")));
         }
     }

@@ -43,7 +43,8 @@ internal struct CellArguments
 }
 
 /// <summary>
-/// The accelerator's kernels (ILGPU). <see cref="Cell"/> is the one that matters for speed: a tiled matrix product
+/// The accelerator's kernels (ILGPU). <see cref="Cell"/> (generated, DeviceKernels.Cell.cs) is the one that matters for
+/// speed: a tiled matrix product
 /// C = A·W + b over A = [x | h] (h gathered from each stream's slot) with the cell's gates fused into its epilogue, so a
 /// layer's step is one launch that writes the new h and updates c in place. Exponentials are computed here from plain
 /// arithmetic (<see cref="Exp"/>), so the CPU accelerator in CI and CUDA run the same code without CUDA's libdevice.
@@ -68,114 +69,21 @@ internal static partial class DeviceKernels
     /// <summary>Rows of A per thread group.</summary>
     public const int TileM = 128;
 
-    /// <summary>Columns of W per thread group.</summary>
-    public const int TileN = 64;
+    /// <summary>Columns of W per thread group of <see cref="Cell"/>.</summary>
+    public const int TileN = 128;
+
+    /// <summary>Columns of one gate group: a gated cell's 16 units × 4 gates (<see cref="DeviceModel.GatedColumn"/>).</summary>
+    public const int GateGroup = 64;
 
     /// <summary>Depth of one shared-memory stage.</summary>
     public const int TileK = 16;
 
-    /// <summary>Threads per group (16 × 16; each computes 8 rows × 4 columns).</summary>
+    /// <summary>Threads per group (16 × 16; each computes 8 rows × 8 columns).</summary>
     public const int GroupSize = 256;
 
     private const int RowsPerThread = 8;
     private const int ColumnGroups = 16;
     private const int StrideA = TileM + 1; // one float of padding: the transposed store hits 16 different banks
-
-    /// <summary>
-    /// One layer's step for a tile of 128 streams × 64 weight columns. Gated cells pack a unit's gates 16 columns apart
-    /// inside a 64-column tile, so a thread's four columns are the four gates of one unit (see
-    /// <see cref="DeviceModel"/>), and the new c and h are computed in registers.
-    /// </summary>
-    public static void Cell(
-        CellArguments p,
-        ArrayView<float> x,
-        ArrayView<int> slots,
-        ArrayView<float> state,
-        ArrayView<float> w,
-        ArrayView<float> bias,
-        ArrayView<float> output)
-    {
-        ArrayView<float> sa = SharedMemory.Allocate<float>(TileK * StrideA);
-        ArrayView<float> sb = SharedMemory.Allocate<float>(TileK * TileN);
-        int tid = Group.IdxX;
-        int tx = tid % ColumnGroups;
-        int ty = tid / ColumnGroups;
-        int rowBase = Grid.IdxY * TileM;
-        int colBase = Grid.IdxX * TileN;
-        int columns = p.InputSize + p.HiddenSize;
-
-        float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-        float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-        float a40 = 0, a41 = 0, a42 = 0, a43 = 0, a50 = 0, a51 = 0, a52 = 0, a53 = 0;
-        float a60 = 0, a61 = 0, a62 = 0, a63 = 0, a70 = 0, a71 = 0, a72 = 0, a73 = 0;
-
-        for (int k0 = 0; k0 < p.Depth; k0 += TileK)
-        {
-            // A tile: 128 rows × 16 columns, 8 per thread, consecutive threads on consecutive columns of one row.
-            for (int i = 0; i < RowsPerThread; i++)
-            {
-                int e = tid + (i * GroupSize);
-                int kk = e % TileK;
-                int rr = e / TileK;
-                int row = rowBase + rr;
-                int k = k0 + kk;
-                float v = 0;
-                if (row < p.Rows && k < columns)
-                {
-                    v = k < p.InputSize
-                        ? x[((long)row * p.InputStride) + k]
-                        : state[((long)slots[row] * p.SlotSize) + p.HiddenOffset + (k - p.InputSize)];
-                }
-
-                sa[(kk * StrideA) + rr] = v;
-            }
-
-            // W tile: 16 rows × 64 columns, 4 per thread, coalesced.
-            for (int i = 0; i < 4; i++)
-            {
-                int e = tid + (i * GroupSize);
-                int cc = e % TileN;
-                int kk = e / TileN;
-                sb[(kk * TileN) + cc] = w[((long)(k0 + kk) * p.Width) + colBase + cc];
-            }
-
-            Group.Barrier();
-            for (int kk = 0; kk < TileK; kk++)
-            {
-                int ra = (kk * StrideA) + (ty * RowsPerThread);
-                int rb = (kk * TileN) + tx;
-                float b0 = sb[rb], b1 = sb[rb + 16], b2 = sb[rb + 32], b3 = sb[rb + 48];
-                float r0 = sa[ra];
-                a00 += r0 * b0; a01 += r0 * b1; a02 += r0 * b2; a03 += r0 * b3;
-                float r1 = sa[ra + 1];
-                a10 += r1 * b0; a11 += r1 * b1; a12 += r1 * b2; a13 += r1 * b3;
-                float r2 = sa[ra + 2];
-                a20 += r2 * b0; a21 += r2 * b1; a22 += r2 * b2; a23 += r2 * b3;
-                float r3 = sa[ra + 3];
-                a30 += r3 * b0; a31 += r3 * b1; a32 += r3 * b2; a33 += r3 * b3;
-                float r4 = sa[ra + 4];
-                a40 += r4 * b0; a41 += r4 * b1; a42 += r4 * b2; a43 += r4 * b3;
-                float r5 = sa[ra + 5];
-                a50 += r5 * b0; a51 += r5 * b1; a52 += r5 * b2; a53 += r5 * b3;
-                float r6 = sa[ra + 6];
-                a60 += r6 * b0; a61 += r6 * b1; a62 += r6 * b2; a63 += r6 * b3;
-                float r7 = sa[ra + 7];
-                a70 += r7 * b0; a71 += r7 * b1; a72 += r7 * b2; a73 += r7 * b3;
-            }
-
-            Group.Barrier();
-        }
-
-        int firstRow = rowBase + (ty * RowsPerThread);
-        Epilogue(p, firstRow, colBase, tx, a00, a01, a02, a03, slots, state, bias, output);
-        Epilogue(p, firstRow + 1, colBase, tx, a10, a11, a12, a13, slots, state, bias, output);
-        Epilogue(p, firstRow + 2, colBase, tx, a20, a21, a22, a23, slots, state, bias, output);
-        Epilogue(p, firstRow + 3, colBase, tx, a30, a31, a32, a33, slots, state, bias, output);
-        Epilogue(p, firstRow + 4, colBase, tx, a40, a41, a42, a43, slots, state, bias, output);
-        Epilogue(p, firstRow + 5, colBase, tx, a50, a51, a52, a53, slots, state, bias, output);
-        Epilogue(p, firstRow + 6, colBase, tx, a60, a61, a62, a63, slots, state, bias, output);
-        Epilogue(p, firstRow + 7, colBase, tx, a70, a71, a72, a73, slots, state, bias, output);
-    }
 
     private static void Epilogue(CellArguments p, int row, int colBase, int tx, float g0, float g1, float g2, float g3, ArrayView<int> slots, ArrayView<float> state, ArrayView<float> bias, ArrayView<float> output)
     {
@@ -353,9 +261,12 @@ internal static partial class DeviceKernels
     }
 
     /// <summary>Softmax of each row's logits into the probabilities (one thread per row).</summary>
-    public static void Softmax(Index1D row, int classes, ArrayView<float> logits, ArrayView<float> probabilities)
+    public static void Softmax(Index1D row, int classes, ArrayView<float> logits, ArrayView<float> probabilities) =>
+        SoftmaxRow((long)(int)row * classes, classes, logits, probabilities);
+
+    /// <summary>probabilities[o…o+classes) = softmax(logits[o…o+classes)), the maximum subtracted first.</summary>
+    private static void SoftmaxRow(long o, int classes, ArrayView<float> logits, ArrayView<float> probabilities)
     {
-        long o = (long)(int)row * classes;
         float top = logits[o];
         for (int i = 1; i < classes; i++)
         {
@@ -388,7 +299,6 @@ internal static partial class DeviceKernels
         int row = index;
         long xi = (long)row * inputStride;
         long o = (long)row * classes;
-        float top = float.MinValue;
         for (int c = 0; c < classes; c++)
         {
             long wi = (long)c * inputs;
@@ -399,21 +309,8 @@ internal static partial class DeviceKernels
             }
 
             logits[o + c] = sum;
-            top = sum > top ? sum : top;
         }
 
-        float total = 0;
-        for (int c = 0; c < classes; c++)
-        {
-            float e = Exp(logits[o + c] - top);
-            probabilities[o + c] = e;
-            total += e;
-        }
-
-        float inverse = 1f / total;
-        for (int c = 0; c < classes; c++)
-        {
-            probabilities[o + c] *= inverse;
-        }
+        SoftmaxRow(o, classes, logits, probabilities);
     }
 }

@@ -7,7 +7,7 @@ namespace Signal.Models.Accelerators.Device;
 /// <param name="Weights">Depth × width floats, zero-padded.</param>
 /// <param name="Bias">Width floats.</param>
 /// <param name="Depth">Input columns rounded up to <see cref="DeviceKernels.TileK"/>.</param>
-/// <param name="Width">Output columns rounded up to <see cref="DeviceKernels.WideTileN"/> (a multiple of both kernels' tiles).</param>
+/// <param name="Width">Output columns rounded up to <see cref="DeviceKernels.TileN"/>.</param>
 /// <param name="Units">Hidden units or outputs.</param>
 /// <param name="Kind">The kernel's epilogue.</param>
 internal sealed record PackedLinear(float[] Weights, float[] Bias, int Depth, int Width, int Units, int Kind);
@@ -95,11 +95,11 @@ internal static class DeviceModel
     }
 
     /// <summary>Column of gate <paramref name="gate"/> of unit <paramref name="unit"/> in a gated layout.</summary>
-    public static int GatedColumn(int unit, int gate) => ((unit / 16) * DeviceKernels.TileN) + (gate * 16) + (unit % 16);
+    public static int GatedColumn(int unit, int gate) => ((unit / 16) * DeviceKernels.GateGroup) + (gate * 16) + (unit % 16);
 
     private static PackedLinear Gated(int units, int columns, int kind, Func<int, int, int, float> weight, Func<int, int, float> bias)
     {
-        int depth = RoundUp(columns, DeviceKernels.TileK), width = RoundUp(RoundUp(units, 16) * 4, DeviceKernels.WideTileN);
+        int depth = RoundUp(columns, DeviceKernels.TileK), width = RoundUp(RoundUp(units, 16) * 4, DeviceKernels.TileN);
         float[] w = new float[(long)depth * width], b = new float[width];
         for (int j = 0; j < units; j++)
         {
@@ -119,7 +119,7 @@ internal static class DeviceModel
 
     private static PackedLinear Plain(int units, int columns, int kind, Func<int, int, float> weight, Func<int, float> bias)
     {
-        int depth = RoundUp(columns, DeviceKernels.TileK), width = RoundUp(units, DeviceKernels.WideTileN);
+        int depth = RoundUp(columns, DeviceKernels.TileK), width = RoundUp(units, DeviceKernels.TileN);
         float[] w = new float[(long)depth * width], b = new float[width];
         for (int j = 0; j < units; j++)
         {
