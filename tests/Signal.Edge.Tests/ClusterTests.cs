@@ -74,15 +74,42 @@ public sealed class ClusterTests(ITestOutputHelper output)
         public Results(int port)
         {
             var start = new ProcessStartInfo("mosquitto_sub") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (string a in new[] { "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-q", "1", "-v", "-t", "signal/class/#", "-t", "signal/events" })
+            foreach (string a in new[] { "-h", "127.0.0.1", "-p", port.ToString(CultureInfo.InvariantCulture), "-q", "1", "-v", "-t", "signal/class/#", "-t", "signal/events", "-t", ProbeTopic })
             {
                 start.ArgumentList.Add(a);
             }
 
             _sub = Process.Start(start)!;
             _sub.OutputDataReceived += (_, e) => Take(e.Data);
+            _sub.ErrorDataReceived += (_, e) => Errors.Enqueue(e.Data ?? string.Empty);
             _sub.BeginOutputReadLine();
             _sub.BeginErrorReadLine();
+        }
+
+        /// <summary>A topic the reader subscribes to only to show that its subscription is in place.</summary>
+        public const string ProbeTopic = "signal-test/probe";
+
+        public ConcurrentQueue<string> Errors { get; } = new();
+
+        public bool Subscribed { get; private set; }
+
+        /// <summary>
+        /// Publishes probes until the reader has received one: its subscriptions are then in place, so nothing the
+        /// cluster publishes afterwards is missed (on a loaded machine mosquitto_sub can take seconds to subscribe).
+        /// </summary>
+        public async Task WaitSubscribed(MosquittoConnection publisher)
+        {
+            var clock = Stopwatch.StartNew();
+            while (!Subscribed)
+            {
+                if (clock.Elapsed > TimeSpan.FromSeconds(30) || _sub.HasExited)
+                {
+                    throw new TimeoutException($"mosquitto_sub did not subscribe (exited: {_sub.HasExited}; stderr: {string.Join(" | ", Errors)})");
+                }
+
+                publisher.Publish(ProbeTopic, "probe"u8, 0);
+                await Task.Delay(200);
+            }
         }
 
         private void Take(string? line)
@@ -92,8 +119,14 @@ public sealed class ClusterTests(ITestOutputHelper output)
                 return;
             }
 
-            Interlocked.Increment(ref Read);
             string topic = line[..space];
+            if (topic == ProbeTopic)
+            {
+                Subscribed = true;
+                return;
+            }
+
+            Interlocked.Increment(ref Read);
             using JsonDocument doc = JsonDocument.Parse(line[(space + 1)..]);
             JsonElement r = doc.RootElement;
             string stream = r.GetProperty("stream").GetString()!;
@@ -282,9 +315,9 @@ public sealed class ClusterTests(ITestOutputHelper output)
 
             await WaitFor(async () => (await Cluster(silos[0])).GetProperty("silos").GetArrayLength() == 3, TimeSpan.FromSeconds(30), "three active silos", silos);
             using var results = new Results(broker.Port);
-            await Task.Delay(500);
             await using var publisher = new MosquittoConnection(new MqttOptions { ClientId = "cluster-publisher", CleanSession = true }.WithAddress(broker.Address));
             await publisher.ConnectAsync(TimeSpan.FromSeconds(10));
+            await results.WaitSubscribed(publisher);
 
             // Phase 1: every step once, as one engine computes it.
             var fleet = new Fleet();
