@@ -61,6 +61,34 @@ public class AcceleratorHeadTests
     }
 }
 
+public class AcceleratorResidencyTests
+{
+    [Fact]
+    public void With_room_for_every_stream_states_stay_on_the_device_between_batches_of_different_streams()
+    {
+        // An engine steps its streams in batches smaller than the streams it holds: with the capacity at the stream
+        // count each state goes up once; with the capacity at the batch size they are copied out and in again.
+        var architecture = new ModelArchitecture { InputSize = 3, Classes = 2, Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 8 }] };
+        RecurrentModel model = RecurrentModel.CreateRandom(architecture, seed: 4);
+        RecurrentState[] states = [.. Enumerable.Range(0, 40).Select(_ => model.CreateState())];
+        long Uploads(int capacity)
+        {
+            using var gpu = new Signal.Models.Accelerators.Device.AcceleratedStepper(model, 20, AcceleratorKind.IlgpuCpu, capacity);
+            float[] x = new float[20 * 3], p = new float[20 * 2];
+            for (int round = 0; round < 3; round++)
+            {
+                gpu.Step(states.AsSpan(0, 20), x, p);
+                gpu.Step(states.AsSpan(20, 20), x, p);
+            }
+
+            return gpu.Uploads;
+        }
+
+        Assert.Equal(40, Uploads(40));
+        Assert.Equal(120, Uploads(20)); // every batch brings 20 states back in
+    }
+}
+
 public class AcceleratedTrainingTests
 {
     public static TheoryData<int> Cases() => [.. Enumerable.Range(0, AcceleratorCheck.TrainingCases().Count)];

@@ -99,7 +99,7 @@ public sealed partial class SignalEngine : IDisposable
         _ruleClass = [.. _rules.Select(r => r.Class is null ? -1 : model.Labels.ToList().IndexOf(r.Class))];
         _workspace = model.Pipeline?.CreateWorkspace();
         _stepper = AcceleratorSelection.CreateStepper(model.Network, _options.MaxBatch, AcceleratorKinds.Parse(_options.Accelerator),
-            _options.Threads == 0 ? Environment.ProcessorCount : _options.Threads, line => LogAccelerator(_logger, model.Name, line));
+            _options.Threads == 0 ? Environment.ProcessorCount : _options.Threads, line => LogAccelerator(_logger, model.Name, line), capacity: _options.MaxStreams);
         _input = model.Network.InputSize;
         _classes = model.Network.ClassCount;
         _inputs = new float[_options.MaxBatch * _input];

@@ -70,10 +70,13 @@ public static class AcceleratorSelection
     /// <param name="kind">The setting.</param>
     /// <param name="threads">CPU threads for <see cref="BatchStepper"/>.</param>
     /// <param name="log">Receives one line about the choice (optional).</param>
+    /// <param name="capacity">On a GPU, the streams whose states stay in device memory at once (default
+    /// <paramref name="maxBatch"/>): an engine passes its stream limit, so states are not copied out and in again
+    /// between batches of different streams.</param>
     /// <returns>The stepper.</returns>
     /// <exception cref="NotSupportedException">An explicit GPU setting with a model it does not step, or a build without the backend.</exception>
-    /// <exception cref="AcceleratorUnavailableException">An explicit GPU setting and no such device.</exception>
-    public static IRecurrentStepper CreateStepper(RecurrentModel model, int maxBatch, AcceleratorKind kind, int threads = 0, Action<string>? log = null)
+    /// <exception cref="AcceleratorUnavailableException">An explicit GPU setting and no such device, or not enough device memory.</exception>
+    public static IRecurrentStepper CreateStepper(RecurrentModel model, int maxBatch, AcceleratorKind kind, int threads = 0, Action<string>? log = null, int capacity = 0)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (kind == AcceleratorKind.Auto)
@@ -87,7 +90,7 @@ public static class AcceleratorSelection
             {
                 try
                 {
-                    IRecurrentStepper gpu = CreateDevice(model, maxBatch, AcceleratorKind.Cuda);
+                    IRecurrentStepper gpu = CreateDevice(model, maxBatch, AcceleratorKind.Cuda, capacity);
                     log?.Invoke($"accelerator auto: stepping on {gpu.Device}");
                     return gpu;
                 }
@@ -111,7 +114,7 @@ public static class AcceleratorSelection
             throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: {reason}; step it on the CPU (accelerator cpu, or auto, which falls back to the CPU for such models).");
         }
 
-        IRecurrentStepper stepper = CreateDevice(model, maxBatch, kind);
+        IRecurrentStepper stepper = CreateDevice(model, maxBatch, kind, capacity);
         log?.Invoke($"accelerator {AcceleratorKinds.Name(kind)}: stepping on {stepper.Device}");
         return stepper;
     }
@@ -183,12 +186,12 @@ public static class AcceleratorSelection
     // NativeAOT build, which has no such type).
 #pragma warning disable CA1859
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static IRecurrentStepper CreateDevice(RecurrentModel model, int maxBatch, AcceleratorKind kind)
+    private static IRecurrentStepper CreateDevice(RecurrentModel model, int maxBatch, AcceleratorKind kind, int capacity)
     {
 #if SIGNAL_NO_ACCELERATOR
         throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: this build (NativeAOT) has no accelerator backend; use the JIT build (docs/accelerators.md) or accelerator cpu.");
 #else
-        return new Device.AcceleratedStepper(model, maxBatch, kind);
+        return new Device.AcceleratedStepper(model, maxBatch, kind, capacity);
 #endif
     }
 #pragma warning restore CA1859

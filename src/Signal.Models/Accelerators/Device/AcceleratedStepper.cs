@@ -73,6 +73,9 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     private readonly RecurrentState?[] _lastBatch;
     private readonly List<RecurrentState> _dirty = [];
     private int _hand;
+
+    /// <summary>States copied up to the device so far (new here, changed on the host, or back after an eviction).</summary>
+    internal long Uploads { get; private set; }
     private int _lastRows;
     private long _step;
     private bool _slotsStale;
@@ -371,6 +374,7 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             state.HostValues.CopyTo(_stagedHost.AsSpan(staged * _slotSize, _slotSize));
             _stagedSlotsHost[staged++] = state.Slot;
             state.HostChanged = false;
+            Uploads++;
         }
 
         Upload(staged);
