@@ -46,6 +46,10 @@ public static class AcceleratorSelection
         return model.Architecture.RunningNormalization ? "the model normalises its input with running statistics, which the accelerator backend does not step" : null;
     }
 
+    /// <summary>The error for a model the accelerator backend does not step.</summary>
+    internal static NotSupportedException Unsupported(AcceleratorKind kind, string reason) =>
+        new($"accelerator {AcceleratorKinds.Name(kind)}: {reason}; step it on the CPU (accelerator cpu, or auto, which falls back to the CPU for such models).");
+
     /// <summary>Whether the NVIDIA driver's libcuda loads here (checked without ILGPU).</summary>
     /// <returns>True when a CUDA driver is present.</returns>
     public static bool CudaDriverPresent()
@@ -111,7 +115,7 @@ public static class AcceleratorSelection
 
         if (WhyNotSupported(model) is { } reason)
         {
-            throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: {reason}; step it on the CPU (accelerator cpu, or auto, which falls back to the CPU for such models).");
+            throw Unsupported(kind, reason);
         }
 
         IRecurrentStepper stepper = CreateDevice(model, maxBatch, kind, capacity);

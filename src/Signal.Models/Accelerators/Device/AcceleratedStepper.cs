@@ -35,8 +35,6 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
     private readonly RecurrentModel _model;
     private readonly ILGPU.Runtime.Accelerator _accelerator;
     private readonly PackedLayer[] _layers;
-    private readonly PackedLinear? _head;
-    private readonly PackedLinear? _forecast;
     private readonly List<MemoryBuffer> _buffers = [];
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _state;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _slots;
@@ -93,81 +91,99 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         ArgumentNullException.ThrowIfNull(model);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatch, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(capacity);
-        model.EnsureStreamable();
-        EnsureSupported(model);
+        if (AcceleratorSelection.WhyNotSupported(model) is { } why)
+        {
+            throw AcceleratorSelection.Unsupported(kind, why);
+        }
+
         _model = model;
         MaxBatch = maxBatch;
         Capacity = Math.Max(capacity, maxBatch);
         _accelerator = DeviceHost.Open(kind);
         Device = $"{AcceleratorKinds.Name(kind)} ({_accelerator.Name}, ILGPU)";
-        (_layers, _head, _forecast) = DeviceModel.Pack(model);
-        _slotSize = model.StateSize;
-        ModelArchitecture a = model.Architecture;
-
-        _state = Allocate<float>((long)Capacity * _slotSize);
-        _state.MemSetToZero();
-        _slots = Allocate<int>(maxBatch);
-        _stagedSlots = Allocate<int>(maxBatch);
-        _staged = Allocate<float>((long)maxBatch * _slotSize);
-        _x = Allocate<float>((long)maxBatch * model.InputSize);
-        _layerBuffers = new LayerBuffers[_layers.Length];
-        for (int l = 0; l < _layers.Length; l++)
+        try
         {
-            PackedLayer layer = _layers[l];
-            _layerBuffers[l] = new LayerBuffers(
-                Upload(layer.Cell),
-                layer.Projection is null ? null : Upload(layer.Projection),
-                layer.Gamma is null ? null : Upload(layer.Gamma),
-                layer.Beta is null ? null : Upload(layer.Beta),
-                layer.Gamma is null ? null : Allocate<float>((long)maxBatch * layer.InputSize),
-                layer.Projection is null ? null : Allocate<float>((long)maxBatch * layer.Hidden),
-                Allocate<float>((long)maxBatch * layer.StateSize));
-        }
+            (_layers, PackedLinear? head, PackedLinear? forecast) = DeviceModel.Pack(model);
+            _slotSize = model.StateSize;
+            ModelArchitecture a = model.Architecture;
 
-        if (_head is not null)
-        {
-            _headWeights = Upload(_head);
-            if (a.Classes <= SmallHeadClasses)
+            _state = Allocate<float>((long)Capacity * _slotSize);
+            _state.MemSetToZero();
+            _slots = Allocate<int>(maxBatch);
+            _stagedSlots = Allocate<int>(maxBatch);
+            _staged = Allocate<float>((long)maxBatch * _slotSize);
+            _x = Allocate<float>((long)maxBatch * model.InputSize);
+            _layerBuffers = new LayerBuffers[_layers.Length];
+            for (int l = 0; l < _layers.Length; l++)
             {
-                _headRowMajor = Upload(model.Tensors[a.HeadPrefix + ".weight"].Data);
+                PackedLayer layer = _layers[l];
+                _layerBuffers[l] = new LayerBuffers(
+                    Upload(layer.Cell),
+                    layer.Projection is null ? null : Upload(layer.Projection),
+                    layer.Gamma is null ? null : Upload(layer.Gamma),
+                    layer.Beta is null ? null : Upload(layer.Beta),
+                    layer.Gamma is null ? null : Allocate<float>((long)maxBatch * layer.InputSize),
+                    layer.Projection is null ? null : Allocate<float>((long)maxBatch * layer.Hidden),
+                    Allocate<float>((long)maxBatch * layer.StateSize));
             }
 
-            _logits = Allocate<float>((long)maxBatch * a.Classes);
-            _probabilities = Allocate<float>((long)maxBatch * a.Classes);
-            _headInput = a.MeanPooling ? Allocate<float>((long)maxBatch * a.HeadInputSize) : null;
-        }
+            if (head is not null)
+            {
+                _headWeights = Upload(head);
+                if (a.Classes <= SmallHeadClasses)
+                {
+                    _headRowMajor = Upload(model.Tensors[a.HeadPrefix + ".weight"].Data);
+                }
 
-        if (_forecast is not null)
+                _logits = Allocate<float>((long)maxBatch * a.Classes);
+                _probabilities = Allocate<float>((long)maxBatch * a.Classes);
+                _headInput = a.MeanPooling ? Allocate<float>((long)maxBatch * a.HeadInputSize) : null;
+            }
+
+            if (forecast is not null)
+            {
+                _forecastWeights = Upload(forecast);
+                _forecasts = Allocate<float>((long)maxBatch * a.ForecastSize);
+            }
+
+            _profile = Environment.GetEnvironmentVariable("SIGNAL_ACCELERATOR_PROFILE") == "1" ? new Profile() : null;
+            _cell = _accelerator.LoadStreamKernel<CellArguments, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+                DeviceKernels.Cell);
+            _layerNorm = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceKernels.LayerNorm);
+            _scatter = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.Scatter);
+            _loadStates = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.LoadStates);
+            _gatherStates = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.GatherStates);
+            _pool = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(DeviceKernels.Pool);
+            _poolCount = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<int>, ArrayView<float>>(DeviceKernels.PoolCount);
+            _softmax = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<float>>(DeviceKernels.Softmax);
+            _headSmall = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceKernels.HeadSmall);
+
+            _owners = new RecurrentState?[Capacity];
+            for (int s = Capacity - 1; s >= 0; s--)
+            {
+                _free.Push(s);
+            }
+
+            _slotsHost = new int[maxBatch];
+            _lastBatch = new RecurrentState?[maxBatch];
+            _steppedAt = new long[Capacity];
+            _fetchedAt = new long[Capacity];
+            _stagedSlotsHost = new int[maxBatch];
+            _stagedHost = new float[(long)maxBatch * _slotSize];
+            _accelerator.Synchronize();
+        }
+        catch (AcceleratorException e)
         {
-            _forecastWeights = Upload(_forecast);
-            _forecasts = Allocate<float>((long)maxBatch * a.ForecastSize);
+            // Out of device memory (states of `capacity` streams, scratch of `maxBatch`) or a kernel the driver refused:
+            // what was allocated goes back, and the caller gets one clear error (auto falls back to the CPU on it).
+            foreach (MemoryBuffer buffer in _buffers)
+            {
+                buffer.Dispose();
+            }
+
+            throw new AcceleratorUnavailableException(
+                $"{Device}: {e.Message} (the stepper needs about {(((long)Capacity * model.StateSize) + ((long)maxBatch * (model.StateSize + model.InputSize))) * 4 / (1024 * 1024)} MB for {Capacity:N0} streams' states and batches of {maxBatch:N0}).", e);
         }
-
-        _profile = Environment.GetEnvironmentVariable("SIGNAL_ACCELERATOR_PROFILE") == "1" ? new Profile() : null;
-        _cell = _accelerator.LoadStreamKernel<CellArguments, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-            DeviceKernels.Cell);
-        _layerNorm = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceKernels.LayerNorm);
-        _scatter = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.Scatter);
-        _loadStates = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.LoadStates);
-        _gatherStates = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.GatherStates);
-        _pool = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(DeviceKernels.Pool);
-        _poolCount = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<int>, ArrayView<float>>(DeviceKernels.PoolCount);
-        _softmax = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<float>>(DeviceKernels.Softmax);
-        _headSmall = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceKernels.HeadSmall);
-
-        _owners = new RecurrentState?[Capacity];
-        for (int s = Capacity - 1; s >= 0; s--)
-        {
-            _free.Push(s);
-        }
-
-        _slotsHost = new int[maxBatch];
-        _lastBatch = new RecurrentState?[maxBatch];
-        _steppedAt = new long[Capacity];
-        _fetchedAt = new long[Capacity];
-        _stagedSlotsHost = new int[maxBatch];
-        _stagedHost = new float[(long)maxBatch * _slotSize];
-        _accelerator.Synchronize();
     }
 
     /// <inheritdoc />
@@ -178,9 +194,6 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
 
     /// <inheritdoc />
     public string Device { get; }
-
-    /// <summary>Bytes of device memory this stepper allocated (weights, states, scratch).</summary>
-    public long DeviceBytes => _buffers.Sum(b => b.LengthInBytes);
 
     /// <inheritdoc />
     public void Step(ReadOnlySpan<RecurrentState> states, ReadOnlySpan<float> inputs, Span<float> probabilities, Span<float> forecasts = default)
@@ -482,14 +495,6 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         {
             state.HostChanged = true;
             _dirty.Add(state);
-        }
-    }
-
-    internal static void EnsureSupported(RecurrentModel model)
-    {
-        if (AcceleratorSelection.WhyNotSupported(model) is { } why)
-        {
-            throw new NotSupportedException($"{why}; step it on the CPU (accelerator cpu, or auto, which falls back to the CPU for such models).");
         }
     }
 
