@@ -233,21 +233,7 @@ public sealed partial class TrainingNetwork
         }
 
         int classes = Architecture.Classes;
-        double weightSum = 0;
-        for (int b = 0; b < batch.Count; b++)
-        {
-            if (batch.Lengths[b] < 1 || batch.Lengths[b] > batch.Steps || (classes > 0 && (batch.Labels[b] < 0 || batch.Labels[b] >= classes)))
-            {
-                throw new ArgumentException($"sequence {b} has length {batch.Lengths[b]} (1..{batch.Steps} allowed) or label {batch.Labels[b]} (0..{classes - 1} allowed).", nameof(batch));
-            }
-
-            weightSum += (classWeights?[batch.Labels[b]] ?? 1f) * (loss == LossKind.EveryStep ? batch.Lengths[b] - (batch.Skip?[b] ?? 0) : 1);
-        }
-
-        if (weightTotal > 0)
-        {
-            weightSum = weightTotal;
-        }
+        double weightSum = LossWeight(batch, loss, classWeights, classes, weightTotal);
 
         int forecastSize = Architecture.ForecastSize;
         double predicted = forecastTotal > 0 ? forecastTotal : Enumerable.Range(0, batch.Count).Where(b => ForecastClass < 0 || batch.Labels[b] == ForecastClass)
@@ -260,6 +246,7 @@ public sealed partial class TrainingNetwork
         PrepareConvolutions(work);
         bool dropping = (backward || DropoutWithoutGradients) && _dropout > 0;
         Span<float> logits = classes <= 1024 ? stackalloc float[classes] : new float[classes];
+        Span<float> dlogits = classes <= 1024 ? stackalloc float[classes] : new float[classes];
         for (int b = 0; b < batch.Count; b++)
         {
             int n = batch.Lengths[b];
@@ -309,19 +296,9 @@ public sealed partial class TrainingNetwork
                     logits[c] = headBias!.Value[c] + TensorPrimitives.Dot(head!.Value.AsSpan(c * hw, hw), h);
                 }
 
-                int best = TensorPrimitives.IndexOfMax(logits);
-                correct += best == label ? 1 : 0;
+                correct += TensorPrimitives.IndexOfMax(logits) == label ? 1 : 0;
                 counted++;
-                float max = TensorPrimitives.Max(logits);
-                double sum = 0;
-                for (int c = 0; c < classes; c++)
-                {
-                    sum += Math.Exp(logits[c] - max);
-                }
-
-                double logSum = max + Math.Log(sum);
-                float smooth = (float)_smoothing, share = smooth / classes;
-                total += scale * (logSum - ((1 - smooth) * logits[label]) - (smooth > 0 ? share * TensorPrimitives.Sum(logits) : 0));
+                total += SoftmaxCrossEntropy(logits, label, scale, (float)_smoothing, backward ? dlogits : default);
                 if (!backward)
                 {
                     continue;
@@ -331,7 +308,7 @@ public sealed partial class TrainingNetwork
                 Span<float> dpool = pooling ? pooledGradient.AsSpan(t * width, width) : default;
                 for (int c = 0; c < classes; c++)
                 {
-                    float dlogit = scale * ((float)Math.Exp(logits[c] - logSum) - ((c == label ? 1f - smooth : 0f) + share));
+                    float dlogit = dlogits[c];
                     headBias!.Gradient[c] += dlogit;
                     TensorPrimitives.MultiplyAdd(h, dlogit, head!.Gradient.AsSpan(c * hw, hw), head.Gradient.AsSpan(c * hw, hw));
                     TensorPrimitives.MultiplyAdd(head.Value.AsSpan(c * hw, width), dlogit, dh, dh);
@@ -372,6 +349,53 @@ public sealed partial class TrainingNetwork
         }
 
         return total;
+    }
+
+    /// <summary>
+    /// Checks each sequence's length and label, and returns the loss's normaliser: Σ wᵧ over the counted steps
+    /// (<paramref name="weightTotal"/> instead when given, for a part of a larger batch). Shared with the accelerator's
+    /// trainer.
+    /// </summary>
+    internal static double LossWeight(SequenceBatch batch, LossKind loss, float[]? classWeights, int classes, double weightTotal)
+    {
+        double weightSum = 0;
+        for (int b = 0; b < batch.Count; b++)
+        {
+            if (batch.Lengths[b] < 1 || batch.Lengths[b] > batch.Steps || (classes > 0 && (batch.Labels[b] < 0 || batch.Labels[b] >= classes)))
+            {
+                throw new ArgumentException($"sequence {b} has length {batch.Lengths[b]} (1..{batch.Steps} allowed) or label {batch.Labels[b]} (0..{classes - 1} allowed).", nameof(batch));
+            }
+
+            weightSum += (classWeights?[batch.Labels[b]] ?? 1f) * (loss == LossKind.EveryStep ? batch.Lengths[b] - (batch.Skip?[b] ?? 0) : 1);
+        }
+
+        return weightTotal > 0 ? weightTotal : weightSum;
+    }
+
+    /// <summary>
+    /// One counted step's weighted cross-entropy with label smoothing ε: scale · (log Σ e^z − (1 − ε) z_label − (ε/K) Σ z),
+    /// and, when <paramref name="dlogits"/> is not empty, its gradient scale · (softmax(z) − (1 − ε)·[c = label] − ε/K).
+    /// The CPU trainer and the accelerator's trainer (which takes the loss from downloaded logits) both call this, so
+    /// they agree to the bit on the same logits.
+    /// </summary>
+    internal static double SoftmaxCrossEntropy(ReadOnlySpan<float> logits, int label, float scale, float smoothing, Span<float> dlogits)
+    {
+        int classes = logits.Length;
+        float max = TensorPrimitives.Max(logits);
+        double sum = 0;
+        for (int c = 0; c < classes; c++)
+        {
+            sum += Math.Exp(logits[c] - max);
+        }
+
+        double logSum = max + Math.Log(sum);
+        float share = smoothing / classes;
+        for (int c = 0; c < dlogits.Length; c++)
+        {
+            dlogits[c] = scale * ((float)Math.Exp(logits[c] - logSum) - ((c == label ? 1f - smoothing : 0f) + share));
+        }
+
+        return scale * (logSum - ((1 - smoothing) * logits[label]) - (smoothing > 0 ? share * TensorPrimitives.Sum(logits) : 0));
     }
 
     /// <summary>

@@ -93,22 +93,7 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
         }
 
         int classes = a.Classes, steps = batch.Steps, count = batch.Count, input = a.InputSize;
-        double weightSum = 0;
-        for (int b = 0; b < count; b++)
-        {
-            if (batch.Lengths[b] < 1 || batch.Lengths[b] > steps || batch.Labels[b] < 0 || batch.Labels[b] >= classes)
-            {
-                throw new ArgumentException($"sequence {b} has length {batch.Lengths[b]} (1..{steps} allowed) or label {batch.Labels[b]} (0..{classes - 1} allowed).", nameof(batch));
-            }
-
-            weightSum += (classWeights?[batch.Labels[b]] ?? 1f) * (loss == LossKind.EveryStep ? batch.Lengths[b] - (batch.Skip?[b] ?? 0) : 1);
-        }
-
-        if (weightTotal > 0)
-        {
-            weightSum = weightTotal;
-        }
-
+        double weightSum = TrainingNetwork.LossWeight(batch, loss, classWeights, classes, weightTotal);
         long rows = (long)steps * count;
         // The inputs, step-major (all sequences' step t together).
         float[] stepMajor = new float[rows * input];
@@ -201,7 +186,7 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
         double total = 0;
         correct = 0;
         counted = m;
-        float smooth = (float)network.LabelSmoothing, share = smooth / classes;
+        float smooth = (float)network.LabelSmoothing;
         float[] dLogits = new float[m * classes];
         float[] headBiasGradient = network[a.HeadPrefix + ".bias"].Gradient;
         for (int r = 0; r < m; r++)
@@ -214,25 +199,12 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
                 row[c] += headBias[c];
             }
 
-            int best = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(row);
-            correct += best == label ? 1 : 0;
-            float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
-            double sum = 0;
-            for (int c = 0; c < classes; c++)
+            correct += System.Numerics.Tensors.TensorPrimitives.IndexOfMax(row) == label ? 1 : 0;
+            Span<float> d = dLogits.AsSpan(r * classes, classes);
+            total += TrainingNetwork.SoftmaxCrossEntropy(row, label, scale, smooth, d);
+            if (backward)
             {
-                sum += Math.Exp(row[c] - max);
-            }
-
-            double logSum = max + Math.Log(sum);
-            total += scale * (logSum - ((1 - smooth) * row[label]) - (smooth > 0 ? share * System.Numerics.Tensors.TensorPrimitives.Sum(row) : 0));
-            for (int c = 0; c < classes; c++)
-            {
-                float d = scale * ((float)Math.Exp(row[c] - logSum) - ((c == label ? 1f - smooth : 0f) + share));
-                dLogits[(r * classes) + c] = d;
-                if (backward)
-                {
-                    headBiasGradient[c] += d;
-                }
+                System.Numerics.Tensors.TensorPrimitives.Add(headBiasGradient, d, headBiasGradient);
             }
         }
 
