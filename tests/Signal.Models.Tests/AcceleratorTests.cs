@@ -19,9 +19,7 @@ public class AcceleratorTests
         (string name, ModelArchitecture architecture) = AcceleratorCheck.Models()[index];
         RecurrentModel model = RecurrentModel.CreateRandom(architecture, seed: 40 + index);
         AcceleratorCheckCase result = AcceleratorCheck.Compare(name, model, AcceleratorKind.IlgpuCpu, streams: 130, steps: 6); // 130 > one 128-row tile
-        Assert.True(result.Passed, $"{name}: probabilities {result.ProbabilityError:E2}, forecasts {result.ForecastError:E2}, states {result.StateError:E2}");
-        // The outputs were compared, not skipped: a forecasting or classifying model has something to differ in.
-        Assert.True(model.ClassCount > 0 || model.ForecastSize > 0);
+        Assert.True(result.Passed, $"{name}: probabilities {result.ProbabilityError:E2}, forecasts {result.ForecastError:E2}, states {result.StateError:E2} (or the states never moved)");
     }
 }
 
