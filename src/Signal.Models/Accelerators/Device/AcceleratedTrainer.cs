@@ -18,7 +18,6 @@ namespace Signal.Models.Accelerators.Device;
 public sealed class AcceleratedTrainer : IAcceleratedLoss
 {
     private readonly ILGPU.Runtime.Accelerator _accelerator;
-    private readonly ModelArchitecture _architecture;
     private readonly Dictionary<string, MemoryBuffer1D<float, Stride1D.Dense>> _buffers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, MemoryBuffer1D<int, Stride1D.Dense>> _intBuffers = new(StringComparer.Ordinal);
     private readonly Action<KernelConfig, GemmArguments, ArrayView<float>, ArrayView<float>, ArrayView<float>> _gemm;
@@ -49,22 +48,28 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
             throw new NotSupportedException($"accelerator {AcceleratorKinds.Name(kind)}: {why}; train it on the CPU (--accelerator cpu).");
         }
 
-        _architecture = architecture;
         _accelerator = DeviceHost.Open(kind);
         Device = $"{AcceleratorKinds.Name(kind)} ({_accelerator.Name}, ILGPU)";
-        _gemm = _accelerator.LoadStreamKernel<GemmArguments, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.Gemm);
-        _lstmForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.LstmForward);
-        _gruForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GruForward);
-        _rnnForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.RnnForward);
-        _lstmBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.LstmBackward);
-        _gruBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GruBackward);
-        _rnnBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.RnnBackward);
-        _columnSum = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ColumnSum);
-        _columnPartialSum = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ColumnPartialSum);
-        _poolForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.PoolForward);
-        _poolBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.PoolBackward);
-        _gatherRows = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GatherRows);
-        _scatterAddRows = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ScatterAddRows);
+        try
+        {
+            _gemm = _accelerator.LoadStreamKernel<GemmArguments, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.Gemm);
+            _lstmForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.LstmForward);
+            _gruForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GruForward);
+            _rnnForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.RnnForward);
+            _lstmBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.LstmBackward);
+            _gruBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GruBackward);
+            _rnnBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.RnnBackward);
+            _columnSum = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ColumnSum);
+            _columnPartialSum = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ColumnPartialSum);
+            _poolForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.PoolForward);
+            _poolBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.PoolBackward);
+            _gatherRows = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GatherRows);
+            _scatterAddRows = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ScatterAddRows);
+        }
+        catch (AcceleratorException e)
+        {
+            throw new AcceleratorUnavailableException($"{Device}: the training kernels could not be loaded: {e.Message}", e);
+        }
     }
 
     /// <inheritdoc />
@@ -72,6 +77,20 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
 
     /// <inheritdoc />
     public double Loss(TrainingNetwork network, SequenceBatch batch, LossKind loss, float[]? classWeights, bool backward, out int correct, out int counted, double weightTotal = 0)
+    {
+        try
+        {
+            return LossCore(network, batch, loss, classWeights, backward, out correct, out counted, weightTotal);
+        }
+        catch (AcceleratorException e)
+        {
+            // Out of device memory for this batch's activations, or a device fault: one clear error, not a driver trace.
+            throw new AcceleratorUnavailableException(
+                $"{Device}: {e.Message} (a batch of {batch.Count} sequences × {batch.Steps} steps; a smaller --batch needs less device memory).", e);
+        }
+    }
+
+    private double LossCore(TrainingNetwork network, SequenceBatch batch, LossKind loss, float[]? classWeights, bool backward, out int correct, out int counted, double weightTotal)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(batch);
