@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Signal.Models.Training;
 using Xunit;
 
 namespace Signal.Edge.Tests;
@@ -13,15 +14,18 @@ public sealed class TrainCommandTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     /// <summary>Two classes of noisy sines (1 and 3 cycles per series), variable length with NaN padding.</summary>
-    private void WriteUcr(string name, int perClass, int seed)
+    /// <param name="quiet">Every other series is scaled by this (1: all alike).</param>
+    private void WriteUcr(string name, int perClass, int seed, double quiet = 1)
     {
+        int row = 0;
         var random = new Random(seed);
         string Row(int label)
         {
             int length = 30 + random.Next(11);
             double phase = random.NextDouble() * Math.PI;
+            double scale = row++ % 2 == 0 ? 1 : quiet;
             IEnumerable<string> values = Enumerable.Range(0, 40).Select(t => t < length
-                ? (Math.Sin((2 * Math.PI * (label == 1 ? 1 : 3) * t / 40.0) + phase) + (0.1 * (random.NextDouble() - 0.5))).ToString("R", CultureInfo.InvariantCulture)
+                ? (scale * (Math.Sin((2 * Math.PI * (label == 1 ? 1 : 3) * t / 40.0) + phase) + (0.1 * (random.NextDouble() - 0.5)))).ToString("R", CultureInfo.InvariantCulture)
                 : "NaN");
             return label.ToString(CultureInfo.InvariantCulture) + "\t" + string.Join("\t", values);
         }
@@ -82,6 +86,36 @@ public sealed class TrainCommandTests : IDisposable
         (int code, string error) = Cli.Fails("train", "--data", Path.Combine(_dir, "Sines"), "--out", model, "--ensemble", "0");
         Assert.Equal(1, code);
         Assert.Contains("--ensemble must be between 1 and 64", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_scale_spread_is_the_90th_over_the_10th_percentile_of_the_series_rms()
+    {
+        // Eleven constant series of values 1 … 11 (RMS = value): the 10th percentile is the second (2), the 90th the tenth (10).
+        LabeledSequence[] series = [.. Enumerable.Range(1, 11).Select(v => new LabeledSequence([v, v, -v], 3, 0))];
+        Assert.Equal(5.0, Commands.TrainCommand.FrontEndOptions.ScaleSpread(series), 12);
+        Assert.Equal(1.0, Commands.TrainCommand.FrontEndOptions.ScaleSpread([.. series.Take(1)]), 12);
+        LabeledSequence[] silent = [.. series.Select((s, i) => i < 2 ? new LabeledSequence([0, 0, 0], 3, 0) : s)];
+        Assert.True(double.IsPositiveInfinity(Commands.TrainCommand.FrontEndOptions.ScaleSpread(silent)));
+    }
+
+    [Fact]
+    public void Series_whose_scales_spread_over_two_orders_of_magnitude_get_the_running_normalisation_by_default()
+    {
+        WriteUcr("Alike", 12, 1);
+        WriteUcr("Spread", 12, 1, quiet: 1e-3);
+        string[] quick = ["--hidden", "8", "--epochs", "2", "--ensemble", "1", "--conv-layers", "0"];
+        string Normalization(string set, params string[] extra)
+        {
+            string model = Path.Combine(_dir, set + extra.Length + ".sigm");
+            Assert.Equal(0, Program.Main(["train", "--data", Path.Combine(_dir, set), "--out", model, .. quick, .. extra]));
+            return Signal.Models.Networks.RecurrentModel.Load(model).Architecture.InputNormalization;
+        }
+
+        Assert.Equal("none", Normalization("Alike"));
+        Assert.Equal("running", Normalization("Spread"));
+        Assert.Equal("none", Normalization("Spread", "--input-norm", "none"));
+        Assert.Equal("running", Normalization("Alike", "--input-norm", "running"));
     }
 
     [Fact]
