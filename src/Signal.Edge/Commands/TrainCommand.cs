@@ -25,7 +25,7 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, cosine schedule after warm-up).", DefaultValueFactory = _ => 3e-3 };
         var seed = new Option<int>("--seed") { Description = "Seed of initialisation, split and shuffles.", DefaultValueFactory = _ => 1 };
         var validation = new Option<double?>("--validation") { Description = "Fraction of the training split held out for early stopping. Default 0.2 when the split has at least 100 sequences and 10 per class; otherwise none (every sequence trains, the last epochs' best training loss is kept)." };
-        var frame = new Option<int?>("--frame") { Description = "Samples per step. With features: the frame length (default 1024). On raw samples, default: series in about 64 steps (⌈longest/64⌉ samples per step)." };
+        var frame = new Option<int?>("--frame") { Description = "Samples per step. With features: the frame length (default 1024). On raw samples, default: series in about 128 steps (⌈longest/128⌉ samples per step)." };
         var features = new Option<string?>("--features") { Description = $"Step on feature frames (the live engine's pipeline) instead of raw samples: comma-separated features, e.g. rms,kurtosis,mel:32. Default for recordings: {FeatureSequences.DefaultFeatures}." };
         var spec = new Option<FileInfo?>("--spec") { Description = "A feature spec (JSON, as written by 'signal-edge features --write-spec') instead of --features/--frame/--hop." };
         var hop = new Option<int?>("--hop") { Description = "Samples between feature frames (default half a frame)." };
