@@ -453,7 +453,7 @@ internal static class TrainCommand
     [
         given,
         given with { Name = given.FrontEnd.Slice > 0 ? "no window slicing" : "window slicing 0.9", FrontEnd = given.FrontEnd with { Slice = given.FrontEnd.Slice > 0 ? 0 : FrontEndOptions.DefaultSeriesSlice } },
-        given with { Name = "running input norm", FrontEnd = given.FrontEnd with { InputNormalization = given.FrontEnd.InputNormalization == "running" ? "none" : "running" } },
+        given with { Name = given.FrontEnd.InputNormalization == "running" ? "no running input norm" : "running input norm", FrontEnd = given.FrontEnd with { InputNormalization = given.FrontEnd.InputNormalization == "running" ? "none" : "running" } },
         given with { Name = given.Kind == CellKind.Lstm ? "gru" : "lstm", Kind = given.Kind == CellKind.Lstm ? CellKind.Gru : CellKind.Lstm },
         given with { Name = given.FrontEnd.Layers > 0 ? "no convolutions" : "3 convolutions", FrontEnd = given.FrontEnd with { Layers = given.FrontEnd.Layers > 0 ? 0 : FrontEndOptions.DefaultSeriesLayers } },
         given with { Name = "twice the hidden units", Hidden = given.Hidden * 2 },
