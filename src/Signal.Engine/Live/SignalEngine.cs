@@ -259,6 +259,7 @@ public sealed partial class SignalEngine : IDisposable
     /// <summary>Steps what is waiting, completes the result streams and releases the stepper.</summary>
     public void Dispose()
     {
+        Exception? failure = null;
         lock (_gate)
         {
             if (_disposed)
@@ -274,7 +275,16 @@ public sealed partial class SignalEngine : IDisposable
             _disposed = true;
             CancelTimer();
             _eviction.Dispose();
-            _stepper.Dispose();
+            try
+            {
+                _stepper.Dispose();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // A GPU stepper whose device failed throws after releasing the states: the streams below still
+                // complete (sinks waiting for their end flush and stop), then the failure is passed on.
+                failure = e;
+            }
         }
 
         _classifications.OnCompleted();
@@ -282,6 +292,10 @@ public sealed partial class SignalEngine : IDisposable
         _alerts.OnCompleted();
         _deadLetters.OnCompleted();
         _evicted.OnCompleted();
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
     }
 
     private void Accept(string topic, ReadOnlySpan<byte> payload)

@@ -442,7 +442,11 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         }
     }
 
-    /// <summary>Copies the states held here back to the host and frees the device's memory.</summary>
+    /// <summary>
+    /// Copies the states held here back to the host and frees the device's memory. When the device has failed, the
+    /// states are still released to the host (with the copy last fetched there) and the memory freed; then an
+    /// <see cref="AcceleratorUnavailableException"/> says how many states could not be copied back.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed)
@@ -450,11 +454,22 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
             return;
         }
 
-        Synchronize();
-        foreach (RecurrentState? owner in _owners)
+        AcceleratorException? failure = null;
+        try
         {
-            if (owner is not null && ReferenceEquals(owner.Residence, this))
+            Synchronize();
+        }
+        catch (AcceleratorException e)
+        {
+            failure = e;
+        }
+
+        int lost = 0;
+        for (int slot = 0; slot < Capacity; slot++)
+        {
+            if (_owners[slot] is { } owner && ReferenceEquals(owner.Residence, this))
             {
+                lost += _steppedAt[slot] > _fetchedAt[slot] ? 1 : 0;
                 owner.Residence = null;
                 owner.Slot = -1;
             }
@@ -465,6 +480,12 @@ public sealed class AcceleratedStepper : IRecurrentStepper, IStateResidence
         foreach (MemoryBuffer buffer in _buffers)
         {
             buffer.Dispose();
+        }
+
+        if (failure is not null)
+        {
+            throw new AcceleratorUnavailableException(
+                $"{Device}: the states of {lost} stream(s) could not be copied back from the device ({failure.Message}); they keep the copy last fetched to the host.", failure);
         }
     }
 
