@@ -23,10 +23,7 @@ public class AcceleratorTests
     }
 }
 
-/// <summary>
-/// The accelerator trainer on ILGPU's CPU accelerator against the CPU trainer (whose gradients the reference tests
-/// check against PyTorch and finite differences): the loss, the counts and every gradient within 1e-5.
-/// </summary>
+/// <summary>The GPU head kernel for few classes against the SIMD path's probabilities.</summary>
 public class AcceleratorHeadTests
 {
     [Fact]
@@ -59,6 +56,7 @@ public class AcceleratorHeadTests
     }
 }
 
+/// <summary>States stay resident on the device between batches of different streams when there is room.</summary>
 public class AcceleratorResidencyTests
 {
     [Fact]
@@ -87,6 +85,10 @@ public class AcceleratorResidencyTests
     }
 }
 
+/// <summary>
+/// The accelerator trainer on ILGPU's CPU accelerator against the CPU trainer (whose gradients the reference tests
+/// check against PyTorch and finite differences): the loss, the counts and every gradient within 1e-5.
+/// </summary>
 public class AcceleratedTrainingTests
 {
     public static TheoryData<int> Cases() => [.. Enumerable.Range(0, AcceleratorCheck.TrainingCases().Count)];
