@@ -31,7 +31,7 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
     private readonly Action<Index1D, int, int, ArrayView<float>, ArrayView<float>> _columnPartialSum;
     private readonly Action<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>> _poolForward;
     private readonly Action<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>> _poolBackward;
-    private readonly Action<Index1D, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> _gatherRows;
+    private readonly Action<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>> _gatherRows;
     private readonly Action<Index1D, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>> _scatterAddRows;
     private bool _disposed;
 
@@ -63,7 +63,7 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
             _columnPartialSum = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ColumnPartialSum);
             _poolForward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.PoolForward);
             _poolBackward = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.PoolBackward);
-            _gatherRows = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.GatherRows);
+            _gatherRows = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<int>, ArrayView<float>>(DeviceKernels.GatherStates);
             _scatterAddRows = _accelerator.LoadAutoGroupedStreamKernel<Index1D, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DeviceTrainingKernels.ScatterAddRows);
         }
         catch (AcceleratorException e)
@@ -193,7 +193,7 @@ public sealed class AcceleratedTrainer : IAcceleratedLoss
         int m = picked.Count;
         ArrayView<int> pickedRows = UploadInts("picked", [.. picked]);
         ArrayView<float> zg = Buffer("zg", (long)m * hw);
-        _gatherRows(m * hw, hw, pickedRows, z, zg);
+        _gatherRows(m * hw, hw, z, pickedRows, zg);
         ArrayView<float> headWeights = Upload("head", network[a.HeadPrefix + ".weight"].Value);
         float[] headBias = network[a.HeadPrefix + ".bias"].Value;
         ArrayView<float> logitsView = Buffer("logits", (long)m * classes);

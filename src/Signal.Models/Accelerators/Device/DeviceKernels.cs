@@ -224,7 +224,10 @@ internal static partial class DeviceKernels
         state[((long)slots[row] * slotSize) + k] = staged[index];
     }
 
-    /// <summary>Copies whole states out of their slots into consecutive rows of <paramref name="staged"/>.</summary>
+    /// <summary>
+    /// Copies whole rows of <paramref name="slotSize"/> values, the rows named by <paramref name="slots"/>, into consecutive
+    /// rows of <paramref name="staged"/>: states out of their slots, and the trainer's counted head rows.
+    /// </summary>
     public static void GatherStates(Index1D index, int slotSize, ArrayView<float> state, ArrayView<int> slots, ArrayView<float> staged)
     {
         int row = index / slotSize;

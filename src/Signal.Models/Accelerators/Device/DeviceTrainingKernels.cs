@@ -314,13 +314,6 @@ internal static class DeviceTrainingKernels
         }
     }
 
-    /// <summary>Copies the rows named by <paramref name="rows"/> of <paramref name="source"/> into consecutive rows.</summary>
-    public static void GatherRows(Index1D index, int width, ArrayView<int> rows, ArrayView<float> source, ArrayView<float> destination)
-    {
-        int r = index / width, k = index - (r * width);
-        destination[index] = source[((long)rows[r] * width) + k];
-    }
-
     /// <summary>
     /// Adds consecutive rows of the head input's gradient back to the rows they came from: the first
     /// <paramref name="features"/> columns to the top layer's output gradient, the rest (mean pooling) to the pooled one.
