@@ -143,6 +143,9 @@ public sealed class ClusterTests(ITestOutputHelper output)
             }
         }
 
+        /// <summary>The reader's process state and error output, for a failed wait.</summary>
+        public string Describe() => $"mosquitto_sub: exited {_sub.HasExited}, lines read {Interlocked.Read(ref Read)}, stderr: {string.Join(" | ", Errors)}";
+
         public void Dispose()
         {
             if (!_sub.HasExited)
@@ -208,7 +211,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
         }
     }
 
-    private static async Task WaitFor(Func<Task<bool>> condition, TimeSpan timeout, string what, IEnumerable<Silo> silos)
+    private static async Task WaitFor(Func<Task<bool>> condition, TimeSpan timeout, string what, IEnumerable<Silo> silos, Func<Task<string>>? detail = null)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < timeout)
@@ -249,7 +252,32 @@ public sealed class ClusterTests(ITestOutputHelper output)
             File.WriteAllText(Path.Combine(dump, $"silo-{k++}.log"), s.Process.Output);
         }
 
-        Assert.Fail($"(silo logs in {dump}) timed out after {timeout.TotalSeconds} s waiting for {what} ({metrics}):\n" + string.Join("\n----\n", silos.Select(s => s.Process.Output[^Math.Min(6000, s.Process.Output.Length)..])));
+        string more = detail is null ? string.Empty : "\n" + await detail();
+        Assert.Fail($"(silo logs in {dump}) timed out after {timeout.TotalSeconds} s waiting for {what} ({metrics}){more}:\n" + string.Join("\n----\n", silos.Select(s => s.Process.Output[^Math.Min(6000, s.Process.Output.Length)..])));
+    }
+
+    /// <summary>On a failed wait: the streams whose last result is older than <paramref name="ns"/>, their shards, and where each silo says its shards are.</summary>
+    private static async Task<string> Lagging(Results results, long ns, IEnumerable<Silo> silos)
+    {
+        var settings = new Signal.Edge.Cluster.ClusterSettings { Shards = 16 };
+        string[] late = [.. Enumerable.Range(0, Streams).Select(s => $"m{s:D4}/vib").Where(id => !results.LastNs.TryGetValue(id, out long last) || last < ns)];
+        string lines = string.Join(", ", late.Take(20).Select(id => $"{id} (shard {Signal.Edge.Cluster.ClusterNode.ShardOf(settings, "bearing", "sensors/" + id, id)}, last {(results.LastNs.TryGetValue(id, out long last) ? ((ns - last) / 1e6).ToString("0", CultureInfo.InvariantCulture) + " ms short" : "none")})"));
+        var shards = late.Select(id => Signal.Edge.Cluster.ClusterNode.ShardOf(settings, "bearing", "sensors/" + id, id)).GroupBy(k => k).Select(g => $"{g.Key}: {g.Count()}");
+        var where = new List<string>();
+        foreach (Silo s in silos)
+        {
+            try
+            {
+                JsonElement cluster = await Cluster(s);
+                where.Add($"{s.Url}: " + string.Join(" ", cluster.GetProperty("shards").EnumerateArray().Select(e => e.ToString())));
+            }
+            catch (HttpRequestException e)
+            {
+                where.Add($"{s.Url}: {e.Message}");
+            }
+        }
+
+        return $"{late.Length} streams late: {lines}\nlate per shard: {string.Join(", ", shards)}\n{string.Join("\n", where)}";
     }
 
     /// <summary>No stream of these silos was reset; on failure, the silos' lines that say why.</summary>
@@ -273,6 +301,27 @@ public sealed class ClusterTests(ITestOutputHelper output)
                 Assert.False(state == last, $"alert {rule} of {stream} was {state} twice in a row (the second at {ns} ns)");
                 last = state;
             }
+        }
+    }
+
+    [Theory]
+    [InlineData("a:8 b:8 c:0", "a", "c", 4)] // a new silo gets shards from the first of the fullest
+    [InlineData("a:4 b:8 c:4", "b", "a", 2)]
+    [InlineData("a:5 b:6 c:5", null, null, 0)] // within one: nothing moves
+    [InlineData("a:16 b:0", "a", "b", 8)]
+    [InlineData("b:7 a:7 c:2", "a", "c", 2)] // ties go to the first address, the same in every silo's view
+    [InlineData("a:3", null, null, 0)]
+    public void The_balancer_moves_half_the_difference_from_the_fullest_silo_to_the_emptiest(string spread, string? from, string? to, int count)
+    {
+        Dictionary<string, int> counts = spread.Split(' ').Select(p => p.Split(':')).ToDictionary(p => p[0], p => int.Parse(p[1], CultureInfo.InvariantCulture));
+        (string From, string To, int Count)? plan = Signal.Edge.Cluster.ShardBalancer.Plan(counts);
+        if (from is null)
+        {
+            Assert.Null(plan);
+        }
+        else
+        {
+            Assert.Equal((from, to!, count), plan);
         }
     }
 
@@ -336,7 +385,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
 
             var clock = Stopwatch.StartNew();
             await Publish(publisher, first);
-            await WaitFor(() => Task.FromResult(results.Published.Count >= reference.Count), TimeSpan.FromSeconds(60), $"{reference.Count} results (have {results.Published.Count}, read {results.Read})", silos);
+            await WaitFor(() => Task.FromResult(results.Published.Count >= reference.Count), TimeSpan.FromSeconds(60), $"{reference.Count} results (have {results.Published.Count}, read {results.Read})", silos, () => Task.FromResult(results.Describe()));
             output.WriteLine($"phase 1: {first.Count} messages, {reference.Count} steps of {Streams} streams in {clock.Elapsed.TotalSeconds:0.0} s");
             await Task.Delay(1500);
             Assert.Equal(reference.Count, results.Published.Count);
@@ -355,23 +404,29 @@ public sealed class ClusterTests(ITestOutputHelper output)
             Assert.Contains(results.Alerts, a => a.State == "raised");
 
             // Phase 2: a silo dies while messages flow. Its shards resume on the others from their checkpoints.
+            // The silo holding the most shards dies, so its shards must be restored elsewhere (the placement spreads
+            // them, yet one silo may hold none at this point; killing that one would test only the lost messages).
+            int[] held = await Task.WhenAll(silos.Select(async s => (await Cluster(s)).GetProperty("shards").GetArrayLength()));
+            int victim = Array.IndexOf(held, held.Max());
+            output.WriteLine($"phase 2: shards per silo {string.Join(", ", held)}; killing silo {victim + 1}");
+            Silo kept1 = silos[(victim + 1) % 3], kept2 = silos[(victim + 2) % 3];
             ulong before = fleet.Next;
             List<(string Topic, byte[] Payload)> second = fleet.Take(8);
             int cut = 2 * Streams;
             await Publish(publisher, second[..cut]);
-            silos[2].Process.Kill();
+            silos[victim].Process.Kill();
             var failover = Stopwatch.StartNew();
             await Publish(publisher, second[cut..]);
             long afterKill = StartNs + (long)Math.Round((before + 2) * Samples * 1e9 / 12_000);
-            Silo[] alive = [silos[0], silos[1]];
+            Silo[] alive = [kept1, kept2];
             await WaitFor(() => Task.FromResult(Enumerable.Range(0, Streams).All(s => results.LastNs.TryGetValue($"m{s:D4}/vib", out long ns) && ns > afterKill)),
-                TimeSpan.FromSeconds(30), "every stream stepping again after the kill", alive);
+                TimeSpan.FromSeconds(30), "every stream stepping again after the kill", alive, () => Lagging(results, afterKill + 1, alive));
             double resumed = failover.Elapsed.TotalSeconds;
             output.WriteLine($"phase 2: every stream stepped again {resumed:0.0} s after the kill");
             Assert.True(resumed <= 10, $"streams resumed {resumed:0.0} s after the kill (goal 10 s)");
             await NoResets(alive);
 
-            Assert.True(await Metric(silos[0], "signal_cluster_restored_total") + await Metric(silos[1], "signal_cluster_restored_total") > 0, "shards of the killed silo were restored");
+            Assert.True(await Metric(kept1, "signal_cluster_restored_total") + await Metric(kept2, "signal_cluster_restored_total") > 0, "shards of the killed silo were restored");
             NoAlertTwice(results);
             // A delivery in flight when the silo died may have been stepped there and is delivered again to the shard
             // restored from an older checkpoint: its steps are published twice (same stream and time, same result).
@@ -383,21 +438,23 @@ public sealed class ClusterTests(ITestOutputHelper output)
 
             // Phase 3: a new silo joins and takes shards over; nothing is lost on the way.
             silos.Add(StartSilo(folder, model, broker.Address, redis.Address, 4));
-            await WaitFor(async () => (await Cluster(silos[3])).GetProperty("shards").GetArrayLength() > 0, TimeSpan.FromSeconds(60), "shards moved to the new silo", [silos[0], silos[1], silos[3]]);
+            Silo joined = silos[3];
+            Silo[] live = [kept1, kept2, joined];
+            await WaitFor(async () => (await Cluster(joined)).GetProperty("shards").GetArrayLength() > 0, TimeSpan.FromSeconds(60), "shards moved to the new silo", live);
             int stepsBefore = results.Published.Count;
             List<(string Topic, byte[] Payload)> third = fleet.Take(4);
             await Publish(publisher, third);
             long thirdNs = StartNs + (long)Math.Round((fleet.Next - 1) * Samples * 1e9 / 12_000);
             await WaitFor(() => Task.FromResult(Enumerable.Range(0, Streams).All(s => results.LastNs.TryGetValue($"m{s:D4}/vib", out long ns) && ns >= thirdNs - (long)(1024 * 1e9 / 12_000))),
-                TimeSpan.FromSeconds(30), "every stream stepping after the new silo joined", [silos[0], silos[1], silos[3]]);
-            output.WriteLine($"phase 3: silo 4 holds {(await Cluster(silos[3])).GetProperty("shards").GetArrayLength()} shards; {results.Published.Count - stepsBefore} steps");
-            await NoResets([silos[0], silos[1], silos[3]]);
+                TimeSpan.FromSeconds(30), "every stream stepping after the new silo joined", live);
+            output.WriteLine($"phase 3: silo 4 holds {(await Cluster(joined)).GetProperty("shards").GetArrayLength()} shards; {results.Published.Count - stepsBefore} steps");
+            await NoResets(live);
 
             NoAlertTwice(results);
             Assert.All(results.Published.Where(p => p.Value > 1), p => Assert.Contains(p.Key, twice));
 
             // Phase 4: Redis restarts; the cluster rides it out and checkpoints resume.
-            double checkpoints = await Metric(silos[0], "signal_cluster_checkpoints_total");
+            double checkpoints = (await Task.WhenAll(live.Select(s => Metric(s, "signal_cluster_checkpoints_total")))).Sum();
             redis.Stop();
             await Task.Delay(2000);
             redis.Start();
@@ -405,35 +462,43 @@ public sealed class ClusterTests(ITestOutputHelper output)
             await Publish(publisher, fourth);
             long fourthNs = StartNs + (long)Math.Round((fleet.Next - 1) * Samples * 1e9 / 12_000);
             await WaitFor(() => Task.FromResult(Enumerable.Range(0, Streams).All(s => results.LastNs.TryGetValue($"m{s:D4}/vib", out long ns) && ns >= fourthNs - (long)(1024 * 1e9 / 12_000))),
-                TimeSpan.FromSeconds(30), "every stream stepping after the Redis restart", [silos[0], silos[1], silos[3]]);
-            await WaitFor(async () => await Metric(silos[0], "signal_cluster_checkpoints_total") > checkpoints + 1, TimeSpan.FromSeconds(20), "checkpoints after the Redis restart", [silos[0]]);
+                TimeSpan.FromSeconds(30), "every stream stepping after the Redis restart", live);
+            await WaitFor(async () => (await Task.WhenAll(live.Select(s => Metric(s, "signal_cluster_checkpoints_total")))).Sum() > checkpoints + 1, TimeSpan.FromSeconds(20), "checkpoints after the Redis restart", live);
             NoAlertTwice(results);
             Assert.All(results.Published.Where(p => p.Value > 1), p => Assert.Contains(p.Key, twice));
 
             // Phase 5: a rolling restart's step: SIGTERM one silo while messages flow. It leaves the shared subscription,
             // delivers what it holds, and hands its shards over with a checkpoint: no step lost, none twice, no reset.
-            double gapsBefore = await Metric(silos[1], "signal_cluster_gaps_total") + await Metric(silos[3], "signal_cluster_gaps_total");
+            double gapsBefore = await Metric(kept2, "signal_cluster_gaps_total") + await Metric(joined, "signal_cluster_gaps_total");
             List<(string Topic, byte[] Payload)> fifth = fleet.Take(6);
             await Publish(publisher, fifth[..(2 * Streams)]);
-            Assert.Equal(0, silos[0].Process.Terminate(TimeSpan.FromSeconds(60)));
-            Assert.Contains("handing over", silos[0].Process.Output, StringComparison.Ordinal);
+            Assert.Equal(0, kept1.Process.Terminate(TimeSpan.FromSeconds(60)));
+            Assert.Contains("handing over", kept1.Process.Output, StringComparison.Ordinal);
             await Publish(publisher, fifth[(2 * Streams)..]);
             long fifthNs = StartNs + (long)Math.Round((fleet.Next - 1) * Samples * 1e9 / 12_000);
-            Silo[] left = [silos[1], silos[3]];
+            Silo[] left = [kept2, joined];
             await WaitFor(() => Task.FromResult(Enumerable.Range(0, Streams).All(s => results.LastNs.TryGetValue($"m{s:D4}/vib", out long ns) && ns >= fifthNs - (long)(1024 * 1e9 / 12_000))),
                 TimeSpan.FromSeconds(30), "every stream stepping after a silo stopped", left);
             await NoResets(left);
 
-            Assert.Equal(gapsBefore, await Metric(silos[1], "signal_cluster_gaps_total") + await Metric(silos[3], "signal_cluster_gaps_total"));
+            Assert.Equal(gapsBefore, await Metric(kept2, "signal_cluster_gaps_total") + await Metric(joined, "signal_cluster_gaps_total"));
             NoAlertTwice(results);
             Assert.All(results.Published.Where(p => p.Value > 1), p => Assert.Contains(p.Key, twice));
-            output.WriteLine($"phase 5: silo 1 stopped gracefully; {left.Length} silos hold every stream, no message lost");
+            output.WriteLine($"phase 5: silo {silos.IndexOf(kept1) + 1} stopped gracefully; {left.Length} silos hold every stream, no message lost");
         }
         finally
         {
+            // SIGNAL_CLUSTER_LOGS=<folder> keeps every silo's output of a run that passed too.
+            string? keep = Environment.GetEnvironmentVariable("SIGNAL_CLUSTER_LOGS");
+            int k = 0;
             foreach (Silo s in silos)
             {
                 s.Process.Dispose();
+                if (!string.IsNullOrEmpty(keep))
+                {
+                    Directory.CreateDirectory(keep);
+                    File.WriteAllText(Path.Combine(keep, $"silo-{++k}.log"), s.Process.Output);
+                }
             }
         }
     }

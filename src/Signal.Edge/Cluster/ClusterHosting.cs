@@ -12,7 +12,7 @@ namespace Signal.Edge.Cluster;
 
 /// <summary>
 /// Makes the daemon an Orleans silo: Redis membership (Orleans' Redis clustering) and shard state (Orleans' Redis grain
-/// storage), the silo's endpoints, fast failure detection, and Orleans' activation rebalancer to spread shards over the
+/// storage), the silo's endpoints, fast failure detection, and the <see cref="ShardBalancer"/> that spreads shards over the
 /// silos as they join and leave. Placement, membership and failover are Orleans'; Signal only decides what a shard is.
 /// </summary>
 /// <remarks>
@@ -73,23 +73,13 @@ internal static partial class ClusterHosting
             });
             silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
             silo.Configure<GrainCollectionOptions>(o => o.CollectionAge = TimeSpan.FromHours(1));
-#pragma warning disable ORLEANSEXP002 // The rebalancer is marked experimental in Orleans 10.
-            silo.AddActivationRebalancer();
-#pragma warning restore ORLEANSEXP002
-            silo.Configure<ActivationRebalancerOptions>(o =>
-            {
-                o.RebalancerDueTime = cluster.RebalancePeriod;
-                o.SessionCyclePeriod = cluster.RebalancePeriod;
-                // A cluster holds tens of shards, not millions of grains: with the default weight the first cycles of a
-                // session compute a move of less than one activation (rounded to none) and a new silo waited minutes
-                // for its first shard; full weight from the first cycle moves them at once.
-                o.CycleNumberWeight = 1;
-            });
+            // Shards are spread by ShardBalancer (by count), not by Orleans' activation rebalancer (see its remarks).
         });
 
         // Registered after the silo, so it stops first: it leaves the shared subscription and delivers what it holds
         // while the shards can still be reached; then the silo hands its shards over.
         builder.Services.AddHostedService<ClusterDrain>();
+        builder.Services.AddHostedService<ShardBalancer>();
     }
 
     /// <summary>The cluster ingest for the daemon, attached to it.</summary>
@@ -116,9 +106,10 @@ internal static partial class ClusterHosting
                 daemon.Connection.Unsubscribe(filter);
             }
 
-            // What the broker had already sent arrives during a short grace; then everything queued is delivered.
-            await Task.Delay(200, CancellationToken.None).ConfigureAwait(false);
-            int left = await node.DrainAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            // What the broker had already queued for this silo keeps arriving after the unsubscribe (seen: 54 streams
+            // with a gap after a SIGTERM when the drain ended at the first moment the outboxes were empty); the drain
+            // ends once everything is delivered and nothing has arrived for half a second.
+            int left = await node.DrainAsync(() => daemon.Connection.Counters.Received, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10)).ConfigureAwait(false);
             LogDrained(_logger, node.LocalShards, left);
         }
 

@@ -59,7 +59,7 @@ internal sealed class ClusterSettings
     /// <summary>How long a silo may go unanswered before the others declare it dead (Orleans' probe timeout; three missed probes).</summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How often Orleans' activation rebalancer looks at how the shards are spread (and first, this long after start).</summary>
+    /// <summary>How often the silos compare their shard counts and even them out (<see cref="ShardBalancer"/>; first this long after start).</summary>
     public TimeSpan RebalancePeriod { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>The level of <c>level:N</c>, or -1 for <c>hash</c>.</summary>
@@ -125,7 +125,7 @@ internal sealed class ClusterSettings
 
         if (RebalancePeriod < TimeSpan.FromSeconds(3))
         {
-            throw new ArgumentException("cluster:rebalancePeriod: must be at least 3 s (Orleans wants more than twice its 1 s load-publishing period).");
+            throw new ArgumentException("cluster:rebalancePeriod: must be at least 3 s (a move takes a checkpoint write and a restore; counts read sooner would still include moves under way).");
         }
 
         if (ProbeTimeout < TimeSpan.FromMilliseconds(100))

@@ -15,6 +15,10 @@ internal interface IShardGrain : IGrainWithStringKey
     /// <returns>The silo the shard runs on (the sender counts a message to another silo as forwarded).</returns>
     Task<SiloAddress> Deliver(ShardBatch batch);
 
+    /// <summary>Moves the shard to <paramref name="target"/> once it is idle (its checkpoint goes with it).</summary>
+    /// <param name="target">The silo to move to.</param>
+    /// <returns>When the move is requested.</returns>
+    Task MoveTo(SiloAddress target);
 }
 
 /// <summary>Messages for one shard, packed: topics, payloads end to end, and when each was received.</summary>
