@@ -165,6 +165,7 @@ internal sealed partial class ClusterNode : IClusterIngest
     private async Task SendAsync(Outbox outbox)
     {
         int failures = 0;
+        bool delivered = false;
         while (true)
         {
             ShardBatch batch;
@@ -173,10 +174,15 @@ internal sealed partial class ClusterNode : IClusterIngest
                 if (outbox.Count == 0)
                 {
                     outbox.Busy = false;
+                    if (delivered)
+                    {
+                        _ = NoticeIdleAsync(outbox);
+                    }
+
                     return;
                 }
 
-                batch = outbox.Take();
+                batch = outbox.Take(Silo);
                 outbox.InFlight = batch.Count;
             }
 
@@ -185,6 +191,7 @@ internal sealed partial class ClusterNode : IClusterIngest
                 SiloAddress at = await DeliverAsync(outbox.Grain, batch).ConfigureAwait(false);
                 Interlocked.Add(ref at.Equals(Silo) ? ref Counters._local : ref Counters._forwarded, batch.Count);
                 failures = 0;
+                delivered = true;
                 lock (outbox)
                 {
                     outbox.InFlight = 0;
@@ -219,6 +226,51 @@ internal sealed partial class ClusterNode : IClusterIngest
 
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 50 << Math.Min(failures - 1, 6)))).ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>How long an outbox stays empty after a burst before it tells its shard that it holds nothing older.</summary>
+    internal static readonly TimeSpan IdleNotice = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// After a burst: once the outbox has stayed empty for <see cref="IdleNotice"/>, tells the shard that every message
+    /// this silo took from the broker until now has been delivered, so a stream waiting there for a missing message need
+    /// not wait for this silo (<see cref="ClusterSettings.GapWait"/>). One call per burst, none while messages flow.
+    /// </summary>
+    private async Task NoticeIdleAsync(Outbox outbox)
+    {
+        await Task.Delay(IdleNotice).ConfigureAwait(false);
+        long watermark;
+        lock (outbox)
+        {
+            if (outbox.Busy || outbox.Count > 0)
+            {
+                return; // a newer burst is under way; it ends with its own notice
+            }
+
+            outbox.Busy = true;
+            watermark = DateTime.UtcNow.Ticks;
+        }
+
+        try
+        {
+            await DeliverAsync(outbox.Grain, ShardBatch.Idle(Silo, watermark)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Only a hint: without it the shard waits at most ClusterSettings.GapWaitLimit.
+        }
+
+        bool more;
+        lock (outbox)
+        {
+            more = outbox.Count > 0;
+            outbox.Busy = more;
+        }
+
+        if (more)
+        {
+            _ = SendAsync(outbox);
         }
     }
 
@@ -341,6 +393,9 @@ internal sealed partial class ClusterNode : IClusterIngest
         return new ClusterStatus(Silo.ToParsableString(), _settings.ClusterId, silos, shards, Counters);
     }
 
+    /// <summary>The silos the membership holds active now (this one included).</summary>
+    public IEnumerable<SiloAddress> ActiveSilos => _membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress);
+
     /// <summary>Shards active on this silo now.</summary>
     public int LocalShards => _local.Count;
 
@@ -410,7 +465,7 @@ internal sealed partial class ClusterNode : IClusterIngest
             _ticks.RemoveRange(0, n);
         }
 
-        public ShardBatch Take()
+        public ShardBatch Take(SiloAddress sender)
         {
             int n = 0, bytes = 0;
             while (n < _topics.Count && n < MaxBatchMessages && (n == 0 || bytes + _lengths[n] <= MaxBatchBytes))
@@ -424,6 +479,8 @@ internal sealed partial class ClusterNode : IClusterIngest
                 Payloads = _payloads.AsSpan(_start, bytes).ToArray(),
                 Lengths = [.. _lengths.GetRange(0, n)],
                 ReceivedTicks = [.. _ticks.GetRange(0, n)],
+                Sender = sender,
+                Watermark = _ticks[n - 1],
             };
             _topics.RemoveRange(0, n);
             _lengths.RemoveRange(0, n);

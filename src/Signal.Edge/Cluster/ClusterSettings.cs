@@ -50,8 +50,19 @@ internal sealed class ClusterSettings
     /// </summary>
     public TimeSpan ReorderWindow { get; set; } = TimeSpan.FromMilliseconds(50);
 
-    /// <summary>How long a message whose predecessors are missing waits for them before the stream goes on without them (a gap).</summary>
-    public TimeSpan GapWait { get; set; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// How long a message whose predecessors are missing waits for them at least before the stream goes on without them
+    /// (a gap). It waits longer, up to <see cref="GapWaitLimit"/>, while some active silo has not yet delivered to the
+    /// shard a message it took from the broker after this one: that silo may still hold the missing one (a silo starved of
+    /// CPU, a shard still activating).
+    /// </summary>
+    public TimeSpan GapWait { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The longest a message waits for its missing predecessors while some active silo has not delivered past it (a silo
+    /// that stays silent: no traffic for the shard, or starved of CPU). Default 8 s.
+    /// </summary>
+    public TimeSpan GapWaitLimit { get; set; } = TimeSpan.FromSeconds(8);
 
     /// <summary>Messages a silo holds per shard while the shard cannot be reached (a failover); beyond, the oldest are dropped and counted.</summary>
     public int ForwardCapacity { get; set; } = 100_000;
@@ -116,6 +127,11 @@ internal sealed class ClusterSettings
         if (GapWait < ReorderWindow || GapWait > TimeSpan.FromMinutes(1))
         {
             throw new ArgumentException("cluster:gapWait: must be at least reorderWindow and at most a minute.");
+        }
+
+        if (GapWaitLimit < GapWait || GapWaitLimit > TimeSpan.FromMinutes(5))
+        {
+            throw new ArgumentException("cluster:gapWaitLimit: must be at least gapWait and at most five minutes.");
         }
 
         if (ForwardCapacity < 1)

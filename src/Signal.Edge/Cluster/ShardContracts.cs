@@ -37,8 +37,23 @@ internal sealed class ShardBatch
     /// <summary>When the receiving silo took each message from the broker (UTC ticks): the order the shard processes them in.</summary>
     [Id(3)] public required long[] ReceivedTicks { get; init; }
 
+    /// <summary>The silo that took these messages from the broker (null for messages a moved shard carried in its checkpoint).</summary>
+    [Id(4)] public SiloAddress? Sender { get; init; }
+
+    /// <summary>
+    /// The sender has delivered every message it took from the broker before this time (UTC ticks): a batch's last
+    /// receive time, or for an empty batch (<see cref="Idle"/>) the moment its outbox was found empty.
+    /// </summary>
+    [Id(5)] public long Watermark { get; init; }
+
     /// <summary>Messages in the batch.</summary>
     public int Count => Topics.Length;
+
+    /// <summary>An empty batch saying that <paramref name="sender"/> holds nothing for the shard that it took before <paramref name="watermark"/>.</summary>
+    /// <param name="sender">The silo.</param>
+    /// <param name="watermark">UTC ticks.</param>
+    /// <returns>The batch.</returns>
+    public static ShardBatch Idle(SiloAddress sender, long watermark) => new() { Topics = [], Payloads = [], Lengths = [], ReceivedTicks = [], Sender = sender, Watermark = watermark };
 }
 
 /// <summary>A shard's state in Redis: the engine checkpoint of its streams (framers, features, recurrent state, anomaly statistics, alert states).</summary>
@@ -56,4 +71,12 @@ internal sealed class ShardState
     /// through another silo): the next activation holds them again. Null in periodic checkpoints.
     /// </summary>
     [Id(3)] public ShardBatch? Held { get; set; }
+
+    /// <summary>
+    /// Per silo, the broker receive time (UTC ticks) up to which it had delivered everything to the shard: facts about
+    /// the past, so the next activation may keep them (a shard restored after a move would otherwise wait for an idle
+    /// silo's word again, up to <see cref="ClusterSettings.GapWaitLimit"/>).
+    /// </summary>
+    /// <remarks>Keyed by the silo's parsable address text: Orleans' Redis grain storage writes the state as JSON, which cannot key a dictionary by <see cref="SiloAddress"/>.</remarks>
+    [Id(4)] public Dictionary<string, long>? Delivered { get; set; }
 }

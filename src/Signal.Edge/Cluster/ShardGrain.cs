@@ -35,6 +35,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private readonly Dictionary<string, StreamQueue> _queues = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _evicted = new();
     private readonly HashSet<StreamQueue> _waiting = [];
+    private readonly Dictionary<SiloAddress, long> _delivered = []; // per sending silo: the latest broker receive time it delivered
     private readonly Signal.Engine.Payloads.PayloadDecoder _decoder = new();
     private TopicTemplate? _template;
     private readonly List<Alert> _unpublished = [];
@@ -71,6 +72,14 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         _stopped = false;
         _queues.Clear();
         _waiting.Clear();
+        _delivered.Clear();
+        if (_state.RecordExists && _state.State.Delivered is { } delivered)
+        {
+            foreach ((string silo, long ticks) in delivered)
+            {
+                _delivered[SiloAddress.FromParsableString(silo)] = ticks;
+            }
+        }
         if (_released.IsDisposed || _releasedCompleted)
         {
             _released.Dispose();
@@ -141,6 +150,12 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         }
 
         long now = DateTime.UtcNow.Ticks;
+        if (batch.Sender is { } sender)
+        {
+            // A silo delivers in the order it took messages from the broker: it holds nothing it took before this.
+            _delivered[sender] = Math.Max(_delivered.GetValueOrDefault(sender, long.MinValue), batch.Watermark);
+        }
+
         int at = 0;
         for (int i = 0; i < batch.Count; i++)
         {
@@ -216,7 +231,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         // What may go now goes; what waits for earlier messages of its stream moves with the checkpoint.
         await ProcessAsync(all: false, unsequenced: true).ConfigureAwait(true);
         _state.State.Held = TakeHeld();
-        _dirty |= _state.State.Held is not null;
+        _dirty = true; // the next activation gets the held messages and the silos' latest delivery marks
         await CheckpointAsync().ConfigureAwait(true);
         ReleaseAlerts(int.MaxValue);
         _node.Unregister(this);
@@ -245,22 +260,31 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
             }
         }
 
-        long now = DateTime.UtcNow.Ticks, window = _node.Settings.ReorderWindow.Ticks, gap = _node.Settings.GapWait.Ticks;
+        long now = DateTime.UtcNow.Ticks, window = _node.Settings.ReorderWindow.Ticks, gap = _node.Settings.GapWait.Ticks, limit = _node.Settings.GapWaitLimit.Ticks;
         int n = 0;
         if (_waiting.Count > 0)
         {
+            // Every active silo has delivered what it took from the broker up to this time: a message a silo took before
+            // it and that is still missing was lost (or is a duplicate), not late.
+            long settled = long.MaxValue;
+            foreach (SiloAddress silo in _node.ActiveSilos)
+            {
+                settled = Math.Min(settled, _delivered.GetValueOrDefault(silo, long.MinValue));
+            }
+
             List<StreamQueue>? done = null;
             foreach (StreamQueue queue in _waiting)
             {
                 while (queue.Held.Count > 0)
                 {
                     Pending head = queue.Held[0];
-                    // The next number goes at once; a later one waits for the numbers before it up to gapWait. A stream
-                    // this shard has no number for yet goes at once from 0 (its first message ever) and otherwise waits
-                    // gapWait too (seen: a stream's first messages reach a new shard through different silos up to a
-                    // second apart while the shard activates).
-                    long expected = queue.Expected ?? 0;
-                    bool go = all || head.Order <= expected || now - head.ArrivedTicks >= gap;
+                    // The next number goes at once; a later one waits for the numbers before it at least gapWait, and up
+                    // to gapWaitLimit while some active silo has not delivered past it (seen: under CPU starvation a
+                    // stream's first messages reached a new shard through different silos more than 2 s apart, and the
+                    // late one was dropped). A stream this shard has no number for yet goes at once from 0 (its first
+                    // message ever) and otherwise waits the same way.
+                    long expected = queue.Expected ?? 0, waited = now - head.ArrivedTicks;
+                    bool go = all || head.Order <= expected || (waited >= gap && (head.ReceivedTicks < settled || waited >= limit));
                     if (!go)
                     {
                         break;
@@ -362,6 +386,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         var buffer = new MemoryStream();
         _engine!.WriteCheckpoint(buffer);
         _state.State.Engine = buffer.ToArray();
+        _state.State.Delivered = _delivered.ToDictionary(d => d.Key.ToParsableString(), d => d.Value, StringComparer.Ordinal);
         _state.State.WrittenAt = DateTime.UtcNow;
         try
         {
