@@ -70,7 +70,7 @@ internal sealed class ClusterSettings
     /// <summary>How long a silo may go unanswered before the others declare it dead (Orleans' probe timeout; three missed probes).</summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How often the silos compare their shard counts and even them out (<see cref="ShardBalancer"/>; first this long after start).</summary>
+    /// <summary>How often the silos compare their shard counts and even them out (the shard balancer; first this long after start).</summary>
     public TimeSpan RebalancePeriod { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>The level of <c>level:N</c>, or -1 for <c>hash</c>.</summary>
