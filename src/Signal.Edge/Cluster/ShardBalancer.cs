@@ -52,8 +52,13 @@ internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grai
                 {
                     await BalanceAsync().ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is not OutOfMemoryException && !stoppingToken.IsCancellationRequested)
+                catch (Exception e) when (e is not OutOfMemoryException)
                 {
+                    if (stoppingToken.IsCancellationRequested)
+                    {
+                        return; // the silo is stopping: a failed look then is expected, and no reason to fail the host
+                    }
+
                     // A silo leaving while its counts are read: the next period looks again.
                     string kind = e.GetType().Name;
                     LogBalanceFailed(_logger, kind, e.Message);
