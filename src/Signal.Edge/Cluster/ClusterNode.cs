@@ -388,7 +388,7 @@ internal sealed partial class ClusterNode : IClusterIngest
     /// <inheritdoc/>
     public ClusterStatus Status()
     {
-        string[] silos = [.. _membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.ToParsableString()).Order(StringComparer.Ordinal)];
+        string[] silos = [.. ActiveSilos.Select(s => s.ToParsableString()).Order(StringComparer.Ordinal)];
         ClusterShard[] shards = [.. _local.Keys.Select(s => s.Describe()).OrderBy(s => s.Key, StringComparer.Ordinal)];
         return new ClusterStatus(Silo.ToParsableString(), _settings.ClusterId, silos, shards, Counters);
     }

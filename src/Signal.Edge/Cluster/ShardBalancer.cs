@@ -16,7 +16,7 @@ namespace Signal.Edge.Cluster;
 /// tens of shards the processes' memory dominated, and it kept migrating shards every cycle (nine moves from one silo
 /// in 15 s of the cluster test, and a failover that overlapped them once left streams stalled past the test's 30 s).
 /// </remarks>
-internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grains, IClusterMembershipService membership, ClusterSettings settings, ILoggerFactory logs) : BackgroundService
+internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grains, ClusterSettings settings, ILoggerFactory logs) : BackgroundService
 {
     private readonly ILogger _logger = logs.CreateLogger("signal-edge.cluster");
 
@@ -73,7 +73,7 @@ internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grai
     /// <summary>One look: reads the shard counts of the active silos and, when this silo is the donor, moves its share.</summary>
     private async Task BalanceAsync()
     {
-        SiloAddress[] active = [.. membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress)];
+        SiloAddress[] active = [.. node.ActiveSilos];
         if (active.Length < 2 || !active.Contains(node.Silo))
         {
             return;

@@ -266,11 +266,8 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         {
             // Every active silo has delivered what it took from the broker up to this time: a message a silo took before
             // it and that is still missing was lost (or is a duplicate), not late.
-            long settled = long.MaxValue;
-            foreach (SiloAddress silo in _node.ActiveSilos)
-            {
-                settled = Math.Min(settled, _delivered.GetValueOrDefault(silo, long.MinValue));
-            }
+            // Read only when a stream waits on a gap (this runs on every reorder tick).
+            long? settled = null;
 
             List<StreamQueue>? done = null;
             foreach (StreamQueue queue in _waiting)
@@ -284,7 +281,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
                     // late one was dropped). A stream this shard has no number for yet goes at once from 0 (its first
                     // message ever) and otherwise waits the same way.
                     long expected = queue.Expected ?? 0, waited = now - head.ArrivedTicks;
-                    bool go = all || head.Order <= expected || (waited >= gap && (head.ReceivedTicks < settled || waited >= limit));
+                    bool go = all || head.Order <= expected || (waited >= gap && (waited >= limit || head.ReceivedTicks < (settled ??= Settled())));
                     if (!go)
                     {
                         break;
@@ -347,6 +344,18 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         {
             ReleaseAlerts(alerts);
         }
+    }
+
+    /// <summary>The earliest delivery mark of the active silos: every one of them has delivered what it took before it.</summary>
+    private long Settled()
+    {
+        long settled = long.MaxValue;
+        foreach (SiloAddress silo in _node.ActiveSilos)
+        {
+            settled = Math.Min(settled, _delivered.GetValueOrDefault(silo, long.MinValue));
+        }
+
+        return settled;
     }
 
     /// <summary>The held messages of every stream, in order, as one batch (null when none), and the queues emptied.</summary>
