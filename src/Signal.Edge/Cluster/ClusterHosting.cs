@@ -92,7 +92,7 @@ internal static partial class ClusterHosting
     }
 
     /// <summary>Leaves the shared subscription and delivers what is queued before the silo stops.</summary>
-    private sealed partial class ClusterDrain(ClusterNode node, ILoggerFactory logs) : IHostedService
+    private sealed partial class ClusterDrain(ClusterNode node, Orleans.IGrainFactory grains, ILoggerFactory logs) : IHostedService
     {
         private readonly ILogger _logger = logs.CreateLogger("signal-edge.cluster");
 
@@ -100,6 +100,16 @@ internal static partial class ClusterHosting
 
         public async Task StopAsync(CancellationToken cancellationToken)
         {
+            try
+            {
+                // First, so that no other silo's balancer moves a shard here from now on.
+                await grains.GetGrain<IDrainRegistry>(0).Add(node.Silo).WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException and not OperationCanceledException)
+            {
+                LogNotRegistered(_logger, e.GetType().Name, e.Message);
+            }
+
             EdgeDaemon daemon = node.Daemon;
             foreach (string filter in daemon.SubscribedFilters)
             {
@@ -111,7 +121,29 @@ internal static partial class ClusterHosting
             // ends once everything is delivered and nothing has arrived for half a second.
             int left = await node.DrainAsync(() => daemon.Connection.Counters.Received, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10)).ConfigureAwait(false);
             LogDrained(_logger, node.LocalShards, left);
+
+            // The shards move while this silo is still active: each one's checkpoint is written before another silo
+            // activates it (see ShardBalancer.HandOverAsync).
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            try
+            {
+                (int moved, int kept) = await ShardBalancer.HandOverAsync(node, grains, TimeSpan.FromSeconds(15)).ConfigureAwait(false);
+                LogHandedOver(_logger, moved, clock.Elapsed.TotalSeconds, kept);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                LogHandOverFailed(_logger, e.GetType().Name, e.Message, node.LocalShards);
+            }
         }
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "cluster: moved {Moved} shards to the other silos in {Seconds:0.0} s; {Left} left for the silo's shutdown to hand over")]
+        private static partial void LogHandedOver(ILogger logger, int moved, double seconds, int left);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: moving the shards before the stop failed ({Kind}: {Problem}); the silo's shutdown hands the {Left} left over")]
+        private static partial void LogHandOverFailed(ILogger logger, string kind, string problem, int left);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: could not tell the other silos that this one is stopping ({Kind}: {Problem}); their balancers may move shards here meanwhile, which are moved on")]
+        private static partial void LogNotRegistered(ILogger logger, string kind, string problem);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "cluster: left the shared subscription and delivered the queued messages ({Left} left undelivered); handing over {Shards} shards")]
         private static partial void LogDrained(ILogger logger, int shards, int left);

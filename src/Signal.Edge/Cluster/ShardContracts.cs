@@ -21,6 +21,23 @@ internal interface IShardGrain : IGrainWithStringKey
     Task MoveTo(SiloAddress target);
 }
 
+/// <summary>
+/// The silos handing their shards over before they stop (a graceful stop, <see cref="ClusterHosting"/>): no shard is
+/// moved to them while they do. One activation for the cluster, in memory only: what it records matters only while
+/// those silos are still active.
+/// </summary>
+internal interface IDrainRegistry : IGrainWithIntegerKey
+{
+    /// <summary>Records that <paramref name="silo"/> is handing its shards over.</summary>
+    /// <param name="silo">The silo.</param>
+    /// <returns>When recorded.</returns>
+    Task Add(SiloAddress silo);
+
+    /// <summary>The silos recorded as handing their shards over.</summary>
+    /// <returns>The silos (some may have stopped since).</returns>
+    Task<SiloAddress[]> Draining();
+}
+
 /// <summary>Messages for one shard, packed: topics, payloads end to end, and when each was received.</summary>
 [GenerateSerializer, Immutable]
 internal sealed class ShardBatch

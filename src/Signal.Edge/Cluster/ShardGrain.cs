@@ -37,6 +37,7 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
     private readonly HashSet<StreamQueue> _waiting = [];
     private readonly Dictionary<SiloAddress, long> _delivered = []; // per sending silo: the latest broker receive time it delivered
     private readonly Signal.Engine.Payloads.PayloadDecoder _decoder = new();
+    private readonly Signal.Engine.LogLimiter _limiter = new();
     private TopicTemplate? _template;
     private readonly List<Alert> _unpublished = [];
     private readonly Lock _alertsGate = new();
@@ -268,6 +269,8 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
             // it and that is still missing was lost (or is a duplicate), not late.
             // Read only when a stream waits on a gap (this runs on every reorder tick).
             long? settled = null;
+            int gaps = 0;
+            string? example = null;
 
             List<StreamQueue>? done = null;
             foreach (StreamQueue queue in _waiting)
@@ -293,6 +296,11 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
                         // silo, or arrives too late and is dropped as a duplicate. The stream goes on with its state.
                         Interlocked.Increment(ref _node.Counters._gaps);
                         engine.AcceptGap(queue.Stream);
+                        if (gaps++ == 0)
+                        {
+                            string why = waited >= limit ? "the wait limit passed" : "every active silo had delivered past it";
+                            example = FormattableString.Invariant($"stream {queue.Stream} expected message {expected}, got {head.Order} after {waited / TimeSpan.TicksPerMillisecond} ms ({why})");
+                        }
                     }
 
                     engine.Process(head.Topic, head.Payload.Span);
@@ -310,6 +318,11 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
             foreach (StreamQueue queue in done ?? [])
             {
                 _waiting.Remove(queue);
+            }
+
+            if (gaps > 0 && _limiter.ShouldLog("gap", now, out long suppressed))
+            {
+                LogGaps(_logger, _key, gaps, example!, suppressed);
             }
         }
 
@@ -451,6 +464,9 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: a message reached it after it stopped (a move that failed); it starts again from its checkpoint")]
     private static partial void LogRevived(ILogger logger, string shard);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: {Gaps} streams went on past missing messages, e.g. {Example} ({Suppressed} such lines suppressed before)")]
+    private static partial void LogGaps(ILogger logger, string shard, int gaps, string example, long suppressed);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "shard {Shard} left this silo ({Reason})")]
     private static partial void LogDeactivated(ILogger logger, string shard, string reason);
