@@ -346,6 +346,74 @@ public sealed class ClusterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_shard_whose_checkpoint_cannot_be_restored_starts_its_streams_afresh_and_says_so()
+    {
+        string folder = Directory.CreateTempSubdirectory("signal-cluster-damaged-").FullName;
+        string model = Path.Combine(folder, "bearing.sigm");
+        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        using var redis = new LocalRedis();
+        using var broker = new LocalMosquitto(logAll: false);
+        await using var publisher = new MosquittoConnection(new MqttOptions { ClientId = "damaged-publisher", CleanSession = true }.WithAddress(broker.Address));
+        await publisher.ConnectAsync(TimeSpan.FromSeconds(10));
+        var fleet = new Fleet();
+
+        // A first run leaves checkpoints in Redis.
+        Silo first = StartSilo(folder, model, broker.Address, redis.Address, 1);
+        try
+        {
+            await WaitFor(async () => (await s_http.GetAsync(first.Url + "readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(60), "the silo ready", [first]);
+            await Publish(publisher, fleet.Take(2));
+            await WaitFor(async () => await Metric(first, "signal_cluster_checkpoints_total") > 0, TimeSpan.FromSeconds(30), "a checkpoint", [first]);
+            Assert.Equal(0, first.Process.Terminate(TimeSpan.FromSeconds(60)));
+        }
+        finally
+        {
+            first.Dispose();
+        }
+
+        // Every shard's checkpoint is damaged (as a version with another checkpoint format would leave it).
+        using (var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Address))
+        {
+            StackExchange.Redis.IDatabase db = connection.GetDatabase();
+            int damaged = 0;
+            string seen = string.Empty;
+            foreach (StackExchange.Redis.RedisKey key in connection.GetServer(redis.Address).Keys(pattern: "*/state/shard/*"))
+            {
+                // Orleans' Redis grain storage: a hash (etag, data), the state as Newtonsoft JSON with the checkpoint in base64.
+                StackExchange.Redis.RedisType type = await db.KeyTypeAsync(key);
+                List<(StackExchange.Redis.RedisValue Field, string Text)> values = type == StackExchange.Redis.RedisType.Hash
+                    ? [.. (await db.HashGetAllAsync(key)).Select(f => (f.Name, f.Value.ToString()))]
+                    : [(StackExchange.Redis.RedisValue.Null, (await db.StringGetAsync(key)).ToString())];
+                foreach ((StackExchange.Redis.RedisValue field, string text) in values)
+                {
+                    seen += $"\n{key} ({type}) {field}: {text[..Math.Min(300, text.Length)]}";
+                    if (!text.StartsWith('{') || System.Text.Json.Nodes.JsonNode.Parse(text) is not System.Text.Json.Nodes.JsonObject state
+                        || state["Engine"] is not System.Text.Json.Nodes.JsonObject engine || engine["$value"] is null)
+                    {
+                        continue;
+                    }
+
+                    engine["$value"] = Convert.ToBase64String("not a checkpoint"u8.ToArray());
+                    string changed = state.ToJsonString();
+                    await (field.IsNull ? db.StringSetAsync(key, changed) : db.HashSetAsync(key, field, changed));
+                    damaged++;
+                }
+            }
+
+            Assert.True(damaged > 0, "no shard checkpoint found in Redis; one key holds " + seen);
+        }
+
+        // The next run starts those shards afresh, says so, and steps their streams.
+        using Silo second = StartSilo(folder, model, broker.Address, redis.Address, 2);
+        await WaitFor(async () => (await s_http.GetAsync(second.Url + "readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(60), "the silo ready again", [second]);
+        double stepsBefore = await Metric(second, "signal_steps_total");
+        await Publish(publisher, fleet.Take(2));
+        await WaitFor(async () => await Metric(second, "signal_steps_total") > stepsBefore, TimeSpan.FromSeconds(30), "steps after the restart", [second]);
+        Assert.True(await Metric(second, "signal_cluster_checkpoints_unreadable_total") > 0);
+        Assert.Contains("cannot be restored (not a Signal checkpoint", second.Process.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_silo_that_cannot_reach_Redis_exits_with_one_clear_line()
     {
         string folder = Directory.CreateTempSubdirectory("signal-cluster-noredis-").FullName;

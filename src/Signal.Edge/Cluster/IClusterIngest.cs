@@ -36,7 +36,7 @@ internal interface IClusterIngest
 /// <summary>A silo's ingest counters.</summary>
 internal sealed class ClusterCounters
 {
-    internal long _received, _forwarded, _local, _dropped, _retries, _activations, _deactivations, _restored, _checkpoints, _checkpointFailures, _gaps, _revived;
+    internal long _received, _forwarded, _local, _dropped, _retries, _activations, _deactivations, _restored, _checkpoints, _checkpointFailures, _gaps, _revived, _unreadable;
 
     /// <summary>Messages this silo took from the broker.</summary>
     public long Received => Interlocked.Read(ref _received);
@@ -70,6 +70,9 @@ internal sealed class ClusterCounters
 
     /// <summary>Shards started again after a move that failed (a message reached the stopped activation).</summary>
     public long Revived => Interlocked.Read(ref _revived);
+
+    /// <summary>Activations whose checkpoint in Redis could not be restored (damaged, or written by an incompatible version): their streams started afresh.</summary>
+    public long Unreadable => Interlocked.Read(ref _unreadable);
 
     /// <summary>Times a shard went on with a stream after waiting <see cref="ClusterSettings.GapWait"/> for messages that never came.</summary>
     public long Gaps => Interlocked.Read(ref _gaps);

@@ -104,11 +104,23 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
             _engine.StreamsEvicted.Subscribe(id => _evicted.Enqueue(id)));
         if (_state.RecordExists && _state.State.Engine.Length > 0)
         {
-            CheckpointResult result = _engine.RestoreCheckpoint(new MemoryStream(_state.State.Engine, writable: false));
-            _restored = true;
-            Volatile.Write(ref _checkpointTicks, _state.State.WrittenAt.Ticks);
-            Interlocked.Increment(ref _node.Counters._restored);
-            LogRestored(_logger, key, result.Streams, result.Restored, (DateTime.UtcNow - _state.State.WrittenAt).TotalSeconds);
+            try
+            {
+                CheckpointResult result = _engine.RestoreCheckpoint(new MemoryStream(_state.State.Engine, writable: false));
+                _restored = true;
+                Volatile.Write(ref _checkpointTicks, _state.State.WrittenAt.Ticks);
+                Interlocked.Increment(ref _node.Counters._restored);
+                LogRestored(_logger, key, result.Streams, result.Restored, (DateTime.UtcNow - _state.State.WrittenAt).TotalSeconds);
+            }
+            catch (FormatException e)
+            {
+                // Damaged, or written by a version whose checkpoint format this one does not read. Refusing to activate
+                // would stop the shard's streams for good (every call would fail the same way); they start afresh
+                // instead, and the next checkpoint replaces the unreadable one. The engine is unchanged by a failed restore.
+                Interlocked.Increment(ref _node.Counters._unreadable);
+                _dirty = true;
+                LogUnreadable(_logger, key, e.Message, _state.State.WrittenAt);
+            }
         }
 
         if (_state.RecordExists && _state.State.Held is { } held)
@@ -461,6 +473,9 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "shard {Shard} resumed from its checkpoint: {Streams} streams ({Restored} with their state), written {Age:0.0} s ago")]
     private static partial void LogRestored(ILogger logger, string shard, int streams, int restored, double age);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "shard {Shard}: its checkpoint in Redis (written {WrittenAt:o}) cannot be restored ({Problem}); its streams start afresh, and the next checkpoint replaces it")]
+    private static partial void LogUnreadable(ILogger logger, string shard, string problem, DateTime writtenAt);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: a message reached it after it stopped (a move that failed); it starts again from its checkpoint")]
     private static partial void LogRevived(ILogger logger, string shard);

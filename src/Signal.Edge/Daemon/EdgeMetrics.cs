@@ -67,6 +67,7 @@ internal static class EdgeMetrics
             w.Counter("signal_cluster_checkpoints_total", "Shard checkpoints written to Redis.", k.Checkpoints);
             w.Counter("signal_cluster_checkpoint_failures_total", "Shard checkpoints that failed (Redis unreachable).", k.CheckpointFailures);
             w.Counter("signal_cluster_gaps_total", "Times a shard went on with a stream after waiting for messages that never came (lost with a silo).", k.Gaps);
+            w.Counter("signal_cluster_checkpoints_unreadable_total", "Shard activations whose checkpoint could not be restored (damaged or incompatible); their streams started afresh.", k.Unreadable);
             w.Counter("signal_cluster_revived_total", "Shards started again after a move that failed (Orleans kept routing to the stopped activation).", k.Revived);
             w.Gauge("signal_cluster_shards", "Shards active on this silo.", cluster.LocalShards);
         }
