@@ -167,6 +167,15 @@ public sealed class ClusterTests(ITestOutputHelper output)
         public string Url { get; } = url;
     }
 
+    /// <summary>A new temporary folder holding the bundled bearing model, and the model's path.</summary>
+    private static (string Folder, string Model) ModelFolder(string prefix)
+    {
+        string folder = Directory.CreateTempSubdirectory(prefix).FullName;
+        string model = Path.Combine(folder, "bearing.sigm");
+        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        return (folder, model);
+    }
+
     private static Silo StartSilo(string folder, string model, string broker, string redis, int n)
     {
         int http = EdgeProcess.FreePort(), silo = EdgeProcess.FreePort();
@@ -348,9 +357,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
     [Fact]
     public async Task A_shard_whose_checkpoint_cannot_be_restored_starts_its_streams_afresh_and_says_so()
     {
-        string folder = Directory.CreateTempSubdirectory("signal-cluster-damaged-").FullName;
-        string model = Path.Combine(folder, "bearing.sigm");
-        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        (string folder, string model) = ModelFolder("signal-cluster-damaged-");
         using var redis = new LocalRedis();
         using var broker = new LocalMosquitto(logAll: false);
         await using var publisher = new MosquittoConnection(new MqttOptions { ClientId = "damaged-publisher", CleanSession = true }.WithAddress(broker.Address));
@@ -416,9 +423,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
     [Fact]
     public void A_silo_that_cannot_reach_Redis_exits_with_one_clear_line()
     {
-        string folder = Directory.CreateTempSubdirectory("signal-cluster-noredis-").FullName;
-        string model = Path.Combine(folder, "bearing.sigm");
-        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        (string folder, string model) = ModelFolder("signal-cluster-noredis-");
         using var broker = new LocalMosquitto(logAll: false);
         int closed = EdgeProcess.FreePort(); // nothing listens there
         using Silo silo = StartSilo(folder, model, broker.Address, $"127.0.0.1:{closed}", 1);
@@ -432,9 +437,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
     [Fact]
     public async Task Three_silos_step_every_stream_once_like_one_engine_and_ride_out_a_killed_silo_a_new_silo_and_a_Redis_restart()
     {
-        string folder = Directory.CreateTempSubdirectory("signal-cluster-").FullName;
-        string model = Path.Combine(folder, "bearing.sigm");
-        File.WriteAllBytes(model, Demo.DemoModel.Bundled());
+        (string folder, string model) = ModelFolder("signal-cluster-");
         using var redis = new LocalRedis();
         using var broker = new LocalMosquitto(logAll: false);
         var silos = new List<Silo>();

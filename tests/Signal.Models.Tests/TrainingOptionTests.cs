@@ -208,6 +208,88 @@ public sealed class TrainingOptionTests
         Assert.Throws<ArgumentException>(() => new TrainerOptions { AugmentSlice = -0.1 }.Validate());
     }
 
+    [Fact]
+    public void Time_warping_resamples_each_sequence_along_a_monotonic_clock_with_its_ends_fixed()
+    {
+        // Two ramps (20 and 12 steps, padded to 20), two inputs: t and 10·t, so one clock must move both alike.
+        int[] lengths = [20, 12];
+        var inputs = new float[2 * 20 * 2];
+        for (int b = 0; b < 2; b++)
+        {
+            for (int t = 0; t < lengths[b]; t++)
+            {
+                inputs[((b * 20) + t) * 2] = t;
+                inputs[(((b * 20) + t) * 2) + 1] = 10 * t;
+            }
+        }
+
+        double moved = 0;
+        for (int seed = 0; seed < 20; seed++)
+        {
+            var batch = new SequenceBatch((float[])inputs.Clone(), 2, 20, 2, (int[])lengths.Clone(), [0, 1]);
+            Trainer.Augment(batch, new Random(seed), 0, 0, 0, 0, 0.3);
+            Assert.Equal(lengths, batch.Lengths);
+            for (int b = 0; b < 2; b++)
+            {
+                int n = lengths[b];
+                Assert.Equal(0f, batch.Inputs[b * 40]);
+                Assert.Equal(n - 1, batch.Inputs[((b * 20) + n - 1) * 2], 4);
+                for (int t = 0; t < 20; t++)
+                {
+                    float x = batch.Inputs[((b * 20) + t) * 2], y = batch.Inputs[(((b * 20) + t) * 2) + 1];
+                    if (t >= n)
+                    {
+                        Assert.Equal(0f, x); // the padding stays empty
+                        continue;
+                    }
+
+                    Assert.InRange(x, 0f, n - 1);
+                    Assert.Equal(10.0 * x, y, 1e-3); // float rounding of the interpolation
+                    if (t > 0)
+                    {
+                        Assert.True(x > batch.Inputs[((b * 20) + t - 1) * 2], $"the clock runs forward (seed {seed}, step {t})");
+                    }
+
+                    moved = Math.Max(moved, Math.Abs(x - t));
+                }
+            }
+        }
+
+        Assert.True(moved > 0.5, $"the clock is warped (largest shift {moved:0.00} steps)");
+        Assert.Throws<ArgumentException>(() => new TrainerOptions { AugmentTimeWarp = 1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new TrainerOptions { AugmentMagnitudeWarp = -0.1 }.Validate());
+    }
+
+    [Fact]
+    public void Magnitude_warping_multiplies_each_sequence_by_a_smooth_curve_around_one()
+    {
+        // Constant inputs 1 and 3 over 50 steps: after warping, each step's first input is the curve's gain there.
+        var gains = new List<double>();
+        for (int seed = 0; seed < 200; seed++)
+        {
+            float[] inputs = [.. Enumerable.Range(0, 50).SelectMany(_ => new[] { 1f, 3f })];
+            var batch = new SequenceBatch(inputs, 1, 50, 2, [50], [0]);
+            Trainer.Augment(batch, new Random(seed), 0, 0, 0, 0.2);
+            for (int t = 0; t < 50; t++)
+            {
+                float gain = batch.Inputs[t * 2];
+                Assert.Equal(3 * gain, batch.Inputs[(t * 2) + 1], 4); // one gain per step for every input
+                Assert.InRange(gain, 0.01f, 2.5f);
+                if (t > 0)
+                {
+                    Assert.True(Math.Abs(gain - batch.Inputs[(t - 1) * 2]) < 0.2, $"the curve is smooth (seed {seed}, step {t})");
+                }
+
+                gains.Add(gain);
+            }
+        }
+
+        Assert.InRange(gains.Average(), 0.97, 1.03);
+        double sd = Math.Sqrt(gains.Average(g => (g - 1) * (g - 1)));
+        Assert.InRange(sd, 0.1, 0.3); // knots from N(1, 0.2²); between knots the spline averages them somewhat
+        Assert.All(Trainer.WarpCurve(new Random(1), 0, 30), g => Assert.Equal(1, g, 12));
+    }
+
     private sealed class ToleranceComparer(float tolerance) : IEqualityComparer<float>
     {
         public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;

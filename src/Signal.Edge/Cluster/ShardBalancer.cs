@@ -159,11 +159,14 @@ internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grai
                     return (asked.Count, local.Length); // the last silo: its shards wait in Redis for the next one
                 }
 
-                foreach ((string key, string to) in Spread(due, await CountAsync(grains, receivers).ConfigureAwait(false)))
+                (string Key, string To)[] moves = Spread(due, await CountAsync(grains, receivers).ConfigureAwait(false));
+                foreach ((string key, _) in moves)
                 {
-                    await grains.GetGrain<IShardGrain>(key).MoveTo(receivers.First(s => s.ToParsableString() == to)).ConfigureAwait(false);
                     asked[key] = clock.Elapsed;
                 }
+
+                // Asked at once, so that one shard slow to answer does not hold up the others.
+                await Task.WhenAll(moves.Select(m => grains.GetGrain<IShardGrain>(m.Key).MoveTo(receivers.First(s => s.ToParsableString() == m.To)))).ConfigureAwait(false);
             }
 
             await Task.Delay(50).ConfigureAwait(false);

@@ -36,6 +36,8 @@ internal static class TrainCommand
         var key = new Option<string?>("--key") { Description = "Recordings: the array of each .npz to read (default DE when present, else the first)." };
         var augmentScale = new Option<double>("--augment-scale") { Description = "Augmentation: each training sequence is scaled by a factor from N(1, s²) per batch (0: off; on the UCR sets 0.1 with jitter 0.05 gave no gain on the mean).", DefaultValueFactory = _ => 0 };
         var augmentSlice = new Option<double?>("--augment-slice") { Description = "Augmentation, window slicing: each training sequence of each batch is cut to a random window of this fraction of its steps (0: off; classifiers only). Default: 0.9 for series data sets (UCR, UEA) with --task classify, 0 otherwise." };
+        var magnitudeWarp = new Option<double>("--augment-magnitude-warp") { Description = "Augmentation, magnitude warping: each training sequence is multiplied by a smooth random curve through six knots from N(1, s²) (0: off).", DefaultValueFactory = _ => 0 };
+        var timeWarp = new Option<double>("--augment-time-warp") { Description = "Augmentation, time warping: each training sequence is resampled along a smooth random monotonic clock whose speed is a curve through six knots from N(1, s²), first and last step fixed (0: off).", DefaultValueFactory = _ => 0 };
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
         var pooling = new Option<string?>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable) or none. Default: mean for series data sets (UCR, UEA), none for recordings." };
         var ensemble = new Option<int?>("--ensemble") { Description = "Members of an ensemble: K networks trained from seeds seed … seed+K−1 and merged into one model that steps them all in one batch and averages their logits (eval reports each member). Default: 5 for series data sets (UCR, UEA), 1 for recordings (long live streams, where the step cost counts)." };
@@ -69,7 +71,7 @@ internal static class TrainCommand
             """)
         {
             task, normal, quantile, data, output, cell, layers, hidden, epochs, batch, lr, seed, validation, loss, threads, frame,
-            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, augmentSlice, smoothing, pooling, ensemble, convLayers, convChannels, convKernel, inputNorm, budget, accelerator,
+            features, spec, hop, segment, rate, testPattern, labelPattern, key, dropout, balance, init, truncate, optimizer, schedule, augmentScale, augmentJitter, augmentSlice, magnitudeWarp, timeWarp, smoothing, pooling, ensemble, convLayers, convChannels, convKernel, inputNorm, budget, accelerator,
         };
         command.SetAction((parse, cancellationToken) => Task.FromResult(CommandErrors.Run(() => Train(
             new AnomalyTraining(parse.GetValue(task)!, parse.GetValue(normal), parse.GetValue(quantile)),
@@ -86,6 +88,8 @@ internal static class TrainCommand
                 Dropout = parse.GetValue(dropout),
                 AugmentScale = parse.GetValue(augmentScale),
                 AugmentJitter = parse.GetValue(augmentJitter),
+                AugmentMagnitudeWarp = parse.GetValue(magnitudeWarp),
+                AugmentTimeWarp = parse.GetValue(timeWarp),
                 LabelSmoothing = parse.GetValue(smoothing),
                 TruncateSteps = parse.GetValue(truncate),
                 Optimizer = parse.GetValue(optimizer)!,
@@ -390,7 +394,7 @@ internal static class TrainCommand
         var metadata = new Dictionary<string, string>(data.Metadata)
         {
             ["signal.provenance"] = JsonSerializer.Serialize(new Dictionary<string, string>(TrainingData.Provenance(set, dataOptions.Recordings, options.Seed, started, history.Count, bestEpoch,
-                $"cell={cellName} layers={layers} hidden={hidden} pooling={pooling} ensemble={members.Count} {convolutions}{searched} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} augment={options.AugmentScale}/{options.AugmentJitter}/{options.AugmentSlice} smoothing={options.LabelSmoothing} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}"))
+                $"cell={cellName} layers={layers} hidden={hidden} pooling={pooling} ensemble={members.Count} {convolutions}{searched} init={options.Initialization} {data.Description} batch={options.BatchSize} lr={options.LearningRate} dropout={options.Dropout} augment={options.AugmentScale}/{options.AugmentJitter}/{options.AugmentSlice}/{options.AugmentMagnitudeWarp}/{options.AugmentTimeWarp} smoothing={options.LabelSmoothing} truncate={options.TruncateSteps} seed={options.Seed} loss={options.Loss} balance={options.BalanceClasses} validation={validationFraction}"))
             {
                 ["testAccuracy"] = metrics.Accuracy.ToString("R", CultureInfo.InvariantCulture),
                 ["testMacroF1"] = metrics.MacroF1.ToString("R", CultureInfo.InvariantCulture),

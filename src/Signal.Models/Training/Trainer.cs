@@ -65,6 +65,20 @@ public sealed class TrainerOptions
     /// </summary>
     public double AugmentSlice { get; set; }
 
+    /// <summary>
+    /// Augmentation while training, magnitude warping (Um et al. 2017): each training sequence is multiplied by a smooth
+    /// random curve through six evenly spaced knots drawn from N(1, σ²) (σ = this value), so the network sees the same
+    /// shape with slowly varying gain. Default 0 (off).
+    /// </summary>
+    public double AugmentMagnitudeWarp { get; set; }
+
+    /// <summary>
+    /// Augmentation while training, time warping: each training sequence is resampled along a smooth random monotonic
+    /// clock (its speed a curve through six knots from N(1, σ²), σ = this value, kept above 0.1; first and last step
+    /// fixed), so events arrive a little earlier or later and last a little longer or shorter. Default 0 (off).
+    /// </summary>
+    public double AugmentTimeWarp { get; set; }
+
     /// <summary>Label smoothing ε of the classification loss (<see cref="TrainingNetwork.LabelSmoothing"/>). Default 0.</summary>
     public double LabelSmoothing { get; set; }
 
@@ -132,6 +146,11 @@ public sealed class TrainerOptions
         if (!(AugmentScale >= 0 && AugmentScale < 1) || !(AugmentJitter >= 0 && AugmentJitter < 10))
         {
             throw new ArgumentException($"augmentScale must be in [0, 1) and augmentJitter in [0, 10) (got {AugmentScale} and {AugmentJitter}).");
+        }
+
+        if (!(AugmentMagnitudeWarp >= 0 && AugmentMagnitudeWarp < 1) || !(AugmentTimeWarp >= 0 && AugmentTimeWarp < 1))
+        {
+            throw new ArgumentException($"augmentMagnitudeWarp and augmentTimeWarp must be in [0, 1): the spread σ of the warping curve's knots around 1, 0 for off (got {AugmentMagnitudeWarp} and {AugmentTimeWarp}).");
         }
 
         if (!(AugmentSlice >= 0 && AugmentSlice < 1))
@@ -235,7 +254,9 @@ public static class Trainer
                 double total = TotalWeight(train, members, weights, options.Loss);
                 (double loss, int c, int n) = Run(replicas, device, train, members, options.Loss, weights, total, backward: true,
                     options.RecoveryPrefix > 0 ? new Random(unchecked((options.Seed * 31) + (epoch * 7919) + start)) : null, options.RecoveryPrefix,
-                    options.AugmentScale > 0 || options.AugmentJitter > 0 || options.AugmentSlice > 0 ? (new Random(unchecked((options.Seed * 131) + (epoch * 7919) + start)), options.AugmentScale, options.AugmentJitter, options.AugmentSlice) : null);
+                    options.AugmentScale > 0 || options.AugmentJitter > 0 || options.AugmentSlice > 0 || options.AugmentMagnitudeWarp > 0 || options.AugmentTimeWarp > 0
+                        ? (new Random(unchecked((options.Seed * 131) + (epoch * 7919) + start)), options.AugmentScale, options.AugmentJitter, options.AugmentSlice, options.AugmentMagnitudeWarp, options.AugmentTimeWarp)
+                        : null);
                 if (options.ClipNorm > 0)
                 {
                     Optimizer.ClipGradientNorm(network.Parameters, options.ClipNorm);
@@ -337,7 +358,7 @@ public static class Trainer
         members.Sum(i => (double)(weights?[data[i].Label] ?? 1f) * (loss == LossKind.EveryStep ? data[i].Steps : 1));
 
     private static (double Loss, int Correct, int Counted) Run(TrainingNetwork[] replicas, IAcceleratedLoss? device, IReadOnlyList<LabeledSequence> data, int[] members,
-        LossKind loss, float[]? weights, double total, bool backward, Random? recovery = null, int prefix = 0, (Random Random, double Scale, double Jitter, double Slice)? augment = null)
+        LossKind loss, float[]? weights, double total, bool backward, Random? recovery = null, int prefix = 0, (Random Random, double Scale, double Jitter, double Slice, double MagnitudeWarp, double TimeWarp)? augment = null)
     {
         int parts = Math.Min(replicas.Length, members.Length);
         int forecastClass = replicas[0].ForecastClass;
@@ -361,7 +382,7 @@ public static class Trainer
 
             foreach (SequenceBatch batch in packed)
             {
-                Augment(batch, a.Random, a.Scale, a.Jitter, a.Slice);
+                Augment(batch, a.Random, a.Scale, a.Jitter, a.Slice, a.MagnitudeWarp, a.TimeWarp);
             }
         }
         var results = new (double Loss, int Correct, int Counted)[parts];
@@ -402,11 +423,14 @@ public static class Trainer
     }
 
     /// <summary>
-    /// Window slicing to ⌈slice·steps⌉ steps at a random start (when slice &gt; 0), then magnitude scaling by N(1, scale²)
-    /// per sequence and N(0, jitter²) noise per input, on each sequence's own steps.
+    /// Window slicing to ⌈slice·steps⌉ steps at a random start (when slice &gt; 0), time warping and magnitude warping
+    /// (when their σ &gt; 0), then magnitude scaling by N(1, scale²) per sequence and N(0, jitter²) noise per input, on
+    /// each sequence's own steps.
     /// </summary>
-    internal static void Augment(SequenceBatch batch, Random random, double scale, double jitter, double slice)
+    internal static void Augment(SequenceBatch batch, Random random, double scale, double jitter, double slice, double magnitudeWarp = 0, double timeWarp = 0)
     {
+        float[]? copy = null;
+        double[]? curve = null;
         for (int b = 0; b < batch.Count; b++)
         {
             if (slice > 0)
@@ -419,13 +443,80 @@ public static class Trainer
                 batch.Lengths[b] = kept;
             }
 
+            int steps = batch.Lengths[b], inputs = batch.InputSize;
+            Span<float> values = batch.Inputs.AsSpan(b * batch.Steps * inputs, steps * inputs);
+            if (timeWarp > 0 && steps > 2)
+            {
+                // The clock's speed at each step, summed into the warped time of each step, scaled to end at the last step.
+                curve = WarpCurve(random, timeWarp, steps, curve);
+                copy = copy is null || copy.Length < values.Length ? new float[batch.Steps * inputs] : copy;
+                values.CopyTo(copy);
+                double total = 0;
+                for (int t = 1; t < steps; t++)
+                {
+                    total += Math.Max(0.1, curve[t]);
+                }
+
+                double at = 0;
+                for (int t = 0; t < steps; t++)
+                {
+                    at += t == 0 ? 0 : Math.Max(0.1, curve[t]);
+                    double position = Math.Min(steps - 1, at / total * (steps - 1));
+                    int i0 = (int)position, i1 = Math.Min(steps - 1, i0 + 1);
+                    float w = (float)(position - i0);
+                    for (int j = 0; j < inputs; j++)
+                    {
+                        values[(t * inputs) + j] = ((1 - w) * copy[(i0 * inputs) + j]) + (w * copy[(i1 * inputs) + j]);
+                    }
+                }
+            }
+
+            if (magnitudeWarp > 0)
+            {
+                curve = WarpCurve(random, magnitudeWarp, steps, curve);
+                for (int t = 0; t < steps; t++)
+                {
+                    float gain = (float)curve[t];
+                    for (int j = 0; j < inputs; j++)
+                    {
+                        values[(t * inputs) + j] *= gain;
+                    }
+                }
+            }
+
             float factor = (float)(1 + (scale * Gaussian(random)));
-            Span<float> values = batch.Inputs.AsSpan(b * batch.Steps * batch.InputSize, batch.Lengths[b] * batch.InputSize);
             for (int i = 0; i < values.Length; i++)
             {
                 values[i] = (values[i] * factor) + (jitter > 0 ? (float)(jitter * Gaussian(random)) : 0);
             }
         }
+    }
+
+    /// <summary>
+    /// A smooth random curve over <paramref name="steps"/> steps: six evenly spaced knots drawn from N(1, σ²), joined by
+    /// Catmull-Rom splines (through every knot, continuous slope).
+    /// </summary>
+    internal static double[] WarpCurve(Random random, double sigma, int steps, double[]? reuse = null)
+    {
+        const int Knots = 6;
+        Span<double> knot = stackalloc double[Knots + 2];
+        for (int k = 1; k <= Knots; k++)
+        {
+            knot[k] = 1 + (sigma * Gaussian(random));
+        }
+
+        knot[0] = (2 * knot[1]) - knot[2]; // ends continued linearly
+        knot[Knots + 1] = (2 * knot[Knots]) - knot[Knots - 1];
+        double[] curve = reuse is not null && reuse.Length >= steps ? reuse : new double[steps];
+        for (int t = 0; t < steps; t++)
+        {
+            double x = steps == 1 ? 0 : (double)t / (steps - 1) * (Knots - 1);
+            int k = Math.Min((int)x, Knots - 2);
+            double u = x - k, p0 = knot[k], p1 = knot[k + 1], p2 = knot[k + 2], p3 = knot[k + 3];
+            curve[t] = 0.5 * ((2 * p1) + ((p2 - p0) * u) + (((2 * p0) - (5 * p1) + (4 * p2) - p3) * u * u) + (((3 * p1) - p0 - (3 * p2) + p3) * u * u * u));
+        }
+
+        return curve;
     }
 
     private static double Gaussian(Random random) => Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
