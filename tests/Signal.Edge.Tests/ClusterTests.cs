@@ -387,13 +387,10 @@ public sealed class ClusterTests(ITestOutputHelper output)
             foreach (StackExchange.Redis.RedisKey key in connection.GetServer(redis.Address).Keys(pattern: "*/state/shard/*"))
             {
                 // Orleans' Redis grain storage: a hash (etag, data), the state as Newtonsoft JSON with the checkpoint in base64.
-                StackExchange.Redis.RedisType type = await db.KeyTypeAsync(key);
-                List<(StackExchange.Redis.RedisValue Field, string Text)> values = type == StackExchange.Redis.RedisType.Hash
-                    ? [.. (await db.HashGetAllAsync(key)).Select(f => (f.Name, f.Value.ToString()))]
-                    : [(StackExchange.Redis.RedisValue.Null, (await db.StringGetAsync(key)).ToString())];
-                foreach ((StackExchange.Redis.RedisValue field, string text) in values)
+                foreach (StackExchange.Redis.HashEntry entry in await db.HashGetAllAsync(key))
                 {
-                    seen += $"\n{key} ({type}) {field}: {text[..Math.Min(300, text.Length)]}";
+                    string text = entry.Value.ToString();
+                    seen += $"\n{key} {entry.Name}: {text[..Math.Min(300, text.Length)]}";
                     if (!text.StartsWith('{') || System.Text.Json.Nodes.JsonNode.Parse(text) is not System.Text.Json.Nodes.JsonObject state
                         || state["Engine"] is not System.Text.Json.Nodes.JsonObject engine || engine["$value"] is null)
                     {
@@ -402,7 +399,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
 
                     engine["$value"] = Convert.ToBase64String("not a checkpoint"u8.ToArray());
                     string changed = state.ToJsonString();
-                    await (field.IsNull ? db.StringSetAsync(key, changed) : db.HashSetAsync(key, field, changed));
+                    await db.HashSetAsync(key, entry.Name, changed);
                     damaged++;
                 }
             }

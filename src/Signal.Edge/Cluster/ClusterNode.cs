@@ -396,6 +396,9 @@ internal sealed partial class ClusterNode : IClusterIngest
     /// <summary>The silos the membership holds active now (this one included).</summary>
     public IEnumerable<SiloAddress> ActiveSilos => _membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress);
 
+    /// <summary>Whether the membership holds <paramref name="silo"/> as shutting down, stopping or dead (its delivery marks and drain entry no longer matter).</summary>
+    public bool IsTerminated(SiloAddress silo) => _membership.CurrentSnapshot.Members.TryGetValue(silo, out ClusterMember? m) && m.Status.IsTerminating();
+
     /// <summary>Shards active on this silo now.</summary>
     public int LocalShards => _local.Count;
 

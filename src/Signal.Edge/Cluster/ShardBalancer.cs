@@ -86,7 +86,12 @@ internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grai
             return [];
         }
 
-        var now = new SortedDictionary<string, int>(counts.ToDictionary(c => c.Key, c => c.Value, StringComparer.Ordinal), StringComparer.Ordinal);
+        var now = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        foreach ((string silo, int count) in counts)
+        {
+            now[silo] = count;
+        }
+
         var placed = new List<(string, string)>();
         foreach (string key in keys)
         {
@@ -137,10 +142,14 @@ internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grai
     /// after a SIGTERM, now and then). A move while this silo is still active hands the directory entry over only
     /// once the checkpoint is written.
     /// </remarks>
+    /// <exception cref="TimeoutException">A call to another silo did not answer within what is left of <paramref name="timeout"/>.</exception>
     internal static async Task<(int Moved, int Left)> HandOverAsync(ClusterNode node, IGrainFactory grains, TimeSpan timeout)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var asked = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
+        // Every call is bounded by what is left of the timeout: a silo slow to answer (Orleans waits 10 s per call)
+        // must not stretch the stop past it; the shards left then go with the silo's shutdown.
+        TimeSpan Left() => TimeSpan.FromTicks(Math.Max(1, (timeout - clock.Elapsed).Ticks));
         while (true)
         {
             string[] local = [.. node.LocalShardKeys.Order(StringComparer.Ordinal)];
@@ -153,20 +162,21 @@ internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grai
             string[] due = [.. local.Where(k => !asked.TryGetValue(k, out TimeSpan at) || clock.Elapsed - at > TimeSpan.FromSeconds(3))];
             if (due.Length > 0)
             {
-                SiloAddress[] receivers = [.. (await ReceiversAsync(node, grains).ConfigureAwait(false)).Where(s => !s.Equals(node.Silo))];
-                if (receivers.Length == 0)
+                Dictionary<string, SiloAddress> receivers = (await ReceiversAsync(node, grains).WaitAsync(Left()).ConfigureAwait(false))
+                    .Where(s => !s.Equals(node.Silo)).ToDictionary(s => s.ToParsableString(), StringComparer.Ordinal);
+                if (receivers.Count == 0)
                 {
                     return (asked.Count, local.Length); // the last silo: its shards wait in Redis for the next one
                 }
 
-                (string Key, string To)[] moves = Spread(due, await CountAsync(grains, receivers).ConfigureAwait(false));
+                (string Key, string To)[] moves = Spread(due, await CountAsync(grains, [.. receivers.Values]).WaitAsync(Left()).ConfigureAwait(false));
                 foreach ((string key, _) in moves)
                 {
                     asked[key] = clock.Elapsed;
                 }
 
                 // Asked at once, so that one shard slow to answer does not hold up the others.
-                await Task.WhenAll(moves.Select(m => grains.GetGrain<IShardGrain>(m.Key).MoveTo(receivers.First(s => s.ToParsableString() == m.To)))).ConfigureAwait(false);
+                await Task.WhenAll(moves.Select(m => grains.GetGrain<IShardGrain>(m.Key).MoveTo(receivers[m.To]))).WaitAsync(Left()).ConfigureAwait(false);
             }
 
             await Task.Delay(50).ConfigureAwait(false);
@@ -206,13 +216,15 @@ internal sealed partial class ShardBalancer(ClusterNode node, IGrainFactory grai
 }
 
 /// <summary>The cluster's one <see cref="IDrainRegistry"/> activation.</summary>
-internal sealed class DrainRegistryGrain : Grain, IDrainRegistry
+/// <param name="node">This silo's view of the membership (silos that have left are forgotten).</param>
+internal sealed class DrainRegistryGrain(ClusterNode node) : Grain, IDrainRegistry
 {
     private readonly HashSet<SiloAddress> _draining = [];
 
     /// <inheritdoc/>
     public Task Add(SiloAddress silo)
     {
+        _draining.RemoveWhere(node.IsTerminated);
         _draining.Add(silo);
         return Task.CompletedTask;
     }

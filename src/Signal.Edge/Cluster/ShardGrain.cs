@@ -420,6 +420,13 @@ internal sealed partial class ShardGrain : Grain, IShardGrain, IDisposable
         var buffer = new MemoryStream();
         _engine!.WriteCheckpoint(buffer);
         _state.State.Engine = buffer.ToArray();
+        // Marks of silos that have left are dropped here, or every silo a shard ever heard from (a new address per
+        // restart) would stay in its state for good.
+        foreach (SiloAddress gone in _delivered.Keys.Where(_node.IsTerminated).ToList())
+        {
+            _delivered.Remove(gone);
+        }
+
         _state.State.Delivered = _delivered.ToDictionary(d => d.Key.ToParsableString(), d => d.Value, StringComparer.Ordinal);
         _state.State.WrittenAt = DateTime.UtcNow;
         try
