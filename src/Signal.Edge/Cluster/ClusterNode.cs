@@ -30,6 +30,7 @@ internal sealed partial class ClusterNode : IClusterIngest
     private readonly Signal.Engine.LogLimiter _limiter = new();
     private EdgeDaemon? _daemon;
     private long _deathTimestamp; // Stopwatch timestamp of the last silo declared dead, 0 before any
+    private long _lossTicks = long.MinValue; // UTC ticks when a silo that had not shut down gracefully was last declared dead
 
     /// <summary>Creates the ingest of this silo (the silo's services give its parts).</summary>
     public ClusterNode(ClusterSettings settings, IGrainFactory grains, ILocalSiloDetails silo, IClusterMembershipService membership, IHostApplicationLifetime lifetime, ILoggerFactory logs)
@@ -316,6 +317,12 @@ internal sealed partial class ClusterNode : IClusterIngest
         static void Observe(Task task) => task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
+    /// <summary>
+    /// Whether a silo that had not shut down gracefully (killed, cut off) was declared dead at or after
+    /// <paramref name="utcTicks"/>: only such a silo can have taken messages from the broker and never delivered them.
+    /// </summary>
+    public bool SiloLostSince(long utcTicks) => Volatile.Read(ref _lossTicks) >= utcTicks;
+
     /// <summary>How long a delivery under way when a silo is declared dead may still take before it is sent again.</summary>
     internal static readonly TimeSpan DeathGrace = TimeSpan.FromSeconds(2);
 
@@ -323,19 +330,33 @@ internal sealed partial class ClusterNode : IClusterIngest
     private async Task WatchDeathsAsync(CancellationToken stopping)
     {
         var dead = new HashSet<SiloAddress>();
+        var leaving = new HashSet<SiloAddress>(); // seen shutting down or stopping: it drains and hands its shards over
         try
         {
             await foreach (ClusterMembershipSnapshot snapshot in _membership.MembershipUpdates.WithCancellation(stopping).ConfigureAwait(false))
             {
-                bool died = false;
+                bool died = false, lost = false;
                 foreach (ClusterMember m in snapshot.Members.Values)
                 {
-                    died |= m.Status == SiloStatus.Dead && dead.Add(m.SiloAddress);
+                    if (m.Status is SiloStatus.ShuttingDown or SiloStatus.Stopping)
+                    {
+                        leaving.Add(m.SiloAddress);
+                    }
+                    else if (m.Status == SiloStatus.Dead && dead.Add(m.SiloAddress))
+                    {
+                        died = true;
+                        lost |= !leaving.Remove(m.SiloAddress);
+                    }
                 }
 
                 if (died)
                 {
                     Volatile.Write(ref _deathTimestamp, System.Diagnostics.Stopwatch.GetTimestamp());
+                }
+
+                if (lost)
+                {
+                    Volatile.Write(ref _lossTicks, DateTime.UtcNow.Ticks);
                 }
             }
         }

@@ -52,15 +52,16 @@ internal sealed class ClusterSettings
 
     /// <summary>
     /// How long a message whose predecessors are missing waits for them at least before the stream goes on without them
-    /// (a gap). It waits longer, up to <see cref="GapWaitLimit"/>, while some active silo has not yet delivered to the
-    /// shard a message it took from the broker after this one: that silo may still hold the missing one (a silo starved of
-    /// CPU, a shard still activating).
+    /// (a gap), when a silo was lost (killed, cut off: declared dead without having shut down gracefully) about when the
+    /// message was received and every active silo has since delivered to the shard a message it took from the broker
+    /// after this one. Otherwise the missing ones are late, not lost (the broker queues a shared subscription's messages
+    /// per member; a silo starved of CPU; a shard still activating), and the message waits up to <see cref="GapWaitLimit"/>.
     /// </summary>
     public TimeSpan GapWait { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// The longest a message waits for its missing predecessors while some active silo has not delivered past it (a silo
-    /// that stays silent: no traffic for the shard, or starved of CPU). Default 8 s.
+    /// The longest a message waits for its missing predecessors (a publisher that skipped a number, a silo that stays
+    /// silent or is starved of CPU, messages dropped beyond <see cref="ForwardCapacity"/>). Default 8 s.
     /// </summary>
     public TimeSpan GapWaitLimit { get; set; } = TimeSpan.FromSeconds(8);
 
