@@ -354,6 +354,29 @@ public sealed class ClusterTests(ITestOutputHelper output)
         Assert.Equal(expected, string.Join(" ", placed.Select(p => $"{p.Key}>{p.To}")));
     }
 
+    [Theory]
+    // Each snapshot: silo:status ... ; then the expected (died, lost) of each snapshot.
+    [InlineData("a:Active b:Active | a:Active b:Dead", "00 11")] // killed: declared dead straight from active
+    [InlineData("a:Active b:Active | a:Active b:ShuttingDown | a:Active b:Dead", "00 00 10")] // a graceful stop loses nothing
+    [InlineData("a:Active b:Stopping | a:Active b:Dead | a:Active b:Dead", "00 10 00")] // a death counts once
+    [InlineData("a:ShuttingDown b:Active | a:Dead b:Dead", "00 11")] // one left gracefully, the other was lost
+    public void A_silo_counts_as_lost_only_when_it_died_without_shutting_down(string snapshots, string expected)
+    {
+        var watch = new Signal.Edge.Cluster.ClusterNode.DeathWatch();
+        var silos = new Dictionary<string, Orleans.Runtime.SiloAddress>();
+        var seen = new List<string>();
+        foreach (string snapshot in snapshots.Split(" | "))
+        {
+            var members = snapshot.Split(' ').Select(m => m.Split(':')).Select(m => (
+                silos.TryGetValue(m[0], out Orleans.Runtime.SiloAddress? a) ? a : silos[m[0]] = Orleans.Runtime.SiloAddress.New(new System.Net.IPEndPoint(IPAddress.Loopback, 11_000 + silos.Count), 1),
+                Enum.Parse<Orleans.Runtime.SiloStatus>(m[1])));
+            (bool died, bool lost) = watch.See([.. members]);
+            seen.Add($"{(died ? 1 : 0)}{(lost ? 1 : 0)}");
+        }
+
+        Assert.Equal(expected, string.Join(" ", seen));
+    }
+
     [Fact]
     public async Task A_shard_whose_checkpoint_cannot_be_restored_starts_its_streams_afresh_and_says_so()
     {

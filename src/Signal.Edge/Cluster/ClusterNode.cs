@@ -329,26 +329,12 @@ internal sealed partial class ClusterNode : IClusterIngest
     /// <summary>Records when the membership last declared a silo dead (for <see cref="DeliverAsync"/>), until <paramref name="stopping"/>.</summary>
     private async Task WatchDeathsAsync(CancellationToken stopping)
     {
-        var dead = new HashSet<SiloAddress>();
-        var leaving = new HashSet<SiloAddress>(); // seen shutting down or stopping: it drains and hands its shards over
+        var watch = new DeathWatch();
         try
         {
             await foreach (ClusterMembershipSnapshot snapshot in _membership.MembershipUpdates.WithCancellation(stopping).ConfigureAwait(false))
             {
-                bool died = false, lost = false;
-                foreach (ClusterMember m in snapshot.Members.Values)
-                {
-                    if (m.Status is SiloStatus.ShuttingDown or SiloStatus.Stopping)
-                    {
-                        leaving.Add(m.SiloAddress);
-                    }
-                    else if (m.Status == SiloStatus.Dead && dead.Add(m.SiloAddress))
-                    {
-                        died = true;
-                        lost |= !leaving.Remove(m.SiloAddress);
-                    }
-                }
-
+                (bool died, bool lost) = watch.See(snapshot.Members.Values.Select(m => (m.SiloAddress, m.Status)));
                 if (died)
                 {
                     Volatile.Write(ref _deathTimestamp, System.Diagnostics.Stopwatch.GetTimestamp());
@@ -425,6 +411,38 @@ internal sealed partial class ClusterNode : IClusterIngest
 
     /// <summary>The keys of the shards active on this silo now.</summary>
     public IEnumerable<string> LocalShardKeys => _local.Keys.Select(s => s.Key);
+
+    /// <summary>
+    /// Tells, from successive membership snapshots, when a silo is declared dead, and whether it was lost: dead without
+    /// having been seen shutting down or stopping (killed, cut off), so messages it took from the broker may be gone
+    /// with it. A silo that shuts down gracefully drains and hands its shards over first.
+    /// </summary>
+    internal sealed class DeathWatch
+    {
+        private readonly HashSet<SiloAddress> _dead = [];
+        private readonly HashSet<SiloAddress> _leaving = [];
+
+        /// <summary>Takes one snapshot's members; says whether a silo is newly dead, and whether one of those was lost.</summary>
+        public (bool Died, bool Lost) See(IEnumerable<(SiloAddress Silo, SiloStatus Status)> members)
+        {
+            ArgumentNullException.ThrowIfNull(members);
+            bool died = false, lost = false;
+            foreach ((SiloAddress silo, SiloStatus status) in members)
+            {
+                if (status is SiloStatus.ShuttingDown or SiloStatus.Stopping)
+                {
+                    _leaving.Add(silo);
+                }
+                else if (status == SiloStatus.Dead && _dead.Add(silo))
+                {
+                    died = true;
+                    lost |= !_leaving.Remove(silo);
+                }
+            }
+
+            return (died, lost);
+        }
+    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "shard {Shard}: {Count} messages not delivered yet ({Kind}: {Problem}); retrying ({Suppressed} more such lines suppressed)")]
     private static partial void LogDeliveryFailed(ILogger logger, string shard, int count, string kind, string problem, long suppressed);
