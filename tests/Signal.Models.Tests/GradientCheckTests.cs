@@ -106,6 +106,41 @@ public sealed class GradientCheckTests
     }
 
     [Theory]
+    [InlineData(CellKind.Gru, LossKind.LastStep, 0)]
+    [InlineData(CellKind.Lstm, LossKind.EveryStep, 5)] // bounded at the longest sequence: still the exact maximum
+    [InlineData(CellKind.Rnn, LossKind.LastStep, 0)]
+    public void Max_pooling_gradients_match_finite_differences(CellKind kind, LossKind loss, int poolingSteps)
+    {
+        // The maximum passes its gradient to the step it came from; a step small against the gaps between the
+        // outputs keeps the finite difference from crossing a change of that step.
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 3,
+            Classes = 3,
+            Pooling = "meanmax",
+            PoolingSteps = poolingSteps,
+            Layers = [new LayerArchitecture { Kind = kind, HiddenSize = 4 }, new LayerArchitecture { Kind = kind, HiddenSize = 3 }],
+        };
+        Check(architecture, loss, 0, eps: 1e-3f);
+    }
+
+    [Fact]
+    public void The_trainer_refuses_max_pooling_over_sequences_longer_than_its_reach()
+    {
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 3,
+            Classes = 3,
+            Pooling = "meanmax",
+            PoolingSteps = 4,
+            Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 4 }],
+        };
+        var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors);
+        var e = Assert.Throws<ArgumentException>(() => net.Loss(Batch(3, 3), LossKind.LastStep, null, backward: true, out _, out _));
+        Assert.Contains("sequence 0 has 5 steps, more than the 4 steps max pooling reaches back", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(CellKind.Gru, LossKind.LastStep, "mean", 1e-3f)]
     [InlineData(CellKind.Lstm, LossKind.EveryStep, "none", 1e-3f)]
     [InlineData(CellKind.Gru, LossKind.LastStep, "mean+norm", 5e-5f)]

@@ -21,7 +21,7 @@ public sealed class SteppingTests
         Layers = [.. Enumerable.Range(0, layers).Select(i => new LayerArchitecture { Kind = kind, HiddenSize = hidden, ProjectionSize = projection, LayerNorm = i == 1 })],
     };
 
-    public static TheoryData<CellKind, int, string> Kinds => new() { { CellKind.Lstm, 0, "none" }, { CellKind.Lstm, 7, "none" }, { CellKind.Gru, 0, "none" }, { CellKind.Rnn, 0, "none" }, { CellKind.Gru, 0, "mean" }, { CellKind.Lstm, 7, "mean" }, { CellKind.Gru, 0, "mean+conv" }, { CellKind.Lstm, 0, "none+conv" }, { CellKind.Gru, 0, "mean+norm" }, { CellKind.Lstm, 0, "none+norm+conv" } };
+    public static TheoryData<CellKind, int, string> Kinds => new() { { CellKind.Lstm, 0, "none" }, { CellKind.Lstm, 7, "none" }, { CellKind.Gru, 0, "none" }, { CellKind.Rnn, 0, "none" }, { CellKind.Gru, 0, "mean" }, { CellKind.Lstm, 7, "mean" }, { CellKind.Gru, 0, "mean+conv" }, { CellKind.Lstm, 0, "none+conv" }, { CellKind.Gru, 0, "mean+norm" }, { CellKind.Lstm, 0, "none+norm+conv" }, { CellKind.Lstm, 7, "meanmax" }, { CellKind.Gru, 0, "meanmax+conv" } };
 
     [Theory]
     [MemberData(nameof(Kinds))]
@@ -183,6 +183,71 @@ public sealed class SteppingTests
         Assert.Equal(model.Predict(sequence, 9), loaded.Predict(sequence, 9));
         Assert.NotEqual(Plain("none").StateFingerprint(), architecture.StateFingerprint());
         Assert.Throws<ModelFormatException>(() => new ModelArchitecture { InputSize = 3, Classes = 2, Pooling = "max", Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = 4 }] }.Validate());
+    }
+
+    [Fact]
+    public void The_pooled_maximum_is_the_exact_maximum_up_to_N_steps_then_sinks_towards_the_mean()
+    {
+        // One GRU layer: its output is its hidden state, the first values of the stream state; then the pooled mean,
+        // the count and the pooled maximum. The expected maximum is computed here in double precision from the outputs.
+        const int n = 4, hidden = 5;
+        var architecture = new ModelArchitecture
+        {
+            InputSize = 2,
+            Classes = 3,
+            Pooling = "meanmax",
+            PoolingSteps = n,
+            Layers = [new LayerArchitecture { Kind = CellKind.Gru, HiddenSize = hidden }],
+        };
+        RecurrentModel model = RecurrentModel.CreateRandom(architecture, seed: 6);
+        Assert.Equal((3 * hidden) + 1, model.StateSize);
+        Assert.Equal(3 * hidden, model.Tensors[architecture.HeadPrefix + ".weight"].Shape[1]);
+        Assert.NotEqual(new ModelArchitecture { InputSize = 2, Classes = 3, Pooling = "mean", PoolingSteps = n, Layers = architecture.Layers }.StateFingerprint(), architecture.StateFingerprint());
+        RecurrentState state = model.CreateState();
+        var random = new Random(9);
+        const int steps = 14;
+        float[] sequence = new float[steps * 2];
+        double[] max = new double[hidden], highest = Enumerable.Repeat(double.MinValue, hidden).ToArray();
+        var p = new float[3];
+        for (int t = 1; t <= steps; t++)
+        {
+            // High inputs first, then a lower level: the maximum must come down after N steps.
+            float[] x = [(float)random.NextDouble() + (t <= 3 ? 2f : -2f), (float)random.NextDouble()];
+            x.CopyTo(sequence, (t - 1) * 2);
+            model.Step(state, x, p);
+            float[] values = state.AsSpan().ToArray();
+            for (int j = 0; j < hidden; j++)
+            {
+                double h = values[j], mean = values[hidden + j];
+                highest[j] = Math.Max(highest[j], h);
+                max[j] = t == 1 ? h : t <= n ? Math.Max(h, max[j]) : Math.Max(h, max[j] + ((mean - max[j]) / n));
+                Assert.Equal(max[j], values[(2 * hidden) + 1 + j], 5);
+            }
+
+            Assert.Equal(t, values[2 * hidden]);
+        }
+
+        // It came down: below the largest output ever seen for at least one unit.
+        Assert.True(Enumerable.Range(0, hidden).Any(j => max[j] < highest[j] - 0.05), "the maximum never sank below the highest output");
+
+        // The offline pass agrees with the stepped one.
+        float[] offline = model.Predict(sequence, steps);
+        Assert.Equal(p, offline[^3..].ToArray(), new FloatTolerance(1e-5f));
+
+        // In the model file.
+        string path = Path.Combine(Path.GetTempPath(), $"maxpooled-{Guid.NewGuid():N}.sigm");
+        model.Save(path);
+        RecurrentModel loaded = RecurrentModel.Load(path);
+        File.Delete(path);
+        Assert.Equal("meanmax", loaded.Architecture.Pooling);
+        Assert.Equal(offline, loaded.Predict(sequence, steps));
+    }
+
+    private sealed class FloatTolerance(float tolerance) : IEqualityComparer<float>
+    {
+        public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;
+
+        public int GetHashCode(float obj) => 0;
     }
 
     [Fact]

@@ -39,7 +39,7 @@ internal static class TrainCommand
         var magnitudeWarp = new Option<double>("--augment-magnitude-warp") { Description = "Augmentation, magnitude warping: each training sequence is multiplied by a smooth random curve through six knots from N(1, s²) (0: off).", DefaultValueFactory = _ => 0 };
         var timeWarp = new Option<double>("--augment-time-warp") { Description = "Augmentation, time warping: each training sequence is resampled along a smooth random monotonic clock whose speed is a curve through six knots from N(1, s²), first and last step fixed (0: off).", DefaultValueFactory = _ => 0 };
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
-        var pooling = new Option<string?>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable) or none. Default: mean for series data sets (UCR, UEA), none for recordings." };
+        var pooling = new Option<string?>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable), meanmax (that mean and the running maximum of each output: global max pooling too) or none. Default: mean for series data sets (UCR, UEA), none for recordings." };
         var ensemble = new Option<int?>("--ensemble") { Description = "Members of an ensemble: K networks trained from seeds seed … seed+K−1 and merged into one model that steps them all in one batch and averages their logits (eval reports each member). Default: 5 for series data sets (UCR, UEA), 1 for recordings (long live streams, where the step cost counts)." };
         var inputNorm = new Option<string?>("--input-norm") { Description = "none, or running: the network also sees each step's input z-scored by the stream's own running mean and variance per channel (normalising each series, made causal), reaching back as far as the longest training sequence. Default: running for series whose scales spread over two orders of magnitude (the 90th over the 10th percentile of the training series' RMS), else none." };
         var convLayers = new Option<int?>("--conv-layers") { Description = "Causal convolutions before the recurrent layers (0: none): dilations 1, 2, 4, …, ReLU, residual from the second on; stepped with a ring of past inputs per stream. Default: 3 for series data sets (UCR, UEA), 0 for recordings." };
@@ -233,9 +233,9 @@ internal static class TrainCommand
     private static int Train(AnomalyTraining anomaly, string dataPath, FileInfo output, string cellName, int layers, int hidden, string? pooling, int? ensemble, FrontEndOptions convolutions, TrainerOptions options, double? validationOption, TimeSpan? budget, DataOptions dataOptions, CancellationToken cancellationToken)
     {
         anomaly.Validate();
-        if (pooling is not (null or "none" or "mean"))
+        if (pooling is not (null or "none" or "mean" or "meanmax"))
         {
-            throw new ArgumentException($"--pooling must be none or mean (got '{pooling}').");
+            throw new ArgumentException($"--pooling must be none, mean or meanmax (got '{pooling}').");
         }
 
         convolutions.Validate();

@@ -43,6 +43,11 @@ public static class AcceleratorSelection
             return "the model has causal convolutions, which the accelerator backend does not step";
         }
 
+        if (model.Architecture.MaxPooling)
+        {
+            return "the model's head pools the running maximum (pooling meanmax), which the accelerator backend does not step";
+        }
+
         return model.Architecture.RunningNormalization ? "the model normalises its input with running statistics, which the accelerator backend does not step" : null;
     }
 
@@ -164,6 +169,7 @@ public static class AcceleratorSelection
         ArgumentNullException.ThrowIfNull(architecture);
         return architecture.Convolutions.Count > 0 ? "the accelerator trainer does not train causal convolutions"
             : architecture.RunningNormalization ? "the accelerator trainer does not train running input normalisation"
+            : architecture.MaxPooling ? "the accelerator trainer does not train max pooling (pooling meanmax)"
             : architecture.ForecastSize > 0 ? "the accelerator trainer does not train a forecasting head"
             : architecture.Classes == 0 ? "the accelerator trainer needs a classification head"
             : null;

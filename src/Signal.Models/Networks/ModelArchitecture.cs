@@ -167,9 +167,10 @@ public sealed class ModelArchitecture
     /// <summary>
     /// What the classification head sees beside the top layer's output at the step: <c>none</c> (default), or
     /// <c>mean</c>, the running mean of the top layer's outputs over the steps seen (global average pooling, made
-    /// streamable: a mean and a count per stream, constant work per step; see <see cref="PoolingSteps"/>). The head's
-    /// weights are then [classes, 2 · <see cref="FeatureSize"/>], the output first. The forecasting head always sees
-    /// the output alone.
+    /// streamable: a mean and a count per stream, constant work per step; see <see cref="PoolingSteps"/>), or
+    /// <c>meanmax</c>, that mean and the running maximum of each output (global max pooling, streamable the same way).
+    /// The head's weights are then [classes, 2 (or 3) · <see cref="FeatureSize"/>]: the output, the mean, the maximum.
+    /// The forecasting head always sees the output alone.
     /// </summary>
     public string Pooling { get; set; } = "none";
 
@@ -187,13 +188,53 @@ public sealed class ModelArchitecture
     /// <returns>1 / min(<paramref name="count"/>, <see cref="PoolingSteps"/>), or 1 / <paramref name="count"/> when unbounded.</returns>
     public float PoolingWeight(float count) => 1f / (PoolingSteps > 0 ? Math.Min(count, PoolingSteps) : count);
 
-    /// <summary>Whether the classification head also sees the running mean of the top layer (<see cref="Pooling"/> is mean).</summary>
+    /// <summary>Whether the classification head also sees the running mean of the top layer (<see cref="Pooling"/> is mean or meanmax).</summary>
     [JsonIgnore]
-    public bool MeanPooling => Pooling == "mean";
+    public bool MeanPooling => Pooling is "mean" or "meanmax";
 
-    /// <summary>Size of the classification head's input: <see cref="FeatureSize"/>, twice that with mean pooling.</summary>
+    /// <summary>Whether the classification head also sees the running maximum of the top layer (<see cref="Pooling"/> is meanmax).</summary>
     [JsonIgnore]
-    public int HeadInputSize => FeatureSize * (MeanPooling ? 2 : 1);
+    public bool MaxPooling => Pooling == "meanmax";
+
+    /// <summary>Size of the classification head's input: <see cref="FeatureSize"/> for the output, plus as much for the mean and for the maximum when pooled.</summary>
+    [JsonIgnore]
+    public int HeadInputSize => FeatureSize * (1 + (MeanPooling ? 1 : 0) + (MaxPooling ? 1 : 0));
+
+    /// <summary>
+    /// One step of the pooled maximum, after the mean's step: <c>M ← h</c> at the first step, <c>M ← max(h, M)</c> while
+    /// the stream has seen at most <see cref="PoolingSteps"/> steps (the exact maximum of the steps so far), then
+    /// <c>M ← max(h, M + (m − M) / N)</c>: a maximum no longer renewed sinks towards the mean with the mean's reach, so a
+    /// live stream's maximum follows what it does now as its mean does. The stepped, batched, offline and training paths
+    /// all call this.
+    /// </summary>
+    /// <param name="max">The running maximum, advanced in place.</param>
+    /// <param name="h">The top layer's output at this step.</param>
+    /// <param name="mean">The running mean, already advanced by this step.</param>
+    /// <param name="count">Steps seen, this one included.</param>
+    public void AdvanceMax(Span<float> max, ReadOnlySpan<float> h, ReadOnlySpan<float> mean, float count)
+    {
+        if (count <= 1)
+        {
+            h[..max.Length].CopyTo(max);
+            return;
+        }
+
+        if (PoolingSteps > 0 && count > PoolingSteps)
+        {
+            float w = 1f / PoolingSteps;
+            for (int i = 0; i < max.Length; i++)
+            {
+                max[i] = MathF.Max(h[i], max[i] + (w * (mean[i] - max[i])));
+            }
+
+            return;
+        }
+
+        for (int i = 0; i < max.Length; i++)
+        {
+            max[i] = MathF.Max(h[i], max[i]);
+        }
+    }
 
     /// <summary>ε of the layer normalisations. Default 1e-5 (PyTorch's).</summary>
     public float LayerNormEpsilon { get; set; } = 1e-5f;
@@ -317,9 +358,9 @@ public sealed class ModelArchitecture
             throw new ModelFormatException("architecture has neither a classification head ('classes') nor a forecasting head ('forecastSize').");
         }
 
-        if (Pooling is not ("none" or "mean"))
+        if (Pooling is not ("none" or "mean" or "meanmax"))
         {
-            throw new ModelFormatException($"architecture field 'pooling' must be none or mean (got '{Pooling}').");
+            throw new ModelFormatException($"architecture field 'pooling' must be none, mean or meanmax (got '{Pooling}').");
         }
 
         if (PoolingSteps < 0)
@@ -329,7 +370,7 @@ public sealed class ModelArchitecture
 
         if (MeanPooling && Classes == 0)
         {
-            throw new ModelFormatException("architecture field 'pooling' is mean, but there is no classification head to pool for.");
+            throw new ModelFormatException($"architecture field 'pooling' is {Pooling}, but there is no classification head to pool for.");
         }
 
         if (!(LayerNormEpsilon > 0) || !float.IsFinite(LayerNormEpsilon))
@@ -386,6 +427,10 @@ public sealed class ModelArchitecture
         Mix(Layers.Count);
         Mix(MeanPooling ? 2 : 0); // 2: the state holds the mean (1 held a sum)
         Mix(PoolingSteps);
+        if (MaxPooling)
+        {
+            Mix(3); // the state also holds the maximum (mixed only then, so earlier models keep their fingerprints)
+        }
         if (RunningNormalization)
         {
             Mix(InputChannels);

@@ -233,9 +233,9 @@ public static class ModelEnsemble
         float scale = 1f / sizes.Length;
         if (a.Classes > 0)
         {
-            // The head's input is [output, pooled mean]: both halves hold the member's units at the same offset.
+            // The head's input is [output, pooled mean, pooled maximum]: every block holds the member's units at the same offset.
             Place(member, tensors, a.HeadPrefix + ".weight", merged.HeadPrefix + ".weight", r => r,
-                c => c < width ? featureOffset + c : mergedWidth + featureOffset + (c - width), scale, toMember);
+                c => ((c / width) * mergedWidth) + featureOffset + (c % width), scale, toMember);
         }
 
         if (a.ForecastSize > 0)

@@ -58,9 +58,11 @@ public sealed class RecurrentModel
             stateSize += _layers[i].Forward.CellSize;
         }
 
-        // Mean pooling keeps the running mean of the top layer's outputs and the count of steps after the recurrent state.
+        // Mean pooling keeps the running mean of the top layer's outputs and the count of steps after the recurrent state,
+        // max pooling the running maximum after those.
         _poolOffset = stateSize;
         stateSize += architecture.MeanPooling ? architecture.FeatureSize + 1 : 0;
+        stateSize += architecture.MaxPooling ? architecture.FeatureSize : 0;
 
         // Running input normalisation keeps a mean, a variance and a count per raw channel.
         _normOffset = stateSize;
@@ -356,7 +358,8 @@ public sealed class RecurrentModel
 
         var heads = new Workspace(this, 1, headsOnly: true);
         var mean = new float[width];
-        var z = new float[2 * width];
+        var max = new float[width];
+        var z = new float[Architecture.HeadInputSize];
         for (int t = 0; t < steps; t++)
         {
             Span<float> p = probabilities.IsEmpty ? default : probabilities.Slice(t * ClassCount, ClassCount);
@@ -371,8 +374,14 @@ public sealed class RecurrentModel
             AdvanceMean(mean, x.AsSpan(t * width, width), Architecture.PoolingWeight(t + 1));
             x.AsSpan(t * width, width).CopyTo(z);
             mean.CopyTo(z.AsSpan(width));
+            if (Architecture.MaxPooling)
+            {
+                Architecture.AdvanceMax(max, x.AsSpan(t * width, width), mean, t + 1);
+                max.CopyTo(z.AsSpan(2 * width));
+            }
+
             ApplyHeads(x.AsSpan(t * width, width), width, 1, heads, default, f);
-            ApplyHeads(z, 2 * width, 1, heads, p, default);
+            ApplyHeads(z, z.Length, 1, heads, p, default);
         }
     }
 
@@ -563,15 +572,19 @@ public sealed class RecurrentModel
         int f = Architecture.FeatureSize;
         for (int r = 0; r < rows; r++)
         {
-            Span<float> pool = states[r].Values.AsSpan(_poolOffset, f + 1);
+            Span<float> pool = states[r].Values.AsSpan(_poolOffset, Architecture.MaxPooling ? (2 * f) + 1 : f + 1);
             pool[f] += 1;
             AdvanceMean(pool[..f], x.Slice(r * ldx, f), Architecture.PoolingWeight(pool[f]));
+            if (Architecture.MaxPooling)
+            {
+                Architecture.AdvanceMax(pool[(f + 1)..], x.Slice(r * ldx, f), pool[..f], pool[f]);
+            }
         }
 
         ApplyHeads(x, ldx, rows, ws, default, forecasts);
         if (!probabilities.IsEmpty)
         {
-            ApplyHeads(Pooled(x, ldx, rows, states, ws), 2 * f, rows, ws, probabilities, default);
+            ApplyHeads(Pooled(x, ldx, rows, states, ws), Architecture.HeadInputSize, rows, ws, probabilities, default);
         }
     }
 
@@ -668,15 +681,19 @@ public sealed class RecurrentModel
         }
     }
 
-    /// <summary>The classification head's rows with mean pooling: each row's output, then its stream's running mean.</summary>
+    /// <summary>The classification head's rows with pooling: each row's output, then its stream's running mean (and maximum).</summary>
     private float[] Pooled(ReadOnlySpan<float> x, int ldx, int rows, ReadOnlySpan<RecurrentState> states, Workspace ws)
     {
-        int f = Architecture.FeatureSize;
+        int f = Architecture.FeatureSize, width = Architecture.HeadInputSize;
         float[] z = ws.Pooled!;
         for (int r = 0; r < rows; r++)
         {
-            x.Slice(r * ldx, f).CopyTo(z.AsSpan(r * 2 * f, f));
-            states[r].Values.AsSpan(_poolOffset, f).CopyTo(z.AsSpan((r * 2 * f) + f, f));
+            x.Slice(r * ldx, f).CopyTo(z.AsSpan(r * width, f));
+            states[r].Values.AsSpan(_poolOffset, f).CopyTo(z.AsSpan((r * width) + f, f));
+            if (Architecture.MaxPooling)
+            {
+                states[r].Values.AsSpan(_poolOffset + f + 1, f).CopyTo(z.AsSpan((r * width) + (2 * f), f));
+            }
         }
 
         return z;
@@ -905,7 +922,7 @@ public sealed class RecurrentModel
         {
             Cells = headsOnly ? [] : [.. model._layers.Select(l => new CellBuffers(l.Forward, rows))];
             Logits = new float[rows * (model._head?.PaddedRows ?? 0)];
-            Pooled = model.Architecture.MeanPooling ? new float[rows * 2 * model.Architecture.FeatureSize] : null;
+            Pooled = model.Architecture.MeanPooling ? new float[rows * model.Architecture.HeadInputSize] : null;
             Normalized = new float[model.Architecture.RunningNormalization ? rows * 2 * model.InputSize : 0];
             ConvTaps = model._convs.Length == 0 ? null : [.. model._convs.Select(c => new float[rows * c.Weights.Columns])];
             ConvOutputs = model._convs.Length == 0 ? null : [.. model._convs.Select(c => new float[rows * c.Weights.PaddedRows])];

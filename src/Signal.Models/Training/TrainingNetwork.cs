@@ -270,21 +270,42 @@ public sealed partial class TrainingNetwork
             }
 
             Parameter? head = classes == 0 ? null : _byName[Architecture.HeadPrefix + ".weight"], headBias = classes == 0 ? null : _byName[Architecture.HeadPrefix + ".bias"];
-            bool pooling = Architecture.MeanPooling && classes > 0;
-            int hw = pooling ? 2 * width : width; // the head's input: the output, then (mean pooling) the running mean
-            float[]? z = null, pooledGradient = null;
+            bool pooling = Architecture.MeanPooling && classes > 0, maxPooling = pooling && Architecture.MaxPooling;
+            int hw = pooling ? Architecture.HeadInputSize : width; // the head's input: the output, then (pooling) the running mean and maximum
+            float[]? z = null, pooledGradient = null, maxGradient = null;
+            int[]? argmax = null;
             if (pooling)
             {
                 // z_t = [h_t, m_t] with m_t = m_{t−1} + a_t (h_t − m_{t−1}), a_t = 1/min(t+1, N): the stepped path's
-                // running mean (the exact mean of the steps so far while t < N).
+                // running mean (the exact mean of the steps so far while t < N); with max pooling also M_t, the maximum
+                // of h_0..h_t, and for each unit the step it came from.
+                if (maxPooling && Architecture.PoolingSteps > 0 && n > Architecture.PoolingSteps)
+                {
+                    throw new ArgumentException($"sequence {b} has {n} steps, more than the {Architecture.PoolingSteps} steps max pooling reaches back (poolingSteps); the trainer takes the exact maximum only.", nameof(batch));
+                }
+
                 z = new float[n * hw];
                 pooledGradient = backward ? new float[n * width] : null;
                 var mean = new float[width];
+                var max = maxPooling ? new float[width] : null;
+                argmax = maxPooling ? new int[n * width] : null;
+                maxGradient = maxPooling && backward ? new float[n * width] : null;
                 for (int t = 0; t < n; t++)
                 {
-                    RecurrentModel.AdvanceMean(mean, top.AsSpan(t * width, width), Architecture.PoolingWeight(t + 1));
-                    top.AsSpan(t * width, width).CopyTo(z.AsSpan(t * hw, width));
+                    ReadOnlySpan<float> h = top.AsSpan(t * width, width);
+                    RecurrentModel.AdvanceMean(mean, h, Architecture.PoolingWeight(t + 1));
+                    h.CopyTo(z.AsSpan(t * hw, width));
                     mean.CopyTo(z.AsSpan((t * hw) + width, width));
+                    if (maxPooling)
+                    {
+                        for (int j = 0; j < width; j++)
+                        {
+                            argmax![(t * width) + j] = t == 0 || h[j] > max![j] ? t : argmax[((t - 1) * width) + j];
+                        }
+
+                        Architecture.AdvanceMax(max, h, mean, t + 1);
+                        max.CopyTo(z.AsSpan((t * hw) + (2 * width), width));
+                    }
                 }
             }
 
@@ -316,6 +337,12 @@ public sealed partial class TrainingNetwork
                     {
                         TensorPrimitives.MultiplyAdd(head.Value.AsSpan((c * hw) + width, width), dlogit, dpool, dpool);
                     }
+
+                    if (maxPooling)
+                    {
+                        Span<float> dmax = maxGradient.AsSpan(t * width, width);
+                        TensorPrimitives.MultiplyAdd(head.Value.AsSpan((c * hw) + (2 * width), width), dlogit, dmax, dmax);
+                    }
                 }
             }
 
@@ -334,6 +361,19 @@ public sealed partial class TrainingNetwork
                     TensorPrimitives.Add(carried, pooledGradient.AsSpan(t * width, width), carried);
                     Span<float> dh = work.OutputGradients[^1].AsSpan(t * width, width);
                     TensorPrimitives.MultiplyAdd(carried, Architecture.PoolingWeight(t + 1), dh, dh);
+                }
+            }
+
+            if (maxPooling && backward)
+            {
+                // M_t = h at the step of the maximum so far: each unit's gradient goes to that step's output.
+                float[] dTop = work.OutputGradients[^1];
+                for (int t = 0; t < n; t++)
+                {
+                    for (int j = 0; j < width; j++)
+                    {
+                        dTop[(argmax![(t * width) + j] * width) + j] += maxGradient![(t * width) + j];
+                    }
                 }
             }
 
