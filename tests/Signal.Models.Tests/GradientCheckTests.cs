@@ -137,7 +137,7 @@ public sealed class GradientCheckTests
         };
         var net = new TrainingNetwork(architecture, RecurrentModel.CreateRandom(architecture, 5).Tensors);
         var e = Assert.Throws<ArgumentException>(() => net.Loss(Batch(3, 3), LossKind.LastStep, null, backward: true, out _, out _));
-        Assert.Contains("sequence 0 has 5 steps, more than the 4 steps max pooling reaches back", e.Message, StringComparison.Ordinal);
+        Assert.Contains("sequence 0 has 5 steps, more than the 4 steps max pooling reaches back (poolingSteps); the trainer takes the gradient", e.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -232,7 +232,10 @@ public sealed class SteppingTests
 
         // The offline pass agrees with the stepped one.
         float[] offline = model.Predict(sequence, steps);
-        Assert.Equal(p, offline[^3..].ToArray(), new FloatTolerance(1e-5f));
+        for (int c = 0; c < 3; c++)
+        {
+            Assert.Equal(offline[offline.Length - 3 + c], p[c], 1e-5);
+        }
 
         // In the model file.
         string path = Path.Combine(Path.GetTempPath(), $"maxpooled-{Guid.NewGuid():N}.sigm");
@@ -241,13 +244,6 @@ public sealed class SteppingTests
         File.Delete(path);
         Assert.Equal("meanmax", loaded.Architecture.Pooling);
         Assert.Equal(offline, loaded.Predict(sequence, steps));
-    }
-
-    private sealed class FloatTolerance(float tolerance) : IEqualityComparer<float>
-    {
-        public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;
-
-        public int GetHashCode(float obj) => 0;
     }
 
     [Fact]

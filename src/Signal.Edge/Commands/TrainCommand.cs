@@ -39,7 +39,7 @@ internal static class TrainCommand
         var magnitudeWarp = new Option<double>("--augment-magnitude-warp") { Description = "Augmentation, magnitude warping: each training sequence is multiplied by a smooth random curve through six knots from N(1, s²) (0: off).", DefaultValueFactory = _ => 0 };
         var timeWarp = new Option<double>("--augment-time-warp") { Description = "Augmentation, time warping: each training sequence is resampled along a smooth random monotonic clock whose speed is a curve through six knots from N(1, s²), first and last step fixed (0: off).", DefaultValueFactory = _ => 0 };
         var augmentJitter = new Option<double>("--augment-jitter") { Description = "Augmentation: N(0, s²) noise added to every (z-scored) training input per batch (0: off).", DefaultValueFactory = _ => 0 };
-        var pooling = new Option<string?>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable), meanmax (that mean and the running maximum of each output: global max pooling too) or none. Default: mean for series data sets (UCR, UEA), none for recordings." };
+        var pooling = new Option<string?>("--pooling") { Description = "What the classification head sees beside the top layer's output: mean (its running mean over the steps seen, up to the longest training sequence, then an exponential average with that reach: global average pooling, streamable), meanmax (that mean and the running maximum of each output: global max pooling too) or none. Default: meanmax for series data sets (UCR, UEA), none for recordings." };
         var ensemble = new Option<int?>("--ensemble") { Description = "Members of an ensemble: K networks trained from seeds seed … seed+K−1 and merged into one model that steps them all in one batch and averages their logits (eval reports each member). Default: 5 for series data sets (UCR, UEA), 1 for recordings (long live streams, where the step cost counts)." };
         var inputNorm = new Option<string?>("--input-norm") { Description = "none, or running: the network also sees each step's input z-scored by the stream's own running mean and variance per channel (normalising each series, made causal), reaching back as far as the longest training sequence. Default: running for series whose scales spread over two orders of magnitude (the 90th over the 10th percentile of the training series' RMS), else none." };
         var convLayers = new Option<int?>("--conv-layers") { Description = "Causal convolutions before the recurrent layers (0: none): dilations 1, 2, 4, …, ReLU, residual from the second on; stepped with a ring of past inputs per stream. Default: 3 for series data sets (UCR, UEA), 0 for recordings." };
@@ -307,7 +307,8 @@ internal static class TrainCommand
 
         // Recordings are long live streams cut into segments; a quick run on a small one learned slower with the
         // pooled mean (docs/training.md), and their features already summarise each frame.
-        string pooling = poolingOption ?? (set.IsRecordings ? "none" : "mean");
+        // Series pool the mean and the maximum (docs/training.md: 0.8076 against 0.8018 with the mean alone on the UCR table).
+        string pooling = poolingOption ?? (set.IsRecordings ? "none" : "meanmax");
 
         // Small training splits lose too much by a hold-out (BasicMotions has 10 sequences per class): the
         // documented automatic choice is no early stopping below 100 sequences or 10 per class. Recordings
@@ -330,7 +331,7 @@ internal static class TrainCommand
             Classes = set.ClassNames.Count,
             ForecastSize = anomaly.Task == "both" ? data.InputSize : 0,
             Pooling = pooling,
-            PoolingSteps = pooling == "mean" ? sequences.Max(s => s.Steps) : 0,
+            PoolingSteps = pooling == "none" ? 0 : sequences.Max(s => s.Steps),
             Convolutions = recipe.FrontEnd.Build(),
             InputNormalization = recipe.FrontEnd.InputNormalization ?? "none",
 

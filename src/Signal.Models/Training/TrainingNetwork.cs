@@ -279,9 +279,11 @@ public sealed partial class TrainingNetwork
                 // z_t = [h_t, m_t] with m_t = m_{t−1} + a_t (h_t − m_{t−1}), a_t = 1/min(t+1, N): the stepped path's
                 // running mean (the exact mean of the steps so far while t < N); with max pooling also M_t, the maximum
                 // of h_0..h_t, and for each unit the step it came from.
-                if (maxPooling && Architecture.PoolingSteps > 0 && n > Architecture.PoolingSteps)
+                if (maxPooling && backward && Architecture.PoolingSteps > 0 && n > Architecture.PoolingSteps)
                 {
-                    throw new ArgumentException($"sequence {b} has {n} steps, more than the {Architecture.PoolingSteps} steps max pooling reaches back (poolingSteps); the trainer takes the exact maximum only.", nameof(batch));
+                    // The forward pass (a held-out sequence's loss) follows the sinking maximum as the engine does; its
+                    // gradient is taken for the exact maximum only.
+                    throw new ArgumentException($"sequence {b} has {n} steps, more than the {Architecture.PoolingSteps} steps max pooling reaches back (poolingSteps); the trainer takes the gradient of the exact maximum only.", nameof(batch));
                 }
 
                 z = new float[n * hw];
