@@ -200,42 +200,6 @@ public sealed class ModelArchitecture
     [JsonIgnore]
     public int HeadInputSize => FeatureSize * (1 + (MeanPooling ? 1 : 0) + (MaxPooling ? 1 : 0));
 
-    /// <summary>
-    /// One step of the pooled maximum, after the mean's step: <c>M ← h</c> at the first step, <c>M ← max(h, M)</c> while
-    /// the stream has seen at most <see cref="PoolingSteps"/> steps (the exact maximum of the steps so far), then
-    /// <c>M ← max(h, M + (m − M) / N)</c>: a maximum no longer renewed sinks towards the mean with the mean's reach, so a
-    /// live stream's maximum follows what it does now as its mean does. The stepped, batched, offline and training paths
-    /// all call this.
-    /// </summary>
-    /// <param name="max">The running maximum, advanced in place.</param>
-    /// <param name="h">The top layer's output at this step.</param>
-    /// <param name="mean">The running mean, already advanced by this step.</param>
-    /// <param name="count">Steps seen, this one included.</param>
-    public void AdvanceMax(Span<float> max, ReadOnlySpan<float> h, ReadOnlySpan<float> mean, float count)
-    {
-        if (count <= 1)
-        {
-            h[..max.Length].CopyTo(max);
-            return;
-        }
-
-        if (PoolingSteps > 0 && count > PoolingSteps)
-        {
-            float w = 1f / PoolingSteps;
-            for (int i = 0; i < max.Length; i++)
-            {
-                max[i] = MathF.Max(h[i], max[i] + (w * (mean[i] - max[i])));
-            }
-
-            return;
-        }
-
-        for (int i = 0; i < max.Length; i++)
-        {
-            max[i] = MathF.Max(h[i], max[i]);
-        }
-    }
-
     /// <summary>ε of the layer normalisations. Default 1e-5 (PyTorch's).</summary>
     public float LayerNormEpsilon { get; set; } = 1e-5f;
 

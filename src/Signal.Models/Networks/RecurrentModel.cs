@@ -35,6 +35,8 @@ public sealed class RecurrentModel
     private readonly int[] _hiddenOffsets;
     private readonly int[] _cellOffsets;
     private readonly int _poolOffset;
+    private readonly bool _maxPooling; // Architecture.MaxPooling, read once: it compares strings, and the step reads it per stream
+    private readonly int _headInputSize;
     private readonly Convolution[] _convs;
     private readonly int _normOffset;
 
@@ -61,6 +63,8 @@ public sealed class RecurrentModel
         // Mean pooling keeps the running mean of the top layer's outputs and the count of steps after the recurrent state,
         // max pooling the running maximum after those.
         _poolOffset = stateSize;
+        _maxPooling = architecture.MaxPooling;
+        _headInputSize = architecture.HeadInputSize;
         stateSize += architecture.MeanPooling ? architecture.FeatureSize + 1 : 0;
         stateSize += architecture.MaxPooling ? architecture.FeatureSize : 0;
 
@@ -359,7 +363,7 @@ public sealed class RecurrentModel
         var heads = new Workspace(this, 1, headsOnly: true);
         var mean = new float[width];
         var max = new float[width];
-        var z = new float[Architecture.HeadInputSize];
+        var z = new float[_headInputSize];
         for (int t = 0; t < steps; t++)
         {
             Span<float> p = probabilities.IsEmpty ? default : probabilities.Slice(t * ClassCount, ClassCount);
@@ -374,9 +378,9 @@ public sealed class RecurrentModel
             AdvanceMean(mean, x.AsSpan(t * width, width), Architecture.PoolingWeight(t + 1));
             x.AsSpan(t * width, width).CopyTo(z);
             mean.CopyTo(z.AsSpan(width));
-            if (Architecture.MaxPooling)
+            if (_maxPooling)
             {
-                Architecture.AdvanceMax(max, x.AsSpan(t * width, width), mean, t + 1);
+                AdvanceMax(max, x.AsSpan(t * width, width), mean, t + 1, Architecture.PoolingSteps);
                 max.CopyTo(z.AsSpan(2 * width));
             }
 
@@ -394,6 +398,38 @@ public sealed class RecurrentModel
         for (int i = 0; i < mean.Length; i++)
         {
             mean[i] += weight * (h[i] - mean[i]);
+        }
+    }
+
+    /// <summary>
+    /// One step of the pooled maximum, after the mean's step: <c>M ← h</c> at the first step, <c>M ← max(h, M)</c> while
+    /// the stream has seen at most <paramref name="poolingSteps"/> steps (the exact maximum of the steps so far), then
+    /// <c>M ← max(h, M + (m − M) / N)</c>: a maximum no longer renewed sinks towards the mean with the mean's reach, so a
+    /// live stream's maximum follows what it does now as its mean does. The stepped, batched, offline and training paths
+    /// all call this.
+    /// </summary>
+    internal static void AdvanceMax(Span<float> max, ReadOnlySpan<float> h, ReadOnlySpan<float> mean, float count, int poolingSteps)
+    {
+        if (count <= 1)
+        {
+            h[..max.Length].CopyTo(max);
+            return;
+        }
+
+        if (poolingSteps > 0 && count > poolingSteps)
+        {
+            float w = 1f / poolingSteps;
+            for (int i = 0; i < max.Length; i++)
+            {
+                max[i] = MathF.Max(h[i], max[i] + (w * (mean[i] - max[i])));
+            }
+
+            return;
+        }
+
+        for (int i = 0; i < max.Length; i++)
+        {
+            max[i] = MathF.Max(h[i], max[i]);
         }
     }
 
@@ -572,19 +608,19 @@ public sealed class RecurrentModel
         int f = Architecture.FeatureSize;
         for (int r = 0; r < rows; r++)
         {
-            Span<float> pool = states[r].Values.AsSpan(_poolOffset, Architecture.MaxPooling ? (2 * f) + 1 : f + 1);
+            Span<float> pool = states[r].Values.AsSpan(_poolOffset, _maxPooling ? (2 * f) + 1 : f + 1);
             pool[f] += 1;
             AdvanceMean(pool[..f], x.Slice(r * ldx, f), Architecture.PoolingWeight(pool[f]));
-            if (Architecture.MaxPooling)
+            if (_maxPooling)
             {
-                Architecture.AdvanceMax(pool[(f + 1)..], x.Slice(r * ldx, f), pool[..f], pool[f]);
+                AdvanceMax(pool[(f + 1)..], x.Slice(r * ldx, f), pool[..f], pool[f], Architecture.PoolingSteps);
             }
         }
 
         ApplyHeads(x, ldx, rows, ws, default, forecasts);
         if (!probabilities.IsEmpty)
         {
-            ApplyHeads(Pooled(x, ldx, rows, states, ws), Architecture.HeadInputSize, rows, ws, probabilities, default);
+            ApplyHeads(Pooled(x, ldx, rows, states, ws), _headInputSize, rows, ws, probabilities, default);
         }
     }
 
@@ -684,13 +720,13 @@ public sealed class RecurrentModel
     /// <summary>The classification head's rows with pooling: each row's output, then its stream's running mean (and maximum).</summary>
     private float[] Pooled(ReadOnlySpan<float> x, int ldx, int rows, ReadOnlySpan<RecurrentState> states, Workspace ws)
     {
-        int f = Architecture.FeatureSize, width = Architecture.HeadInputSize;
+        int f = Architecture.FeatureSize, width = _headInputSize;
         float[] z = ws.Pooled!;
         for (int r = 0; r < rows; r++)
         {
             x.Slice(r * ldx, f).CopyTo(z.AsSpan(r * width, f));
             states[r].Values.AsSpan(_poolOffset, f).CopyTo(z.AsSpan((r * width) + f, f));
-            if (Architecture.MaxPooling)
+            if (_maxPooling)
             {
                 states[r].Values.AsSpan(_poolOffset + f + 1, f).CopyTo(z.AsSpan((r * width) + (2 * f), f));
             }

@@ -290,7 +290,7 @@ public sealed partial class TrainingNetwork
                 pooledGradient = backward ? new float[n * width] : null;
                 var mean = new float[width];
                 var max = maxPooling ? new float[width] : null;
-                argmax = maxPooling ? new int[n * width] : null;
+                argmax = maxPooling && backward ? new int[n * width] : null; // for the gradient only
                 maxGradient = maxPooling && backward ? new float[n * width] : null;
                 for (int t = 0; t < n; t++)
                 {
@@ -300,12 +300,12 @@ public sealed partial class TrainingNetwork
                     mean.CopyTo(z.AsSpan((t * hw) + width, width));
                     if (maxPooling)
                     {
-                        for (int j = 0; j < width; j++)
+                        for (int j = 0; argmax is not null && j < width; j++)
                         {
-                            argmax![(t * width) + j] = t == 0 || h[j] > max![j] ? t : argmax[((t - 1) * width) + j];
+                            argmax[(t * width) + j] = t == 0 || h[j] > max![j] ? t : argmax[((t - 1) * width) + j];
                         }
 
-                        Architecture.AdvanceMax(max, h, mean, t + 1);
+                        RecurrentModel.AdvanceMax(max, h, mean, t + 1, Architecture.PoolingSteps);
                         max.CopyTo(z.AsSpan((t * hw) + (2 * width), width));
                     }
                 }
